@@ -1,0 +1,27 @@
+"""her2sim: mechanistic simulation of HER2-positive breast cancer signalling and drug resistance.
+
+>>> import her2sim
+>>> result = her2sim.simulate("default", drugs={"lapatinib": "1 uM"}, time="72 h")  # doctest: +SKIP
+>>> result.final("pAKT")  # doctest: +SKIP
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import (Her2simError, IntegrationError, ModelFileError, OptionalDependencyError, UnitError,
+                     UnknownNameError)
+from .load import check_file, list_bundled, load_model, models_dir
+from .network import Network, compile_network
+from .result import Result, Status
+from .solve import simulate, steady_state
+from .spec import ModelSpec
+
+try:
+    __version__ = version("her2sim")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+source"
+
+__all__ = [
+    "Her2simError", "IntegrationError", "ModelFileError", "OptionalDependencyError", "UnitError",
+    "UnknownNameError", "check_file", "list_bundled", "load_model", "models_dir", "Network",
+    "compile_network", "Result", "Status", "simulate", "steady_state", "ModelSpec", "__version__",
+]

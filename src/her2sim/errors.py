@@ -1,0 +1,87 @@
+"""Exception hierarchy: one base class, each concrete error also a builtin a caller would catch."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class Her2simError(Exception):
+    """Base class of every error her2sim raises on purpose."""
+
+
+class ModelFileError(Her2simError, ValueError):
+    """A model, drug or variant file is malformed or inconsistent.
+
+    The message names the file, the entry and what to change.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, entry: str | None = None):
+        self.path = path
+        self.entry = entry
+        where = ""
+        if path:
+            where += f"{path}"
+        if entry:
+            where += f" [{entry}]" if where else f"[{entry}]"
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def __reduce__(self):  # keep errors picklable for worker processes
+        return (_rebuild_model_file_error, (self.args[0], self.path, self.entry))
+
+
+def _rebuild_model_file_error(full_message: str, path: str | None, entry: str | None):
+    err = ModelFileError.__new__(ModelFileError)
+    Exception.__init__(err, full_message)
+    err.path, err.entry = path, entry
+    return err
+
+
+class ExpressionError(Her2simError, ValueError):
+    """A rate law or observable expression uses syntax outside the whitelist."""
+
+
+class UnitError(Her2simError, ValueError):
+    """A quantity has the wrong dimension or an unreadable unit."""
+
+
+class UnknownNameError(Her2simError, KeyError):
+    """A name (species, parameter, drug, variant, model) does not exist."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], fix: str = ""):
+        known = sorted(set(known))
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(known[:40]) + (" ..." if len(known) > 40 else "")
+        self.kind, self.name = kind, name
+        msg = f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}."
+        if fix:
+            msg += f" {fix}"
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+    def __reduce__(self):
+        return (_rebuild_unknown, (self.args[0], self.kind, self.name))
+
+
+def _rebuild_unknown(message: str, kind: str, name: str):
+    err = UnknownNameError.__new__(UnknownNameError)
+    Exception.__init__(err, message)
+    err.kind, err.name = kind, name
+    return err
+
+
+class IntegrationError(Her2simError, RuntimeError):
+    """The ODE solver failed; the message says where and what to try."""
+
+
+class OptionalDependencyError(Her2simError, ImportError):
+    """An optional package is needed for this feature."""
+
+    def __init__(self, package: str, extra: str, feature: str):
+        super().__init__(
+            f"{feature} needs the optional package {package!r}: "
+            f"pip install 'her2sim[{extra}]' (or pip install {package})"
+        )

@@ -1,0 +1,354 @@
+"""Compile a :class:`ModelSpec` into vectorised rate, right-hand-side and Jacobian functions.
+
+Both solver paths (scipy in :mod:`her2sim.solve`, NumPy batch in :mod:`her2sim.batch`) see only a
+:class:`Network`. Shapes: states ``x`` (B, n_species) and parameters ``p`` (B, n_params); every
+function evaluates the whole batch with one NumPy call per expression node, no loop over members.
+
+Named expressions are evaluated once per call as intermediate rows, and the analytic Jacobian is
+built by forward-mode chain rule through them: dv/dx_j = dv/dx_j|direct + sum_e dv/de * de/dx_j.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import expr as ex
+from .errors import UnknownNameError
+from .spec import ModelSpec
+
+
+def _dname(expr_name: str, species: str) -> str:
+    # '__' cannot appear in names from files (the parser rejects it), so these never collide
+    return f"d__{expr_name}__{species}"
+
+
+@dataclass
+class _Compiled:
+    """Closures built from the spec; rebuilt after unpickling (closures do not pickle)."""
+
+    aug_rows: int
+    expr_fns: list
+    dexpr_fns: list
+    rate_fns: list
+    drate_fns: list
+    obs_fns: list
+
+
+@dataclass(eq=False)
+class Network:
+    """A compiled reaction network (internal units: nM, h).
+
+    Attributes
+    ----------
+    spec : the ModelSpec it was compiled from.
+    species_names, parameter_names, observable_names, reaction_names : tuples of str.
+    stoichiometry : (n_species, n_reactions) float array N, with dx/dt = N @ v(x, p).
+    x0 : (n_species,) initial state in nM.  p0 : (n_params,) parameter values.
+    jac_rows, jac_cols : structural non-zeros of the Jacobian d(dx/dt)/dx.
+    conservation_laws : (n_laws, n_species) integer matrix C with C @ N = 0.
+    preequilibrate_mask : (n_species,) 1.0 where the species evolves during pre-equilibration.
+    """
+
+    spec: ModelSpec
+    species_names: tuple = field(init=False)
+    parameter_names: tuple = field(init=False)
+    observable_names: tuple = field(init=False)
+    reaction_names: tuple = field(init=False)
+    stoichiometry: np.ndarray = field(init=False, repr=False)
+    x0: np.ndarray = field(init=False, repr=False)
+    p0: np.ndarray = field(init=False, repr=False)
+    jac_rows: np.ndarray = field(init=False, repr=False)
+    jac_cols: np.ndarray = field(init=False, repr=False)
+    conservation_laws: np.ndarray = field(init=False, repr=False)
+    preequilibrate_mask: np.ndarray = field(init=False, repr=False)
+    observable_units: tuple = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        spec = self.spec
+        self.species_names = spec.species_names
+        self.parameter_names = spec.parameter_names
+        self.observable_names = spec.observable_names
+        self.observable_units = tuple(o.unit for o in spec.observables)
+        self.reaction_names = tuple(r.name for r in spec.reactions)
+        n, R = len(self.species_names), len(spec.reactions)
+        sidx = {s: i for i, s in enumerate(self.species_names)}
+        N = np.zeros((n, R))
+        for r, rx in enumerate(spec.reactions):
+            for s, c in rx.reactants:
+                N[sidx[s], r] -= c
+            for s, c in rx.products:
+                N[sidx[s], r] += c
+        self.stoichiometry = N
+        self.x0 = np.array([s.initial for s in spec.species], dtype=float)
+        self.p0 = np.array([p.value for p in spec.parameters], dtype=float)
+        self.preequilibrate_mask = np.array([1.0 if s.preequilibrate else 0.0 for s in spec.species])
+        self.conservation_laws = conservation_laws(N)
+        self._build()
+
+    # -- compilation ---------------------------------------------------------------------
+    def _build(self) -> None:
+        spec = self.spec
+        species = list(self.species_names)
+        species_set = set(species)
+        exprs = [(e.name, ex.simplify(ex.expand(e.node))) for e in spec.expressions]
+        expr_species: dict[str, set] = {}
+        for name, node in exprs:
+            deps = ex.free_names(node)
+            expr_species[name] = (deps & species_set).union(*(expr_species[d] for d in deps if d in expr_species))
+        rows = {s: i for i, s in enumerate(species)}
+        for name, _ in exprs:
+            rows[name] = len(rows)
+        dexpr = []
+        for name, node in exprs:
+            for s in sorted(expr_species[name], key=rows.get):
+                dexpr.append((_dname(name, s), self._total_derivative(node, s, expr_species)))
+                rows[_dname(name, s)] = len(rows)
+        pidx = {p: j for j, p in enumerate(self.parameter_names)}
+        compile_ = lambda node: ex.compile_expr(node, rows, pidx)  # noqa: E731
+
+        rate_nodes = [ex.simplify(ex.expand(r.rate)) for r in spec.reactions]
+        entries = []  # (reaction, species, evaluator)
+        for r, node in enumerate(rate_nodes):
+            deps = ex.free_names(node)
+            sp_deps = (deps & species_set).union(*(expr_species[d] for d in deps if d in expr_species))
+            for s in sorted(sp_deps, key=rows.get):
+                d = self._total_derivative(node, s, expr_species)
+                if d != ex.ZERO:
+                    entries.append((r, rows[s], compile_(d)))
+        self._compiled = _Compiled(
+            aug_rows=len(rows),
+            expr_fns=[compile_(node) for _, node in exprs],
+            dexpr_fns=[compile_(node) for _, node in dexpr],
+            rate_fns=[compile_(node) for node in rate_nodes],
+            drate_fns=[f for _, _, f in entries],
+            obs_fns=[compile_(ex.simplify(ex.expand(o.node))) for o in spec.observables],
+        )
+        self._n_expr = len(exprs)
+        # Jacobian pattern: J[i, j] = sum_r N[i, r] * dv_r/dx_j
+        v_r = np.array([e[0] for e in entries], dtype=int)
+        v_j = np.array([e[1] for e in entries], dtype=int)
+        N = self.stoichiometry
+        pairs: dict[tuple[int, int], int] = {}
+        m_rows, m_cols, m_vals = [], [], []
+        for k, (r, j) in enumerate(zip(v_r, v_j)):
+            for i in np.nonzero(N[:, r])[0]:
+                key = (int(i), int(j))
+                if key not in pairs:
+                    pairs[key] = len(pairs)
+                m_rows.append(pairs[key])
+                m_cols.append(k)
+                m_vals.append(N[i, r])
+        self.jac_rows = np.array([k[0] for k in pairs], dtype=int)
+        self.jac_cols = np.array([k[1] for k in pairs], dtype=int)
+        self._jac_map = sp.csr_matrix((m_vals, (m_rows, m_cols)), shape=(len(pairs), len(entries)))
+        self._N_csr = sp.csr_matrix(N)
+
+    @staticmethod
+    def _total_derivative(node, s: str, expr_species: Mapping[str, set]):
+        total = ex.diff(node, s)
+        for e in sorted(ex.free_names(node)):
+            if e in expr_species and s in expr_species[e]:
+                total = ex.Bin("+", total, ex.Bin("*", ex.diff(node, e), ex.Sym(_dname(e, s))))
+        return ex.simplify(total)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for key in ("_compiled", "_jac_map", "_N_csr"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._build()
+
+    # -- evaluation -------------------------------------------------------------------------
+    @property
+    def n_species(self) -> int:
+        return len(self.species_names)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.parameter_names)
+
+    def _prepare(self, x, p):
+        x = np.asarray(x, dtype=float)
+        p = np.asarray(p, dtype=float)
+        x2 = x[None, :] if x.ndim == 1 else x
+        B = x2.shape[0]
+        p2 = np.broadcast_to(p, (B, self.n_params)) if p.ndim == 1 else p
+        if x2.shape[1] != self.n_species or p2.shape != (B, self.n_params):
+            raise ValueError(
+                f"state must have shape (B, {self.n_species}) and parameters (B, {self.n_params}); "
+                f"got {x.shape} and {p.shape}"
+            )
+        aug = np.empty((self._compiled.aug_rows, B))
+        aug[: self.n_species] = x2.T
+        return aug, np.ascontiguousarray(p2.T), x.ndim == 1
+
+    def _fill_expressions(self, aug, pT, with_derivatives: bool) -> None:
+        row = self.n_species
+        for f in self._compiled.expr_fns:
+            aug[row] = f(aug, pT)
+            row += 1
+        if with_derivatives:
+            for f in self._compiled.dexpr_fns:
+                aug[row] = f(aug, pT)
+                row += 1
+
+    def _ratesT(self, aug, pT) -> np.ndarray:
+        out = np.empty((len(self._compiled.rate_fns), aug.shape[1]))
+        for r, f in enumerate(self._compiled.rate_fns):
+            out[r] = f(aug, pT)
+        return out
+
+    def rates(self, x, p) -> np.ndarray:
+        """Reaction rates v, shape (B, n_reactions) in nM/h (or (n_reactions,) for 1-D x)."""
+        aug, pT, flat = self._prepare(x, p)
+        self._fill_expressions(aug, pT, False)
+        v = self._ratesT(aug, pT).T
+        return v[0] if flat else v
+
+    def rhs(self, x, p) -> np.ndarray:
+        """dx/dt = N v(x, p), shape like ``x`` (nM/h)."""
+        aug, pT, flat = self._prepare(x, p)
+        self._fill_expressions(aug, pT, False)
+        dx = (self._N_csr @ self._ratesT(aug, pT)).T
+        return dx[0] if flat else dx
+
+    def jacobian_values(self, x, p) -> np.ndarray:
+        """Jacobian entries at (jac_rows, jac_cols), shape (B, nnz) (1/h)."""
+        aug, pT, flat = self._prepare(x, p)
+        self._fill_expressions(aug, pT, True)
+        B = aug.shape[1]
+        dv = np.empty((len(self._compiled.drate_fns), B))
+        for k, f in enumerate(self._compiled.drate_fns):
+            dv[k] = f(aug, pT)
+        vals = (self._jac_map @ dv).T
+        return vals[0] if flat else vals
+
+    def jacobian(self, x, p) -> np.ndarray:
+        """Dense Jacobian d(dx/dt)/dx, shape (B, n, n) (or (n, n) for 1-D x)."""
+        vals = self.jacobian_values(x, p)
+        flat = vals.ndim == 1
+        vals = vals[None, :] if flat else vals
+        J = np.zeros((vals.shape[0], self.n_species, self.n_species))
+        J[:, self.jac_rows, self.jac_cols] = vals
+        return J[0] if flat else J
+
+    def observables(self, x, p) -> np.ndarray:
+        """Observable values, shape (B, n_observables), in the units of ``observable_units``."""
+        aug, pT, flat = self._prepare(x, p)
+        self._fill_expressions(aug, pT, False)
+        out = np.empty((len(self._compiled.obs_fns), aug.shape[1]))
+        for k, f in enumerate(self._compiled.obs_fns):
+            out[k] = f(aug, pT)
+        return out[:, 0] if flat else out.T
+
+    # -- parameters ----------------------------------------------------------------------------
+    def parameter_index(self, name: str) -> int:
+        try:
+            return self.parameter_names.index(name)
+        except ValueError:
+            raise UnknownNameError("parameter", name, self.parameter_names) from None
+
+    def species_index(self, name: str) -> int:
+        try:
+            return self.species_names.index(name)
+        except ValueError:
+            raise UnknownNameError("species", name, self.species_names) from None
+
+    def observable_index(self, name: str) -> int:
+        try:
+            return self.observable_names.index(name)
+        except ValueError:
+            raise UnknownNameError("observable", name, self.observable_names + self.species_names,
+                                   fix="List them with `her2sim models --observables`.") from None
+
+    def parameters_with(self, overrides: Mapping[str, float] | None = None) -> np.ndarray:
+        """Copy of p0 with ``{name: internal value}`` overrides applied."""
+        p = self.p0.copy()
+        for name, value in (overrides or {}).items():
+            p[self.parameter_index(name)] = value
+        return p
+
+
+def compile_network(spec: ModelSpec) -> Network:
+    """Compile a validated ModelSpec (see :func:`her2sim.load.load_model`)."""
+    return Network(spec)
+
+
+def conservation_laws(N: np.ndarray) -> np.ndarray:
+    """Integer basis of the left null space of N (rows c with c @ N = 0), by exact elimination."""
+    n, R = N.shape
+    if n == 0:
+        return np.zeros((0, 0), dtype=int)
+    A = [[Fraction(v).limit_denominator(10**6) for v in row] for row in N.T.tolist()]  # (R, n)
+    pivots, r = [], 0
+    for c in range(n):
+        pivot = next((i for i in range(r, len(A)) if A[i][c] != 0), None)
+        if pivot is None:
+            continue
+        A[r], A[pivot] = A[pivot], A[r]
+        inv = 1 / A[r][c]
+        A[r] = [v * inv for v in A[r]]
+        for i in range(len(A)):
+            if i != r and A[i][c] != 0:
+                f = A[i][c]
+                A[i] = [a - f * b for a, b in zip(A[i], A[r])]
+        pivots.append(c)
+        r += 1
+        if r == len(A):
+            break
+    free = [c for c in range(n) if c not in pivots]
+    basis = []
+    for fcol in free:
+        vec = [Fraction(0)] * n
+        vec[fcol] = Fraction(1)
+        for row, pc in enumerate(pivots):
+            vec[pc] = -A[row][fcol]
+        denom = np.lcm.reduce([v.denominator for v in vec])
+        ints = np.array([int(v * denom) for v in vec])
+        g = np.gcd.reduce(np.abs(ints[ints != 0])) if np.any(ints) else 1
+        ints = ints // g
+        if ints[ints != 0][0] < 0:
+            ints = -ints
+        basis.append(ints)
+    return np.array(basis, dtype=int).reshape(len(basis), n)
+
+
+def conserved_totals(network: Network, x: np.ndarray) -> np.ndarray:
+    """Values of each conservation law, shape (..., n_laws)."""
+    return np.asarray(x) @ network.conservation_laws.T.astype(float)
+
+
+def describe_conservation(network: Network) -> list[str]:
+    """Readable form of each conservation law, e.g. 'HER2 + HER2_HER3 = const'."""
+    out = []
+    for row in network.conservation_laws:
+        terms = []
+        for i, c in enumerate(row):
+            if c:
+                coeff = "" if abs(c) == 1 else f"{abs(c)} "
+                sign = "-" if c < 0 else "+"
+                terms.append(f"{sign} {coeff}{network.species_names[i]}")
+        text = " ".join(terms)
+        out.append((text[2:] if text.startswith("+ ") else text) + " = const")
+    return out
+
+
+def select_columns(names: Sequence[str], network: Network) -> list[tuple[str, int]]:
+    """Resolve observable or species names to ('observable'|'species', index)."""
+    out = []
+    for name in names:
+        if name in network.observable_names:
+            out.append(("observable", network.observable_names.index(name)))
+        elif name in network.species_names:
+            out.append(("species", network.species_names.index(name)))
+        else:
+            network.observable_index(name)  # raises with hint
+    return out

@@ -1,0 +1,380 @@
+"""The scipy path: ``simulate()`` over :func:`scipy.integrate.solve_ivp` with the analytic Jacobian.
+
+Conditions are integrated either one at a time (``mode="loop"``) or all together as one
+block-diagonal system with a sparse Jacobian (``mode="block"``). Cells are pre-equilibrated to a
+steady state with every drug dose at zero; doses then change piecewise-constantly at event times,
+and the integration restarts at each event (a discontinuity is never stepped over).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.integrate import solve_ivp
+
+from .errors import IntegrationError, UnitError, UnknownNameError
+from .load import load_model
+from .network import Network, compile_network
+from .result import Result, Status
+from .spec import ModelSpec
+from .units import convert, parse_quantity, parse_unit, to_internal
+
+METHODS = ("LSODA", "BDF", "Radau")
+#: block mode pays off from this many conditions on (benchmarks/bench_scipy_modes.py)
+BLOCK_MIN_CONDITIONS = 8
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One experimental condition: drug doses (nM) and parameter overrides (internal units)."""
+
+    doses: Mapping[str, float]
+    parameters: Mapping[str, float]
+    events: tuple = ()  # ((t_h, {dose_parameter: nM}), ...)
+
+
+# ----------------------------------------------------------------------------- inputs
+def as_network(model, *, variants: Sequence[str] = (), drugs: Sequence[str] = ()) -> Network:
+    """A Network from a name/path, ModelSpec or Network (variants/drugs only for names/paths)."""
+    if isinstance(model, Network):
+        if variants:
+            raise ValueError("variants cannot be applied to a compiled Network; pass the model name or path")
+        return model
+    if isinstance(model, ModelSpec):
+        if variants:
+            raise ValueError("variants cannot be applied to a ModelSpec; use load_model(name, variants=...)")
+        return compile_network(model)
+    if isinstance(model, (str, Path)):
+        return compile_network(load_model(model, variants=variants, drugs=drugs))
+    raise TypeError(f"model must be a name, path, ModelSpec or Network, got {type(model).__name__}")
+
+
+def hours(value, *, what: str = "time") -> float:
+    """'72 h', '3 day', '30 min' or a number of hours -> float hours (>= 0)."""
+    h = convert(value, "h", what=what)
+    if h < 0:
+        raise UnitError(f"{what}: {value!r} is negative; times must be >= 0")
+    return h
+
+
+def dose_nM(network: Network, drug: str, dose) -> tuple[str, float]:
+    """Resolve a drug name/alias and convert its dose to nM; returns (dose_parameter, nM)."""
+    d = network.spec.drug(drug)
+    nm = convert(dose, "nM", what=f"dose of {drug}", molecular_weight=d.molecular_weight_g_per_mol)
+    if not np.isfinite(nm) or nm < 0:
+        raise UnitError(f"dose of {drug}: {dose!r} is negative or not finite; doses must be >= 0 (use 0 for no drug)")
+    return d.dose_parameter, nm
+
+
+def parameter_value(network: Network, name: str, value) -> float:
+    """Convert a parameter override to internal units, checking the dimension."""
+    spec = network.spec.parameter(name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        v = float(value)
+    else:
+        q = parse_quantity(value, what=f"parameter {name}")
+        expected = parse_unit(spec.unit, what=f"parameter {name}") if spec.unit != "dimensionless" else None
+        if expected is not None and q.dimensionality != expected.dimensionality:
+            raise UnitError(f"parameter {name}: {value!r} does not have the dimension of {spec.unit}; e.g. write '1 {spec.unit}'")
+        if expected is None and not q.dimensionless:
+            raise UnitError(f"parameter {name} is dimensionless, got {value!r}")
+        v = to_internal(q)
+    if not np.isfinite(v) or v < 0:
+        raise UnitError(f"parameter {name}: {value!r} must be finite and >= 0")
+    return v
+
+
+def make_condition(network: Network, drugs=None, parameters=None, events=()) -> Condition:
+    doses = dict(dose_nM(network, k, v) for k, v in (drugs or {}).items())
+    params = {k: parameter_value(network, k, v) for k, v in (parameters or {}).items()}
+    evs = []
+    for t, change in events:
+        evs.append((hours(t, what="event time"), dict(dose_nM(network, k, v) for k, v in change.items())))
+    return Condition(doses, params, tuple(sorted(evs, key=lambda e: e[0])))
+
+
+def _drug_names_in(drugs, events, conditions) -> list[str]:
+    names = list((drugs or {}).keys())
+    for _, change in events or ():
+        names += list(change)
+    for c in conditions or ():
+        names += list((c.get("drugs") or {}).keys())
+        for _, change in c.get("events", ()):
+            names += list(change)
+    return list(dict.fromkeys(names))
+
+
+# ----------------------------------------------------------------------------- core integration
+def _solve_one(network: Network, x0, p, t_span, t_eval, method, rtol, atol, mask=None, max_steps=None):
+    n = network.n_species
+
+    if mask is None:
+        def fun(t, y):
+            return network.rhs(y, p)
+
+        def jac(t, y):
+            return network.jacobian(y, p)
+    else:
+        def fun(t, y):
+            return network.rhs(y, p) * mask
+
+        def jac(t, y):
+            return network.jacobian(y, p) * mask[:, None]
+
+    kwargs = {"jac": jac} if method in ("BDF", "Radau", "LSODA") else {}
+    sol = solve_ivp(fun, t_span, x0, method=method, t_eval=t_eval, rtol=rtol, atol=atol, **kwargs)
+    if not sol.success:
+        raise IntegrationError(
+            f"{method} failed between t={t_span[0]:g} h and {t_span[1]:g} h: {sol.message}. "
+            "Try method='Radau' or a looser rtol, and check parameter values.")
+    y = sol.y.T if t_eval is not None else sol.y[:, -1:].T
+    if not np.all(np.isfinite(y)):
+        raise IntegrationError(f"{method} produced non-finite values; check parameters (division by zero?)")
+    return y.reshape(-1, n)
+
+
+class _BlockSystem:
+    """B copies of the network as one block-diagonal ODE with a sparse CSC Jacobian."""
+
+    def __init__(self, network: Network, P: np.ndarray, mask=None):
+        self.network, self.P, self.mask = network, P, mask
+        B, n = P.shape[0], network.n_species
+        self.B, self.n = B, n
+        nnz = len(network.jac_rows)
+        rows = (np.arange(B)[:, None] * n + network.jac_rows[None, :]).ravel()
+        cols = (np.arange(B)[:, None] * n + network.jac_cols[None, :]).ravel()
+        order = np.lexsort((rows, cols))  # CSC order: by column then row
+        self.perm = order
+        self.indices = rows[order].astype(np.int32)
+        counts = np.bincount(cols, minlength=B * n)
+        self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        self.shape = (B * n, B * n)
+        self.mask_vals = None if mask is None else np.tile(mask[network.jac_rows], B)[order]
+        self._nnz = nnz
+
+    def fun(self, t, y):
+        dx = self.network.rhs(y.reshape(self.B, self.n), self.P)
+        if self.mask is not None:
+            dx = dx * self.mask
+        return dx.ravel()
+
+    def jac(self, t, y):
+        vals = self.network.jacobian_values(y.reshape(self.B, self.n), self.P).ravel()[self.perm]
+        if self.mask_vals is not None:
+            vals = vals * self.mask_vals
+        return sp.csc_matrix((vals, self.indices, self.indptr), shape=self.shape)
+
+
+def _solve_block(network: Network, X0, P, t_span, t_eval, method, rtol, atol, mask=None):
+    if method == "LSODA":
+        method = "BDF"  # LSODA cannot use a sparse Jacobian
+    system = _BlockSystem(network, P, mask)
+    sol = solve_ivp(system.fun, t_span, X0.ravel(), method=method, t_eval=t_eval, rtol=rtol, atol=atol,
+                    jac=system.jac)
+    if not sol.success:
+        raise IntegrationError(f"block {method} failed: {sol.message}")
+    y = sol.y if t_eval is not None else sol.y[:, -1:]
+    return y.T.reshape(-1, system.B, network.n_species).transpose(1, 0, 2)  # (B, T, n)
+
+
+def steady_state(network: Network, x0, p, *, method: str = "LSODA", rtol: float = 1e-8, atol: float = 1e-10,
+                 tol: float = 1e-7, max_time_h: float = 1e6) -> np.ndarray:
+    """Integrate with doses as given in ``p`` until max |dx/dt| / (|x| + atol) < ``tol`` per hour.
+
+    Species with ``preequilibrate = false`` are held at their value. Raises IntegrationError if
+    no steady state is reached by ``max_time_h`` (oscillation or unbounded growth).
+    """
+    mask = network.preequilibrate_mask
+    x = np.asarray(x0, dtype=float)
+    t, horizon = 0.0, 100.0
+    while t < max_time_h:
+        x = _solve_one(network, x, p, (0.0, horizon), None, method, rtol, atol, mask=mask)[-1]
+        t += horizon
+        drift = np.max(np.abs(network.rhs(x, p) * mask) / (np.abs(x) + atol * 1e3))
+        if drift < tol:
+            return x
+        horizon *= 4
+    raise IntegrationError(
+        f"pre-equilibration did not reach a steady state within {max_time_h:g} h (max relative drift {drift:.2e}/h). "
+        "The model may oscillate or grow without bound; pass preequilibrate=False or fix the model.")
+
+
+def _input_free(network: Network, p: np.ndarray) -> np.ndarray:
+    """Copy of p with every drug dose parameter set to 0 (cells at rest before dosing)."""
+    q = p.copy()
+    for d in network.spec.drugs:
+        q[network.parameter_index(d.dose_parameter)] = 0.0
+    return q
+
+
+def _segments(t_end: float, cond: Condition, doses: Mapping[str, float]):
+    """Yield (t0, t1, dose dict) pieces of constant dosing."""
+    current = dict(doses)
+    t0 = 0.0
+    for te, change in cond.events:
+        if te >= t_end:
+            break
+        if te > t0:
+            yield t0, te, dict(current)
+            t0 = te
+        current.update(change)
+    yield t0, t_end, dict(current)
+
+
+def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None, variants: Sequence[str] = (),
+             time: str | float = "72 h", t_eval: Sequence[float] | None = None,
+             parameters: Mapping[str, str | float] | None = None, events: Sequence = (),
+             conditions: Sequence[Mapping] | None = None, preequilibrate: bool = True,
+             method: str = "auto", mode: str = "auto", rtol: float = 1e-6, atol: float = 1e-9) -> Result:
+    """Simulate a model on the scipy path.
+
+    Parameters
+    ----------
+    model : bundled name ("default"), path to a TOML model, ModelSpec or Network.
+    drugs : {drug name or alias: dose}, doses like "1 uM", "2 ug/mL" (uses the drug's molecular
+        weight) or numbers in nM; given at t = 0 after pre-equilibration.
+    variants : variant/background names applied (only when ``model`` is a name or path).
+    time : end time ("72 h", "3 day" or hours). t_eval : output times in hours (default: hourly).
+    parameters : {parameter: value} overrides, e.g. {"HRG": "1 nM"}; numbers are internal units.
+    events : [(time, {drug: dose}), ...] piecewise-constant dose changes, e.g. a washout.
+    conditions : list of {"drugs": ..., "parameters": ..., "events": ...} for a batch; each is
+        combined with the shared ``drugs``/``parameters``. Failed members get Status 'failed'.
+    preequilibrate : integrate to steady state with all doses 0 before t = 0.
+    method : "LSODA", "BDF", "Radau" or "auto" (LSODA per condition; BDF for block mode).
+    mode : "loop", "block" (one block-diagonal solve_ivp call) or "auto" (block from
+        ``BLOCK_MIN_CONDITIONS`` conditions on).
+    rtol, atol : solver tolerances (atol in nM).
+
+    Returns
+    -------
+    Result with time (T,) in h, species (C, T, n) in nM, observables (C, T, m).
+    A single condition that fails raises IntegrationError.
+    """
+    if method not in METHODS + ("auto",):
+        raise ValueError(f"method must be one of {METHODS + ('auto',)}, got {method!r}")
+    if mode not in ("auto", "loop", "block"):
+        raise ValueError(f"mode must be 'auto', 'loop' or 'block', got {mode!r}")
+    if not (0 < rtol < 1) or not (atol > 0):
+        raise ValueError(f"rtol must be in (0, 1) and atol > 0, got rtol={rtol!r}, atol={atol!r}")
+    network = as_network(model, variants=variants, drugs=_drug_names_in(drugs, events, conditions))
+    t_end = hours(time, what="time")
+    if t_end <= 0:
+        raise UnitError(f"time: {time!r} must be > 0")
+    grid = np.asarray(t_eval, dtype=float) if t_eval is not None else np.linspace(0.0, t_end, int(min(t_end, 1000)) + 1)
+    if grid.ndim != 1 or np.any(np.diff(grid) <= 0) or grid[0] < 0 or grid[-1] > t_end + 1e-12:
+        raise ValueError(f"t_eval must be increasing hours within [0, {t_end:g}]")
+    base = make_condition(network, drugs, parameters, events)
+    specs = conditions if conditions is not None else [{}]
+    conds = []
+    for c in specs:
+        unknown = set(c) - {"drugs", "parameters", "events", "label"}
+        if unknown:
+            raise ValueError(f"condition keys must be drugs, parameters, events, label; got {sorted(unknown)}")
+        extra = make_condition(network, c.get("drugs"), c.get("parameters"), c.get("events", ()))
+        conds.append(Condition({**base.doses, **extra.doses}, {**base.parameters, **extra.parameters},
+                               tuple(sorted(base.events + extra.events, key=lambda e: e[0]))))
+    single = conditions is None
+    use_block = mode == "block" or (mode == "auto" and len(conds) >= BLOCK_MIN_CONDITIONS)
+    chosen = method if method != "auto" else ("BDF" if use_block else "LSODA")
+
+    P = np.array([network.parameters_with(c.parameters) for c in conds])
+    X0 = np.tile(network.x0, (len(conds), 1))
+    status = [Status() for _ in conds]
+    if preequilibrate:
+        X0 = _preequilibrate_all(network, X0, P, status, single)
+    out = np.full((len(conds), len(grid), network.n_species), np.nan)
+    same_schedule = all(c.events == conds[0].events and set(c.doses) == set(conds[0].doses) for c in conds)
+    if use_block and same_schedule and len(conds) > 1:
+        ok = [i for i, s in enumerate(status) if s.ok]
+        try:
+            out[ok] = _run_schedule_block(network, X0[ok], P[ok], [conds[i] for i in ok], grid, t_end, chosen, rtol, atol)
+        except IntegrationError:
+            use_block = False  # find the failing members one by one
+    if not (use_block and same_schedule and len(conds) > 1):
+        for i, c in enumerate(conds):
+            if not status[i].ok:
+                continue
+            try:
+                out[i] = _run_schedule(network, X0[i], P[i], c, grid, t_end, chosen, rtol, atol)
+            except IntegrationError as exc:
+                if single:
+                    raise
+                status[i] = Status("failed", str(exc))
+    P_t = _parameters_over_time(network, P, conds, grid)
+    obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(-1, network.n_params))
+    obs = obs.reshape(len(conds), len(grid), -1)
+    labels = tuple({**c.doses, **c.parameters} for c in conds)
+    return Result(grid, out, obs, network.species_names, network.observable_names, network.observable_units,
+                  labels, tuple(status),
+                  {"model": network.spec.name, "variants": ",".join(v.name for v in network.spec.variants),
+                   "method": chosen, "mode": "block" if use_block else "loop", "rtol": rtol, "atol": atol,
+                   "time_unit": "h", "concentration_unit": "nM"})
+
+
+def _parameters_over_time(network: Network, P: np.ndarray, conds, grid) -> np.ndarray:
+    """(C, T, n_params): the parameters (doses) in force at each output time."""
+    out = np.empty((len(conds), len(grid), network.n_params))
+    for i, c in enumerate(conds):
+        for k, t in enumerate(grid):
+            out[i, k] = _dosed(network, P[i], _doses_at(c, t))
+    return out
+
+
+def _dosed(network: Network, p: np.ndarray, doses: Mapping[str, float]) -> np.ndarray:
+    q = p.copy()
+    for name, v in doses.items():
+        q[network.parameter_index(name)] = v
+    return q
+
+
+def _preequilibrate_all(network, X0, P, status, single):
+    out = X0.copy()
+    for i in range(len(X0)):
+        try:
+            out[i] = steady_state(network, X0[i], _input_free(network, P[i]))
+        except IntegrationError as exc:
+            if single:
+                raise
+            status[i] = Status("failed", f"pre-equilibration: {exc}")
+    return out
+
+
+def _run_schedule(network, x0, p, cond: Condition, grid, t_end, method, rtol, atol):
+    out = np.empty((len(grid), network.n_species))
+    x = x0
+    for t0, t1, doses in _segments(t_end, cond, cond.doses):
+        pd = _dosed(network, p, doses)
+        sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
+        pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
+        y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol)
+        keep = np.isin(pts, grid[sel])
+        out[sel] = y[keep]
+        x = y[-1]
+    return out
+
+
+def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol):
+    out = np.empty((len(conds), len(grid), network.n_species))
+    X = X0
+    template = conds[0]
+    for t0, t1, _ in _segments(t_end, template, template.doses):
+        Pd = np.array([_dosed(network, P[i], dict(_doses_at(c, t0))) for i, c in enumerate(conds)])
+        sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
+        pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
+        Y = _solve_block(network, X, Pd, (t0, t1), pts, method, rtol, atol)
+        keep = np.isin(pts, grid[sel])
+        out[:, sel] = Y[:, keep]
+        X = Y[:, -1]
+    return out
+
+
+def _doses_at(cond: Condition, t: float) -> dict:
+    current = dict(cond.doses)
+    for te, change in cond.events:
+        if te <= t:
+            current.update(change)
+    return current
