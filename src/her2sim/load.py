@@ -486,7 +486,9 @@ def _find_named(kind: str, name: str, root: Path, extra_dirs: Sequence[Path] = (
                 for f in sorted(d.glob("*.toml")):
                     candidates.setdefault(f.stem.lower(), f)
     if kind == "drug":
-        aliases = drug_aliases(root)
+        aliases = {}
+        for base in [root] + list(extra_dirs):
+            aliases.update(drug_aliases(base))
         key = aliases.get(name.lower(), name.lower())
         if key in candidates:
             return candidates[key]
@@ -499,7 +501,7 @@ def _find_named(kind: str, name: str, root: Path, extra_dirs: Sequence[Path] = (
 def drug_aliases(root: Path | None = None) -> dict[str, str]:
     """Map every lower-case drug name and alias to its file stem."""
     root = root or models_dir()
-    out = {}
+    out: dict[str, str] = {}
     for f in sorted((root / "drugs").glob("*.toml")):
         data = read_toml(f)
         head = data.get("drug", {})
@@ -624,3 +626,15 @@ def list_bundled(root: Path | None = None) -> dict[str, list[tuple[str, str]]]:
         label = str(f.relative_to(root).with_suffix("")) if kind == "module" else str(head.get("name", f.stem))
         out[key].append((label, str(head.get("description", head.get("mechanism", ""))).strip().split("\n")[0]))
     return out
+
+
+def list_drugs(root: Path | None = None) -> list[Drug]:
+    """Every drug in the library, sorted by name (metadata only; the network is not loaded)."""
+    root = root or models_dir()
+    out = []
+    for f in sorted((root / "drugs").glob("*.toml")):
+        data = read_toml(f)
+        kind, head = header_of(data, f)
+        if kind == "drug":
+            out.append(_drug_from_header(head, f))
+    return sorted(out, key=lambda d: d.name.lower())

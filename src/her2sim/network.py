@@ -243,10 +243,11 @@ class Network:
     def observables(self, x, p) -> np.ndarray:
         """Observable values, shape (B, n_observables), in the units of ``observable_units``."""
         aug, pT, flat = self._prepare(x, p)
-        self._fill_expressions(aug, pT, False)
         out = np.empty((len(self._compiled.obs_fns), aug.shape[1]))
-        for k, f in enumerate(self._compiled.obs_fns):
-            out[k] = f(aug, pT)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 fractions are NaN, not an error
+            self._fill_expressions(aug, pT, False)
+            for k, f in enumerate(self._compiled.obs_fns):
+                out[k] = f(aug, pT)
         return out[:, 0] if flat else out.T
 
     # -- parameters ----------------------------------------------------------------------------

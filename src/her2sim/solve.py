@@ -26,6 +26,8 @@ from .units import convert, parse_quantity, parse_unit, to_internal
 METHODS = ("LSODA", "BDF", "Radau")
 #: block mode pays off from this many conditions on (benchmarks/bench_scipy_modes.py)
 BLOCK_MIN_CONDITIONS = 8
+#: cap on right-hand-side evaluations per integration segment (scipy path)
+DEFAULT_MAX_STEPS = 200_000
 
 
 @dataclass(frozen=True)
@@ -109,24 +111,43 @@ def _drug_names_in(drugs, events, conditions) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- core integration
-def _solve_one(network: Network, x0, p, t_span, t_eval, method, rtol, atol, mask=None, max_steps=None):
+class _Budget:
+    """Counts right-hand-side evaluations and stops a runaway integration."""
+
+    def __init__(self, max_steps: int):
+        self.left = max_steps
+        self.max_steps = max_steps
+
+    def spend(self, t: float) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise IntegrationError(
+                f"gave up at t={t:.6g} h after {self.max_steps} right-hand-side evaluations (max_steps): the "
+                "problem is too stiff or blows up. Check parameter values, or raise max_steps.")
+
+
+def _solve_one(network: Network, x0, p, t_span, t_eval, method, rtol, atol, mask=None, max_steps=DEFAULT_MAX_STEPS):
     n = network.n_species
+    budget = _Budget(max_steps)
 
     if mask is None:
         def fun(t, y):
+            budget.spend(t)
             return network.rhs(y, p)
 
         def jac(t, y):
             return network.jacobian(y, p)
     else:
         def fun(t, y):
+            budget.spend(t)
             return network.rhs(y, p) * mask
 
         def jac(t, y):
             return network.jacobian(y, p) * mask[:, None]
 
     kwargs = {"jac": jac} if method in ("BDF", "Radau", "LSODA") else {}
-    sol = solve_ivp(fun, t_span, x0, method=method, t_eval=t_eval, rtol=rtol, atol=atol, **kwargs)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        sol = solve_ivp(fun, t_span, x0, method=method, t_eval=t_eval, rtol=rtol, atol=atol, **kwargs)
     if not sol.success:
         raise IntegrationError(
             f"{method} failed between t={t_span[0]:g} h and {t_span[1]:g} h: {sol.message}. "
@@ -140,8 +161,9 @@ def _solve_one(network: Network, x0, p, t_span, t_eval, method, rtol, atol, mask
 class _BlockSystem:
     """B copies of the network as one block-diagonal ODE with a sparse CSC Jacobian."""
 
-    def __init__(self, network: Network, P: np.ndarray, mask=None):
+    def __init__(self, network: Network, P: np.ndarray, mask=None, max_steps: int = DEFAULT_MAX_STEPS):
         self.network, self.P, self.mask = network, P, mask
+        self.budget = _Budget(max_steps)
         B, n = P.shape[0], network.n_species
         self.B, self.n = B, n
         nnz = len(network.jac_rows)
@@ -157,6 +179,7 @@ class _BlockSystem:
         self._nnz = nnz
 
     def fun(self, t, y):
+        self.budget.spend(t)
         dx = self.network.rhs(y.reshape(self.B, self.n), self.P)
         if self.mask is not None:
             dx = dx * self.mask
@@ -169,12 +192,14 @@ class _BlockSystem:
         return sp.csc_matrix((vals, self.indices, self.indptr), shape=self.shape)
 
 
-def _solve_block(network: Network, X0, P, t_span, t_eval, method, rtol, atol, mask=None):
+def _solve_block(network: Network, X0, P, t_span, t_eval, method, rtol, atol, mask=None,
+                 max_steps=DEFAULT_MAX_STEPS):
     if method == "LSODA":
         method = "BDF"  # LSODA cannot use a sparse Jacobian
-    system = _BlockSystem(network, P, mask)
-    sol = solve_ivp(system.fun, t_span, X0.ravel(), method=method, t_eval=t_eval, rtol=rtol, atol=atol,
-                    jac=system.jac)
+    system = _BlockSystem(network, P, mask, max_steps)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        sol = solve_ivp(system.fun, t_span, X0.ravel(), method=method, t_eval=t_eval, rtol=rtol, atol=atol,
+                        jac=system.jac)
     if not sol.success:
         raise IntegrationError(f"block {method} failed: {sol.message}")
     y = sol.y if t_eval is not None else sol.y[:, -1:]
@@ -229,7 +254,8 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
              time: str | float = "72 h", t_eval: Sequence[float] | None = None,
              parameters: Mapping[str, str | float] | None = None, events: Sequence = (),
              conditions: Sequence[Mapping] | None = None, preequilibrate: bool = True,
-             method: str = "auto", mode: str = "auto", rtol: float = 1e-6, atol: float = 1e-9) -> Result:
+             method: str = "auto", mode: str = "auto", rtol: float = 1e-6, atol: float = 1e-9,
+             max_steps: int = DEFAULT_MAX_STEPS) -> Result:
     """Simulate a model on the scipy path.
 
     Parameters
@@ -248,6 +274,8 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     mode : "loop", "block" (one block-diagonal solve_ivp call) or "auto" (block from
         ``BLOCK_MIN_CONDITIONS`` conditions on).
     rtol, atol : solver tolerances (atol in nM).
+    max_steps : cap on right-hand-side evaluations per integration segment; a member that needs
+        more is stopped and reported (raised for a single condition).
 
     Returns
     -------
@@ -291,7 +319,8 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     if use_block and same_schedule and len(conds) > 1:
         ok = [i for i, s in enumerate(status) if s.ok]
         try:
-            out[ok] = _run_schedule_block(network, X0[ok], P[ok], [conds[i] for i in ok], grid, t_end, chosen, rtol, atol)
+            out[ok] = _run_schedule_block(network, X0[ok], P[ok], [conds[i] for i in ok], grid, t_end, chosen, rtol, atol,
+                                           max_steps)
         except IntegrationError:
             use_block = False  # find the failing members one by one
     if not (use_block and same_schedule and len(conds) > 1):
@@ -299,7 +328,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
             if not status[i].ok:
                 continue
             try:
-                out[i] = _run_schedule(network, X0[i], P[i], c, grid, t_end, chosen, rtol, atol)
+                out[i] = _run_schedule(network, X0[i], P[i], c, grid, t_end, chosen, rtol, atol, max_steps)
             except IntegrationError as exc:
                 if single:
                     raise
@@ -343,21 +372,21 @@ def _preequilibrate_all(network, X0, P, status, single):
     return out
 
 
-def _run_schedule(network, x0, p, cond: Condition, grid, t_end, method, rtol, atol):
+def _run_schedule(network, x0, p, cond: Condition, grid, t_end, method, rtol, atol, max_steps):
     out = np.empty((len(grid), network.n_species))
     x = x0
     for t0, t1, doses in _segments(t_end, cond, cond.doses):
         pd = _dosed(network, p, doses)
         sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
         pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
-        y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol)
+        y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
         keep = np.isin(pts, grid[sel])
         out[sel] = y[keep]
         x = y[-1]
     return out
 
 
-def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol):
+def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol, max_steps):
     out = np.empty((len(conds), len(grid), network.n_species))
     X = X0
     template = conds[0]
@@ -365,7 +394,7 @@ def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol):
         Pd = np.array([_dosed(network, P[i], dict(_doses_at(c, t0))) for i, c in enumerate(conds)])
         sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
         pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
-        Y = _solve_block(network, X, Pd, (t0, t1), pts, method, rtol, atol)
+        Y = _solve_block(network, X, Pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
         keep = np.isin(pts, grid[sel])
         out[:, sel] = Y[:, keep]
         X = Y[:, -1]

@@ -1,0 +1,169 @@
+"""Command-line interface: subcommands map one-to-one onto API functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import Her2simError
+
+DEFAULT_OBSERVE = ("pHER2", "pHER3", "pAKT", "pERK", "pS6", "ER_activity", "pRb", "proliferation_rate",
+                   "apoptosis_rate", "viable_cells")
+
+
+def _parse_drug(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--drug expects NAME=DOSE such as lapatinib=1uM, got {text!r}")
+    name, dose = text.split("=", 1)
+    if not name.strip() or not dose.strip():
+        raise argparse.ArgumentTypeError(f"--drug expects NAME=DOSE such as lapatinib=1uM, got {text!r}")
+    return name.strip(), dose.strip()
+
+
+def _parse_param(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set expects NAME=VALUE such as HRG=1nM, got {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip(), value.strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="her2sim",
+        description="Mechanistic simulation of HER2-positive breast cancer signalling, drugs and resistance. "
+                    "Internal units are nM and hours; write quantities with units, e.g. 1uM, '2 ug/mL', 72h.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("simulate", help="simulate a model (default: the bundled HER2 network on BT-474)",
+                       description="Pre-equilibrate cells without drug, add the drugs at t=0 and integrate. "
+                                   "With no arguments: the default model for 72 h and a summary table.")
+    s.add_argument("--model", default="default", help="bundled model name or path to a model TOML (default: default)")
+    s.add_argument("--variant", action="append", default=[], metavar="V",
+                   help="variant or background to apply (repeatable), e.g. pik3ca_h1047r")
+    s.add_argument("--drug", action="append", default=[], type=_parse_drug, metavar="NAME=DOSE",
+                   help="drug and dose (repeatable), e.g. lapatinib=1uM, trastuzumab=10ug/mL")
+    s.add_argument("--set", action="append", default=[], type=_parse_param, metavar="NAME=VALUE", dest="params",
+                   help="parameter override (repeatable), e.g. HRG=1nM")
+    s.add_argument("--time", default="72h", help="simulated time after dosing (default 72h)")
+    s.add_argument("--washout", default=None, metavar="TIME", help="remove all drugs at this time, e.g. 24h")
+    s.add_argument("--observe", nargs="+", action="extend", default=None, metavar="OBS",
+                   help="observables or species to report (default: the main readouts)")
+    s.add_argument("--method", default="auto", choices=["auto", "LSODA", "BDF", "Radau"])
+    s.add_argument("--rtol", type=float, default=1e-6)
+    s.add_argument("--atol", type=float, default=1e-9)
+    s.add_argument("--no-preequilibrate", action="store_true", help="start from the file's initial amounts")
+    s.add_argument("--out", default=None, metavar="FILE", help="write results: .csv (wide: time_h + observables) or .nc")
+    s.add_argument("--plot", default=None, metavar="FILE.png", help="plot time courses of the observed readouts")
+
+    m = sub.add_parser("models", help="list bundled models, modules, variants, backgrounds and drugs")
+    m.add_argument("--observables", action="store_true", help="also list the default model's observables")
+    m.add_argument("--parameters", action="store_true", help="print the parameter table (Markdown) of the default model")
+
+    c = sub.add_parser("check", help="validate a model, module, variant or drug file; exit 1 on errors")
+    c.add_argument("path", nargs="+")
+
+    d = sub.add_parser("drugs", help="list the drug library (names usable with --drug)")
+    d.add_argument("--long", action="store_true", help="show targets and mechanism")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "simulate"
+    if args.command is None:
+        args = parser.parse_args(["simulate"])
+    try:
+        return {"simulate": _simulate, "models": _models, "check": _check, "drugs": _drugs}[command](args)
+    except Her2simError as exc:
+        print(f"her2sim: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _simulate(args) -> int:
+    from .solve import simulate
+
+    drugs = dict(args.drug)
+    events = [(args.washout, {k: 0 for k in drugs})] if args.washout and drugs else []
+    result = simulate(args.model, drugs=drugs, variants=args.variant, time=args.time, parameters=dict(args.params),
+                      events=events, method=args.method, rtol=args.rtol, atol=args.atol,
+                      preequilibrate=not args.no_preequilibrate)
+    observe = args.observe or [o for o in DEFAULT_OBSERVE if o in result.observable_names] or list(result.observable_names)
+    for name in observe:
+        result.values(name)  # unknown names fail here with a hint
+    header = f"model {result.attrs['model']}"
+    if result.attrs.get("variants"):
+        header += f" [{result.attrs['variants']}]"
+    header += f"; drugs: {', '.join(f'{k}={v}' for k, v in drugs.items()) or 'none'}; {args.time}"
+    print(header)
+    print(result.summary(observe))
+    if args.out:
+        out = Path(args.out)
+        if out.suffix == ".nc":
+            result.to_netcdf(out)
+        elif out.suffix == ".csv":
+            result.to_csv(out, observe)
+        else:
+            raise SystemExit(f"her2sim: error: --out must end in .csv or .nc, got {out.name}")
+        print(f"wrote {out}")
+    if args.plot:
+        fig = result.plot(observe)
+        fig.savefig(args.plot, dpi=120)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _models(args) -> int:
+    from .load import list_bundled, load_model
+
+    listing = list_bundled()
+    for key, items in listing.items():
+        print(f"{key}:")
+        for name, desc in items:
+            print(f"  {name:<28} {desc}")
+    if args.observables or args.parameters:
+        spec = load_model("default")
+        if args.observables:
+            print("observables of the default model:")
+            for o in spec.observables:
+                print(f"  {o.name:<24} [{o.unit}] {o.description}")
+        if args.parameters:
+            from .report import parameter_table
+
+            print(parameter_table(spec))
+    return 0
+
+
+def _check(args) -> int:
+    from .load import check_file
+
+    bad = 0
+    for path in args.path:
+        problems = check_file(path)
+        if problems:
+            bad += 1
+            print(f"{path}: {len(problems)} problem(s)")
+            for p in problems:
+                print(f"  - {p}")
+        else:
+            print(f"{path}: OK")
+    return 1 if bad else 0
+
+
+def _drugs(args) -> int:
+    from .load import list_drugs
+
+    for d in list_drugs():
+        aliases = f" (aliases: {', '.join(d.aliases)})" if d.aliases else ""
+        if args.long:
+            print(f"{d.name.lower()}{aliases}\n    class: {d.drug_class}; targets: {', '.join(d.targets)}\n"
+                  f"    {d.mechanism}\n    source: {d.source}")
+        else:
+            print(f"{d.name.lower():<28} {d.drug_class}{aliases}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
