@@ -61,7 +61,7 @@ def test_inverse_round_trip_and_unreachable():
 def test_ic50_methods_agree_with_analytic(params):
     bottom, ec50, hill = params
     analytic = float(dr.inverse_loglogistic4(0.5, bottom, 1.0, ec50, hill))
-    f = lambda d: float(dr.loglogistic4(d, bottom, 1.0, ec50, hill))  # noqa: E731
+    f = lambda d: float(dr.loglogistic4(d, bottom, 1.0, ec50, hill))
     root = dr.find_ic50(f, 1e-4, 1e4)
     assert root.crossed and root.value == pytest.approx(analytic, rel=1e-9)
     fine = np.r_[0.0, np.geomspace(1e-4, 1e4, 801)]
@@ -98,7 +98,7 @@ def test_gr_value_reference_points():
     assert dr.gr_value(xc, xc, x0) == pytest.approx(1.0)  # no effect
     assert dr.gr_value(x0, xc, x0) == pytest.approx(0.0)  # cytostasis
     assert dr.gr_value(50.0, xc, x0) < 0  # kill
-    assert dr.gr_value(200.0, xc, x0) == pytest.approx(2 ** 0.5 - 1)  # half the doublings
+    assert dr.gr_value(200.0, xc, x0) == pytest.approx(2**0.5 - 1)  # half the doublings
     assert dr.gr_value(np.array([x0, xc]), xc, x0) == pytest.approx([0.0, 1.0])
 
 

@@ -82,7 +82,7 @@ def test_block_mode_equals_loop_mode(test_models):
     conds = [{"parameters": {"kdeg": k, "kon": 3.6 * k}} for k in np.linspace(0.1, 2, 9)]
     loop = simulate(test_models / "binding.toml", conditions=conds, mode="loop", method="BDF", time="5 h", **TIGHT)
     block = simulate(test_models / "binding.toml", conditions=conds, mode="block", method="BDF", time="5 h", **TIGHT)
-    assert block.attrs["mode"] == "block" and loop.attrs["mode"] == "loop"
+    assert block.attrs["solver_mode"] == "block" and loop.attrs["solver_mode"] == "loop"
     np.testing.assert_allclose(block.species, loop.species, rtol=1e-7, atol=1e-9)
 
 

@@ -12,6 +12,7 @@ Methods (tableaus are data, :data:`TABLEAUS`):
   stiffly accurate and L-stable, six stages (one LU, six solves, six right-hand sides per step)
   and a third-order dense output. E. Hairer and G. Wanner, *Solving Ordinary Differential
   Equations II*, 2nd ed., Springer 1996, Sec. IV.7 (coefficients of rodas.f, METH=1).
+
 Two cheaper order-3 methods were tried and rejected (see benchmarks/README.md): ROS3P (Lang &
 Verwer 2001), whose embedded order-2 estimate is identically zero on linear problems (the step
 size then grows unchecked), and RODAS3 (Sandu et al. 1997), which has no order-3 dense output
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import mmap
 import multiprocessing as mp
-import os
 import sys
 import time as _time
 import weakref
@@ -57,8 +57,7 @@ class RosenbrockTableau:
     ``y1 = y0 + sum_i m[i] u_i``, error estimate ``sum_i e[i] u_i`` (= y1 - embedded solution).
 
     ``dense`` holds the two coefficient rows of a Rodas-type continuous output
-    ``y(t0 + s h) = (1-s) y0 + s (y1 + (1-s) (D1 + s D2))`` with ``Dk = sum_i dense[k][i] u_i``;
-    None means cubic Hermite interpolation between (y0, f(y0)) and (y1, f(y1)).
+    ``y(t0 + s h) = (1-s) y0 + s (y1 + (1-s) (D1 + s D2))`` with ``Dk = sum_i dense[k][i] u_i``.
     """
 
     name: str
@@ -69,7 +68,7 @@ class RosenbrockTableau:
     c: tuple
     m: tuple
     e: tuple
-    dense: tuple | None
+    dense: tuple
     reference: str
 
     @property
@@ -571,7 +570,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         while pend.any():
             sel = np.nonzero(pend)[0]
             theta = (grid[nout[sel]] - t[sel]) / hh[sel]
-            vals = _dense(tab, rhs, y[:, sel], y1[:, sel], U[:, :, sel], f0[:, sel], P[:, sel], hh[sel], theta)
+            vals = _dense(tab, y[:, sel], y1[:, sel], U[:, :, sel], theta)
             out[idx[sel], nout[sel]] = vals.T
             nout[sel] += 1
             more = nout[sel] < T
@@ -684,14 +683,8 @@ def _initial_step(rhs, y, P, f0, remaining, rtol, atol, order) -> np.ndarray:
     return np.where(np.isfinite(h) & (h > 0), h, np.minimum(1e-6, remaining))
 
 
-def _dense(tab, rhs, y0, y1, U, f0, P, h, theta) -> np.ndarray:
+def _dense(tab, y0, y1, U, theta) -> np.ndarray:
     """Continuous output at t0 + theta*h for a few members: (n, m)."""
-    if tab.dense is not None:
-        s = tab.stages
-        D1 = _combine(tab.dense[0], U, s)
-        D2 = _combine(tab.dense[1], U, s)
-        return (1 - theta) * y0 + theta * (y1 + (1 - theta) * (D1 + theta * D2))
-    f1 = rhs(y1, P)
-    t2, t3 = theta * theta, theta * theta * theta
-    return ((2 * t3 - 3 * t2 + 1) * y0 + (t3 - 2 * t2 + theta) * h * f0
-            + (-2 * t3 + 3 * t2) * y1 + (t3 - t2) * h * f1)
+    D1 = _combine(tab.dense[0], U, tab.stages)
+    D2 = _combine(tab.dense[1], U, tab.stages)
+    return (1 - theta) * y0 + theta * (y1 + (1 - theta) * (D1 + theta * D2))

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -28,21 +28,22 @@ from her2sim.errors import Her2simError
 
 __all__ = [
     "DoseResponseInputError",
-    "LogLogisticFit",
-    "IC50Estimate",
     "GRMetrics",
-    "loglogistic4",
-    "inverse_loglogistic4",
-    "fit_loglogistic4",
-    "interpolate_ic50",
-    "find_ic50",
+    "IC50Estimate",
+    "LogLogisticFit",
     "emax",
     "emax_fitted",
-    "gr_value",
+    "find_ic50",
+    "fit_loglogistic4",
     "gr_metrics",
+    "gr_value",
+    "interpolate_ic50",
+    "inverse_loglogistic4",
+    "loglogistic4",
 ]
 
 PARAMETER_NAMES = ("bottom", "top", "ec50", "hill")
+_LSQ = {"method": "trf", "xtol": 1e-12, "ftol": 1e-12, "gtol": 1e-12, "max_nfev": 2000}
 
 
 class DoseResponseInputError(Her2simError, ValueError):
@@ -114,7 +115,7 @@ def loglogistic4(dose: ArrayLike, bottom: float, top: float, ec50: float, hill: 
     h = np.asarray(hill, dtype=float)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         z = h * (np.log(d) - np.log(ec50))
-        z = np.where(d == 0, -np.inf * np.sign(h), z)  # dose 0 -> top for hill > 0
+        z = np.where(d == 0, np.where(h == 0, 0.0, -np.inf * np.sign(h)), z)  # dose 0 -> top for hill > 0
         return bottom + (np.asarray(top) - bottom) / (1.0 + np.exp(z))
 
 
@@ -199,7 +200,7 @@ def fit_loglogistic4(
     ``top``) while only positive doses shape the log axis. ``hill`` is kept > 0, so
     the direction of the curve comes from ``top`` vs ``bottom``. Several starts
     (ec50 at the mid-response crossing and at the geometric-median dose, hill 0.5/1/2.5)
-    are tried and the lowest residual wins.
+    are tried and the lowest residual wins (stopping early once two starts agree).
 
     Parameters
     ----------
@@ -256,6 +257,11 @@ def fit_loglogistic4(
         p = unpack(np.asarray(theta))
         return loglogistic4(x, p["bottom"], p["top"], p["ec50"], p["hill"])
 
+    if not free:
+        return LogLogisticFit(
+            **unpack(np.empty(0)), residual_rms=float(np.sqrt(np.mean((r - model(d)) ** 2))), converged=True
+        )
+
     lo = np.array([math.log10(bnd[p][0]) if p == "ec50" else bnd[p][0] for p in free])
     hi = np.array([math.log10(bnd[p][1]) if p == "ec50" else bnd[p][1] for p in free])
     low_d, high_d = d == d.min(), d == d.max()
@@ -271,21 +277,19 @@ def fit_loglogistic4(
     for s in starts:
         p0 = np.array([math.log10(s[p]) if p == "ec50" else s[p] for p in free], dtype=float)
         p0 = np.clip(p0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
-        ok = True
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                theta, *_rest, ier = optimize.curve_fit(
-                    model, d, r, p0=p0, bounds=(lo, hi), method="trf",
-                    xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000, full_output=True,
-                )
+                theta, *_, ier = optimize.curve_fit(model, d, r, p0=p0, bounds=(lo, hi), full_output=True, **_LSQ)
                 ok = ier in (1, 2, 3, 4)
             except (RuntimeError, ValueError, optimize.OptimizeWarning):
                 theta, ok = p0, False
         rms = float(np.sqrt(np.mean((r - model(d, *theta)) ** 2)))
+        # stop on an exact fit, or when two converged starts land on the same minimum
+        same = best is not None and best[2] and abs(rms - best[0]) <= 1e-9 * max(rms, 1e-12 * scale)
         if best is None or (ok, -rms) > (best[2], -best[0]):
             best = (rms, theta, ok)
-        if ok and rms <= 1e-10 * scale:
+        if ok and (rms <= 1e-10 * scale or same):
             break
     assert best is not None
     p = unpack(best[1])
@@ -331,7 +335,8 @@ def interpolate_ic50(doses: ArrayLike, fraction_unaffected: ArrayLike, level: fl
     Parameters
     ----------
     doses : array_like, shape (n,)
-        Distinct concentrations >= 0 (any order; a dose-0 control is ignored).
+        Distinct concentrations >= 0, any order. A dose-0 control only tells which side of
+        ``level`` is "untreated"; without one the curve is assumed to start above ``level``.
     fraction_unaffected : array_like, shape (n,)
         Response per dose (1 = no effect).
     level : float
@@ -531,10 +536,8 @@ def gr_metrics(doses: ArrayLike, gr_values: ArrayLike, *, flat_pvalue: float = 0
     mean_g = np.array([g[d == c].mean() for c in levels])
     grmax = float(mean_g[-2:].min())
     gr_aoc = float(np.sum(0.5 * ((1 - mean_g[1:]) + (1 - mean_g[:-1])) * np.diff(cc)))
-    fit = fit_loglogistic4(
-        d, g, fixed={"top": 1.0},
-        bounds={"bottom": (-1.0, 1.0), "ec50": (10 ** (cc[0] - 2), 10 ** (cc[-1] + 2)), "hill": (0.1, 5.0)},
-    )
+    gr_bounds = {"bottom": (-1.0, 1.0), "ec50": (10 ** (cc[0] - 2), 10 ** (cc[-1] + 2)), "hill": (0.1, 5.0)}
+    fit = fit_loglogistic4(d, g, fixed={"top": 1.0}, bounds=gr_bounds)
     n = g.size
     rss0 = float(np.sum((g - g.mean()) ** 2))
     rss1 = fit.residual_rms**2 * n
@@ -545,10 +548,10 @@ def gr_metrics(doses: ArrayLike, gr_values: ArrayLike, *, flat_pvalue: float = 0
     else:
         fstat = ((rss0 - rss1) / 2.0) / (rss1 / (n - 3))
         pval = float(stats.f.sf(fstat, 2, n - 3))
-    if pval > flat_pvalue:
-        flat = float(g.mean())
-        return GRMetrics(math.inf if flat > 0.5 else 0.0, grmax, flat, 0.0, 0.01, gr_aoc,
-                         fit.residual_rms, fit.converged, "flat", pval)
-    gr50 = fit.ec50 * (0.5 / (0.5 - fit.bottom)) ** (1.0 / fit.hill) if fit.bottom < 0.5 else math.inf
-    return GRMetrics(float(gr50), grmax, fit.bottom, fit.ec50, fit.hill, gr_aoc,
-                     fit.residual_rms, fit.converged, "sigmoid", pval)
+    if pval > flat_pvalue:  # GRmetrics' flat-fit convention
+        kind, gr_inf, gec50, h = "flat", float(g.mean()), 0.0, 0.01
+        gr50 = math.inf if gr_inf > 0.5 else 0.0
+    else:
+        kind, gr_inf, gec50, h = "sigmoid", fit.bottom, fit.ec50, fit.hill
+        gr50 = gec50 * (0.5 / (0.5 - gr_inf)) ** (1.0 / h) if gr_inf < 0.5 else math.inf
+    return GRMetrics(float(gr50), grmax, gr_inf, gec50, h, gr_aoc, fit.residual_rms, fit.converged, kind, pval)

@@ -126,7 +126,7 @@ class Result:
             coords={
                 "condition": np.arange(self.n_conditions),
                 "condition_label": ("condition", self._labels()),
-                "time": ("time", self.time, {"units": "h"}),
+                "time": ("time", self.time, {"long_name": "time after dosing", "unit": "h"}),
                 "species_name": list(self.species_names),
                 "observable": list(self.observable_names),
                 "observable_unit": ("observable", list(self.observable_units)),

@@ -340,7 +340,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     return Result(grid, out, obs, network.species_names, network.observable_names, network.observable_units,
                   labels, tuple(status),
                   {"model": network.spec.name, "variants": ",".join(v.name for v in network.spec.variants),
-                   "method": chosen, "mode": "block" if use_block else "loop", "rtol": rtol, "atol": atol,
+                   "solver_method": chosen, "solver_mode": "block" if use_block else "loop", "rtol": rtol, "atol": atol,
                    "time_unit": "h", "concentration_unit": "nM"})
 
 

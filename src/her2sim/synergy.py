@@ -40,16 +40,16 @@ from numpy.typing import ArrayLike
 from her2sim.doseresponse import DoseResponseInputError, LogLogisticFit, _as_array, fit_loglogistic4
 
 __all__ = [
-    "SynergyScore",
+    "INHIBITION_TOLERANCE",
     "CombinationIndex",
     "MedianEffectFit",
-    "INHIBITION_TOLERANCE",
-    "hsa",
+    "SynergyScore",
     "bliss",
-    "loewe",
-    "zip",
     "combination_index",
     "fit_median_effect",
+    "hsa",
+    "loewe",
+    "zip",
 ]
 
 #: Slack allowed outside [0, 1] for ``inhibition`` and on the ``inhibition[0, 0] == 0`` baseline.
@@ -228,7 +228,7 @@ def _slice_fit(doses: np.ndarray, response: np.ndarray, baseline: float) -> np.n
     return fit.predict(doses) if fit.converged else response
 
 
-def zip(doses_a: ArrayLike, doses_b: ArrayLike, inhibition: ArrayLike) -> SynergyScore:  # noqa: A001
+def zip(doses_a: ArrayLike, doses_b: ArrayLike, inhibition: ArrayLike) -> SynergyScore:
     r"""Zero interaction potency (ZIP) delta score (Yadav et al. 2015 [2]_, SynergyFinder [1]_).
 
     1. Fit a 4PL curve :math:`y_A, y_B` to each drug's single-agent data.

@@ -1,0 +1,79 @@
+"""The command line: every subcommand, exit codes, and `check` rejecting bad files."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from her2sim.cli import main
+
+MODELS = Path(__file__).parent / "models"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "her2sim", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_help_documents_every_subcommand():
+    out = run("--help").stdout
+    for command in ("simulate", "models", "check", "drugs"):
+        assert command in out
+
+
+def test_simulate_writes_wide_csv_and_plot(tmp_path, capsys):
+    csv, png = tmp_path / "r.csv", tmp_path / "r.png"
+    code = main(["simulate", "--model", str(MODELS / "target.toml"), "--drug", "testinib=10nM", "--time", "12h",
+                 "--observe", "p_fraction", "Kp", "--out", str(csv), "--plot", str(png)])
+    assert code == 0
+    df = pd.read_csv(csv)
+    assert list(df.columns) == ["time_h", "p_fraction", "Kp"]
+    assert df["time_h"].iloc[-1] == 12
+    assert png.stat().st_size > 1000
+    assert "p_fraction" in capsys.readouterr().out
+
+
+def test_simulate_netcdf(tmp_path):
+    pytest.importorskip("xarray")
+    assert main(["simulate", "--model", str(MODELS / "decay.toml"), "--out", str(tmp_path / "r.nc"),
+                 "--no-preequilibrate", "--time", "5h"]) == 0
+    assert (tmp_path / "r.nc").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--drug", "nodrug=1nM"], "unknown drug"),
+    (["--drug", "testinib=-5nM"], "negative"),
+    (["--drug", "testinib=5kg"], "expected nM"),
+    (["--observe", "p_fractoin"], "Did you mean 'p_fraction'"),
+    (["--time", "soon"], "cannot read"),
+    (["--set", "kact=1nM"], "dimension"),
+], ids=["unknown-drug", "negative-dose", "dose-unit", "unknown-observable", "bad-time", "param-unit"])
+def test_simulate_bad_input_gives_a_clear_error(args, fragment, capsys):
+    code = main(["simulate", "--model", str(MODELS / "target.toml"), *args])
+    assert code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_check_accepts_good_and_rejects_bad_files(tmp_path, capsys):
+    assert main(["check", str(MODELS / "binding.toml")]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text((MODELS / "binding.toml").read_text().replace('rate = "kdeg * D"', 'rate = "__import__(\'os\').system(\'ls\')"'))
+    assert main(["check", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "bad.toml" in out and "dunder names are not allowed" in out
+
+
+def test_check_exit_status_via_subprocess(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nname = 'x'\n[species.A]\ninitial = '-1 nM'\nsource = 'assumed'\n")
+    proc = run("check", str(bad))
+    assert proc.returncode == 1
+    assert "negative initial amount" in proc.stdout
+
+
+def test_models_lists_bundled_files(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("models:", "modules:", "variants:", "drugs:"):
+        assert heading in out
