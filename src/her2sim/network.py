@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import expr as ex
+from .codegen import Dag
 from .errors import UnknownNameError
 from .spec import ModelSpec
 
@@ -29,14 +30,13 @@ def _dname(expr_name: str, species: str) -> str:
 
 @dataclass
 class _Compiled:
-    """Closures built from the spec; rebuilt after unpickling (closures do not pickle)."""
+    """Evaluators synthesised from the spec; rebuilt after unpickling (functions do not pickle)."""
 
-    aug_rows: int
-    expr_fns: list
-    dexpr_fns: list
-    rate_fns: list
-    drate_fns: list
-    obs_fns: list
+    rates_array: Callable
+    rates_scalar: Callable
+    drates_array: Callable
+    drates_scalar: Callable
+    observables_array: Callable
 
 
 @dataclass(eq=False)
@@ -95,47 +95,42 @@ class Network:
         spec = self.spec
         species = list(self.species_names)
         species_set = set(species)
-        exprs = [(e.name, ex.simplify(ex.expand(e.node))) for e in spec.expressions]
-        expr_species: dict[str, set] = {}
-        for name, node in exprs:
-            deps = ex.free_names(node)
-            expr_species[name] = (deps & species_set).union(*(expr_species[d] for d in deps if d in expr_species))
-        rows = {s: i for i, s in enumerate(species)}
-        for name, _ in exprs:
-            rows[name] = len(rows)
-        dexpr = []
-        for name, node in exprs:
-            for s in sorted(expr_species[name], key=rows.get):
-                dexpr.append((_dname(name, s), self._total_derivative(node, s, expr_species)))
-                rows[_dname(name, s)] = len(rows)
+        sidx = {s: i for i, s in enumerate(species)}
         pidx = {p: j for j, p in enumerate(self.parameter_names)}
-        compile_ = lambda node: ex.compile_expr(node, rows, pidx)  # noqa: E731
-
-        rate_nodes = [ex.simplify(ex.expand(r.rate)) for r in spec.reactions]
-        entries = []  # (reaction, species, evaluator)
-        for r, node in enumerate(rate_nodes):
+        dag = Dag(sidx, pidx)
+        env: dict[str, int] = {}
+        expr_species: dict[str, set] = {}
+        for e in spec.expressions:  # topological order (load.py)
+            node = ex.simplify(ex.expand(e.node))
+            deps = ex.free_names(node)
+            expr_species[e.name] = (deps & species_set).union(*(expr_species[d] for d in deps if d in expr_species))
+            env[e.name] = dag.intern(node, env)
+            for s in sorted(expr_species[e.name], key=sidx.get):
+                env[_dname(e.name, s)] = dag.intern(self._total_derivative(node, s, expr_species), env)
+        rate_ids, entries = [], []  # entries: (reaction, species index, dag id)
+        for r, rx in enumerate(spec.reactions):
+            node = ex.simplify(ex.expand(rx.rate))
+            rate_ids.append(dag.intern(node, env))
             deps = ex.free_names(node)
             sp_deps = (deps & species_set).union(*(expr_species[d] for d in deps if d in expr_species))
-            for s in sorted(sp_deps, key=rows.get):
+            for s in sorted(sp_deps, key=sidx.get):
                 d = self._total_derivative(node, s, expr_species)
                 if d != ex.ZERO:
-                    entries.append((r, rows[s], compile_(d)))
-        self._compiled = _Compiled(
-            aug_rows=len(rows),
-            expr_fns=[compile_(node) for _, node in exprs],
-            dexpr_fns=[compile_(node) for _, node in dexpr],
-            rate_fns=[compile_(node) for node in rate_nodes],
-            drate_fns=[f for _, _, f in entries],
-            obs_fns=[compile_(ex.simplify(ex.expand(o.node))) for o in spec.observables],
+                    entries.append((r, sidx[s], dag.intern(d, env)))
+        obs_ids = [dag.intern(ex.simplify(ex.expand(o.node)), env) for o in spec.observables]
+        self._eval = _Compiled(
+            rates_array=dag.function(rate_ids, "array"),
+            rates_scalar=dag.function(rate_ids, "scalar"),
+            drates_array=dag.function([k for _, _, k in entries], "array"),
+            drates_scalar=dag.function([k for _, _, k in entries], "scalar"),
+            observables_array=dag.function(obs_ids, "array"),
         )
-        self._n_expr = len(exprs)
+        self.dag_size = len(dag.nodes)
         # Jacobian pattern: J[i, j] = sum_r N[i, r] * dv_r/dx_j
-        v_r = np.array([e[0] for e in entries], dtype=int)
-        v_j = np.array([e[1] for e in entries], dtype=int)
         N = self.stoichiometry
         pairs: dict[tuple[int, int], int] = {}
         m_rows, m_cols, m_vals = [], [], []
-        for k, (r, j) in enumerate(zip(v_r, v_j)):
+        for k, (r, j, _) in enumerate(entries):
             for i in np.nonzero(N[:, r])[0]:
                 key = (int(i), int(j))
                 if key not in pairs:
@@ -147,6 +142,7 @@ class Network:
         self.jac_cols = np.array([k[1] for k in pairs], dtype=int)
         self._jac_map = sp.csr_matrix((m_vals, (m_rows, m_cols)), shape=(len(pairs), len(entries)))
         self._N_csr = sp.csr_matrix(N)
+        self._n_dv = len(entries)
 
     @staticmethod
     def _total_derivative(node, s: str, expr_species: Mapping[str, set]):
@@ -158,7 +154,7 @@ class Network:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_compiled", "_jac_map", "_N_csr"):
+        for key in ("_eval", "_jac_map", "_N_csr", "_steady_state_cache"):
             state.pop(key, None)
         return state
 
@@ -181,54 +177,52 @@ class Network:
         x2 = x[None, :] if x.ndim == 1 else x
         B = x2.shape[0]
         p2 = np.broadcast_to(p, (B, self.n_params)) if p.ndim == 1 else p
-        if x2.shape[1] != self.n_species or p2.shape != (B, self.n_params):
+        if x2.ndim != 2 or x2.shape[1] != self.n_species or p2.shape != (B, self.n_params):
             raise ValueError(
                 f"state must have shape (B, {self.n_species}) and parameters (B, {self.n_params}); "
                 f"got {x.shape} and {p.shape}"
             )
-        aug = np.empty((self._compiled.aug_rows, B))
-        aug[: self.n_species] = x2.T
-        return aug, np.ascontiguousarray(p2.T), x.ndim == 1
+        return x2, p2, x.ndim == 1
 
-    def _fill_expressions(self, aug, pT, with_derivatives: bool) -> None:
-        row = self.n_species
-        for f in self._compiled.expr_fns:
-            aug[row] = f(aug, pT)
-            row += 1
-        if with_derivatives:
-            for f in self._compiled.dexpr_fns:
-                aug[row] = f(aug, pT)
-                row += 1
-
-    def _ratesT(self, aug, pT) -> np.ndarray:
-        out = np.empty((len(self._compiled.rate_fns), aug.shape[1]))
-        for r, f in enumerate(self._compiled.rate_fns):
-            out[r] = f(aug, pT)
+    @staticmethod
+    def _stack(values: tuple, B: int) -> np.ndarray:
+        out = np.empty((len(values), B))
+        for k, v in enumerate(values):
+            out[k] = v
         return out
+
+    def _values(self, scalar_fn, array_fn, x2, p2) -> np.ndarray:
+        """(K, B) outputs; B = 1 uses the float evaluator unless it hits a division by zero."""
+        B = x2.shape[0]
+        if B == 1:
+            try:
+                return np.array(scalar_fn(x2[0].tolist(), p2[0].tolist()), dtype=float).reshape(-1, 1)
+            except (ZeroDivisionError, OverflowError):
+                pass  # fall through to NumPy semantics (inf / nan)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self._stack(array_fn(np.ascontiguousarray(x2.T), np.ascontiguousarray(p2.T)), B)
 
     def rates(self, x, p) -> np.ndarray:
         """Reaction rates v, shape (B, n_reactions) in nM/h (or (n_reactions,) for 1-D x)."""
-        aug, pT, flat = self._prepare(x, p)
-        self._fill_expressions(aug, pT, False)
-        v = self._ratesT(aug, pT).T
+        x2, p2, flat = self._prepare(x, p)
+        v = self._values(self._eval.rates_scalar, self._eval.rates_array, x2, p2).T
         return v[0] if flat else v
 
     def rhs(self, x, p) -> np.ndarray:
         """dx/dt = N v(x, p), shape like ``x`` (nM/h)."""
-        aug, pT, flat = self._prepare(x, p)
-        self._fill_expressions(aug, pT, False)
-        dx = (self._N_csr @ self._ratesT(aug, pT)).T
+        x2, p2, flat = self._prepare(x, p)
+        v = self._values(self._eval.rates_scalar, self._eval.rates_array, x2, p2)
+        dx = (self._N_csr @ v).T
         return dx[0] if flat else dx
 
     def jacobian_values(self, x, p) -> np.ndarray:
         """Jacobian entries at (jac_rows, jac_cols), shape (B, nnz) (1/h)."""
-        aug, pT, flat = self._prepare(x, p)
-        self._fill_expressions(aug, pT, True)
-        B = aug.shape[1]
-        dv = np.empty((len(self._compiled.drate_fns), B))
-        for k, f in enumerate(self._compiled.drate_fns):
-            dv[k] = f(aug, pT)
-        vals = (self._jac_map @ dv).T
+        x2, p2, flat = self._prepare(x, p)
+        if self._n_dv == 0:
+            vals = np.zeros((x2.shape[0], len(self.jac_rows)))
+        else:
+            dv = self._values(self._eval.drates_scalar, self._eval.drates_array, x2, p2)
+            vals = (self._jac_map @ dv).T
         return vals[0] if flat else vals
 
     def jacobian(self, x, p) -> np.ndarray:
@@ -242,12 +236,12 @@ class Network:
 
     def observables(self, x, p) -> np.ndarray:
         """Observable values, shape (B, n_observables), in the units of ``observable_units``."""
-        aug, pT, flat = self._prepare(x, p)
-        out = np.empty((len(self._compiled.obs_fns), aug.shape[1]))
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 fractions are NaN, not an error
-            self._fill_expressions(aug, pT, False)
-            for k, f in enumerate(self._compiled.obs_fns):
-                out[k] = f(aug, pT)
+        x2, p2, flat = self._prepare(x, p)
+        if not self.observable_names:
+            out = np.zeros((0, x2.shape[0]))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0/0 fractions are NaN
+                out = self._stack(self._eval.observables_array(x2.T, p2.T), x2.shape[0])
         return out[:, 0] if flat else out.T
 
     # -- parameters ----------------------------------------------------------------------------

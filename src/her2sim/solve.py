@@ -228,6 +228,18 @@ def steady_state(network: Network, x0, p, *, method: str = "LSODA", rtol: float 
         "The model may oscillate or grow without bound; pass preequilibrate=False or fix the model.")
 
 
+def _cached_steady_state(network: Network, x0: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """steady_state() memoised on the network instance per (x0, p): repeated what-ifs on one
+    compiled network (dose series, drug panels) share the rest state."""
+    cache = network.__dict__.setdefault("_steady_state_cache", {})
+    key = (x0.tobytes(), p.tobytes())
+    if key not in cache:
+        if len(cache) > 256:
+            cache.clear()
+        cache[key] = steady_state(network, x0, p)
+    return cache[key].copy()
+
+
 def _input_free(network: Network, p: np.ndarray) -> np.ndarray:
     """Copy of p with every drug dose parameter set to 0 (cells at rest before dosing)."""
     q = p.copy()
@@ -364,7 +376,7 @@ def _preequilibrate_all(network, X0, P, status, single):
     out = X0.copy()
     for i in range(len(X0)):
         try:
-            out[i] = steady_state(network, X0[i], _input_free(network, P[i]))
+            out[i] = _cached_steady_state(network, X0[i], _input_free(network, P[i]))
         except IntegrationError as exc:
             if single:
                 raise

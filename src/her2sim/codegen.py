@@ -1,0 +1,167 @@
+"""Straight-line evaluators synthesised from expression trees (common subexpressions shared).
+
+Why: evaluating a tree node by node costs one Python call per node, which dominates a
+single-condition solve. Here the trees of a network (already validated by the whitelisting parser
+in :mod:`her2sim.expr`) are interned into one DAG, shared subtrees become temporaries, and a Python
+function is synthesised **as an AST built from our own node classes** and compiled. No text from a
+model file reaches :func:`compile`: the synthesised code can only contain the names ``x``, ``p``,
+temporaries ``t<N>``, float constants, arithmetic operators and the fixed helper functions below,
+because names in the trees are replaced by integer subscripts during interning (an unknown name
+raises before any code is built).
+
+Two flavours: ``"array"`` (``x`` is a sequence of (B,) rows, NumPy functions; any batch size)
+and ``"scalar"`` (``x`` is a list of Python floats, :mod:`math` functions; fastest for B = 1).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import types
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import expr as ex
+
+_ARRAY_FUNCS = {
+    "exp": np.exp, "log": np.log, "log10": np.log10, "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign,
+    "min": np.minimum, "max": np.maximum, "pow": np.power,
+    "select": lambda a, b, c, d: np.where(np.less(a, b), c, d),
+}
+
+
+def _safe(fn):
+    def wrapped(*args):
+        try:
+            return fn(*args)
+        except (ValueError, OverflowError, ZeroDivisionError):
+            return math.nan
+    return wrapped
+
+
+def _scalar_pow(a: float, b: float) -> float:
+    try:
+        r = a ** b
+    except (ZeroDivisionError, OverflowError):
+        return math.inf if a == 0 else math.nan
+    return r if isinstance(r, float) else math.nan  # negative base, fractional power -> complex
+
+
+_SCALAR_FUNCS = {
+    "exp": _safe(math.exp), "log": _safe(math.log), "log10": _safe(math.log10), "sqrt": _safe(math.sqrt),
+    "abs": abs, "sign": lambda a: (a > 0) - (a < 0), "min": min, "max": max, "pow": _scalar_pow,
+    "select": lambda a, b, c, d: c if a < b else d,
+}
+_OPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
+
+
+class Dag:
+    """Interned expression DAG: equal subtrees get one id; leaves are species/parameter slots."""
+
+    def __init__(self, species_index: Mapping[str, int], param_index: Mapping[str, int]):
+        self.species_index = species_index
+        self.param_index = param_index
+        self.nodes: list[tuple] = []  # (kind, payload, child ids)
+        self._ids: dict[tuple, int] = {}
+
+    def _make(self, key: tuple) -> int:
+        if key not in self._ids:
+            self._ids[key] = len(self.nodes)
+            self.nodes.append(key)
+        return self._ids[key]
+
+    def intern(self, node: ex.Node, env: Mapping[str, int] | None = None, memo: dict | None = None) -> int:
+        """Id of ``node``; names in ``env`` (named expressions) resolve to already interned ids."""
+        env = env or {}
+        memo = {} if memo is None else memo
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if isinstance(node, ex.Num):
+            out = self._make(("const", float(node.value), ()))
+        elif isinstance(node, ex.Sym):
+            if node.name in env:
+                out = env[node.name]
+            elif node.name in self.species_index:
+                out = self._make(("x", self.species_index[node.name], ()))
+            elif node.name in self.param_index:
+                out = self._make(("p", self.param_index[node.name], ()))
+            else:
+                raise ex.ExpressionError(f"name {node.name!r} is neither a species, parameter nor expression")
+        elif isinstance(node, ex.Bin):
+            a, b = self.intern(node.left, env, memo), self.intern(node.right, env, memo)
+            out = self._make(("bin", node.op, (a, b)))
+        elif isinstance(node, ex.Neg):
+            out = self._make(("neg", None, (self.intern(node.arg, env, memo),)))
+        elif isinstance(node, ex.Call):
+            out = self._make(("call", node.fn, tuple(self.intern(a, env, memo) for a in node.args)))
+        else:
+            kids = tuple(self.intern(n, env, memo) for n in (node.a, node.b, node.if_less, node.otherwise))
+            out = self._make(("call", "select", kids))
+        memo[key] = out
+        return out
+
+    def function(self, outputs: Sequence[int], flavour: str = "array") -> Callable:
+        """Synthesise ``f(x, p) -> tuple`` of the output ids' values."""
+        reachable = self._reachable(outputs)
+        uses: dict[int, int] = {}
+        for k in reachable:
+            for c in self.nodes[k][2]:
+                uses[c] = uses.get(c, 0) + 1
+        for k in outputs:
+            uses[k] = uses.get(k, 0) + 2
+        temps: dict[int, str] = {}
+        body: list[ast.stmt] = []
+
+        def emit(k: int) -> ast.expr:
+            if k in temps:
+                return ast.Name(temps[k], ast.Load())
+            kind, payload, kids = self.nodes[k]
+            if kind == "const":
+                return ast.Constant(payload)
+            if kind in ("x", "p"):
+                return ast.Subscript(ast.Name(kind, ast.Load()), ast.Constant(payload), ast.Load())
+            args = [emit(c) for c in kids]
+            if kind == "neg":
+                return ast.UnaryOp(ast.USub(), args[0])
+            if kind == "bin":
+                if payload == "**":
+                    exponent = self.nodes[kids[1]]
+                    if exponent[0] == "const" and exponent[1] == 2.0:
+                        return ast.BinOp(args[0], ast.Mult(), emit(kids[0]))
+                    return ast.Call(ast.Name("_pow", ast.Load()), args, [])
+                return ast.BinOp(args[0], _OPS[payload](), args[1])
+            return ast.Call(ast.Name(f"_{payload}", ast.Load()), args, [])
+
+        for k in sorted(reachable):
+            kind = self.nodes[k][0]
+            if kind not in ("const", "x", "p") and uses.get(k, 0) >= 2:
+                value = emit(k)
+                temps[k] = f"t{k}"
+                body.append(ast.Assign([ast.Name(temps[k], ast.Store())], value))
+        result = ast.Tuple([emit(k) for k in outputs], ast.Load())
+        body.append(ast.Return(result))
+        fn = ast.FunctionDef(
+            name="evaluate",
+            args=ast.arguments(posonlyargs=[], args=[ast.arg("x"), ast.arg("p")], kwonlyargs=[], kw_defaults=[],
+                               defaults=[]),
+            body=body, decorator_list=[], returns=None, type_params=[],
+        )
+        module = ast.fix_missing_locations(ast.Module([fn], type_ignores=[]))
+        funcs = _ARRAY_FUNCS if flavour == "array" else _SCALAR_FUNCS
+        namespace = {f"_{name}": f for name, f in funcs.items()}
+        module_code = compile(module, "<her2sim generated>", "exec")
+        fn_code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType))
+        return types.FunctionType(fn_code, namespace, "evaluate")
+
+    def _reachable(self, outputs: Sequence[int]) -> set[int]:
+        seen: set[int] = set()
+        stack = list(outputs)
+        while stack:
+            k = stack.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            stack.extend(self.nodes[k][2])
+        return seen
