@@ -32,13 +32,14 @@ a status code and message; the rest of the batch goes on.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import multiprocessing as mp
 import sys
 import time as _time
 import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -85,7 +86,8 @@ class RosenbrockTableau:
         return "new"
 
 
-_R4 = dict(a21=1.544, a31=0.9466785280815826, a32=0.2557011698983284, a41=3.314825187068521,
+_R4 = dict(  # noqa: C408 - the coefficient names of rodas.f
+    a21=1.544, a31=0.9466785280815826, a32=0.2557011698983284, a41=3.314825187068521,
            a42=2.896124015972201, a43=0.9986419139977817, a51=1.221224509226641, a52=6.019134481288629,
            a53=12.53708332932087, a54=-0.687886036105895, c21=-5.6688, c31=-2.430093356833875,
            c32=-0.2063599157091915, c41=-0.1073529058151375, c42=-9.594562251023355,
@@ -259,7 +261,7 @@ def breakpoints_from_conditions(network: Network, conditions: Sequence[Condition
 
 
 # ----------------------------------------------------------------------------- the program
-_PLANS: "weakref.WeakKeyDictionary[Network, dict]" = weakref.WeakKeyDictionary()
+_PLANS: weakref.WeakKeyDictionary[Network, dict] = weakref.WeakKeyDictionary()
 
 
 def lu_plan(network: Network, ordering: str = "markowitz") -> SparseLU:
@@ -409,7 +411,7 @@ def _run_parallel(job, workers, status, steps, rejected, messages) -> None:
     _FORKED_JOB = job
     try:
         with mp.get_context("fork").Pool(len(edges) - 1) as pool:
-            for lo, st, sp_, rj, msgs in pool.map(_worker, list(zip(edges[:-1], edges[1:]))):
+            for lo, st, sp_, rj, msgs in pool.map(_worker, list(itertools.pairwise(edges))):
                 status[lo:lo + len(st)] = st
                 steps[lo:lo + len(st)] = sp_
                 rejected[lo:lo + len(st)] = rj
@@ -466,6 +468,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     s_count = tab.stages
     expo = 1.0 / (tab.error_order + 1)
     sources = [tab.rhs_source(i) for i in range(tab.stages)]
+    stage_coef = [np.array([tab.a[i][:i], tab.c[i][:i]], dtype=float) for i in range(tab.stages)]
     messages: dict[int, str] = {}
     out = job.states
     span = t_end - job.t0
@@ -527,12 +530,16 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             if i == 0:
                 r = f0
             else:
+                ac = np.einsum("pk,knb->pnb", stage_coef[i], U[:i])  # sum_j a_ij u_j and sum_j c_ij u_j
                 src = sources[i]
                 if src == "y0":
                     fi = f0
                 elif src == "new":
-                    fi = rhs(y + _combine(tab.a[i], U, i), P)
-                r = fi + _combine(tab.c[i], U, i) * inv_h
+                    ac[0] += y
+                    fi = rhs(ac[0], P)
+                r = ac[1]
+                r *= inv_h
+                r += fi
             U[i] = plan.solve(V, rpiv, r)
         y1 = y + _combine(tab.m, U, s_count)
         err_vec = U[s_count - 1] if tab.e == (0.0,) * (s_count - 1) + (1.0,) else _combine(tab.e, U, s_count)

@@ -66,6 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("drugs", help="list the drug library (names usable with --drug)")
     d.add_argument("--long", action="store_true", help="show targets and mechanism")
+
+    demo = sub.add_parser("demo", help="run a resistance-mechanism demonstration and save its figure",
+                          description="Each demo states what it shows, prints its measured metrics and the "
+                                      "literature value they are compared with, and writes a PNG.")
+    demo.add_argument("name", nargs="?", help="demo name (see --list)")
+    demo.add_argument("--list", action="store_true", help="list the demos, one per line")
+    demo.add_argument("--plot", default=None, metavar="FILE.png", help="figure path (default: NAME.png)")
+    demo.add_argument("--fast", action="store_true", help="fewer doses/time points (quicker, coarser figure)")
+
+    e = sub.add_parser("export-sbml", help="write a model as SBML Level 3 (needs her2sim[sbml])")
+    e.add_argument("model", nargs="?", default="default", help="bundled model name or path (default: default)")
+    e.add_argument("-o", "--output", required=True, metavar="FILE.xml")
+    e.add_argument("--variant", action="append", default=[], metavar="V")
+    e.add_argument("--drug", action="append", default=[], metavar="NAME[=DOSE]",
+                   help="include a drug (its dose parameter; with =DOSE also set the dose in the file)")
+    e.add_argument("--no-preequilibrate", action="store_true",
+                   help="write the file's initial amounts instead of the drug-free steady state")
     return parser
 
 
@@ -76,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["simulate"])
     try:
-        return {"simulate": _simulate, "models": _models, "check": _check, "drugs": _drugs}[command](args)
+        handlers = {"simulate": _simulate, "models": _models, "check": _check, "drugs": _drugs, "demo": _demo,
+                    "export-sbml": _export_sbml}
+        return handlers[command](args)
     except Her2simError as exc:
         print(f"her2sim: error: {exc}", file=sys.stderr)
         return 2
@@ -90,7 +109,8 @@ def _simulate(args) -> int:
     result = simulate(args.model, drugs=drugs, variants=args.variant, time=args.time, parameters=dict(args.params),
                       events=events, method=args.method, rtol=args.rtol, atol=args.atol,
                       preequilibrate=not args.no_preequilibrate)
-    observe = args.observe or [o for o in DEFAULT_OBSERVE if o in result.observable_names] or list(result.observable_names)
+    known = set(result.observable_names) | set(result.species_names)
+    observe = args.observe or [o for o in DEFAULT_OBSERVE if o in known] or list(result.observable_names)
     for name in observe:
         result.values(name)  # unknown names fail here with a hint
     header = f"model {result.attrs['model']}"
@@ -156,12 +176,40 @@ def _drugs(args) -> int:
     from .load import list_drugs
 
     for d in list_drugs():
-        aliases = f" (aliases: {', '.join(d.aliases)})" if d.aliases else ""
+        cli_name = d.name.lower().replace(" ", "-")
+        others = [a for a in d.aliases if a.lower() != cli_name and " " not in a]
+        aliases = f" (aliases: {', '.join(others)})" if others else ""
         if args.long:
-            print(f"{d.name.lower()}{aliases}\n    class: {d.drug_class}; targets: {', '.join(d.targets)}\n"
+            print(f"{cli_name}{aliases}\n    class: {d.drug_class}; targets: {', '.join(d.targets)}\n"
                   f"    {d.mechanism}\n    source: {d.source}")
         else:
-            print(f"{d.name.lower():<28} {d.drug_class}{aliases}")
+            print(f"{cli_name:<28} {d.drug_class}{aliases}")
+    return 0
+
+
+def _demo(args) -> int:
+    from .demos import DEMOS, run_demo
+
+    if args.list or not args.name:
+        for name, fn in DEMOS.items():
+            print(name)
+        return 0
+    result = run_demo(args.name, fast=args.fast)
+    print(f"{result.name}: {result.claim}")
+    for key, value in result.metrics.items():
+        print(f"  {key:<40} {value:.4g}")
+    print(f"literature: {result.literature}")
+    path = result.plot(args.plot or f"{result.name}.png")
+    print(f"wrote {path}")
+    return 0
+
+
+def _export_sbml(args) -> int:
+    from .sbml import export_model_sbml
+
+    path = export_model_sbml(args.model, args.output, variants=args.variant, drugs=args.drug,
+                             preequilibrated=not args.no_preequilibrate)
+    print(f"wrote {path}")
     return 0
 
 

@@ -41,31 +41,34 @@ GROUPINGS = ("level", "entry")
 
 @dataclass(frozen=True, eq=False)
 class _Step:
-    """Entries ``[start, stop)`` of one level: ``V[start:start+n_upd] -= sum of terms`` then
-    ``V[div_start:stop] /= V[pivots]``. ``starts`` is None when every entry has one term."""
+    """One level of the factorisation. Its ``n_upd`` entries with terms sit at value positions
+    ``[start, start + n_upd)``, sorted by decreasing number of terms, so the k-th term of every
+    entry that has one is a prefix of length ``counts[k]``: ``acc[:counts[k]] += V[left[k]] *
+    V[right[k]]``, then ``V[start:start + n_upd] -= acc``. Then the L entries ``divide`` (a slice
+    or an index array) are divided by their pivots ``V[pivots]``."""
 
     start: int
     n_upd: int
-    div_start: int
-    stop: int
-    left: np.ndarray
-    right: np.ndarray
-    starts: np.ndarray | None
+    counts: tuple
+    left: tuple
+    right: tuple
+    divide: slice | np.ndarray
     pivots: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
 class _SolveStep:
-    """Rows ``[start, start+n_upd)`` of a triangular solve (in its storage order):
-    ``y[start:start+n_upd] -= sum_t V[vals[t]] * y[cols[t]]``; then (backward only) the rows
+    """Rows ``[start, start + n_upd)`` of a triangular solve (in its storage order, sorted by
+    decreasing number of terms): ``y[start:start + n_upd] -= sum_k V[vals[k]] * y[cols[k]]``
+    (the k-th terms cover a prefix of ``counts[k]`` rows); then (backward only) the rows
     ``[start, stop)`` are scaled by the reciprocal pivots."""
 
     start: int
     n_upd: int
     stop: int
-    vals: np.ndarray
-    cols: np.ndarray
-    starts: np.ndarray | None
+    counts: tuple
+    vals: tuple
+    cols: tuple
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,13 +132,12 @@ class SparseLU:
         (n, B) in the order the solve needs them."""
         for st in self._steps:
             if st.n_upd:
-                prod = V[st.left]
-                prod *= V[st.right]
-                if st.starts is not None:
-                    prod = np.add.reduceat(prod, st.starts, axis=0)
-                V[st.start:st.start + st.n_upd] -= prod
-            if st.stop > st.div_start:
-                V[st.div_start:st.stop] /= V[st.pivots]
+                V[st.start:st.start + st.n_upd] -= _dot_terms(V, V, st.counts, st.left, st.right)
+            if st.pivots.size:
+                if isinstance(st.divide, slice):
+                    V[st.divide] /= V[st.pivots]
+                else:
+                    V[st.divide] = V[st.divide] / V[st.pivots]
         return 1.0 / V[self._pivot_bwd]
 
     def solve(self, V: np.ndarray, rpiv: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -143,19 +145,11 @@ class SparseLU:
         the original order; returns x (n, B)."""
         y = b[self._fwd_in]
         for st in self._fwd:
-            prod = V[st.vals]
-            prod *= y[st.cols]
-            if st.starts is not None:
-                prod = np.add.reduceat(prod, st.starts, axis=0)
-            y[st.start:st.start + st.n_upd] -= prod
+            y[st.start:st.start + st.n_upd] -= _dot_terms(V, y, st.counts, st.vals, st.cols)
         x = y[self._fwd_to_bwd]
         for st in self._bwd:
             if st.n_upd:
-                prod = V[st.vals]
-                prod *= x[st.cols]
-                if st.starts is not None:
-                    prod = np.add.reduceat(prod, st.starts, axis=0)
-                x[st.start:st.start + st.n_upd] -= prod
+                x[st.start:st.start + st.n_upd] -= _dot_terms(V, x, st.counts, st.vals, st.cols)
             x[st.start:st.stop] *= rpiv[st.start:st.stop]
         return x[self._bwd_out]
 
@@ -168,6 +162,30 @@ class SparseLU:
             else:
                 U[i, j] = V[pos, member]
         return L, U
+
+
+def _dot_terms(A: np.ndarray, X: np.ndarray, counts, left, right) -> np.ndarray:
+    """acc[r] = sum_k A[left[k][r]] * X[right[k][r]] with the k-th terms on rows [0, counts[k])."""
+    acc = A[left[0]]
+    acc *= X[right[0]]
+    for m, li, ri in zip(counts[1:], left[1:], right[1:]):
+        tmp = A[li]
+        tmp *= X[ri]
+        acc[:m] += tmp
+    return acc
+
+
+def _slots(term_lists):
+    """Per-row term lists (rows sorted by decreasing length) -> (counts, first-index arrays,
+    second-index arrays) per term slot k."""
+    depth = len(term_lists[0]) if term_lists else 0
+    counts, first, second = [], [], []
+    for k in range(depth):
+        rows = [t for t in term_lists if len(t) > k]
+        counts.append(len(rows))
+        first.append(np.array([t[k][0] for t in rows], dtype=np.intp))
+        second.append(np.array([t[k][1] for t in rows], dtype=np.intp))
+    return tuple(counts), tuple(first), tuple(second)
 
 
 # ----------------------------------------------------------------------------- symbolic phase
@@ -224,12 +242,9 @@ def symbolic_lu(n: int, rows, cols, *, ordering: str = "markowitz", grouping: st
         order = sorted(entries, key=lambda e: (level[e], e))
         level = {e: k for k, e in enumerate(order)}
 
-    # storage order: by level; inside a level: U with terms, L with terms, L without terms
-    def kind(e):
-        i, j = e
-        return 0 if (i <= j and terms[e]) else (1 if (i > j and terms[e]) else (2 if i > j else 3))
-
-    layout = sorted(entries, key=lambda e: (level[e], kind(e), e))
+    # storage order: by level; inside a level the entries with terms first (most terms first),
+    # then the L entries without terms (they are only divided by their pivot)
+    layout = sorted(entries, key=lambda e: (level[e], not terms[e], -len(terms[e]), e[0] <= e[1], e))
     pos = {e: p for p, e in enumerate(layout)}
     steps = []
     flops = 0
@@ -238,26 +253,20 @@ def symbolic_lu(n: int, rows, cols, *, ordering: str = "markowitz", grouping: st
         by_level.setdefault(level[e], []).append(e)
     for lv in sorted(by_level):
         group = by_level[lv]
-        upd = [e for e in group if kind(e) in (0, 1)]
-        div = [e for e in group if kind(e) in (1, 2)]
+        upd = [e for e in group if terms[e]]
+        div = [e for e in group if e[0] > e[1]]
         if not upd and not div:
             continue
-        left, right, starts = [], [], []
-        for e in upd:
-            starts.append(len(left))
-            for k in terms[e]:
-                left.append(pos[(e[0], k)])
-                right.append(pos[(k, e[1])])
-        flops += 2 * len(left) + len(div)
         start = pos[group[0]]
+        assert [pos[e] for e in upd] == list(range(start, start + len(upd)))  # contiguous by construction
+        counts, left, right = _slots([[(pos[(e[0], k)], pos[(k, e[1])]) for k in terms[e]] for e in upd])
+        flops += 2 * sum(counts) + len(div)
+        dpos = [pos[e] for e in div]
+        contiguous = bool(dpos) and dpos == list(range(dpos[0], dpos[0] + len(dpos)))
         steps.append(_Step(
-            start=start, n_upd=len(upd), div_start=pos[div[0]] if div else start + len(group),
-            stop=(pos[div[-1]] + 1) if div else start + len(group),
-            left=np.array(left, dtype=np.intp), right=np.array(right, dtype=np.intp),
-            starts=None if len(left) == len(upd) else np.array(starts, dtype=np.intp),
+            start=start, n_upd=len(upd), counts=counts, left=left, right=right,
+            divide=slice(dpos[0], dpos[-1] + 1) if contiguous else np.array(dpos, dtype=np.intp),
             pivots=np.array([pos[(e[1], e[1])] for e in div], dtype=np.intp)))
-        if upd:  # slices must be contiguous: check the layout invariant
-            assert [pos[e] for e in upd] == list(range(start, start + len(upd)))
     fwd, fwd_order = _solve_program(n, filled, pos, lower=True, grouping=grouping)
     bwd, bwd_order = _solve_program(n, filled, pos, lower=False, grouping=grouping)
     fwd_rank = np.empty(n, dtype=np.intp)
@@ -352,25 +361,18 @@ def _solve_program(n: int, filled: set, pos: dict, *, lower: bool, grouping: str
         order_ = sorted(range(n), key=lambda i: (level[i], i))
         for r, i in enumerate(order_):
             level[i] = r
-    order = sorted(range(n), key=lambda i: (level[i], not deps[i], i))
+    order = sorted(range(n), key=lambda i: (level[i], not deps[i], -len(deps[i]), i))
     slot = {row: s for s, row in enumerate(order)}
     steps = []
     s = 0
     for lv in sorted(set(level)):
         group = [i for i in order if level[i] == lv]
         upd = [i for i in group if deps[i]]
-        vals, cols, starts = [], [], []
-        for i in upd:
-            starts.append(len(vals))
-            for j in sorted(deps[i]):
-                vals.append(pos[(i, j)])
-                cols.append(slot[j])
         if lower and not upd:
             s += len(group)
             continue
-        steps.append(_SolveStep(
-            start=s, n_upd=len(upd), stop=s + len(group),
-            vals=np.array(vals, dtype=np.intp), cols=np.array(cols, dtype=np.intp),
-            starts=None if len(vals) == len(upd) else np.array(starts, dtype=np.intp)))
+        counts, vals, cols = _slots([[(pos[(i, j)], slot[j]) for j in sorted(deps[i])] for i in upd])
+        steps.append(_SolveStep(start=s, n_upd=len(upd), stop=s + len(group), counts=counts, vals=vals,
+                                cols=cols))
         s += len(group)
     return tuple(steps), np.array(order, dtype=np.intp)

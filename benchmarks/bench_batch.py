@@ -1,0 +1,213 @@
+"""Benchmark the batch path (simulate_batch) against the scipy path, at measured accuracy.
+
+Usage:  python benchmarks/bench_batch.py [--full] [--write] [--model NAME_OR_PATH] [--refs N]
+
+Problem: the bundled HER2 model ("default"; falls back to tests/models/batch_chain.toml if it does
+not load), 72 h, 73 output times, atol 1e-9, 8 parameters varied log-uniformly within +-2x of
+nominal (seed 0), no pre-equilibration (every engine starts from the model's x0). A tight
+reference (Radau, rtol 1e-10, atol 1e-12) is computed first for the first --refs conditions;
+every engine's error is measured on those conditions as max |x - ref| / max(|ref|, 1e-3 nM)
+(relative above 1 pM, absolute in nM below). Speeds are conditions per second, measured in
+this process, with BLAS pinned to one thread. --full adds B = 1e5. --write replaces the
+results section of benchmarks/README.md. The cProfile of one B = 1e4 run is printed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # before NumPy is imported: one BLAS thread per process
+
+import argparse
+import cProfile
+import datetime
+import io
+import multiprocessing as mp
+import platform
+import pstats
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy
+
+import her2sim
+from her2sim.batch import lu_plan, simulate_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+T_EVAL = np.linspace(0.0, 72.0, 73)
+ATOL = 1e-9
+FLOOR = 1e-3  # nM
+N_VARIED = 8
+
+
+def load(model: str):
+    try:
+        return her2sim.compile_network(her2sim.load_model(model)), model
+    except Exception as exc:  # noqa: BLE001 - report and fall back
+        fallback = str(ROOT / "tests" / "models" / "batch_chain.toml")
+        print(f"# {model!r} does not load ({exc}); falling back to {fallback}", file=sys.stderr)
+        return her2sim.compile_network(her2sim.load_model(fallback)), fallback
+
+
+def varied_parameters(net, n_conditions: int, seed: int = 0):
+    """The N_VARIED non-input parameters with non-zero values, evenly spaced in name order."""
+    inputs = {d.dose_parameter for d in net.spec.drugs} | {p.name for p in net.spec.parameters
+                                                            if getattr(p, "input", False)}
+    names = sorted(n for n, v in zip(net.parameter_names, net.p0) if v != 0 and n not in inputs)
+    chosen = [names[int(k)] for k in np.linspace(0, len(names) - 1, N_VARIED)]
+    rng = np.random.default_rng(seed)
+    factors = np.exp(rng.uniform(-np.log(2), np.log(2), (n_conditions, N_VARIED)))
+    P = np.tile(net.p0, (n_conditions, 1))
+    for k, name in enumerate(chosen):
+        P[:, net.parameter_index(name)] *= factors[:, k]
+    return chosen, P
+
+
+def max_err(states, ref):
+    return float(np.max(np.abs(states - ref) / np.maximum(np.abs(ref), FLOOR)))
+
+
+def scipy_path(net, names, P, rtol, method, mode, atol=ATOL):
+    conds = [{"parameters": {n: float(p[net.parameter_index(n)]) for n in names}} for p in P]
+    t0 = time.perf_counter()
+    res = her2sim.simulate(net, conditions=conds, time="72 h", t_eval=T_EVAL, preequilibrate=False,
+                           method=method, mode=mode, rtol=rtol, atol=atol)
+    return res.species, time.perf_counter() - t0
+
+
+def _child(conn, net, P, rtol, workers):
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    res = simulate_batch(net, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, workers=workers)
+    dt = time.perf_counter() - t0
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    conn.send((dt, res.states[:64].copy(), res.steps.mean(), res.rejected.mean(), int(res.ok.sum()),
+               (peak - base) / 1024.0))
+    conn.close()
+
+
+def batch_path(net, P, rtol, workers):
+    """Run in a forked child so peak memory is measured per configuration."""
+    parent, child = mp.get_context("fork").Pipe()
+    proc = mp.get_context("fork").Process(target=_child, args=(child, net, P, rtol, workers))
+    proc.start()
+    out = parent.recv()
+    proc.join()
+    return out
+
+
+def profile_run(net, P, rtol):
+    prof = cProfile.Profile()
+    prof.enable()
+    t0 = time.perf_counter()
+    simulate_batch(net, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL)
+    wall = time.perf_counter() - t0
+    prof.disable()
+    st = pstats.Stats(prof)
+    cum = {}
+    for (file, _, func), (_, _, tt, ct, _) in st.stats.items():
+        cum[(Path(file).name, func)] = (tt, ct)
+
+    def c(file, func):
+        return cum.get((file, func), (0.0, 0.0))[1]
+
+    rhs, jac = c("network.py", "rhs"), c("network.py", "jacobian_values")
+    parts = {
+        "right-hand side (network.rhs, 6 per step)": rhs,
+        "Jacobian (network.jacobian_values)": jac,
+        "LU: assemble I/(h*gamma) - J": c("sparse_lu.py", "assemble"),
+        "LU: numeric factorisation": c("sparse_lu.py", "factor"),
+        "triangular solves (6 per step)": c("sparse_lu.py", "solve"),
+        "stage combinations (einsum)": cum.get(("~", "<built-in method numpy._core._multiarray_umath.c_einsum>"),
+                                               (0, 0))[1],
+        "dense output": c("batch.py", "_dense"),
+    }
+    integ = c("batch.py", "_integrate")
+    parts["controller, error norm, bookkeeping (rest of the loop)"] = integ - sum(parts.values())
+    buf = io.StringIO()
+    st.stream = buf
+    st.sort_stats("tottime").print_stats(12)
+    return wall, integ, parts, buf.getvalue()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="also B = 1e5")
+    ap.add_argument("--write", action="store_true", help="write the table into benchmarks/README.md")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--refs", type=int, default=8, help="conditions with a tight reference")
+    ap.add_argument("--loop", type=int, default=16, help="conditions for the scipy loop timings")
+    ap.add_argument("--sizes", default="100,1000,10000", help="batch sizes, comma-separated")
+    ap.add_argument("--no-profile", action="store_true")
+    args = ap.parse_args()
+
+    net, model = load(args.model)
+    sizes = [int(float(b)) for b in args.sizes.split(",")] + ([100000] if args.full else [])
+    names, P_all = varied_parameters(net, max(sizes))
+    plan = lu_plan(net)
+    lines = []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    say(f"Model `{Path(model).stem if model != 'default' else 'default'}`: {net.n_species} species, "
+        f"{len(net.reaction_names)} reactions, {net.n_params} parameters; Jacobian {len(net.jac_rows)} "
+        f"non-zeros, LU {plan.nnz} entries ({plan.n_fill} fill-ins, Markowitz order), "
+        f"{plan.n_levels} factorisation levels, {plan.n_solve_levels[0]}+{plan.n_solve_levels[1]} solve levels.")
+    say(f"Varied (x in [1/2, 2], log-uniform, seed 0): {', '.join(names)}.")
+    t0 = time.perf_counter()
+    ref, _ = scipy_path(net, names, P_all[:args.refs], 1e-10, "Radau", "loop", atol=1e-12)
+    say(f"Reference: Radau rtol 1e-10 atol 1e-12 on {args.refs} conditions ({time.perf_counter() - t0:.1f} s).")
+    say()
+    say("| engine | rtol | conditions | cond/s | vs LSODA loop | max rel. error | steps/member | peak RSS MB |")
+    say("|---|---|---|---|---|---|---|---|")
+    base = {}
+    for rtol in (1e-6, 1e-4):
+        n = max(args.loop, args.refs)
+        Y, dt = scipy_path(net, names, P_all[:n], rtol, "LSODA", "loop")
+        base[rtol] = n / dt
+        say(f"| scipy loop LSODA | {rtol:g} | {n} | {n / dt:.1f} | 1.0 | {max_err(Y[:args.refs], ref):.1e} | | |")
+        nb = max(args.refs, n // 2)
+        Y, dt = scipy_path(net, names, P_all[:nb], rtol, "BDF", "loop")
+        say(f"| scipy loop BDF | {rtol:g} | {nb} | {nb / dt:.1f} | {nb / dt / base[rtol]:.2f} | "
+            f"{max_err(Y[:args.refs], ref):.1e} | | |")
+        Y, dt = scipy_path(net, names, P_all[:n], rtol, "BDF", "block")
+        say(f"| scipy block BDF | {rtol:g} | {n} | {n / dt:.1f} | {n / dt / base[rtol]:.2f} | "
+            f"{max_err(Y[:args.refs], ref):.1e} | | |")
+        say(f"| libRoadRunner (hook: SBML-export work, not run here) | {rtol:g} | | | | | | |")
+        for B in sizes:
+            for workers in ((1, 2) if B >= 1000 else (1,)):
+                dt, Y, steps, rej, n_ok, mem = batch_path(net, P_all[:B], rtol, workers)
+                say(f"| batch rodas4, workers={workers} | {rtol:g} | {B} | {B / dt:.0f} | {B / dt / base[rtol]:.1f} | "
+                    f"{max_err(Y[:args.refs], ref):.1e} | {steps:.0f} (+{rej:.1f} rej.) | {mem:.0f} |"
+                    + ("" if n_ok == B else f" {B - n_ok} failed"))
+    if args.no_profile:
+        return
+    say()
+    wall, integ, parts, text = profile_run(net, P_all[:10000], 1e-6)
+    say(f"Profile of one B = 10000 run, rtol 1e-6, one process ({wall:.1f} s wall under cProfile):")
+    say()
+    say("| part | s | share |")
+    say("|---|---|---|")
+    for k, v in parts.items():
+        say(f"| {k} | {v:.2f} | {100 * v / integ:.0f} % |")
+    print(text)
+
+    if args.write:
+        readme = ROOT / "benchmarks" / "README.md"
+        head = readme.read_text().split("<!-- results -->")[0] if readme.exists() else ""
+        stamp = (f"Measured {datetime.date.today().isoformat()} on {platform.node() or 'unknown'} "
+                 f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs), Python "
+                 f"{platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
+                 "BLAS pinned to 1 thread; command `python benchmarks/bench_batch.py --write`.")
+        readme.write_text(head + "<!-- results -->\n\n" + stamp + "\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
