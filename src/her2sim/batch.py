@@ -475,10 +475,10 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     h_floor = 16 * np.finfo(float).eps * max(abs(job.t0), abs(t_end), span)
 
     def rhs(y, P):
-        return net.rhs(y.T, P.T).T
+        return net.rhs_T(y, P)
 
     def jac(y, P):
-        return net.jacobian_values(y.T, P.T).T
+        return net.jacobian_values_T(y, P)
 
     # --- active-set arrays (species-major: (n, Ba)) ---
     idx = np.arange(lo, hi)

@@ -102,8 +102,22 @@ class Dag:
         memo[key] = out
         return out
 
-    def function(self, outputs: Sequence[int], flavour: str = "array") -> Callable:
-        """Synthesise ``f(x, p) -> tuple`` of the output ids' values."""
+    def linear_combination(self, terms: Sequence[tuple[float, int]]) -> int:
+        """Id of sum(coefficient * node) (e.g. one row of N @ v); 0.0 for no terms."""
+        total = None
+        for coef, k in terms:
+            if coef == 1.0:
+                term = k
+            elif coef == -1.0:
+                term = self._make(("neg", None, (k,)))
+            else:
+                term = self._make(("bin", "*", (self._make(("const", float(coef), ())), k)))
+            total = term if total is None else self._make(("bin", "+", (total, term)))
+        return self._make(("const", 0.0, ())) if total is None else total
+
+    def function(self, outputs: Sequence[int], flavour: str = "array", *, into: bool = False) -> Callable:
+        """Synthesise ``f(x, p) -> tuple`` of the output ids' values, or with ``into=True``
+        ``f(x, p, out)`` assigning output k to ``out[k]`` (rows of a (K, B) buffer)."""
         reachable = self._reachable(outputs)
         uses: dict[int, int] = {}
         for k in reachable:
@@ -140,11 +154,17 @@ class Dag:
                 value = emit(k)
                 temps[k] = f"t{k}"
                 body.append(ast.Assign([ast.Name(temps[k], ast.Store())], value))
-        result = ast.Tuple([emit(k) for k in outputs], ast.Load())
-        body.append(ast.Return(result))
+        if into:
+            for row, k in enumerate(outputs):
+                target = ast.Subscript(ast.Name("out", ast.Load()), ast.Constant(row), ast.Store())
+                body.append(ast.Assign([target], emit(k)))
+            body.append(ast.Return(ast.Name("out", ast.Load())))
+        else:
+            body.append(ast.Return(ast.Tuple([emit(k) for k in outputs], ast.Load())))
+        arg_names = ["x", "p", "out"] if into else ["x", "p"]
         fn = ast.FunctionDef(
             name="evaluate",
-            args=ast.arguments(posonlyargs=[], args=[ast.arg("x"), ast.arg("p")], kwonlyargs=[], kw_defaults=[],
+            args=ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in arg_names], kwonlyargs=[], kw_defaults=[],
                                defaults=[]),
             body=body, decorator_list=[], returns=None, type_params=[],
         )

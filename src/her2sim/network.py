@@ -15,7 +15,6 @@ from fractions import Fraction
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import expr as ex
 from .codegen import Dag
@@ -34,8 +33,10 @@ class _Compiled:
 
     rates_array: Callable
     rates_scalar: Callable
-    drates_array: Callable
-    drates_scalar: Callable
+    rhs_array: Callable
+    rhs_scalar: Callable
+    jac_array: Callable
+    jac_scalar: Callable
     observables_array: Callable
 
 
@@ -118,31 +119,27 @@ class Network:
                 if d != ex.ZERO:
                     entries.append((r, sidx[s], dag.intern(d, env)))
         obs_ids = [dag.intern(ex.simplify(ex.expand(o.node)), env) for o in spec.observables]
+        # dx/dt = N v and J[i, j] = sum_r N[i, r] dv_r/dx_j are folded into the generated code
+        N = self.stoichiometry
+        rhs_ids = [dag.linear_combination([(N[i, r], rate_ids[r]) for r in np.nonzero(N[i])[0]])
+                   for i in range(len(species))]
+        pairs: dict[tuple[int, int], list] = {}
+        for r, j, k in entries:
+            for i in np.nonzero(N[:, r])[0]:
+                pairs.setdefault((int(i), int(j)), []).append((N[i, r], k))
+        jac_ids = [dag.linear_combination(terms) for terms in pairs.values()]
+        self.jac_rows = np.array([i for i, _ in pairs], dtype=int)
+        self.jac_cols = np.array([j for _, j in pairs], dtype=int)
         self._eval = _Compiled(
             rates_array=dag.function(rate_ids, "array"),
             rates_scalar=dag.function(rate_ids, "scalar"),
-            drates_array=dag.function([k for _, _, k in entries], "array"),
-            drates_scalar=dag.function([k for _, _, k in entries], "scalar"),
-            observables_array=dag.function(obs_ids, "array"),
+            rhs_array=dag.function(rhs_ids, "array", into=True),
+            rhs_scalar=dag.function(rhs_ids, "scalar"),
+            jac_array=dag.function(jac_ids, "array", into=True),
+            jac_scalar=dag.function(jac_ids, "scalar"),
+            observables_array=dag.function(obs_ids, "array", into=True),
         )
         self.dag_size = len(dag.nodes)
-        # Jacobian pattern: J[i, j] = sum_r N[i, r] * dv_r/dx_j
-        N = self.stoichiometry
-        pairs: dict[tuple[int, int], int] = {}
-        m_rows, m_cols, m_vals = [], [], []
-        for k, (r, j, _) in enumerate(entries):
-            for i in np.nonzero(N[:, r])[0]:
-                key = (int(i), int(j))
-                if key not in pairs:
-                    pairs[key] = len(pairs)
-                m_rows.append(pairs[key])
-                m_cols.append(k)
-                m_vals.append(N[i, r])
-        self.jac_rows = np.array([k[0] for k in pairs], dtype=int)
-        self.jac_cols = np.array([k[1] for k in pairs], dtype=int)
-        self._jac_map = sp.csr_matrix((m_vals, (m_rows, m_cols)), shape=(len(pairs), len(entries)))
-        self._N_csr = sp.csr_matrix(N)
-        self._n_dv = len(entries)
 
     @staticmethod
     def _total_derivative(node, s: str, expr_species: Mapping[str, set]):
@@ -154,7 +151,7 @@ class Network:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_eval", "_jac_map", "_N_csr", "_steady_state_cache"):
+        for key in ("_eval", "_steady_state_cache"):
             state.pop(key, None)
         return state
 
@@ -191,39 +188,53 @@ class Network:
             out[k] = v
         return out
 
-    def _values(self, scalar_fn, array_fn, x2, p2) -> np.ndarray:
-        """(K, B) outputs; B = 1 uses the float evaluator unless it hits a division by zero."""
-        B = x2.shape[0]
-        if B == 1:
-            try:
-                return np.array(scalar_fn(x2[0].tolist(), p2[0].tolist()), dtype=float).reshape(-1, 1)
-            except (ZeroDivisionError, OverflowError):
-                pass  # fall through to NumPy semantics (inf / nan)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return self._stack(array_fn(np.ascontiguousarray(x2.T), np.ascontiguousarray(p2.T)), B)
+    def _scalar(self, scalar_fn, x2, p2):
+        """Outputs for one member as a (K,) array, or None after a division by zero (then the
+        NumPy evaluator gives inf/nan like any batch)."""
+        try:
+            return np.array(scalar_fn(x2[0].tolist(), p2[0].tolist()), dtype=float)
+        except (ZeroDivisionError, OverflowError):
+            return None
 
     def rates(self, x, p) -> np.ndarray:
         """Reaction rates v, shape (B, n_reactions) in nM/h (or (n_reactions,) for 1-D x)."""
         x2, p2, flat = self._prepare(x, p)
-        v = self._values(self._eval.rates_scalar, self._eval.rates_array, x2, p2).T
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            v = self._stack(self._eval.rates_array(np.ascontiguousarray(x2.T), np.ascontiguousarray(p2.T)),
+                            x2.shape[0]).T
         return v[0] if flat else v
 
     def rhs(self, x, p) -> np.ndarray:
         """dx/dt = N v(x, p), shape like ``x`` (nM/h)."""
         x2, p2, flat = self._prepare(x, p)
-        v = self._values(self._eval.rates_scalar, self._eval.rates_array, x2, p2)
-        dx = (self._N_csr @ v).T
+        if x2.shape[0] == 1:
+            dx = self._scalar(self._eval.rhs_scalar, x2, p2)
+            if dx is not None:
+                return dx if flat else dx[None, :]
+        dx = self.rhs_T(np.ascontiguousarray(x2.T), np.ascontiguousarray(p2.T)).T
         return dx[0] if flat else dx
+
+    def rhs_T(self, xT: np.ndarray, pT: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Column layout for batch integrators: xT (n_species, B), pT (n_params, B) -> (n_species, B)."""
+        out = np.empty((self.n_species, xT.shape[1])) if out is None else out
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self._eval.rhs_array(xT, pT, out)
 
     def jacobian_values(self, x, p) -> np.ndarray:
         """Jacobian entries at (jac_rows, jac_cols), shape (B, nnz) (1/h)."""
         x2, p2, flat = self._prepare(x, p)
-        if self._n_dv == 0:
-            vals = np.zeros((x2.shape[0], len(self.jac_rows)))
-        else:
-            dv = self._values(self._eval.drates_scalar, self._eval.drates_array, x2, p2)
-            vals = (self._jac_map @ dv).T
+        if x2.shape[0] == 1:
+            vals = self._scalar(self._eval.jac_scalar, x2, p2)
+            if vals is not None:
+                return vals if flat else vals[None, :]
+        vals = self.jacobian_values_T(np.ascontiguousarray(x2.T), np.ascontiguousarray(p2.T)).T
         return vals[0] if flat else vals
+
+    def jacobian_values_T(self, xT: np.ndarray, pT: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Column layout: xT (n_species, B), pT (n_params, B) -> (nnz, B) Jacobian values."""
+        out = np.empty((len(self.jac_rows), xT.shape[1])) if out is None else out
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self._eval.jac_array(xT, pT, out)
 
     def jacobian(self, x, p) -> np.ndarray:
         """Dense Jacobian d(dx/dt)/dx, shape (B, n, n) (or (n, n) for 1-D x)."""
@@ -241,7 +252,8 @@ class Network:
             out = np.zeros((0, x2.shape[0]))
         else:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0/0 fractions are NaN
-                out = self._stack(self._eval.observables_array(x2.T, p2.T), x2.shape[0])
+                out = self._eval.observables_array(np.ascontiguousarray(x2.T), np.ascontiguousarray(p2.T),
+                                                   np.empty((len(self.observable_names), x2.shape[0])))
         return out[:, 0] if flat else out.T
 
     # -- parameters ----------------------------------------------------------------------------
