@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import importlib
+
 from .errors import Her2simError
+
+#: modules that add subcommands: each has ``add_parser(subparsers)`` (cheap imports only) and
+#: sets ``handler`` on its subparser; the handler takes the parsed args and returns an exit code
+EXTENSIONS: tuple[str, ...] = ()
 
 DEFAULT_OBSERVE = ("pHER2", "pHER3", "pAKT", "pERK", "pS6", "ER_activity", "pRb", "proliferation_rate",
                    "apoptosis_rate", "viable_cells")
@@ -83,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="include a drug (its dose parameter; with =DOSE also set the dose in the file)")
     e.add_argument("--no-preequilibrate", action="store_true",
                    help="write the file's initial amounts instead of the drug-free steady state")
+    for module_name in EXTENSIONS:
+        module = importlib.import_module(module_name)
+        module.add_parser(sub)  # registers a subcommand with set_defaults(handler=...)
     return parser
 
 
@@ -95,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handlers = {"simulate": _simulate, "models": _models, "check": _check, "drugs": _drugs, "demo": _demo,
                     "export-sbml": _export_sbml}
-        return handlers[command](args)
+        handler = handlers.get(command) or args.handler
+        return handler(args)
     except Her2simError as exc:
         print(f"her2sim: error: {exc}", file=sys.stderr)
         return 2
