@@ -7,6 +7,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .batch import BatchResult, simulate_batch
 from .errors import (Her2simError, IntegrationError, ModelFileError, OptionalDependencyError, UnitError,
                      UnknownNameError)
 from .load import check_file, list_bundled, load_model, models_dir
@@ -24,4 +25,5 @@ __all__ = [
     "Her2simError", "IntegrationError", "ModelFileError", "OptionalDependencyError", "UnitError",
     "UnknownNameError", "check_file", "list_bundled", "load_model", "models_dir", "Network",
     "compile_network", "Result", "Status", "simulate", "steady_state", "ModelSpec", "__version__",
+    "BatchResult", "simulate_batch",
 ]

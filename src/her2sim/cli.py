@@ -153,16 +153,15 @@ def _models(args) -> int:
         print(f"{key}:")
         for name, desc in items:
             print(f"  {name:<28} {desc}")
-    if args.observables or args.parameters:
+    if args.observables:
         spec = load_model("default")
-        if args.observables:
-            print("observables of the default model:")
-            for o in spec.observables:
-                print(f"  {o.name:<24} [{o.unit}] {o.description}")
-        if args.parameters:
-            from .report import parameter_table
+        print("observables of the default model:")
+        for o in spec.observables:
+            print(f"  {o.name:<24} [{o.unit}] {o.description}")
+    if args.parameters:
+        from .report import parameters_markdown
 
-            print(parameter_table(spec))
+        print(parameters_markdown())
     return 0
 
 
