@@ -61,11 +61,9 @@ class DemoResult:
     make_figure: Callable = field(default=None, repr=False, compare=False)
 
     def plot(self, path: str | Path) -> Path:
-        import matplotlib
+        from .plot import pyplot
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         path = Path(path)
         fig = self.make_figure()
         fig.suptitle(f"{self.name}: {self.claim}", fontsize=9, wrap=True)
@@ -105,11 +103,9 @@ def _ic50(doses, response):
 
 
 def _fig(ncols=2, nrows=1, w=5.0, h=3.6):
-    import matplotlib
+    from .plot import pyplot
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False)
     return fig, axes.ravel()
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 
-def _pyplot():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        try:
-            matplotlib.use("Agg")
-        except Exception:  # a GUI backend already in use: keep it
-            pass
+def pyplot():
+    """matplotlib.pyplot, imported on first use. The backend is the user's choice: matplotlib
+    falls back to Agg on machines without a display, notebooks keep their inline backend."""
     import matplotlib.pyplot as plt
 
     return plt
@@ -20,7 +15,7 @@ def _pyplot():
 
 def plot_timecourses(result, observe: Sequence[str] | None = None, *, ax=None):
     """One panel per observable, one line per condition; x axis in hours."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(observe) if observe else list(result.observable_names)[:6]
     if ax is None:
         cols = min(3, len(names))
