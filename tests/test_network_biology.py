@@ -159,3 +159,23 @@ def test_checkpoint_and_cd137_raise_adcc():
     r = simulate("default", conditions=conds, time="2 h")
     a = r.values("adcc_rate_obs")[:, -1]
     assert a[1] > a[0] and a[2] > a[0]
+
+
+RECEPTOR_UNITS = {
+    "EGFR": {"EGFR": 1, "EGFR_L": 1, "D11": 2, "D12": 1, "D13": 1},
+    "HER2": {"HER2": 1, "D12": 1, "D22": 2, "D23": 1, "D23L": 1, "D24L": 1},
+    "HER3": {"HER3": 1, "HER3_L": 1, "D13": 1, "D23": 1, "D23L": 1},
+    "HER4": {"HER4": 1, "HER4_L": 1, "D24L": 1},
+}
+
+
+@pytest.mark.parametrize("receptor", sorted(RECEPTOR_UNITS))
+def test_binding_and_dimerisation_conserve_receptor_monomers(net, receptor):
+    """Every reaction that is not synthesis or degradation keeps the count of each receptor
+    (monomers + dimers x their copies) unchanged: c @ N_internal == 0."""
+    N = net.stoichiometry
+    internal = [r for r in range(N.shape[1]) if (N[:, r] < 0).any() and (N[:, r] > 0).any()]
+    c = np.zeros(net.n_species)
+    for name, copies in RECEPTOR_UNITS[receptor].items():
+        c[net.species_index(name)] = copies
+    assert np.all(c @ N[:, internal] == 0)
