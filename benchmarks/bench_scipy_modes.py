@@ -36,13 +36,19 @@ def varied_conditions(net, n: int, seed: int = 0, n_params: int = 8):
 
 
 def timed(fn):
-    tracemalloc.start()
+    """(result, wall seconds). Timed without tracemalloc, which slows Python-heavy code ~30x."""
     t0 = time.perf_counter()
     out = fn()
-    wall = time.perf_counter() - t0
+    return out, time.perf_counter() - t0
+
+
+def peak_memory_mb(fn) -> float:
+    """Peak traced Python/NumPy allocation of one call, in MB (a separate, untimed run)."""
+    tracemalloc.start()
+    fn()
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    return out, wall, peak
+    return peak
 
 
 def max_rel_error(result, reference, idx) -> float:
@@ -57,7 +63,12 @@ def main() -> None:
     parser.add_argument("--rtol", type=float, default=1e-6)
     parser.add_argument("--atol", type=float, default=1e-9)
     parser.add_argument("--n-ref", type=int, default=10, help="conditions checked against the tight reference")
+    parser.add_argument("--crossover", action="store_true",
+                        help="only time loop-LSODA vs block-BDF at B = 1..64 (chooses BLOCK_MIN_CONDITIONS)")
     args = parser.parse_args()
+    if args.crossover:
+        crossover(args)
+        return
 
     net = her2sim.compile_network(her2sim.load_model(args.model))
     x_rest = steady_state(net, net.x0, net.p0)
@@ -66,7 +77,7 @@ def main() -> None:
     common = dict(time="72 h", t_eval=t_eval, rtol=args.rtol, atol=args.atol, preequilibrate=False,
                   initial_state=x_rest)
     ref_idx = np.arange(min(args.n_ref, args.n))
-    reference, ref_wall, _ = timed(lambda: her2sim.simulate(
+    reference, ref_wall = timed(lambda: her2sim.simulate(
         net, conditions=[conds[i] for i in ref_idx], mode="loop", method="Radau", time="72 h", t_eval=t_eval,
         rtol=1e-10, atol=1e-12, preequilibrate=False, initial_state=x_rest))
 
@@ -76,9 +87,9 @@ def main() -> None:
           f" numpy {np.__version__}, scipy {scipy.__version__}; rtol {args.rtol:g}, atol {args.atol:g}, 72 h, 73 outputs")
     print(f"# reference: Radau rtol 1e-10 on {len(ref_idx)} conditions ({ref_wall:.1f} s)")
 
-    one, one_wall, _ = timed(lambda: her2sim.simulate(net, **common))
+    one, one_wall = timed(lambda: her2sim.simulate(net, **common))
     print(f"one simulation (LSODA, no pre-equilibration): {one_wall * 1e3:.1f} ms")
-    with_pre, pre_wall, _ = timed(lambda: her2sim.simulate(args.model, drugs=None, time="72 h"))
+    with_pre, pre_wall = timed(lambda: her2sim.simulate(args.model, drugs=None, time="72 h"))
     print(f"one simulation incl. model load, compile and pre-equilibration: {pre_wall * 1e3:.1f} ms")
 
     rows = []
@@ -86,15 +97,35 @@ def main() -> None:
     for mode, method in plans:
         n = args.n if (mode, method) != ("loop", "Radau") else min(args.n, 100)
         batch = conds[:n]
-        result, wall, peak = timed(lambda: her2sim.simulate(net, conditions=batch, mode=mode, method=method, **common))
+        run = lambda: her2sim.simulate(net, conditions=batch, mode=mode, method=method, **common)  # noqa: E731
+        result, wall = timed(run)
+        peak = peak_memory_mb(lambda: her2sim.simulate(net, conditions=batch[:100], mode=mode, method=method,
+                                                        **common))
         err = max_rel_error(result, reference, ref_idx) if n >= len(ref_idx) else float("nan")
         failed = sum(not s.ok for s in result.status)
         rows.append((mode, method, n, n / wall, err, peak, failed))
     base = rows[0][3]
-    print(f"\n| mode | method | conditions | conditions/s | ratio vs loop LSODA | max rel. error | peak MB | failed |")
+    print("\n| mode | method | conditions | conditions/s | ratio vs loop LSODA | max rel. error "
+          "| peak MB (first 100) | failed |")
     print("|---|---|---|---|---|---|---|---|")
     for mode, method, n, rate, err, peak, failed in rows:
         print(f"| {mode} | {method} | {n} | {rate:.1f} | {rate / base:.2f} | {err:.1e} | {peak:.0f} | {failed} |")
+
+
+def crossover(args) -> None:
+    net = her2sim.compile_network(her2sim.load_model(args.model))
+    x_rest = steady_state(net, net.x0, net.p0)
+    _, conds = varied_conditions(net, 64)
+    common = dict(time="72 h", t_eval=np.linspace(0, 72, 73), rtol=args.rtol, atol=args.atol,
+                  preequilibrate=False, initial_state=x_rest)
+    print("| conditions | loop LSODA cond/s | block BDF cond/s | block / loop |")
+    print("|---|---|---|---|")
+    for B in (1, 2, 4, 8, 16, 32, 64):
+        rates = []
+        for mode, method in (("loop", "LSODA"), ("block", "BDF")):
+            _, wall = timed(lambda: her2sim.simulate(net, conditions=conds[:B], mode=mode, method=method, **common))
+            rates.append(B / wall)
+        print(f"| {B} | {rates[0]:.1f} | {rates[1]:.1f} | {rates[1] / rates[0]:.2f} |")
 
 
 if __name__ == "__main__":

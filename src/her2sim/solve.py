@@ -24,8 +24,9 @@ from .spec import ModelSpec
 from .units import convert, parse_quantity, parse_unit, to_internal
 
 METHODS = ("LSODA", "BDF", "Radau")
-#: block mode pays off from this many conditions on (benchmarks/bench_scipy_modes.py)
-BLOCK_MIN_CONDITIONS = 8
+#: block mode pays off from this many conditions on: measured crossover on the default model
+#: (benchmarks/bench_scipy_modes.py --crossover: block/loop 0.9 at 8, 1.5 at 16, 4.0 at 64 conditions)
+BLOCK_MIN_CONDITIONS = 16
 #: cap on right-hand-side evaluations per integration segment (scipy path)
 DEFAULT_MAX_STEPS = 200_000
 
