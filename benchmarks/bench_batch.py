@@ -4,7 +4,9 @@ Usage:  python benchmarks/bench_batch.py [--full] [--write] [--model NAME_OR_PAT
 
 Problem: the bundled HER2 model ("default"; falls back to tests/models/batch_chain.toml if it does
 not load), 72 h, 73 output times, atol 1e-9, 8 parameters varied log-uniformly within +-2x of
-nominal (seed 0), no pre-equilibration (every engine starts from the model's x0). A tight
+nominal (seed 0); every engine starts from the drug-free steady state of the nominal model (cells at
+rest), so the perturbed parameters drive real dynamics. libRoadRunner (if installed) integrates the
+SBML export of the same model from the same state with the same conditions. A tight
 reference (Radau, rtol 1e-10, atol 1e-12) is computed first for the first --refs conditions;
 every engine's error is measured on those conditions as max |x - ref| / max(|ref|, 1e-3 nM)
 (relative above 1 pM, absolute in nM below). Speeds are conditions per second, measured in
@@ -71,18 +73,40 @@ def max_err(states, ref):
     return float(np.max(np.abs(states - ref) / np.maximum(np.abs(ref), FLOOR)))
 
 
-def scipy_path(net, names, P, rtol, method, mode, atol=ATOL):
+def rest_state(net):
+    """Drug-free steady state of the nominal model: the common starting point of every engine."""
+    from her2sim.solve import _input_free, steady_state
+
+    return np.maximum(steady_state(net, net.x0, _input_free(net, net.p0)), 0.0)
+
+
+def scipy_path(net, names, P, rtol, method, mode, x_rest, atol=ATOL):
     conds = [{"parameters": {n: float(p[net.parameter_index(n)]) for n in names}} for p in P]
     t0 = time.perf_counter()
     res = her2sim.simulate(net, conditions=conds, time="72 h", t_eval=T_EVAL, preequilibrate=False,
-                           method=method, mode=mode, rtol=rtol, atol=atol)
+                           initial_state=x_rest, method=method, mode=mode, rtol=rtol, atol=atol)
     return res.species, time.perf_counter() - t0
 
 
-def _child(conn, net, P, rtol, workers):
+def roadrunner_path(model, net, names, P, rtol):
+    """libRoadRunner loop on the SBML export (None if libroadrunner / libsbml are missing)."""
+    try:
+        import roadrunner  # noqa: F401
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_roadrunner import prepare, roadrunner_throughput
+    except ImportError:
+        return None
+    values = np.array([[p[net.parameter_index(n)] for n in names] for p in P])
+    setup = prepare(model, len(P), parameters=names, values=values, n_reference=1)
+    out = roadrunner_throughput(setup=setup, rtol=rtol, atol=ATOL, check_error=False, return_states=True)
+    return out["states"], out["seconds"], out["version"]
+
+
+def _child(conn, net, P, rtol, workers, x_rest):
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    res = simulate_batch(net, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, workers=workers)
+    res = simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, workers=workers)
     dt = time.perf_counter() - t0
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
@@ -91,21 +115,21 @@ def _child(conn, net, P, rtol, workers):
     conn.close()
 
 
-def batch_path(net, P, rtol, workers):
+def batch_path(net, P, rtol, workers, x_rest):
     """Run in a forked child so peak memory is measured per configuration."""
     parent, child = mp.get_context("fork").Pipe()
-    proc = mp.get_context("fork").Process(target=_child, args=(child, net, P, rtol, workers))
+    proc = mp.get_context("fork").Process(target=_child, args=(child, net, P, rtol, workers, x_rest))
     proc.start()
     out = parent.recv()
     proc.join()
     return out
 
 
-def profile_run(net, P, rtol):
+def profile_run(net, P, rtol, x_rest):
     prof = cProfile.Profile()
     prof.enable()
     t0 = time.perf_counter()
-    simulate_batch(net, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL)
+    simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL)
     wall = time.perf_counter() - t0
     prof.disable()
     st = pstats.Stats(prof)
@@ -116,7 +140,7 @@ def profile_run(net, P, rtol):
     def c(file, func):
         return cum.get((file, func), (0.0, 0.0))[1]
 
-    rhs, jac = c("network.py", "rhs"), c("network.py", "jacobian_values")
+    rhs, jac = c("network.py", "rhs_T"), c("network.py", "jacobian_values_T")
     parts = {
         "right-hand side (network.rhs, 6 per step)": rhs,
         "Jacobian (network.jacobian_values)": jac,
@@ -144,11 +168,13 @@ def main() -> None:
     ap.add_argument("--loop", type=int, default=16, help="conditions for the scipy loop timings")
     ap.add_argument("--sizes", default="100,1000,10000", help="batch sizes, comma-separated")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--rr", type=int, default=200, help="conditions for the libRoadRunner loop (0: skip)")
     args = ap.parse_args()
 
     net, model = load(args.model)
     sizes = [int(float(b)) for b in args.sizes.split(",")] + ([100000] if args.full else [])
     names, P_all = varied_parameters(net, max(sizes))
+    x_rest = rest_state(net)
     plan = lu_plan(net)
     lines = []
 
@@ -162,7 +188,7 @@ def main() -> None:
         f"{plan.n_levels} factorisation levels, {plan.n_solve_levels[0]}+{plan.n_solve_levels[1]} solve levels.")
     say(f"Varied (x in [1/2, 2], log-uniform, seed 0): {', '.join(names)}.")
     t0 = time.perf_counter()
-    ref, _ = scipy_path(net, names, P_all[:args.refs], 1e-10, "Radau", "loop", atol=1e-12)
+    ref, _ = scipy_path(net, names, P_all[:args.refs], 1e-10, "Radau", "loop", x_rest, atol=1e-12)
     say(f"Reference: Radau rtol 1e-10 atol 1e-12 on {args.refs} conditions ({time.perf_counter() - t0:.1f} s).")
     say()
     say("| engine | rtol | conditions | cond/s | vs LSODA loop | max rel. error | steps/member | peak RSS MB |")
@@ -170,27 +196,34 @@ def main() -> None:
     base = {}
     for rtol in (1e-6, 1e-4):
         n = max(args.loop, args.refs)
-        Y, dt = scipy_path(net, names, P_all[:n], rtol, "LSODA", "loop")
+        Y, dt = scipy_path(net, names, P_all[:n], rtol, "LSODA", "loop", x_rest)
         base[rtol] = n / dt
         say(f"| scipy loop LSODA | {rtol:g} | {n} | {n / dt:.1f} | 1.0 | {max_err(Y[:args.refs], ref):.1e} | | |")
         nb = max(args.refs, n // 2)
-        Y, dt = scipy_path(net, names, P_all[:nb], rtol, "BDF", "loop")
+        Y, dt = scipy_path(net, names, P_all[:nb], rtol, "BDF", "loop", x_rest)
         say(f"| scipy loop BDF | {rtol:g} | {nb} | {nb / dt:.1f} | {nb / dt / base[rtol]:.2f} | "
             f"{max_err(Y[:args.refs], ref):.1e} | | |")
-        Y, dt = scipy_path(net, names, P_all[:n], rtol, "BDF", "block")
+        Y, dt = scipy_path(net, names, P_all[:n], rtol, "BDF", "block", x_rest)
         say(f"| scipy block BDF | {rtol:g} | {n} | {n / dt:.1f} | {n / dt / base[rtol]:.2f} | "
             f"{max_err(Y[:args.refs], ref):.1e} | | |")
-        say(f"| libRoadRunner (hook: SBML-export work, not run here) | {rtol:g} | | | | | | |")
+        rr = roadrunner_path(model, net, names, P_all[:max(args.rr, args.refs)], rtol) if args.rr else None
+        if rr is None:
+            say(f"| libRoadRunner (not installed: pip install libroadrunner python-libsbml) | {rtol:g} | | | | | | |")
+        else:
+            Y, dt, version = rr
+            nr = len(Y)
+            say(f"| libRoadRunner {version} loop (CVODE, atol {ATOL:g} nM per species) | {rtol:g} | {nr} | "
+                f"{nr / dt:.0f} | {nr / dt / base[rtol]:.1f} | {max_err(Y[:args.refs], ref):.1e} | | |")
         for B in sizes:
             for workers in ((1, 2) if B >= 1000 else (1,)):
-                dt, Y, steps, rej, n_ok, mem = batch_path(net, P_all[:B], rtol, workers)
+                dt, Y, steps, rej, n_ok, mem = batch_path(net, P_all[:B], rtol, workers, x_rest)
                 say(f"| batch rodas4, workers={workers} | {rtol:g} | {B} | {B / dt:.0f} | {B / dt / base[rtol]:.1f} | "
                     f"{max_err(Y[:args.refs], ref):.1e} | {steps:.0f} (+{rej:.1f} rej.) | {mem:.0f} |"
                     + ("" if n_ok == B else f" {B - n_ok} failed"))
     if args.no_profile:
         return
     say()
-    wall, integ, parts, text = profile_run(net, P_all[:10000], 1e-6)
+    wall, integ, parts, text = profile_run(net, P_all[:10000], 1e-6, x_rest)
     say(f"Profile of one B = 10000 run, rtol 1e-6, one process ({wall:.1f} s wall under cProfile):")
     say()
     say("| part | s | share |")

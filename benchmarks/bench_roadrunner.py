@@ -135,7 +135,7 @@ def prepare(model="default", n: int = 200, seed: int = 0, *, k: int = 8, paramet
 
 def roadrunner_throughput(model="default", n: int = 200, rtol: float = 1e-6, seed: int = 0, *, atol: float = 1e-9,
                           atol_mode: str = "concentration", setup: BenchSetup | None = None,
-                          check_error: bool = True) -> dict:
+                          check_error: bool = True, return_states: bool = False) -> dict:
     """Conditions per second of a libRoadRunner loop on the exported model, with its error.
 
     Returns
@@ -184,7 +184,7 @@ def roadrunner_throughput(model="default", n: int = 200, rtol: float = 1e-6, see
         "n": setup.n, "rtol": rtol, "atol": atol, "atol_mode": atol_mode, "seconds": seconds,
         "conditions_per_s": setup.n / seconds, "load_s": load_s,
         "max_rel_error": setup.max_rel_error(out) if check_error else None, "floor": setup.floor,
-        "parameters": list(names), "failed": failed,
+        "parameters": list(names), "failed": failed, **({"states": out} if return_states else {}),
     }
 
 
