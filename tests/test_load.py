@@ -190,3 +190,21 @@ def test_missing_file():
 def test_unknown_bundled_name_lists_choices():
     with pytest.raises(UnknownNameError, match="unknown model"):
         load_model("no_such_model")
+
+
+def test_module_with_names_from_other_modules_is_reported_not_crashed(tmp_path):
+    path = write(tmp_path, """
+        [module]
+        name = "partial"
+        [species.A]
+        initial = "1 nM"
+        source = "assumed: test"
+        [expressions.drive]
+        expr = "hill(ERK_p, K_missing, 2)"
+        [reactions.r]
+        reactants = ["A"]
+        rate = "drive * A * one_per_hour"
+        """)
+    problems = check_file(path)
+    assert any("unknown name 'ERK_p'" in p for p in problems)
+    assert any("check the model that includes it" in p for p in problems)

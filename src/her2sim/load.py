@@ -372,11 +372,14 @@ def _build(draft: _Draft, name: str, description: str, drugs: list, variants: li
     expressions = []
     for xname in order:
         e = S["expressions"][xname]
-        try:
-            q = ex.evaluate_units(expr_nodes[xname], unit_of, where=f"{e.origin} [expressions.{xname}]")
-        except UnitError as exc:
-            draft.errors.append(str(exc))
-            q = Quantity(1.0, "")
+        if ex.free_names(expr_nodes[xname]) - set(unit_of):
+            q = Quantity(1.0, "")  # an unknown name, already reported: no unit analysis
+        else:
+            try:
+                q = ex.evaluate_units(expr_nodes[xname], unit_of, where=f"{e.origin} [expressions.{xname}]")
+            except UnitError as exc:
+                draft.errors.append(str(exc))
+                q = Quantity(1.0, "")
         unit_of[xname] = Quantity(1.0, q.units)
         expressions.append(Expression(xname, expr_nodes[xname], str(e.table["expr"]), internal_unit_label(q),
                                       str(e.table.get("description", "")), e.origin))
@@ -466,7 +469,9 @@ def _topological(nodes: dict, known: set, draft: _Draft, entries: dict) -> list[
                 visit(dep, path + [n])
             elif dep not in known:
                 draft.error(f"unknown name {dep!r} in {entries[n].table.get('expr')!r}. "
-                            f"{_close(dep, known | set(nodes))}", entries[n].origin, f"expressions.{n}")
+                            f"{_close(dep, known | set(nodes))} Declare it, fix the spelling, or (for a module "
+                            "that uses names of other modules) check the model that includes it",
+                            entries[n].origin, f"expressions.{n}")
         state[n] = 2
         order.append(n)
 
@@ -589,13 +594,36 @@ def check_file(path: str | Path) -> list[str]:
     try:
         data = read_toml(p)
         kind, head = header_of(data, p)
-        if kind in ("model", "module"):
+        if kind == "module" and _models_including(p):
+            for model in _models_including(p):  # a module is checked in the networks that use it
+                load_model(model)
+        elif kind in ("model", "module"):
             load_model(p)
         else:
             _check_overlay(p, kind, head, data)
     except (ModelFileError, UnknownNameError, UnitError, ExpressionError) as exc:
         return [line.strip().lstrip("- ") for line in str(exc).splitlines() if line.strip() and "problem(s) in model" not in line]
     return []
+
+
+def _models_including(module: Path) -> list[Path]:
+    """Bundled (or sibling) model files whose composition includes ``module``."""
+    target = module.resolve()
+    found = []
+    for folder in {models_dir(), target.parent, target.parent.parent}:
+        for f in sorted(Path(folder).glob("*.toml")):
+            try:
+                data = read_toml(f)
+                kind, _ = header_of(data, f)
+                if kind != "model":
+                    continue
+                draft = _Draft()
+                _compose(f, draft, models_dir(), set())
+            except ModelFileError:
+                continue
+            if str(target) in draft.files and f.resolve() not in found:
+                found.append(f.resolve())
+    return found
 
 
 def _check_overlay(p: Path, kind: str, head: dict, data: dict) -> None:
