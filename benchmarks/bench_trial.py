@@ -1,0 +1,54 @@
+"""Virtual-trial wall time: a 1,000-patient, two-arm, 24-month trial (HER2CLIMB-like spec).
+
+Reports the stages separately (exposure-response tables on the batch path, hourly PK + table
+reads, lesion growth + RECIST + statistics) and, first, the accuracy of the default 2-h table-read
+window against a 1-h reference on the same patients (so a speed-up cannot hide an accuracy loss).
+
+    python benchmarks/bench_trial.py [--patients 1000] [--spec her2climb_like] [--workers 1]
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--patients", type=int, default=1000)
+    ap.add_argument("--spec", default="her2climb_like")
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    import scipy
+
+    from her2sim.trial.population import sample_population
+    from her2sim.trial.trial import _TABLES, arm_exposure, evaluate, load_trial, prepare_trial
+
+    spec = load_trial(args.spec)
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}, "
+          f"numpy {np.__version__}, scipy {scipy.__version__}")
+    # accuracy reference: 1-h vs 2-h windows for 100 patients of the experimental arm
+    coh = sample_population(spec.population, 100, 1)
+    ref, _ = arm_exposure(spec.arms[0], coh, spec.follow_up_h, np.random.default_rng(0), window_h=1)
+    got, _ = arm_exposure(spec.arms[0], coh, spec.follow_up_h, np.random.default_rng(0), window_h=2)
+    err = np.abs(got.dS - ref.dS).max()
+    print(f"2-h vs 1-h window: max |delta rate| {err:.2e} 1/h (typical |rate| {np.abs(ref.dS).mean():.2e})")
+    _TABLES.clear()  # time the tables from scratch
+    t0 = time.perf_counter()
+    prep = prepare_trial(spec, args.patients, seed=1, workers=args.workers)
+    t1 = time.perf_counter()
+    res = evaluate(prep)
+    t2 = time.perf_counter()
+    tables = sum(v for k, v in prep.timings.items() if k.endswith("_table_s"))
+    print(f"{args.spec}: {args.patients} patients, {len(spec.arms)} arms, {spec.follow_up_h / 730.5:.0f} months")
+    print(f"  exposure-response tables (batch path): {tables:6.1f} s")
+    print(f"  PK + table reads:                      {t1 - t0 - tables:6.1f} s")
+    print(f"  lesions + RECIST + statistics:         {t2 - t1:6.1f} s")
+    print(f"  total:                                 {t2 - t0:6.1f} s")
+    print(res.report())
+
+
+if __name__ == "__main__":
+    main()

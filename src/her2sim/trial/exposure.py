@@ -1,0 +1,210 @@
+"""Exposure-response tables from the signalling network (batch path), and their interpolation.
+
+Approximation (quasi-steady signalling on the month scale): the tumour's net growth rate at time
+t depends only on the free drug concentrations at t, through the response of the cell model to
+constant concentrations. For every signalling background (HER2 level x PI3K status x ER status),
+every host setting (CD16A genotype x PD-L1 status) and every point of a concentration grid, the
+bundled network (in-vivo setting: NK cells present) is pre-equilibrated without drug and then
+integrated for 72 h with the drugs on (:func:`her2sim.batch.simulate_batch`); the table holds the
+per-capita growth rates averaged over 24-72 h (the first day, while receptor occupancy and
+feedbacks settle, is skipped):
+
+- ``net``: (proliferation - apoptosis) of the background's tumour cells, apoptosis including
+  ADCC, ADC payload and chemotherapy kill (1/h);
+- ``bystander``: the ADC payload kill rate that the co-culture HER2-low population receives
+  through the shared pericellular payload pool (1/h), i.e. what neighbouring cells with little
+  HER2 get from this background's cells (``models/network/coculture.toml``).
+
+Faster processes are averaged out; slower ones (resistance on the month scale) come from clone
+selection in :mod:`her2sim.trial.tumour`, not from the table. Drug-on effects that need more than
+72 h to develop (e.g. ER up-regulation over weeks) are under-represented.
+
+Host parameters (``CD16A_158V_fraction``, ``PDL1_level``) only enter the death terms of the cell
+counts, so one integration per background serves every host setting: the rates are re-evaluated
+from the same states with the host's parameters (checked in ``tests/test_trial_exposure.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+#: HER2 expression relative to the default (BT-474-like, amplified ~1e6/cell) background
+HER2_LEVELS = {"high": 1.0, "low": 0.05, "zero": 0.01}
+#: the HER2 level of the resistant (HER2-lower) clone of a lesion
+CLONE_BELOW = {"high": "low", "low": "zero", "zero": "zero"}
+PI3K_STATES = {"wt": (), "pik3ca": ("pik3ca_h1047r",), "pten_loss": ("pten_loss",)}
+#: ER expression of HR-negative tumours relative to the default background (assumed: ~1%)
+ER_NEGATIVE_FACTOR = 0.01
+CD16A = {"FF": 0.0, "VF": 0.5, "VV": 1.0}
+#: PD-L1 level (network parameter PDL1_level; 1 = PD-L1-positive reference)
+PDL1 = {"positive": 1.0, "negative": 0.3}
+#: grid of concentrations per drug, as multiples of the drug's reference (typical mean) exposure
+GRID_MULTIPLES = (0.0, 0.01, 0.1, 0.4, 1.0, 2.5)
+_AVERAGE_FROM_H, _AVERAGE_TO_H = 24.0, 72.0
+
+
+@dataclass(frozen=True)
+class Background:
+    """Signalling background of a clone: HER2 level, PI3K status, ER status."""
+
+    her2: str
+    pi3k: str
+    er_positive: bool
+
+    @property
+    def label(self) -> str:
+        return f"HER2-{self.her2}/{self.pi3k}/{'ER+' if self.er_positive else 'ER-'}"
+
+
+@dataclass(frozen=True)
+class ExposureTable:
+    """Net growth and bystander rates on a concentration grid.
+
+    ``values`` has shape (n_backgrounds, n_hosts, L_1, ..., L_D, 2) with outputs (net, bystander)
+    in 1/h; ``levels`` (D, L) concentrations in nM; ``u_levels`` the interpolation coordinates.
+    """
+
+    drugs: tuple
+    backgrounds: tuple
+    hosts: tuple  # (cd16a, pdl1) pairs
+    levels: np.ndarray
+    values: np.ndarray
+    reference_nM: np.ndarray
+    wall_time_s: float = 0.0
+
+    def background_index(self, bg: Background) -> int:
+        return self.backgrounds.index(bg)
+
+    def host_index(self, cd16a: str, pdl1: str) -> int:
+        return self.hosts.index((cd16a, pdl1))
+
+    def _u(self, c: np.ndarray, axis: int) -> np.ndarray:
+        ref = self.reference_nM[:, None] if axis == 0 else self.reference_nM[None, :]
+        return np.log1p(c / (0.01 * ref))
+
+    def lookup(self, bg: np.ndarray, host: np.ndarray, conc: np.ndarray) -> np.ndarray:
+        """Multilinear interpolation in log-concentration.
+
+        bg, host : (M,) indices; conc : (M, D) free concentrations in nM (clamped to the grid).
+        Returns (M, 2): net growth rate and bystander kill rate, 1/h.
+        """
+        return interpolate(self.patient_tables(bg, host), np.arange(len(bg)), conc, self)
+
+    def patient_tables(self, bg: np.ndarray, host: np.ndarray) -> np.ndarray:
+        """(N, L**D, 2): each patient's slice of the table (background and host fixed per patient)."""
+        v = self.values.reshape(self.values.shape[0], self.values.shape[1], -1, 2)
+        return v[np.asarray(bg), np.asarray(host)]
+
+
+def interpolate(tables: np.ndarray, patient: np.ndarray, conc: np.ndarray, table: ExposureTable) -> np.ndarray:
+    """Multilinear interpolation of per-patient tables (N, L**D, 2) at (M, D) concentrations for
+    the (M,) patient indices; coordinates u = log(1 + c / (0.01 c_ref)), clamped to the grid."""
+    D = len(table.drugs)
+    L = table.levels.shape[1]
+    u_lv = table._u(table.levels, 0)
+    u = table._u(np.asarray(conc, float), 1)
+    flat = tables.reshape(-1, 2)
+    base = np.asarray(patient, dtype=np.intp) * (L ** D)
+    lo_off, w = [], []
+    for d in range(D):
+        ud = np.clip(u[:, d], u_lv[d, 0], u_lv[d, -1])
+        k = np.clip(np.searchsorted(u_lv[d], ud, side="right") - 1, 0, L - 2)
+        stride = L ** (D - 1 - d)
+        base = base + k * stride
+        lo_off.append(stride)
+        w.append((ud - u_lv[d, k]) / (u_lv[d, k + 1] - u_lv[d, k]))
+    out = np.zeros((len(base), 2))
+    for corner in itertools.product((0, 1), repeat=D):
+        weight = None
+        off = 0
+        for d, c in enumerate(corner):
+            wd = w[d] if c else 1.0 - w[d]
+            weight = wd if weight is None else weight * wd
+            off += c * lo_off[d]
+        out += weight[:, None] * flat[base + off]
+    return out
+
+
+def _network_for(drugs):
+    from ..load import load_model
+    from ..network import compile_network
+
+    spec = load_model("default", drugs=list(drugs))
+    return compile_network(spec)
+
+
+def background_parameters(network, bg: Background) -> np.ndarray:
+    """Parameter vector of the default network for a background (variants are parameter overlays)."""
+    from ..load import load_model
+
+    drugs = [d.name for d in network.spec.drugs]
+    spec = load_model("default", drugs=drugs, variants=list(PI3K_STATES[bg.pi3k]))
+    if spec.parameter_names != network.parameter_names or spec.species_names != network.species_names:
+        raise RuntimeError("variant changed the network structure; exposure tables need parameter-only variants")
+    p = np.array([q.value for q in spec.parameters], dtype=float)
+    p[network.parameter_index("HER2_expression")] *= HER2_LEVELS[bg.her2]
+    if not bg.er_positive:
+        p[network.parameter_index("ER_expression")] *= ER_NEGATIVE_FACTOR
+    p[network.parameter_index("NK_activity")] = 1.0  # in vivo: NK effector cells present
+    return p
+
+
+def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRID_MULTIPLES,
+                  rtol: float = 1e-4, atol: float = 1e-8, workers: int = 1) -> ExposureTable:
+    """Build the exposure-response table for network drugs ``drugs`` (dose-parameter names).
+
+    Parameters
+    ----------
+    drugs : sequence of network drug names (``models/drugs``), D of them.
+    reference_nM : (D,) typical free tumour concentration of each drug (grid = reference x multiples).
+    backgrounds : sequence of :class:`Background`.
+    hosts : (cd16a, pdl1) pairs (default: all 3 x 2).
+    workers : processes for :func:`her2sim.batch.simulate_batch`.
+    """
+    import time
+
+    from ..batch import simulate_batch
+    from ..solve import _input_free, steady_state
+
+    clock = time.perf_counter()
+    drugs = tuple(drugs)
+    hosts = tuple(hosts or [(c, p) for c in CD16A for p in PDL1])
+    net = _network_for(drugs)
+    ref = np.asarray(reference_nM, float)
+    levels = ref[:, None] * np.asarray(multiples)[None, :]
+    D, L = len(drugs), len(multiples)
+    grid = np.array(list(itertools.product(range(L), repeat=D)), dtype=np.intp).reshape(-1, D)
+    dose_idx = [net.parameter_index(net.spec.drug(d).dose_parameter) for d in drugs]
+    iv, il = net.species_names.index("viable_cells"), net.species_names.index("viable_cells_her2low")
+    j_cd, j_pd = net.parameter_index("CD16A_158V_fraction"), net.parameter_index("PDL1_level")
+    low_growth = (net.p0[net.parameter_index("k_prolif_her2low")] - net.p0[net.parameter_index("k_apo_her2low")])
+    t_eval = np.linspace(_AVERAGE_FROM_H, _AVERAGE_TO_H, 9)
+    values = np.empty((len(backgrounds), len(hosts)) + (L,) * D + (2,))
+    for b, bg in enumerate(backgrounds):
+        p = background_parameters(net, bg)
+        x0 = steady_state(net, net.x0, _input_free(net, p))
+        P = np.tile(p, (len(grid), 1))
+        for d in range(D):
+            P[:, dose_idx[d]] = levels[d, grid[:, d]]
+        res = simulate_batch(net, np.tile(x0, (len(grid), 1)), P, t_eval=t_eval, t_span=(0.0, _AVERAGE_TO_H),
+                             rtol=rtol, atol=atol, workers=workers)
+        X = res.states  # (G, T, n)
+        G, T, n = X.shape
+        for h, (cd, pd) in enumerate(hosts):
+            Ph = P.copy()
+            Ph[:, j_cd], Ph[:, j_pd] = CD16A[cd], PDL1[pd]
+            Pt = np.repeat(Ph, T, axis=0)
+            dx = net.rhs(X.reshape(G * T, n), Pt).reshape(G, T, n)
+            net_rate = np.trapezoid(dx[:, :, iv] / X[:, :, iv], t_eval, axis=1) / (t_eval[-1] - t_eval[0])
+            low_rate = np.trapezoid(dx[:, :, il] / X[:, :, il], t_eval, axis=1) / (t_eval[-1] - t_eval[0])
+            out = np.stack([net_rate, low_growth - low_rate], axis=1)
+            out[~res.ok] = np.nan
+            values[b, h] = out.reshape((L,) * D + (2,))
+        if not res.ok.all():
+            bad = np.flatnonzero(~res.ok)[:3]
+            raise RuntimeError(f"exposure table: {int((~res.ok).sum())} grid points failed for {bg.label} "
+                               f"(e.g. {res.messages[bad[0]]}); loosen rtol or check the drug files")
+    return ExposureTable(drugs, tuple(backgrounds), hosts, levels, values, ref, time.perf_counter() - clock)

@@ -1,0 +1,199 @@
+"""Virtual patients: ``models/populations/*.toml`` -> :class:`PopulationSpec` -> sampled :class:`Cohort`.
+
+Prevalences and distributions are data with sources (parameters.md 2.10); sampling is seeded.
+Population file grammar::
+
+    [population]
+    name = "her2_mbc_pretreated"
+    description = "..."
+    source = "..."
+    tumour = "tumour"                         # tumour-parameter file (models/populations/tumour.toml)
+    [population.features.hr_positive]         # bernoulli features: p in [0, 1]
+    p = 0.5
+    source = "..."
+    [population.features.cd16a]               # categorical: levels and probabilities
+    levels = {FF = 0.32, VF = 0.49, VV = 0.19}
+    source = "..."
+    [population.continuous.weight]            # log-normal: median and cv
+    median = "70 kg"
+    cv = 0.2
+    source = "..."
+
+Required features: hr_positive, pik3ca, pten_loss, her2 (categorical high/low), cd16a (FF/VF/VV),
+pdl1_positive, brain_mets, occult_brain. Required continuous: weight (kg), bsa (m2),
+baseline_sld (mm), resistant_fraction (fraction of the HER2-lower clone at baseline).
+PIK3CA mutation and PTEN loss are sampled independently; a patient with both gets the PIK3CA
+background (one PI3K-pathway background per patient in the network).
+A trial's eligibility replaces prevalences (``{feature = p}``; 1 = required, 0 = excluded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError, UnknownNameError
+from .files import check_keys, quantity, read, require, require_source
+
+BERNOULLI = ("hr_positive", "pik3ca", "pten_loss", "pdl1_positive", "brain_mets", "occult_brain")
+CATEGORICAL = {"her2": ("high", "low"), "cd16a": ("FF", "VF", "VV")}
+CONTINUOUS = {"weight": "kg", "bsa": "m**2", "baseline_sld": "mm", "resistant_fraction": ""}
+
+
+@dataclass(frozen=True)
+class PopulationSpec:
+    """Feature prevalences and covariate distributions of a patient population."""
+
+    name: str
+    bernoulli: dict            # feature -> p
+    categorical: dict          # feature -> {level: p}
+    continuous: dict           # name -> (median in internal unit, cv)
+    tumour: str = "tumour"
+    description: str = ""
+    source: str = ""
+    sources: dict = field(default_factory=dict)
+    path: str = ""
+
+    def with_eligibility(self, overrides: dict) -> PopulationSpec:
+        """A copy with prevalences replaced (eligibility / enrolled fractions); unknown names raise."""
+        bern, cat = dict(self.bernoulli), {k: dict(v) for k, v in self.categorical.items()}
+        cont = dict(self.continuous)
+        for k, v in overrides.items():
+            if k in bern:
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1:
+                    raise ValueError(f"eligibility {k}: expected a probability in [0, 1], got {v!r}")
+                bern[k] = float(v)
+            elif k in cat:
+                if not isinstance(v, dict) or set(v) - set(CATEGORICAL[k]) or abs(sum(v.values()) - 1) > 1e-6:
+                    raise ValueError(f"eligibility {k}: expected {{level: p}} over {CATEGORICAL[k]} summing to 1, "
+                                     f"got {v!r}")
+                cat[k] = {lv: float(v.get(lv, 0.0)) for lv in CATEGORICAL[k]}
+            elif k in cont:
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+                    raise ValueError(f"eligibility {k}: expected a positive median, got {v!r}")
+                cont[k] = (float(v), cont[k][1])
+            else:
+                raise UnknownNameError("population feature", k, list(bern) + list(cat) + list(cont))
+        return replace(self, bernoulli=bern, categorical=cat, continuous=cont)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Sampled patients: ``features`` maps names to (N,) arrays (bool, str or float)."""
+
+    features: dict
+    seed: int | None = None
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.features.values())))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.features[name]
+
+    def subset(self, mask: np.ndarray) -> Cohort:
+        return Cohort({k: v[mask] for k, v in self.features.items()}, self.seed)
+
+    def pi3k(self) -> np.ndarray:
+        """PI3K background per patient: 'pik3ca', 'pten_loss' or 'wt'."""
+        return np.where(self["pik3ca"], "pik3ca", np.where(self["pten_loss"], "pten_loss", "wt"))
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.features)
+
+
+def load_population(name_or_path: str | Path) -> PopulationSpec:
+    """Read and validate a population file (bundled name or path)."""
+    path, head, _data = read("population", name_or_path)
+    check_keys(head, {"name", "description", "source", "tumour", "features", "continuous"}, path, "population")
+    name = require(head, "name", path, "population")
+    source = require_source(head, path, "population")
+    feats = head.get("features", {})
+    cont = head.get("continuous", {})
+    bern, cat, cn, sources = {}, {}, {}, {}
+    for f in BERNOULLI:
+        entry = f"population.features.{f}"
+        t = feats.get(f)
+        if not isinstance(t, dict):
+            raise ModelFileError(f"missing [{entry}] with p and source", path=str(path), entry=entry)
+        check_keys(t, {"p", "source", "description"}, path, entry)
+        sources[f] = require_source(t, path, entry)
+        p = require(t, "p", path, entry, kind=float)
+        if not 0 <= p <= 1:
+            raise ModelFileError(f"p must be in [0, 1], got {p!r}", path=str(path), entry=entry)
+        bern[f] = p
+    for f, levels in CATEGORICAL.items():
+        entry = f"population.features.{f}"
+        t = feats.get(f)
+        if not isinstance(t, dict):
+            raise ModelFileError(f"missing [{entry}] with levels and source", path=str(path), entry=entry)
+        check_keys(t, {"levels", "source", "description"}, path, entry)
+        sources[f] = require_source(t, path, entry)
+        lv = require(t, "levels", path, entry, kind=dict)
+        if set(lv) - set(levels) or any(not isinstance(v, (int, float)) or v < 0 for v in lv.values()):
+            raise ModelFileError(f"levels must map {levels} to probabilities, got {lv!r}", path=str(path), entry=entry)
+        total = sum(lv.values())
+        if abs(total - 1) > 0.02:
+            raise ModelFileError(f"level probabilities must sum to 1 (within rounding), got {total:g}", path=str(path),
+                                 entry=entry)
+        cat[f] = {k: float(lv.get(k, 0.0)) / total for k in levels}
+    unknown = set(feats) - set(BERNOULLI) - set(CATEGORICAL)
+    if unknown:
+        raise UnknownNameError("population feature", min(unknown), list(BERNOULLI) + list(CATEGORICAL))
+    for c, unit in CONTINUOUS.items():
+        entry = f"population.continuous.{c}"
+        t = cont.get(c)
+        if not isinstance(t, dict):
+            raise ModelFileError(f"missing [{entry}] with median, cv and source", path=str(path), entry=entry)
+        check_keys(t, {"median", "cv", "source", "description"}, path, entry)
+        sources[c] = require_source(t, path, entry)
+        med = quantity(require(t, "median", path, entry, kind=(str if isinstance(t.get("median"), str) else float)),
+                       unit, path, entry + ".median")
+        cv = require(t, "cv", path, entry, kind=float)
+        if med <= 0 or not 0 <= cv < 5:
+            raise ModelFileError(f"median must be > 0 and cv in [0, 5), got {t['median']!r}, {cv!r}", path=str(path),
+                                 entry=entry)
+        cn[c] = (med, cv)
+    return PopulationSpec(name, bern, cat, cn, head.get("tumour", "tumour"), head.get("description", ""), source,
+                          sources, str(path))
+
+
+def lognormal(rng: np.random.Generator, median: float, cv: float, n: int) -> np.ndarray:
+    """Log-normal draws with the given median and coefficient of variation."""
+    return median * np.exp(rng.normal(0.0, np.sqrt(np.log1p(cv ** 2)), n))
+
+
+def sample_population(spec: PopulationSpec, n: int, seed: int | np.random.Generator = 0) -> Cohort:
+    """Sample ``n`` patients; the same seed gives the same cohort.
+
+    Feature draws are independent (no correlations between, e.g., HR status and PIK3CA are
+    modelled). ``resistant_fraction`` is capped at 0.5.
+    """
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {n!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    out = {"patient": np.arange(n)}
+    for f, p in spec.bernoulli.items():
+        out[f] = rng.random(n) < p
+    for f, lv in spec.categorical.items():
+        names = list(lv)
+        out[f] = np.asarray(names)[rng.choice(len(names), size=n, p=np.array([lv[k] for k in names]))]
+    for c, (med, cv) in spec.continuous.items():
+        out[c] = lognormal(rng, med, cv, n)
+    out["resistant_fraction"] = np.minimum(out["resistant_fraction"], 0.5)
+    out["occult_brain"] = out["occult_brain"] & ~out["brain_mets"]
+    return Cohort(out, seed if isinstance(seed, int) else None)
+
+
+def list_populations() -> list[str]:
+    from .files import trial_models_dir
+
+    out = []
+    for p in sorted((trial_models_dir() / "populations").glob("*.toml")):
+        if "population" in p.read_text(encoding="utf-8").split("]", 1)[0]:
+            out.append(p.stem)
+    return out

@@ -1,0 +1,519 @@
+"""Virtual trials: trial spec (TOML) -> cohort -> PK -> exposure-response -> lesions -> RECIST -> statistics.
+
+Pipeline (each stage a function, the expensive ones cached):
+
+1. :func:`load_trial` reads ``models/trials/NAME.toml`` (arms = regimens, population +
+   eligibility, follow-up, assessment interval, subgroups, and for calibration trials the
+   observed read-outs with sources).
+2. :func:`prepare_trial` samples the cohort (seeded), randomises it to the arms, integrates PK
+   hour by hour for every patient (:class:`her2sim.trial.pk.PKStepper`) and turns the free tumour
+   and brain concentrations into daily mean growth-rate changes through the arm's exposure-
+   response table (:func:`her2sim.trial.exposure.compute_table`, batch path, cached per drug
+   set). This is independent of the calibrated tumour parameters.
+3. :func:`evaluate` grows the lesions with the tumour parameters (:func:`her2sim.trial.tumour.grow`),
+   assesses RECIST 1.1 at the scheduled scans and computes PFS, response rates, hazard ratios and
+   subgroups. Calibration re-runs only this stage.
+
+OS is not modelled (no post-progression therapy or death model): trials report PFS, ORR, DCR, CBR.
+
+Scale-out hook: :func:`run_trial_task` takes and returns plain dicts (picklable), so a sweep
+runner (``her2sim.sweep``) or any ``executor.map`` can distribute (spec, seed, parameter-set)
+tasks over processes or a cluster without importing anything else from this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError
+from .exposure import CLONE_BELOW, Background, ExposureTable, compute_table, interpolate
+from .files import check_keys, quantity, read, require, require_source
+from .pk import PKStepper, load_pk, superpose
+from .population import Cohort, PopulationSpec, load_population, sample_population
+from .recist import assess, rates
+from .regimen import load_regimen
+from .survival import cox_single, kaplan_meier, logrank, median_survival
+from .tumour import DailyRates, TumourParameters, grow, load_tumour
+
+HOURS_PER_MONTH = 730.5
+METRICS = ("median_pfs", "hazard_ratio", "pfs_rate", "orr")
+SUBGROUPS = ("hr_positive", "pik3ca", "pten_loss", "cd16a", "brain_mets", "pdl1_positive", "her2")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    regimens: tuple
+    control: bool = False
+    ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """An observed calibration read-out: metric, arm (or experimental arm for HRs), value, subgroup."""
+
+    metric: str
+    arm: str
+    value: float
+    at_months: float | None = None
+    subgroup: dict = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    name: str
+    role: str                  # "calibration" or "held_out"
+    population: PopulationSpec
+    tumour: TumourParameters
+    arms: tuple
+    follow_up_h: float
+    assessment_h: float
+    subgroups: tuple
+    targets: tuple = ()
+    description: str = ""
+    source: str = ""
+    path: str = ""
+
+    @property
+    def control(self) -> Arm:
+        return next(a for a in self.arms if a.control)
+
+
+_TRIAL_KEYS = {"name", "description", "source", "role", "population", "eligibility", "follow_up", "assessment_interval",
+               "arm", "subgroups", "observed", "tumour"}
+
+
+def load_trial(name_or_path: str | Path) -> TrialSpec:
+    """Read and validate a trial spec (bundled name such as ``"emilia_like"`` or a path)."""
+    path, head, _data = read("trial", name_or_path)
+    check_keys(head, _TRIAL_KEYS, path, "trial")
+    name = require(head, "name", path, "trial")
+    source = require_source(head, path, "trial")
+    role = require(head, "role", path, "trial")
+    if role not in ("calibration", "held_out"):
+        raise ModelFileError(f"role must be 'calibration' or 'held_out', got {role!r}", path=str(path), entry="trial")
+    pop = load_population(require(head, "population", path, "trial"))
+    elig = head.get("eligibility", {})
+    if not isinstance(elig, dict):
+        raise ModelFileError("eligibility must be a table {feature = {value = ..., source = ...}}", path=str(path),
+                             entry="trial.eligibility")
+    over = {}
+    for k, v in elig.items():
+        if not isinstance(v, dict) or "value" not in v:
+            raise ModelFileError(f"eligibility {k!r} must be {{value = ..., source = \"...\"}}", path=str(path),
+                                 entry=f"trial.eligibility.{k}")
+        require_source(v, path, f"trial.eligibility.{k}")
+        over[k] = v["value"]
+    try:
+        pop = pop.with_eligibility(over)
+    except (ValueError, KeyError) as exc:
+        raise ModelFileError(str(exc).strip("'\""), path=str(path), entry="trial.eligibility") from None
+    tumour = load_tumour(head.get("tumour", pop.tumour))
+    follow = quantity(require(head, "follow_up", path, "trial"), "h", path, "trial.follow_up")
+    assess_h = quantity(require(head, "assessment_interval", path, "trial"), "h", path, "trial.assessment_interval")
+    if not 0 < assess_h < follow:
+        raise ModelFileError("assessment_interval must be > 0 and shorter than follow_up", path=str(path), entry="trial")
+    arms_raw = head.get("arm")
+    if not isinstance(arms_raw, list) or not arms_raw:
+        raise ModelFileError("needs at least one [[trial.arm]] with name and regimens", path=str(path), entry="trial")
+    arms = []
+    for k, a in enumerate(arms_raw):
+        entry = f"trial.arm[{k}]"
+        check_keys(a, {"name", "regimens", "control", "ratio", "description"}, path, entry)
+        regs = require(a, "regimens", path, entry, kind=list)
+        if not regs:
+            raise ModelFileError("an arm needs at least one regimen", path=str(path), entry=entry)
+        try:
+            regimens = tuple(load_regimen(r) for r in regs)
+        except (ModelFileError, KeyError) as exc:
+            raise ModelFileError(f"regimen problem: {exc}", path=str(path), entry=entry) from None
+        ratio = a.get("ratio", 1.0)
+        if not isinstance(ratio, (int, float)) or ratio <= 0:
+            raise ModelFileError(f"ratio must be > 0, got {ratio!r}", path=str(path), entry=entry)
+        arms.append(Arm(require(a, "name", path, entry), regimens, bool(a.get("control", False)), float(ratio)))
+    if len(arms) > 1 and sum(a.control for a in arms) != 1:
+        raise ModelFileError("exactly one arm must have control = true", path=str(path), entry="trial.arm")
+    if len(arms) == 1:
+        arms[0] = Arm(arms[0].name, arms[0].regimens, True, arms[0].ratio)
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise ModelFileError(f"arm names must be unique, got {names}", path=str(path), entry="trial.arm")
+    subgroups = tuple(head.get("subgroups", ("hr_positive", "pik3ca", "cd16a", "brain_mets")))
+    bad = [s for s in subgroups if s not in SUBGROUPS]
+    if bad:
+        raise ModelFileError(f"unknown subgroup(s) {bad}; known: {SUBGROUPS}", path=str(path), entry="trial.subgroups")
+    targets = []
+    for k, o in enumerate(head.get("observed", [])):
+        entry = f"trial.observed[{k}]"
+        if role != "calibration":
+            raise ModelFileError("observed read-outs are only allowed in calibration trials (held-out trials are "
+                                 "never tuned to)", path=str(path), entry=entry)
+        check_keys(o, {"metric", "arm", "value", "at", "subgroup", "source"}, path, entry)
+        src = require_source(o, path, entry)
+        metric = require(o, "metric", path, entry)
+        if metric not in METRICS:
+            raise ModelFileError(f"metric must be one of {METRICS}, got {metric!r}", path=str(path), entry=entry)
+        arm = require(o, "arm", path, entry)
+        if arm not in names:
+            raise ModelFileError(f"arm {arm!r} is not one of {names}", path=str(path), entry=entry)
+        if metric == "median_pfs":
+            val = quantity(o["value"], "h", path, entry) / HOURS_PER_MONTH
+        else:
+            val = float(require(o, "value", path, entry, kind=float))
+        at = quantity(o["at"], "h", path, entry) / HOURS_PER_MONTH if "at" in o else None
+        targets.append(Target(metric, arm, val, at, dict(o.get("subgroup", {})), src))
+    return TrialSpec(name, role, pop, tumour, tuple(arms), follow, assess_h, subgroups, tuple(targets),
+                     head.get("description", ""), source, str(path))
+
+
+# ----------------------------------------------------------------------------- stage 2: exposure
+_TABLES: dict = {}
+
+
+def _arm_drugs(arm: Arm):
+    """[(regimen, pk)], the network drugs and each drug's reference (typical mean) free tumour conc."""
+    pairs = [(r, load_pk(r.drug)) for r in arm.regimens]
+    drugs, ref = [], {}
+    for reg, pk in pairs:
+        p = pk.individual(1)
+        t_end = 12 * 7 * 24.0
+        times, doses = reg.amounts_mg(t_end, np.array([70.0]), np.array([1.75]))
+        tt = np.arange(t_end - 21 * 24, t_end, 1.0)
+        c = superpose(pk, p, times, doses, tt, route=reg.route)[0]
+        free = float(np.mean(pk.mg_per_L_to_nM(c))) * pk.values["fu"] * pk.values["kp_tumour"] * pk.potency_factor
+        if pk.network_drug not in drugs:
+            drugs.append(pk.network_drug)
+        ref[pk.network_drug] = ref.get(pk.network_drug, 0.0) + max(free, 1e-6)
+    return pairs, drugs, np.array([ref[d] for d in drugs])
+
+
+def _table(drugs, ref, backgrounds, workers) -> ExposureTable:
+    key = (tuple(drugs), tuple(np.round(np.log10(ref), 3)))
+    cached = _TABLES.get(key)
+    if cached is not None and set(backgrounds) <= set(cached.backgrounds):
+        return cached
+    bgs = sorted(set(backgrounds) | set(cached.backgrounds if cached else ()), key=lambda b: b.label)
+    tab = compute_table(drugs, ref, bgs, workers=workers)
+    _TABLES[key] = tab
+    return tab
+
+
+def _backgrounds(cohort: Cohort):
+    her2 = cohort["her2"]
+    pi3k = cohort.pi3k()
+    er = cohort["hr_positive"]
+    S = [Background(str(h), str(p), bool(e)) for h, p, e in zip(her2, pi3k, er)]
+    R = [Background(CLONE_BELOW[b.her2], b.pi3k, b.er_positive) for b in S]
+    return S, R
+
+
+def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Generator, *,
+                 workers: int = 1, block_days: int = 7, window_h: int = 2) -> tuple[DailyRates, ExposureTable]:
+    """Daily mean rate changes (N, days, 2 sites) for the patients of one arm.
+
+    PK is stepped hourly; the exposure-response table is read at the mean concentration of each
+    ``window_h``-hour window (24 must be a multiple) and the rates are averaged over the day. Brain
+    rates are computed only for patients with a brain lesion (known or occult); others get 0.
+    """
+    if 24 % int(window_h):
+        raise ValueError(f"window_h must divide 24, got {window_h!r}")
+    pairs, drugs, ref = _arm_drugs(arm)
+    S, R = _backgrounds(cohort)
+    tab = _table(drugs, ref, S + R, workers)
+    N = cohort.n
+    bS = np.array([tab.background_index(b) for b in S])
+    bR = np.array([tab.background_index(b) for b in R])
+    host = np.array([tab.host_index(str(c), "positive" if p else "negative")
+                     for c, p in zip(cohort["cd16a"], cohort["pdl1_positive"])])
+    days = int(np.ceil(follow_up_h / 24.0))
+    H = days * 24
+    steppers, schedules, scale_body, scale_brain, col = [], [], [], [], []
+    for reg, pk in pairs:
+        p = pk.individual(N, rng)
+        steppers.append(PKStepper(pk, p, reg.route))
+        times, doses = reg.amounts_mg(H, cohort["weight"], cohort["bsa"])
+        hours = np.round(times).astype(int)
+        schedules.append({int(h): doses[:, k] for k, h in enumerate(hours)})
+        mw = 1e6 / pk.molecular_weight
+        scale_body.append(mw * pk.values["fu"] * pk.values["kp_tumour"] * pk.potency_factor)
+        scale_brain.append(mw * pk.values["fu"] * pk.values["kp_uu_brain"] * pk.potency_factor)
+        col.append(drugs.index(pk.network_drug))
+    tS, tR = tab.patient_tables(bS, host), tab.patient_tables(bR, host)
+    zero = np.zeros((N, len(drugs)))
+    base_S = interpolate(tS, np.arange(N), zero, tab)[:, 0]
+    base_R = interpolate(tR, np.arange(N), zero, tab)[:, 0]
+    dS = np.zeros((N, days, 2))
+    dR = np.zeros((N, days, 2))
+    by = np.zeros((N, days, 2))
+    brain_needed = np.flatnonzero(cohort["brain_mets"] | cohort["occult_brain"])
+    w = window_h
+    hour = 0
+    for d0 in range(0, days, block_days):
+        nd = min(block_days, days - d0)
+        body = np.zeros((N, nd * 24, len(drugs)))
+        brain = np.zeros((N, nd * 24, len(drugs)))
+        for k in range(nd * 24):
+            for j, st in enumerate(steppers):
+                st.step(schedules[j].get(hour))
+                c = st.concentration()
+                body[:, k, col[j]] += c * scale_body[j]
+                brain[:, k, col[j]] += c * scale_brain[j]
+            hour += 1
+        for site, conc, who in ((0, body, np.arange(N)), (1, brain, brain_needed)):
+            if len(who) == 0:
+                continue
+            n = len(who)
+            # mean concentration over windows of w hours, then the rate at that mean
+            cw = conc[who].reshape(n, nd * 24 // w, w, len(drugs)).mean(axis=2).reshape(-1, len(drugs))
+            pid = np.repeat(who, nd * 24 // w)
+            vS = interpolate(tS, pid, cw, tab).reshape(n, nd, 24 // w, 2).mean(axis=2)
+            vR = interpolate(tR, pid, cw, tab)[:, 0].reshape(n, nd, 24 // w).mean(axis=2)
+            dS[who, d0:d0 + nd, site] = vS[:, :, 0] - base_S[who, None]
+            by[who, d0:d0 + nd, site] = vS[:, :, 1]
+            dR[who, d0:d0 + nd, site] = vR - base_R[who, None]
+    return DailyRates(dS, dR, by), tab
+
+
+@dataclass
+class PreparedTrial:
+    """Everything that does not depend on the calibrated tumour parameters."""
+
+    spec: TrialSpec
+    cohort: Cohort
+    arm_index: np.ndarray
+    rates: list                 # DailyRates per arm
+    z_growth: np.ndarray
+    z_resistant: np.ndarray
+    split: np.ndarray           # body-lesion split fraction
+    dropout_u: np.ndarray
+    seed: int
+    timings: dict
+
+
+def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, workers: int = 1,
+                  progress: bool = False) -> PreparedTrial:
+    """Stage 1-2: sample ``patients`` (all arms together, randomised by the arms' ratios) and
+    compute each arm's daily exposure-driven rates."""
+    import time
+
+    if not isinstance(spec, TrialSpec):
+        spec = load_trial(spec)
+    if int(patients) < len(spec.arms):
+        raise ValueError(f"patients must be >= the number of arms ({len(spec.arms)}), got {patients!r}")
+    clock = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    cohort = sample_population(spec.population, int(patients), rng)
+    ratios = np.array([a.ratio for a in spec.arms])
+    counts = np.floor(patients * ratios / ratios.sum()).astype(int)
+    counts[: patients - counts.sum()] += 1
+    arm_index = rng.permutation(np.repeat(np.arange(len(spec.arms)), counts))
+    z_g, z_r = rng.normal(size=patients), rng.normal(size=patients)
+    split = rng.uniform(0.3, 0.7, patients)
+    dropout_u = rng.random(patients)
+    rates_, timings = [], {"sample_s": time.perf_counter() - clock}
+    for a, arm in enumerate(spec.arms):
+        t0 = time.perf_counter()
+        sub = cohort.subset(arm_index == a)
+        r, tab = arm_exposure(arm, sub, spec.follow_up_h, np.random.default_rng([seed, a]), workers=workers)
+        rates_.append(r)
+        timings[f"arm{a}_s"] = time.perf_counter() - t0
+        timings[f"arm{a}_table_s"] = tab.wall_time_s
+        if progress:
+            print(f"  arm {arm.name}: {sub.n} patients, {time.perf_counter() - t0:.1f} s", flush=True)
+    return PreparedTrial(spec, cohort, arm_index, rates_, z_g, z_r, split, dropout_u, int(seed), timings)
+
+
+# ----------------------------------------------------------------------------- stage 3: tumours and read-outs
+@dataclass
+class TrialResult:
+    """Per-patient outcomes (``patients``: a pandas DataFrame) and the trial's summary statistics."""
+
+    spec: TrialSpec
+    patients: object
+    summary: dict
+    curves: dict
+    sld: dict
+    timings: dict
+
+    def report(self) -> str:
+        return format_summary(self)
+
+
+def evaluate(prep: PreparedTrial, *, growth_rate: float | None = None, growth_cv: float | None = None,
+             kill_scale: float | None = None, kill_max: float | None = None,
+             resistant_fraction: float | None = None) -> TrialResult:
+    """Grow lesions, assess RECIST and compute statistics; keyword overrides are calibration knobs
+    (growth_rate in 1/h; resistant_fraction = population median)."""
+    import time
+
+    import pandas as pd
+
+    clock = time.perf_counter()
+    spec, tp, coh = prep.spec, prep.spec.tumour, prep.cohort
+    g_med = tp.growth_rate if growth_rate is None else growth_rate
+    g_cv = tp.growth_cv if growth_cv is None else growth_cv
+    s = tp.kill_scale if kill_scale is None else kill_scale
+    f_med, f_cv = spec.population.continuous["resistant_fraction"]
+    if resistant_fraction is not None:
+        f_med = resistant_fraction
+    N = coh.n
+    g = g_med * np.exp(np.sqrt(np.log1p(g_cv ** 2)) * prep.z_growth)
+    f = np.minimum(f_med * np.exp(np.sqrt(np.log1p(f_cv ** 2)) * prep.z_resistant), 0.5)
+    sld0 = coh["baseline_sld"]
+    nb = tp.body_lesions
+    fr = np.column_stack([prep.split, 1 - prep.split] + [np.full(N, 0.5)] * max(nb - 2, 0))[:, :nb]
+    fr = fr / fr.sum(axis=1, keepdims=True)
+    d_body = sld0[:, None] * fr
+    brain_target = coh["brain_mets"]
+    d_brain = np.where(brain_target, tp.brain_lesion_diameter, np.where(coh["occult_brain"], tp.occult_lesion_diameter,
+                                                                      np.nan))
+    d0 = np.column_stack([d_body, d_brain])
+    site = np.array([0] * nb + [1])
+    assess_h = np.arange(0.0, spec.follow_up_h + 1e-9, spec.assessment_h)
+    assess_day = np.round(assess_h / 24.0).astype(int)
+    out_pfs, out_event = np.empty(N), np.empty(N, dtype=bool)
+    best, best_change = np.empty(N, dtype=object), np.empty(N)
+    res_share = np.empty(N)
+    curves, sld_store = {}, {}
+    for a, arm in enumerate(spec.arms):
+        idx = np.flatnonzero(prep.arm_index == a)
+        diam, share = grow(prep.rates[a], tp, g[idx], f[idx], d0[idx], site, kill_scale=s, kill_max=kill_max)
+        dA = diam[:, np.minimum(assess_day, diam.shape[1] - 1)]          # (n, A, J)
+        target = np.ones(d0.shape[1], dtype=bool)[None, :] & np.isfinite(d0[idx])
+        target[:, -1] &= brain_target[idx]
+        visible = np.where(dA >= tp.detection_limit, dA, 0.0)
+        sld = np.where(target[:, None, :], visible, 0.0).sum(axis=2)
+        sld[:, 0] = np.where(target, d0[idx], 0.0).sum(axis=1)
+        all_gone = (np.where(target[:, None, :], visible, 0.0) == 0).all(axis=2)
+        occult = (~brain_target[idx]) & np.isfinite(d0[idx, -1])
+        new = occult[:, None] & (np.nan_to_num(dA[:, :, -1]) >= tp.new_lesion_diameter)
+        new[:, 0] = False
+        r = assess(sld, all_gone, new)
+        k = r["progression_index"]
+        t_pd = np.where(k > 0, assess_h[np.maximum(k, 0)], np.inf)
+        t_drop = -np.log(prep.dropout_u[idx]) / max(tp.dropout_hazard, 1e-300)
+        last_before_drop = assess_h[np.maximum(np.searchsorted(assess_h, t_drop, side="right") - 1, 0)]
+        cens = np.minimum(assess_h[-1], last_before_drop)
+        event = t_pd <= cens
+        out_pfs[idx] = np.where(event, t_pd, cens) / HOURS_PER_MONTH
+        out_event[idx] = event
+        best[idx] = r["best"]
+        best_change[idx] = r["best_change"]
+        res_share[idx] = share[np.arange(len(idx)), np.minimum(np.where(k > 0, assess_day[np.maximum(k, 0)],
+                                                                        diam.shape[1] - 1), diam.shape[1] - 1), 0]
+        sld_store[arm.name] = (assess_h / HOURS_PER_MONTH, sld)
+    df = pd.DataFrame({k: v for k, v in coh.features.items()})
+    df["arm"] = [spec.arms[a].name for a in prep.arm_index]
+    df["growth_rate_per_day"] = g * 24
+    df["resistant_fraction"] = f
+    df["pfs_months"] = out_pfs
+    df["progressed"] = out_event
+    df["best_response"] = best.astype(str)
+    df["best_change_pct"] = best_change
+    df["resistant_share_at_pd_or_end"] = res_share
+    summary = summarise(spec, df, curves)
+    return TrialResult(spec, df, summary, curves, sld_store, {**prep.timings, "evaluate_s": time.perf_counter() - clock})
+
+
+def summarise(spec: TrialSpec, df, curves: dict) -> dict:
+    """Per-arm PFS/response statistics, HRs vs control, subgroup HRs (computed from the patient table)."""
+    out = {"trial": spec.name, "role": spec.role, "arms": {}, "comparisons": {}, "subgroups": {}}
+    for arm in spec.arms:
+        d = df[df.arm == arm.name]
+        km = kaplan_meier(d.pfs_months.values, d.progressed.values)
+        curves[arm.name] = km
+        med, lo, hi = median_survival(km)
+        sd_weeks = np.where(d.best_response.values == "SD", d.pfs_months.values * HOURS_PER_MONTH / 168.0, 0.0)
+        rr = rates(d.best_response.values, sd_weeks)
+        out["arms"][arm.name] = {"n": len(d), "events": int(d.progressed.sum()), "median_pfs": med,
+                                 "median_pfs_ci": (lo, hi), "pfs_12mo": km.at(12.0), **rr}
+    ctrl = spec.control
+    for arm in spec.arms:
+        if arm is ctrl:
+            continue
+        d = df[df.arm.isin([arm.name, ctrl.name])]
+        x = (d.arm == arm.name).values.astype(float)
+        out["comparisons"][arm.name] = _compare(d.pfs_months.values, d.progressed.values, x)
+        subs = {}
+        for var in spec.subgroups:
+            for level in sorted(set(d[var].astype(str))):
+                m = (d[var].astype(str) == level).values
+                subs[f"{var}={level}"] = _compare(d.pfs_months.values[m], d.progressed.values[m], x[m])
+                subs[f"{var}={level}"]["n"] = int(m.sum())
+        out["subgroups"][arm.name] = subs
+    return out
+
+
+def _compare(t, e, x) -> dict:
+    try:
+        c = cox_single(t, e, x)
+        chi2, p = logrank(t, e, x)
+        return {"hazard_ratio": c.hazard_ratio, "ci": (c.ci_low, c.ci_high), "cox_p": c.p_value, "logrank_chi2": chi2,
+                "logrank_p": p}
+    except ValueError as exc:
+        return {"hazard_ratio": float("nan"), "ci": (float("nan"), float("nan")), "cox_p": float("nan"),
+                "logrank_chi2": float("nan"), "logrank_p": float("nan"), "note": str(exc)}
+
+
+def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, workers: int = 1,
+              progress: bool = False, **overrides) -> TrialResult:
+    """Run a virtual trial end to end (see the module docstring). ``overrides`` go to :func:`evaluate`.
+
+    Examples
+    --------
+    >>> from her2sim.trial import run_trial
+    >>> res = run_trial("emilia_like", patients=100, seed=1)  # doctest: +SKIP
+    >>> res.summary["arms"]["T-DM1"]["median_pfs"]  # doctest: +SKIP
+    """
+    prep = prepare_trial(spec, patients, seed, workers=workers, progress=progress)
+    return evaluate(prep, **overrides)
+
+
+def run_trial_task(task: dict) -> dict:
+    """Picklable entry point for sweeps: ``{"spec": name/path, "patients": n, "seed": s, **overrides}``
+    -> the summary dict (plus timings)."""
+    task = dict(task)
+    res = run_trial(task.pop("spec"), task.pop("patients", 200), task.pop("seed", 0), **task)
+    return {"summary": res.summary, "timings": res.timings}
+
+
+def target_value(result: TrialResult, target: Target) -> float:
+    """The simulated value of an observed read-out (same metric, arm, subgroup)."""
+    df = result.patients
+    for k, v in target.subgroup.items():
+        df = df[df[k].astype(str) == str(v)]
+    spec = result.spec
+    if target.metric == "hazard_ratio":
+        d = df[df.arm.isin([target.arm, spec.control.name])]
+        return _compare(d.pfs_months.values, d.progressed.values, (d.arm == target.arm).values.astype(float))[
+            "hazard_ratio"]
+    d = df[df.arm == target.arm]
+    if target.metric == "orr":
+        return rates(d.best_response.values)["ORR"]
+    km = kaplan_meier(d.pfs_months.values, d.progressed.values)
+    if target.metric == "pfs_rate":
+        return km.at(target.at_months)
+    return median_survival(km)[0]
+
+
+def format_summary(result: TrialResult) -> str:
+    s = result.summary
+    lines = [f"trial {s['trial']} ({'calibration trial' if s['role'] == 'calibration' else 'HELD-OUT prediction, not tuned'})"]
+    for name, a in s["arms"].items():
+        lo, hi = a["median_pfs_ci"]
+        lines.append(f"  {name:<48} n={a['n']:<5d} events={a['events']:<5d} median PFS {a['median_pfs']:5.1f} mo "
+                     f"(95% CI {lo:4.1f}-{hi:4.1f})  12-mo PFS {a['pfs_12mo']:.2f}  ORR {a['ORR']:.2f}  "
+                     f"DCR {a['DCR']:.2f}  CBR {a.get('CBR', float('nan')):.2f}")
+    for name, c in s["comparisons"].items():
+        lines.append(f"  HR {name} vs {result.spec.control.name}: {c['hazard_ratio']:.2f} "
+                     f"(95% CI {c['ci'][0]:.2f}-{c['ci'][1]:.2f}), log-rank p={c['logrank_p']:.2g}")
+    if result.spec.targets:
+        lines.append("  calibration read-outs (observed -> simulated):")
+        for t in result.spec.targets:
+            sub = ",".join(f"{k}={v}" for k, v in t.subgroup.items())
+            lines.append(f"    {t.metric:<12} {t.arm:<40} {sub:<14} {t.value:7.2f} -> {target_value(result, t):7.2f}")
+    return "\n".join(lines)
