@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from .errors import Her2simError
 
 WILD_TYPE = "wild_type"
@@ -68,7 +66,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run_screen_cli(args) -> int:
     """Run ``her2sim screen`` from parsed arguments; prints tables, writes --out/--plot; returns 0."""
     from .screen import (SYNERGY_METHODS, ScreenInputError, _letters, dose_matrix, dose_response,
-                         single_agent_metrics, synergy_scores)
+                         format_metrics_table, format_synergy_table, single_agent_metrics, synergy_scores)
 
     drugs = [d.strip() for d in args.drugs.split(",") if d.strip()]
     grids = dict(args.doses)
@@ -105,34 +103,6 @@ def run_screen_cli(args) -> int:
         fig.savefig(args.plot, dpi=120)
         print(f"wrote {args.plot}")
     return 0
-
-
-def format_metrics_table(metrics) -> str:
-    """Text table of :func:`single_agent_metrics` (interpolated IC50/EC50, Emax, 4PL Hill)."""
-    lines = [f"single agents (readout {metrics.attrs['readout']}; IC50 at fraction unaffected {metrics.attrs['level']:g})",
-             f"{'background':<24}{'drug':<22}{'IC50 nM':>11}{'EC50 nM':>11}{'Emax':>8}{'Hill(4PL)':>11}  note"]
-    for b in metrics.background.values:
-        for d in metrics.drug.values:
-            m = metrics.sel(background=b, drug=d)
-            ic50 = m.ic50 if np.isfinite(m.ic50) else m.ic50_interpolated
-            ec50 = m.ec50 if np.isfinite(m.ec50) else m.ec50_interpolated
-            note = str(m.status.values)
-            lines.append(f"{b!s:<24}{d!s:<22}{float(ic50):>11.4g}{float(ec50):>11.4g}{float(m.emax):>8.3f}"
-                         f"{float(m.fit_hill):>11.3g}  {'' if note == 'ok' else note}")
-    return "\n".join(lines)
-
-
-def format_synergy_table(scores) -> str:
-    """Text table of synergy summaries per background (fraction units; > 0 = synergy; CI < 1 = synergy)."""
-    methods = scores.attrs["methods"].split(",")
-    cols = methods + (["ci"] if "ci_summary" in scores else [])
-    lines = ["synergy summary (mean over combination cells; > 0 = synergy, CI < 1 = synergy)",
-             f"{'background':<24}" + "".join(f"{c.upper():>10}" for c in cols) + "  note"]
-    for k, b in enumerate(scores.background.values):
-        vals = [float(scores[f"{c}_summary"].values[k]) for c in cols]
-        note = str(scores.synergy_status.values[k])
-        lines.append(f"{b!s:<24}" + "".join(f"{v:>10.4f}" for v in vals) + f"  {'' if note == 'ok' else note}")
-    return "\n".join(lines)
 
 
 def _write(ds, scores, path: Path) -> None:
