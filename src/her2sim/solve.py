@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
-from .errors import IntegrationError, UnitError, UnknownNameError
+from .errors import IntegrationError, UnitError
 from .load import load_model
 from .network import Network, compile_network
 from .result import Result, Status
