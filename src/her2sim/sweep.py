@@ -1,0 +1,1009 @@
+"""Sweeps at scale: ``run_sweep()`` runs a :class:`~her2sim.sweep_spec.SweepSpec` chunk by chunk on the
+batch path and writes each chunk's readouts to disk as it finishes; ``open_sweep()`` reads them back
+lazily as a labelled :class:`xarray.Dataset`.
+
+Per chunk (``spec.chunk`` consecutive conditions, enumerated from their indices): every condition
+is brought to its own drug-free rest state, then dosed at t = 0 and integrated with
+:func:`her2sim.batch.simulate_batch`; only the readouts are kept. The rest state is found either by
+scipy's :func:`~her2sim.solve.steady_state` once per variant set (when only variants and doses
+vary: one rest state per network, cached) or, when parameters vary, on the batch path: the unique
+drug-free parameter sets of the chunk are integrated together over 1e4 h (then 1e6 h for any
+member still drifting) with the species marked ``preequilibrate = false`` held fixed. Measured on
+the default model (benchmarks/bench_sweep.py): 58 ms per parameter set with scipy, ~2 ms per
+member on the batch path at B = 1000, the same state to 2e-9.
+
+Output directory::
+
+    manifest.json            what the sweep is (spec, axes, readouts, digest) and its runs; atomic
+    samples.npy              the sample block's parameter values (if any), one row per sample
+    chunks/chunk_0000012.npz readouts (B, R), status (B,), messages of failed members; atomic
+
+Every file is written to a temporary name, flushed, fsynced and renamed, so a crash leaves either
+the whole file or none: ``resume=True`` re-runs exactly the chunks without a finished file, and
+the results equal an uninterrupted run's bit for bit (each chunk is a pure function of the spec).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .batch import STATUS_CODES as _BATCH_CODES
+from .batch import simulate_batch
+from .errors import Her2simError, IntegrationError
+from .network import Network, compile_network
+from .sweep_spec import SweepSpec, load_sweep_spec
+
+#: per-condition status codes stored in a sweep (0-4 are the batch integrator's)
+STATUS_CODES = {**_BATCH_CODES, 5: "preequilibration", 6: "no_steady_state", 7: "readout_not_finite",
+                8: "chunk_failed", 9: "not_run"}
+OK, PREEQUILIBRATION, NO_STEADY_STATE, READOUT_NOT_FINITE, CHUNK_FAILED, NOT_RUN = 0, 5, 6, 7, 8, 9
+MANIFEST = "manifest.json"
+SAMPLES = "samples.npy"
+#: horizons (h) of the batch-path equilibration; a member still drifting after the last one fails
+EQUILIBRATION_HORIZONS = (1e4, 1e6)
+#: steady state: max |dx/dt| / (|x| + 1e-7 nM) below this (1/h), as in :func:`her2sim.solve.steady_state`
+EQUILIBRATION_TOL = 1e-7
+#: a test hook: "CHUNK:N,..." makes chunk CHUNK raise on its first N attempts
+FAULTS_ENV = "HER2SIM_SWEEP_FAULTS"
+
+
+class SweepDirectoryError(Her2simError, ValueError):
+    """The output directory holds something else than this sweep (or a different sweep)."""
+
+
+# ----------------------------------------------------------------------------- chunk computation
+@dataclass(frozen=True, eq=False)
+class _Context:
+    """What every worker needs, shipped once: the spec and one compiled network per variant set."""
+
+    spec: SweepSpec
+    networks: tuple
+
+
+@dataclass(eq=False)
+class ChunkOutput:
+    """The readouts of one chunk: values (B, R), status codes (B,), {member: message}."""
+
+    chunk: int
+    lo: int
+    hi: int
+    values: np.ndarray
+    status: np.ndarray
+    messages: dict
+    wall_time_s: float = 0.0
+    steps: int = 0
+    failed: bool = False
+    attempts: int = 1
+
+
+class _HeldNetwork(Network):
+    """A view of a network whose species marked ``preequilibrate = false`` do not move (for the
+    rest and steady states); shares the compiled evaluators of the original."""
+
+    @classmethod
+    def of(cls, network: Network) -> _HeldNetwork:
+        held = object.__new__(cls)
+        held.__dict__.update(network.__dict__)
+        held._rows = network.preequilibrate_mask[:, None]
+        held._entries = network.preequilibrate_mask[network.jac_rows][:, None]
+        return held
+
+    def rhs_T(self, xT, pT, out=None):
+        dx = Network.rhs_T(self, xT, pT, out)
+        dx *= self._rows
+        return dx
+
+    def jacobian_values_T(self, xT, pT, out=None):
+        jv = Network.jacobian_values_T(self, xT, pT, out)
+        jv *= self._entries
+        return jv
+
+
+_HELD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _held(network: Network) -> _HeldNetwork:
+    if network not in _HELD:
+        _HELD[network] = _HeldNetwork.of(network)
+    return _HELD[network]
+
+
+def _inject_fault(chunk: int, attempt: int) -> None:
+    for item in filter(None, os.environ.get(FAULTS_ENV, "").split(",")):
+        c, _, n = item.partition(":")
+        if int(c) == chunk and attempt < int(n or 1):
+            raise RuntimeError(f"injected fault in chunk {chunk} (attempt {attempt + 1}; {FAULTS_ENV})")
+
+
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Undo the effect of ``MALLOC_TRIM_THRESHOLD_`` (set by dask's nannies in every worker) once per
+    process: any such variable switches off glibc's adaptive mmap threshold, so every NumPy
+    temporary above 128 kB is mmap'ed and unmapped again. Measured: one 2000-condition chunk of the
+    default model took 5.1 s with the variable set and 3.1 s without or after this call."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not any(k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: glibc's own adaptive maximum
+    libc.mallopt(-1, 64 * 2**20)  # M_TRIM_THRESHOLD
+
+
+def _compute_chunk(ctx: _Context, chunk: int, attempt: int = 0) -> ChunkOutput:
+    """Run one chunk: rest states, simulation, readouts. Never raises for a bad condition."""
+    _tune_malloc()
+    _inject_fault(chunk, attempt)
+    clock = time.perf_counter()
+    spec = ctx.spec
+    lo, hi = spec.chunk_bounds(chunk)
+    block = spec.block(lo, hi)
+    values = np.full((hi - lo, len(spec.readouts)), np.nan)
+    status = np.zeros(hi - lo, dtype=np.int8)
+    messages: dict[int, str] = {}
+    steps = 0
+    with np.errstate(all="ignore"):
+        for v in np.unique(block.variant):
+            sel = np.nonzero(block.variant == v)[0]
+            steps += _run_members(ctx, int(v), block, sel, values, status, messages)
+    bad = (status == OK) & ~np.isfinite(values).all(axis=1)
+    for i in np.nonzero(bad)[0]:
+        names = [r.name for r, x in zip(spec.readouts, values[i]) if not np.isfinite(x)]
+        status[i] = READOUT_NOT_FINITE
+        messages[int(i)] = (f"readout {', '.join(names)} is not finite although the integration succeeded "
+                            "(an observable dividing by zero at these parameters?)")
+    return ChunkOutput(chunk, lo, hi, values, status, messages, time.perf_counter() - clock, steps,
+                       attempts=attempt + 1)
+
+
+def _run_members(ctx: _Context, v: int, block, sel: np.ndarray, values, status, messages) -> int:
+    spec, net = ctx.spec, ctx.networks[v]
+    m = len(sel)
+    P = np.tile(net.p0, (m, 1))
+    for name, vals in block.parameters.items():
+        j = net.parameter_index(name)
+        P[:, j] = vals[sel] * net.p0[j] if name in spec.relative else vals[sel]
+    for d in net.spec.drugs:  # drug-free: the rest state
+        P[:, net.parameter_index(d.dose_parameter)] = 0.0
+    P_rest = P
+    X = np.tile(net.x0, (m, 1))
+    alive = np.ones(m, dtype=bool)
+    solver = spec.solver
+    if solver.preequilibrate:
+        X, codes, why = _equilibrate(net, X, P_rest, solver, scipy_ok=not spec.varies_rest_state)
+        for k in np.nonzero(codes)[0]:
+            status[sel[k]] = PREEQUILIBRATION
+            messages[int(sel[k])] = f"pre-equilibration: {why[int(k)]}"
+        alive &= codes == 0
+    Pd = P_rest.copy()
+    for dose_param, vals in block.doses.items():
+        Pd[:, net.parameter_index(dose_param)] = vals[sel]
+    steps = 0
+    timed = [r for r in spec.readouts if r.kind in ("at", "auc", "mean")]
+    targets = {r.target for r in spec.readouts}
+    run = np.nonzero(alive)[0]
+    if timed and len(run):
+        grid = _output_grid(spec)
+        res = simulate_batch(net, X[run], Pd[run], t_eval=grid, method=solver.method, rtol=solver.rtol,
+                             atol=solver.atol, max_steps=solver.max_steps)
+        steps += int(res.steps.sum())
+        for k in np.nonzero(~res.ok)[0]:
+            status[sel[run[k]]] = res.status_code[k]
+            messages[int(sel[run[k]])] = f"{STATUS_CODES[int(res.status_code[k])]}: {res.messages[k]}"
+        res.states[~res.ok] = np.nan  # a failed member keeps no readouts
+        series = _Series(net, res.states, Pd[run], targets)
+        for r_i, r in enumerate(spec.readouts):
+            if r.kind == "at":
+                values[sel[run], r_i] = series.at(r.target, _index(grid, r.t1))
+            elif r.kind in ("auc", "mean"):
+                from scipy.integrate import simpson
+
+                ks = np.nonzero((grid >= r.t0 - 1e-9) & (grid <= r.t1 + 1e-9))[0]
+                auc = simpson(series.window(r.target, ks), x=grid[ks], axis=1)
+                values[sel[run], r_i] = auc if r.kind == "auc" else auc / (r.t1 - r.t0)
+    if any(r.kind == "rest" for r in spec.readouts):
+        rest = _Series(net, X[:, None, :], P_rest, targets)
+        for r_i, r in enumerate(spec.readouts):
+            if r.kind == "rest":
+                values[sel[alive], r_i] = rest.at(r.target, 0)[alive]
+    if any(r.kind == "ss" for r in spec.readouts) and alive.any():
+        live = np.nonzero(alive & (status[sel] == OK))[0]
+        Xs, codes, why = _equilibrate(net, X[live], Pd[live], solver, scipy_ok=False)
+        for k in np.nonzero(codes)[0]:
+            status[sel[live[k]]] = NO_STEADY_STATE
+            messages[int(sel[live[k]])] = f"steady state with the drugs on: {why[int(k)]}"
+        ss = _Series(net, Xs[:, None, :], Pd[live], targets)
+        for r_i, r in enumerate(spec.readouts):
+            if r.kind == "ss":
+                values[sel[live], r_i] = np.where(codes == 0, ss.at(r.target, 0), np.nan)
+    return steps
+
+
+class _Series:
+    """Values of the readout targets (observables or species) of states (m, T, n) with parameters
+    (m, n_params), per time index; observables are evaluated once per time and only the columns of
+    the targets are kept."""
+
+    def __init__(self, network: Network, states: np.ndarray, P: np.ndarray, targets: set):
+        self.net, self.states, self.P = network, states, P
+        self.columns = {t: network.observable_names.index(t) for t in targets if t in network.observable_names}
+        self._obs: dict[tuple, np.ndarray] = {}
+
+    def at(self, target: str, k: int) -> np.ndarray:
+        if target not in self.columns:
+            return self.states[:, k, self.net.species_names.index(target)]
+        if (target, k) not in self._obs:
+            obs = self.net.observables(self.states[:, k, :], self.P)
+            self._obs.update({(t, k): obs[:, j].copy() for t, j in self.columns.items()})
+        return self._obs[(target, k)]
+
+    def window(self, target: str, ks: np.ndarray) -> np.ndarray:
+        return np.stack([self.at(target, int(k)) for k in ks], axis=1)
+
+
+def _output_grid(spec: SweepSpec) -> np.ndarray:
+    """Output times (h): every readout time, plus each auc/mean window's quadrature points."""
+    times = [0.0]
+    for r in spec.readouts:
+        if r.kind == "at":
+            times.append(r.t1)
+        elif r.kind in ("auc", "mean"):
+            times.extend(_window_grid(r.t0, r.t1, spec.solver.output_step))
+    grid = np.unique(np.round(np.asarray(times, dtype=float), 9))
+    return grid if len(grid) > 1 else np.array([0.0, max(grid[-1], 1e-9)])
+
+
+def _window_grid(t0: float, t1: float, step: float, first: float = 1 / 64, growth: float = 1.3) -> np.ndarray:
+    """Points from t0 to t1 whose spacing starts at step/64 and grows by 1.3 per point up to
+    ``step``: doses act at t = 0, where the fast transients are. With Simpson's rule this gives
+    relative errors ~3e-5 at step = 0.5 h on exp(-k t) for k = 1..20 /h, against 2e-3 for a
+    uniform 0.5 h grid."""
+    points, h = [t0], step * first
+    while points[-1] < t1 - 1e-9:
+        points.append(min(t1, points[-1] + h))
+        h = min(step, h * growth)
+    if len(points) > 2 and points[-1] - points[-2] < 0.25 * step:
+        del points[-2]
+    return np.array(points)
+
+
+def _index(grid: np.ndarray, t: float) -> int:
+    return int(np.argmin(np.abs(grid - t)))
+
+
+def _drift(network: Network, X: np.ndarray, P: np.ndarray) -> np.ndarray:
+    f = network.rhs(X, P) * network.preequilibrate_mask
+    return np.max(np.abs(f) / (np.abs(X) + 1e-7), axis=1) if len(X) else np.zeros(0)
+
+
+def _equilibrate(network: Network, X: np.ndarray, P: np.ndarray, solver, *, scipy_ok: bool):
+    """Steady states of (X, P) rows with held species fixed: (states, codes (m,), {row: reason})."""
+    from .solve import _cached_steady_state
+
+    m, n = X.shape
+    out = X.copy()
+    codes = np.zeros(m, dtype=np.int8)
+    why: dict[int, str] = {}
+    if not m:
+        return out, codes, why
+    U, inv = np.unique(np.hstack([X, P]), axis=0, return_inverse=True)
+    inv = inv.ravel()
+    Xu, Pu = U[:, :n].copy(), U[:, n:]
+    bad: dict[int, str] = {}
+    if scipy_ok:  # one rest state per network: scipy's LSODA, cached on the network
+        for u in range(len(U)):
+            try:
+                Xu[u] = _cached_steady_state(network, Xu[u], Pu[u])
+            except IntegrationError as exc:
+                bad[u] = str(exc)
+    else:
+        held = _held(network)
+        pending = np.arange(len(U))
+        drift = np.zeros(len(U))
+        for horizon in EQUILIBRATION_HORIZONS:
+            res = simulate_batch(held, Xu[pending], Pu[pending], t_eval=np.array([horizon]), method=solver.method,
+                                 rtol=min(solver.rtol, 1e-6), atol=solver.atol, max_steps=solver.max_steps)
+            for k in np.nonzero(~res.ok)[0]:
+                bad[int(pending[k])] = f"{STATUS_CODES[int(res.status_code[k])]}: {res.messages[k]}"
+            ok = pending[res.ok]
+            Xu[ok] = res.states[res.ok, -1]
+            drift[ok] = _drift(network, Xu[ok], Pu[ok])
+            pending = ok[drift[ok] >= EQUILIBRATION_TOL]
+            if not len(pending):
+                break
+        for u in pending:
+            bad[int(u)] = (f"no steady state within {EQUILIBRATION_HORIZONS[-1]:g} h (max relative drift "
+                           f"{drift[u]:.2e}/h): the model may oscillate or grow without bound")
+    out = Xu[inv]
+    for u, reason in bad.items():
+        for k in np.nonzero(inv == u)[0]:
+            codes[k] = 1
+            why[int(k)] = reason
+    return out, codes, why
+
+
+def _failed_chunk(spec: SweepSpec, chunk: int, exc: BaseException, attempts: int) -> ChunkOutput:
+    lo, hi = spec.chunk_bounds(chunk)
+    text = f"chunk {chunk} raised {type(exc).__name__}: {exc} (after {attempts} attempts)"
+    return ChunkOutput(chunk, lo, hi, np.full((hi - lo, len(spec.readouts)), np.nan),
+                       np.full(hi - lo, CHUNK_FAILED, dtype=np.int8), dict.fromkeys(range(hi - lo), text),
+                       failed=True, attempts=attempts)
+
+
+# ----------------------------------------------------------------------------- files
+def _atomic_write(path: Path, write: Callable) -> None:
+    """Write via a temporary file in the same directory, fsync, then rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _chunk_path(out: Path, chunk: int, failed: bool = False) -> Path:
+    return out / "chunks" / f"chunk_{chunk:07d}{'.failed' if failed else ''}.npz"
+
+
+def _write_chunk(out: Path, result: ChunkOutput, digest: str) -> None:
+    index = np.array(sorted(result.messages), dtype=np.int64)
+    meta = {"chunk": result.chunk, "lo": result.lo, "hi": result.hi, "spec_digest": digest, "failed": result.failed,
+            "attempts": result.attempts, "wall_time_s": result.wall_time_s, "steps": result.steps}
+    path = _chunk_path(out, result.chunk, result.failed)
+    _atomic_write(path, lambda f: np.savez(f, values=result.values, status=result.status, message_index=index,
+                                           message_text=np.array([result.messages[i] for i in index], dtype=str),
+                                           meta=np.array(json.dumps(meta))))
+    if not result.failed:
+        _chunk_path(out, result.chunk, True).unlink(missing_ok=True)
+
+
+def _finished_chunks(out: Path) -> set[int]:
+    """Chunks with a finished (not failed) file; only the directory listing is read."""
+    folder = out / "chunks"
+    if not folder.is_dir():
+        return set()
+    return {int(e.name[6:-4]) for e in os.scandir(folder)
+            if e.name.startswith("chunk_") and e.name.endswith(".npz") and ".failed" not in e.name}
+
+
+def _load_chunk(path: Path, keys=("values", "status", "message_index", "message_text")) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in keys}
+
+
+def read_manifest(out_dir: str | Path) -> dict:
+    """The manifest of a sweep directory (raises SweepDirectoryError if there is none)."""
+    path = Path(out_dir) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SweepDirectoryError(f"{out_dir}: no {MANIFEST}: not a her2sim sweep directory (or the sweep never "
+                                  "started)") from None
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    text = json.dumps(manifest, indent=1).encode()
+    _atomic_write(out / MANIFEST, lambda f: f.write(text))
+
+
+def _readout_units(spec: SweepSpec, network: Network) -> list[str]:
+    units = []
+    for r in spec.readouts:
+        u = (network.observable_units[network.observable_names.index(r.target)]
+             if r.target in network.observable_names else "nM")
+        units.append(("h" if u == "dimensionless" else f"{u}*h") if r.kind == "auc" else u)
+    return units
+
+
+def _new_manifest(spec: SweepSpec, network: Network) -> dict:
+    from . import __version__
+
+    axes = []
+    for a in spec.axes:
+        axes.append({"name": a.name, "kind": a.kind, "size": a.size, "values": list(a.values), "unit": a.unit,
+                     "relative": a.relative, "sets": [list(s) for s in a.sets]})
+    readouts = [{"name": r.name, "kind": r.kind, "target": r.target, "t0": r.t0, "t1": r.t1, "unit": u}
+                for r, u in zip(spec.readouts, _readout_units(spec, network))]
+    samples = None
+    if spec.samples is not None:
+        s = spec.samples
+        samples = {"file": SAMPLES, "method": s.method, "n": s.n, "seed": s.seed,
+                   "parameters": [{"name": p.name, "low": p.low, "high": p.high, "scale": p.scale,
+                                   "relative": p.relative, "unit": p.unit} for p in s.parameters]}
+    return {"format": "her2sim-sweep", "version": 1, "name": spec.name, "description": spec.description,
+            "spec_digest": spec.digest, "spec": spec.canonical(), "spec_source": spec.source, "spec_text": spec.text,
+            "her2sim_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "n_conditions": spec.n_conditions, "chunk": spec.chunk, "n_chunks": spec.n_chunks,
+            "dims": list(spec.dims), "shape": list(spec.shape), "axes": axes, "samples": samples,
+            "readouts": readouts, "status_codes": {str(k): v for k, v in STATUS_CODES.items()},
+            "state": "running", "runs": []}
+
+
+def _write_samples(out: Path, spec: SweepSpec, block_rows: int = 65536) -> None:
+    """samples.npy, written in blocks (memory O(block_rows * d)) through a memory map."""
+    path = out / SAMPLES
+    if spec.samples is None or path.exists():
+        return
+    s = spec.samples
+    tmp = out / f".{SAMPLES}.{os.getpid()}.tmp"
+    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(s.size, len(s.parameters)))
+    for lo in range(0, s.size, block_rows):
+        hi = min(s.size, lo + block_rows)
+        mm[lo:hi] = s.points(np.arange(lo, hi))
+    mm.flush()
+    del mm
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- schedulers
+class _LocalExecutor:
+    """Chunks one after another in this process."""
+
+    label = "local"
+    slots = 1
+
+    def __init__(self, ctx: _Context):
+        self.ctx = ctx
+
+    def submit(self, chunk: int, attempt: int):
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(_compute_chunk(self.ctx, chunk, attempt))
+        except Exception as exc:  # recorded by the driver (retry, then a failed chunk)
+            future.set_exception(exc)
+        return future
+
+    def wait(self, futures):
+        return list(futures)
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+_WORKER_CTX: _Context | None = None
+
+
+def _init_pool_worker(ctx: _Context) -> None:
+    global _WORKER_CTX
+    _WORKER_CTX = ctx
+    from .batch import _limit_blas_threads
+
+    _limit_blas_threads()
+
+
+def _compute_in_pool(chunk: int, attempt: int) -> ChunkOutput:
+    return _compute_chunk(_WORKER_CTX, chunk, attempt)
+
+
+class _PoolExecutor:
+    """A concurrent.futures process pool (the fallback for "processes" without dask)."""
+
+    def __init__(self, ctx: _Context, workers: int):
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        self.pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(method),
+                                           initializer=_init_pool_worker, initargs=(ctx,))
+        self.slots, self.label = 2 * workers, f"process pool ({workers} workers)"
+
+    def submit(self, chunk: int, attempt: int):
+        return self.pool.submit(_compute_in_pool, chunk, attempt)
+
+    def wait(self, futures):
+        return list(cf.wait(futures, return_when=cf.FIRST_COMPLETED).done)
+
+    def close(self, cancel: bool = False) -> None:
+        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+class _DaskExecutor:
+    """A dask.distributed client: the context is scattered to every worker once."""
+
+    def __init__(self, ctx: _Context, client, cluster=None, own_client: bool = False):
+        self.client, self.cluster, self.own_client = client, cluster, own_client
+        self.ctx = client.scatter(ctx, broadcast=True, hash=False)
+        workers = max(1, sum(client.nthreads().values()))
+        self.slots = 2 * workers
+        self.label = f"dask ({client.scheduler.address}, {workers} threads)"
+
+    def submit(self, chunk: int, attempt: int):
+        return self.client.submit(_compute_chunk, self.ctx, chunk, attempt, pure=False)
+
+    def wait(self, futures):
+        from distributed import wait
+
+        return list(wait(futures, return_when="FIRST_COMPLETED").done)
+
+    def close(self, cancel: bool = False) -> None:
+        if self.own_client:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _executor(scheduler, ctx: _Context):
+    if scheduler is None or scheduler == "local":
+        return _LocalExecutor(ctx)
+    if isinstance(scheduler, str) and scheduler == "processes":
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            print(f"her2sim sweep: dask is not installed: using a process pool of {_cores()} workers "
+                  "(pip install 'her2sim[dask]' for dask.distributed)", file=sys.stderr)
+            return _PoolExecutor(ctx, _cores())
+        cluster = LocalCluster(n_workers=_cores(), threads_per_worker=1, processes=True, dashboard_address=None)
+        return _DaskExecutor(ctx, Client(cluster), cluster, own_client=True)
+    if isinstance(scheduler, str) and scheduler.startswith(("dask://", "tcp://", "tls://")):
+        try:
+            from distributed import Client
+        except ImportError:
+            from .errors import OptionalDependencyError
+
+            raise OptionalDependencyError("distributed", "dask", f"scheduler {scheduler!r}") from None
+        address = "tcp://" + scheduler[len("dask://"):] if scheduler.startswith("dask://") else scheduler
+        return _DaskExecutor(ctx, Client(address), own_client=True)
+    if type(scheduler).__name__ == "Client" and hasattr(scheduler, "scatter"):
+        return _DaskExecutor(ctx, scheduler)
+    raise ValueError(f"scheduler must be None, 'local', 'processes', 'dask://HOST:PORT' or a "
+                     f"distributed.Client, got {scheduler!r}")
+
+
+# ----------------------------------------------------------------------------- progress
+class _Progress:
+    """One stderr line: conditions done, conditions/s and ETA (redrawn in place on a terminal)."""
+
+    def __init__(self, total: int, done: int, enabled: bool, stream=None):
+        self.stream = stream or sys.stderr
+        self.total, self.done, self.enabled = total, done, enabled
+        self.start_done, self.failed = done, 0
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.clock = self.last = time.perf_counter()
+
+    def update(self, n: int, failed: int) -> None:
+        self.done += n
+        self.failed += failed
+        now = time.perf_counter()
+        if self.enabled and (now - self.last > (0.2 if self.tty else 10.0) or self.done == self.total):
+            self.last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        rate = (self.done - self.start_done) / max(now - self.clock, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        text = (f"sweep {100 * self.done / max(self.total, 1):5.1f}% {self.done:,}/{self.total:,} conditions  "
+                f"{rate:,.0f} cond/s  ETA {_duration(eta)}  failed {self.failed:,}")
+        print(("\r" + text + "\x1b[K") if self.tty else text, end="" if self.tty else "\n", file=self.stream,
+              flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+# ----------------------------------------------------------------------------- the driver
+@dataclass(frozen=True)
+class ChunkInfo:
+    """Passed to ``run_sweep(callback=...)`` after each chunk is on disk."""
+
+    chunk: int
+    lo: int
+    hi: int
+    failed: bool
+    attempts: int
+    n_failed: int
+    wall_time_s: float
+    chunks_done: int
+    n_chunks: int
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a run did. The readouts themselves are on disk: ``open()`` (or :func:`open_sweep`)."""
+
+    out_dir: Path
+    name: str
+    n_conditions: int
+    n_chunks: int
+    chunks_run: int
+    chunks_skipped: int
+    chunks_failed: tuple
+    chunks_retried: tuple
+    failures: Mapping[str, int]
+    examples: tuple
+    conditions_run: int
+    wall_time_s: float
+    scheduler: str
+    complete: bool = True
+
+    @property
+    def n_failed(self) -> int:
+        """Conditions whose status is not ok (this run and resumed ones)."""
+        return int(sum(self.failures.values()))
+
+    @property
+    def conditions_per_s(self) -> float:
+        return self.conditions_run / self.wall_time_s if self.wall_time_s > 0 else float("nan")
+
+    def open(self):
+        """The readouts as a lazily loaded :class:`xarray.Dataset` (see :func:`open_sweep`)."""
+        return open_sweep(self.out_dir)
+
+    def summary(self) -> str:
+        lines = [f"sweep {self.name!r}: {self.n_conditions:,} conditions in {self.n_chunks:,} chunks -> {self.out_dir}",
+                 f"  ran {self.chunks_run:,} chunks ({self.conditions_run:,} conditions) in "
+                 f"{_duration(self.wall_time_s)} on {self.scheduler}: {self.conditions_per_s:,.0f} conditions/s"
+                 + (f"; {self.chunks_skipped:,} chunks already done (resumed)" if self.chunks_skipped else "")]
+        if self.n_failed:
+            parts = ", ".join(f"{k} {v:,}" for k, v in sorted(self.failures.items(), key=lambda kv: -kv[1]))
+            lines.append(f"  failed conditions: {self.n_failed:,} ({parts}); status and message per condition "
+                         "are in the dataset")
+            lines += [f"    e.g. {m}" for m in self.examples]
+        else:
+            lines.append("  failed conditions: 0")
+        if self.chunks_retried:
+            ok = len(set(self.chunks_retried) - set(self.chunks_failed))
+            lines.append(f"  chunks retried after an exception: {len(self.chunks_retried)} ({ok} succeeded on retry)")
+        if self.chunks_failed:
+            shown = ", ".join(map(str, self.chunks_failed[:10])) + (" ..." if len(self.chunks_failed) > 10 else "")
+            lines.append(f"  failed chunks (retried once, all their conditions flagged): {shown}; --resume retries them")
+        lines.append(f"  open with her2sim.sweep.open_sweep({str(self.out_dir)!r})")
+        return "\n".join(lines)
+
+
+def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, resume: bool = False, scheduler=None,
+              chunk: int | None = None, progress: bool | None = None,
+              callback: Callable[[ChunkInfo], None] | None = None) -> SweepResult:
+    """Run a sweep, writing each chunk's readouts to ``out_dir`` as it finishes.
+
+    Parameters
+    ----------
+    spec : path to a sweep TOML file, a dict of the same structure, or a SweepSpec.
+    out_dir : output directory (created; must be new or empty unless ``resume``).
+    resume : continue a sweep in ``out_dir``: chunks with a finished file are skipped, missing or
+        failed ones run. The spec (and the model files) must be unchanged.
+    scheduler : None or "local" (in this process), "processes" (a dask LocalCluster with one
+        single-threaded worker per core; a process pool if dask is missing), "dask://HOST:PORT"
+        (an existing dask scheduler, e.g. from dask-jobqueue), or a ``distributed.Client``.
+    chunk : conditions per chunk (default: the spec's, or the existing sweep's when resuming).
+    progress : progress line on stderr; None: only when stderr is a terminal.
+    callback : called with a :class:`ChunkInfo` after each chunk is written (may raise, e.g.
+        KeyboardInterrupt, to stop the sweep; finished chunks stay on disk).
+
+    Returns
+    -------
+    SweepResult (counts, failures by status, timings); ``.open()`` gives the Dataset.
+
+    A condition that fails is recorded with a status code and message, never dropped; a chunk
+    that raises is retried once, then recorded as failed (every condition flagged with the
+    exception) and the sweep goes on. KeyboardInterrupt stops the run after writing the manifest.
+    """
+    out = Path(out_dir)
+    old = read_manifest(out) if (out / MANIFEST).exists() else None
+    if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SweepDirectoryError(f"{out} exists and is not an empty directory or a sweep; choose a new --out")
+    if old is not None and not resume:
+        done = len(_finished_chunks(out))
+        raise SweepDirectoryError(f"{out} already holds sweep {old.get('name')!r} ({done} of {old['n_chunks']} chunks "
+                                  "done); pass resume=True (--resume) to continue it, or choose another output "
+                                  "directory")
+    if chunk is None and old is not None:
+        chunk = int(old["chunk"])
+    spec = load_sweep_spec(spec, chunk=chunk)
+    if old is not None and old["spec_digest"] != spec.digest:
+        hint = (f" It was started with chunk = {old['chunk']}; resume with the same --chunk."
+                if old["chunk"] != spec.chunk else "")
+        raise SweepDirectoryError(f"{out} holds a different sweep (the spec or the model files changed since it "
+                                  f"started).{hint} Use a new output directory to run the changed spec.")
+    networks = _networks(spec)
+    (out / "chunks").mkdir(parents=True, exist_ok=True)
+    manifest = old if old is not None else _new_manifest(spec, networks[0])
+    manifest["state"] = "running"
+    _write_manifest(out, manifest)
+    _write_samples(out, spec)
+
+    done = _finished_chunks(out) if resume else set()
+    todo = [c for c in range(spec.n_chunks) if c not in done]
+    ctx = _Context(spec, networks)
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    already = sum(spec.chunk_bounds(c)[1] - spec.chunk_bounds(c)[0] for c in done)
+    bar = _Progress(spec.n_conditions, already, show)
+    failures: dict[str, int] = {}
+    examples: list[str] = []
+    chunks_failed: list[int] = []
+    chunks_retried: list[int] = []
+    run_conditions = 0
+    clock = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    executor = _executor(scheduler, ctx)
+    state = "interrupted"
+    inflight: dict = {}
+    try:
+        pending = list(reversed(todo))
+        while pending or inflight:
+            while pending and len(inflight) < executor.slots:
+                c = pending.pop()
+                inflight[executor.submit(c, 0)] = (c, 0)
+            for future in executor.wait(list(inflight)):
+                c, attempt = inflight.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    if attempt == 0:
+                        chunks_retried.append(c)
+                        inflight[executor.submit(c, 1)] = (c, 1)
+                        continue
+                    result = _failed_chunk(spec, c, exc, attempt + 1)
+                    chunks_failed.append(c)
+                _write_chunk(out, result, spec.digest)
+                n_bad = _tally(result.status, result.messages, failures, examples)
+                run_conditions += result.hi - result.lo
+                done.add(c)
+                bar.update(result.hi - result.lo, n_bad)
+                info = ChunkInfo(c, result.lo, result.hi, result.failed, result.attempts, n_bad, result.wall_time_s,
+                                 len(done), spec.n_chunks)
+                del result, future
+                if callback is not None:
+                    callback(info)
+        state = "complete" if not chunks_failed else "incomplete"
+    finally:
+        bar.close()
+        for future in inflight if state == "interrupted" else ():
+            future.cancel()
+        executor.close(cancel=state == "interrupted")
+        wall = time.perf_counter() - clock
+        for c in sorted(set(range(spec.n_chunks)) - set(todo)):
+            _tally(_load_chunk(_chunk_path(out, c), ("status",))["status"], None, failures, examples)
+        manifest["state"] = state
+        manifest["runs"].append({"started": started, "wall_time_s": wall, "scheduler": executor.label,
+                                 "chunks_run": len(todo) if state != "interrupted" else None,
+                                 "conditions_run": run_conditions, "chunks_failed": chunks_failed, "state": state})
+        manifest["summary"] = {"failures": failures, "chunks_failed": chunks_failed, "chunks_retried": chunks_retried}
+        _write_manifest(out, manifest)
+    return SweepResult(out, spec.name, spec.n_conditions, spec.n_chunks, len(todo), spec.n_chunks - len(todo),
+                       tuple(chunks_failed), tuple(chunks_retried), failures, tuple(examples), run_conditions, wall, executor.label,
+                       state == "complete")
+
+
+def _tally(status: np.ndarray, messages, failures: dict, examples: list) -> int:
+    codes, counts = np.unique(status[status != OK], return_counts=True)
+    for code, count in zip(codes, counts):
+        name = STATUS_CODES[int(code)]
+        failures[name] = failures.get(name, 0) + int(count)
+    for i in sorted(messages or ()):
+        if len(examples) >= 3:
+            break
+        if messages[i] not in examples:
+            examples.append(messages[i])
+    return int(counts.sum())
+
+
+def _networks(spec: SweepSpec) -> tuple:
+    from .load import load_model
+
+    drugs = [d for d, _ in spec.drugs]
+    return tuple(compile_network(load_model(spec.model, variants=s, drugs=drugs)) for s in spec.variant_sets)
+
+
+# ----------------------------------------------------------------------------- reading
+class _ChunkStore:
+    """Gathers values of any conditions from the chunk files, loading each needed chunk once
+    (a few recent chunks are kept); conditions of missing chunks read as NaN / not_run."""
+
+    def __init__(self, out: Path, manifest: dict, keep: int = 8):
+        self.out, self.chunk, self.n = out, int(manifest["chunk"]), int(manifest["n_conditions"])
+        self.n_readouts = len(manifest["readouts"])
+        self.keep = keep
+        self._cache: OrderedDict = OrderedDict()
+
+    def _chunk(self, c: int):
+        if c in self._cache:
+            self._cache.move_to_end(c)
+            return self._cache[c]
+        for failed in (False, True):
+            path = _chunk_path(self.out, c, failed)
+            if path.exists():
+                data = _load_chunk(path)
+                self._cache[c] = data
+                if len(self._cache) > self.keep:
+                    self._cache.popitem(last=False)
+                return data
+        return None
+
+    def gather(self, column, flat: np.ndarray) -> np.ndarray:
+        if column == "status":
+            out = np.full(flat.shape, NOT_RUN, dtype=np.int8)
+        elif column == "message":
+            out = np.empty(flat.shape, dtype=object)
+            out[...] = ""
+        else:
+            out = np.full(flat.shape, np.nan)
+        if not flat.size:
+            return out
+        chunks = flat // self.chunk
+        for c in np.unique(chunks):
+            sel = chunks == c
+            data = self._chunk(int(c))
+            local = flat[sel] - c * self.chunk
+            if data is None:
+                if column == "message":
+                    out[sel] = f"not run: chunk {c} has no file (rerun the sweep with --resume)"
+                continue
+            if column == "status":
+                out[sel] = data["status"][local]
+            elif column == "message":
+                texts = np.empty(len(data["status"]), dtype=object)
+                texts[...] = ""
+                texts[data["message_index"]] = data["message_text"].astype(object)
+                out[sel] = texts[local]
+            else:
+                out[sel] = data["values"][local, column]
+        return out
+
+
+def _lazy_array(store: _ChunkStore, column, shape: tuple, dtype):
+    from xarray.backends import BackendArray
+    from xarray.core import indexing
+
+    class _SweepArray(BackendArray):
+        def __init__(self):
+            self.shape, self.dtype = shape, np.dtype(dtype)
+
+        def __getitem__(self, key):
+            return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._get)
+
+        def _get(self, key: tuple):
+            parts, drop = [], []
+            for axis, (k, n) in enumerate(zip(key, self.shape)):
+                if isinstance(k, slice):
+                    parts.append(np.arange(n)[k])
+                elif np.ndim(k) == 0:
+                    parts.append(np.array([int(k)]))
+                    drop.append(axis)
+                else:
+                    parts.append(np.asarray(k, dtype=np.int64))
+            flat = np.ravel_multi_index(np.ix_(*parts), self.shape) if self.shape else np.zeros((), dtype=np.int64)
+            out = store.gather(column, np.asarray(flat))
+            return out.squeeze(axis=tuple(drop)) if drop else out
+
+    return indexing.LazilyIndexedArray(_SweepArray())
+
+
+def open_sweep(out_dir: str | Path):
+    """The readouts of a sweep as an :class:`xarray.Dataset`, loaded lazily chunk by chunk.
+
+    Dimensions are the sweep's axes in order: ``variant`` (labels of the variant sets), one per
+    drug (doses in nM), one per parameter grid, ``sample`` (with one coordinate per sampled
+    parameter). Data variables: one per readout (attrs: kind, target, times, unit), ``status``
+    (int8, ``flag_meanings`` as in :data:`STATUS_CODES`) and ``message`` (why a condition failed).
+    Opening reads only the manifest; values are read from the chunk files when indexed or
+    loaded, so a partial sweep opens too (its missing conditions have status ``not_run``).
+    """
+    import xarray as xr
+
+    out = Path(out_dir)
+    manifest = read_manifest(out)
+    store = _ChunkStore(out, manifest)
+    dims, shape = tuple(manifest["dims"]), tuple(manifest["shape"])
+    data = {}
+    for r, info in enumerate(manifest["readouts"]):
+        attrs = {k: v for k, v in info.items() if v is not None and k != "name"}
+        attrs["units"] = attrs.pop("unit")
+        data[info["name"]] = xr.Variable(dims, _lazy_array(store, r, shape, float), attrs)
+    data["status"] = xr.Variable(dims, _lazy_array(store, "status", shape, np.int8), {
+        "flag_values": list(STATUS_CODES), "flag_meanings": " ".join(STATUS_CODES.values())})
+    data["message"] = xr.Variable(dims, _lazy_array(store, "message", shape, object),
+                                  {"long_name": "why the condition failed (empty when ok)"})
+    coords = {}
+    for a in manifest["axes"]:
+        if a["kind"] == "sample":
+            continue
+        attrs = {"kind": a["kind"]}
+        if a["unit"]:
+            attrs["units"] = a["unit"]
+        if a["kind"] == "variant":
+            attrs["variant_sets"] = json.dumps(a["sets"])
+        coords[a["name"]] = xr.Variable((a["name"],), np.asarray(a["values"]), attrs)
+    if manifest["samples"]:
+        samples = np.load(out / manifest["samples"]["file"], mmap_mode="r")
+        for j, p in enumerate(manifest["samples"]["parameters"]):
+            coords[p["name"]] = xr.Variable(("sample",), samples[:, j], {
+                "units": p["unit"], "scale": p["scale"], "range": [p["low"], p["high"]],
+                "sampling": manifest["samples"]["method"]})
+    attrs = {"name": manifest["name"], "description": manifest["description"], "spec_digest": manifest["spec_digest"],
+             "state": manifest["state"], "n_conditions": manifest["n_conditions"], "chunk": manifest["chunk"],
+             "her2sim_version": manifest["her2sim_version"], "solver": json.dumps(manifest["spec"]["solver"]),
+             "model": manifest["spec"]["model"]}
+    if manifest["samples"]:
+        attrs["sample_parameters"] = [p["name"] for p in manifest["samples"]["parameters"]]
+    return xr.Dataset(data, coords, attrs)
+
+
+# ----------------------------------------------------------------------------- analysis
+def sobol_indices(values, parameters: Sequence[str] | int, *, dim: str = "sample", n_boot: int = 200,
+                  seed: int = 0):
+    """First-order and total Sobol' indices from a Saltelli design (``[samples] method = "saltelli"``).
+
+    Estimators: first order ``S_i = mean(f(B) (f(AB_i) - f(A))) / V`` (Saltelli et al. 2010,
+    Comput. Phys. Commun. 181:259, Table 2 b) and total ``ST_i = mean((f(A) - f(AB_i))^2) / (2V)``
+    (Jansen 1999), V the variance of f over A and B; 95 % intervals from ``n_boot`` bootstrap
+    resamples of the base points. Base points with a failed (NaN) member are left out.
+
+    Parameters
+    ----------
+    values : readout along the sample axis, in design order (rows A, B, AB_1 .. AB_d per base
+        point): an xarray DataArray with dimension ``dim`` or an array with it last.
+    parameters : the sampled parameter names in spec order (``ds.attrs["sample_parameters"]``),
+        or their number d.
+
+    Returns
+    -------
+    xarray Dataset (for a DataArray) or dict of arrays with S1, ST, S1_conf, ST_conf on a last
+    ``parameter`` axis, and ``n_used`` (base points used).
+    """
+    names = [f"x{i}" for i in range(parameters)] if isinstance(parameters, int) else list(parameters)
+    d = len(names)
+    labelled = hasattr(values, "dims")
+    Y = np.asarray(values.transpose(..., dim).values if labelled else values, dtype=float)
+    if Y.shape[-1] % (d + 2):
+        raise ValueError(f"values: the {dim} axis has {Y.shape[-1]} entries, not a multiple of d + 2 = {d + 2} "
+                         "(is this a Saltelli design with these parameters?)")
+    Y = Y.reshape(Y.shape[:-1] + (-1, d + 2))
+    Y = np.where(np.isfinite(Y).all(axis=-1, keepdims=True), Y, np.nan)
+    n = Y.shape[-2]
+
+    def estimate(Z):
+        A, B, AB = Z[..., 0], Z[..., 1], Z[..., 2:]
+        var = np.nanvar(np.concatenate([A, B], axis=-1), axis=-1)[..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s1 = np.nanmean(B[..., None] * (AB - A[..., None]), axis=-2) / var
+            st = 0.5 * np.nanmean((A[..., None] - AB) ** 2, axis=-2) / var
+        return s1, st
+
+    s1, st = estimate(Y)
+    rng = np.random.default_rng(seed)
+    boots = [estimate(Y[..., rng.integers(0, n, n), :]) for _ in range(n_boot)]
+    s1_conf = 1.96 * np.nanstd([b[0] for b in boots], axis=0)
+    st_conf = 1.96 * np.nanstd([b[1] for b in boots], axis=0)
+    used = np.isfinite(Y[..., 0]).sum(axis=-1)
+    out = {"S1": s1, "ST": st, "S1_conf": s1_conf, "ST_conf": st_conf, "n_used": used}
+    if not labelled:
+        return out
+    import xarray as xr
+
+    other = tuple(x for x in values.dims if x != dim)
+    coords = {k: v for k, v in values.coords.items() if set(v.dims) <= set(other)}
+    return xr.Dataset({k: (other + ("parameter",), v) for k, v in out.items() if k != "n_used"}
+                      | {"n_used": (other, used)}, coords={**coords, "parameter": names})
