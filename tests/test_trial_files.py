@@ -26,7 +26,8 @@ def test_bundled_pk_files_load(path):
 
 
 def test_tumour_and_populations_load():
-    assert load_tumour().kill_scale > 0
+    tp = load_tumour()
+    assert tp.signal_scale > 0 and tp.payload_scale > 0 and tp.chemo_scale > 0 and tp.resistance_rate > 0
     for name in ("her2_mbc_first_line", "her2_mbc_pretreated", "her2_low_mbc", "hr_positive_her2_negative_mbc"):
         load_population(name)
 

@@ -95,15 +95,122 @@ def test_brain_exposure_is_kpuu_times_free_plasma(drug, kp):
     assert brain / body == pytest.approx(kp / pk.values["kp_tumour"])
 
 
-def test_trastuzumab_q3w_steady_state_matches_label():
-    """Herceptin SmPC popPK: q3w 8 -> 6 mg/kg Cmin,ss 44.2 ug/mL, Cmax,ss 179 ug/mL (parameters.md 2.8)."""
-    pk = load_pk("trastuzumab")
-    reg = load_regimen("trastuzumab_8_6mgkg_q3w")
-    times, doses = reg.amounts_mg(24 * 7 * 30, np.array([68.0]), np.array([1.8]))
-    t = np.arange(24 * 7 * 27, 24 * 7 * 30, 1.0)
-    c = superpose(pk, pk.individual(1), times, doses, t)[0]
-    assert 30 < c.min() < 70
-    assert 140 < c.max() < 230
+# Published PK read-outs that the bundled PK files + regimens must reproduce (typical patient, no
+# IIV, doses as boluses). Columns: id, drug, regimen (bundled name or inline phases), body weight
+# (kg), metric, published value, relative tolerance, source. Tolerances: 25% for read values
+# [R] (the PK files mix parameters from different popPK analyses, and the published numbers are
+# population summaries), 15% for half-lives read from the source, 50% for [recalled, unverified]
+# values. Concentrations in ug/mL (= mg/L), AUC in ug.day/mL, half-lives in days.
+WEEKLY_TRASTUZUMAB = ((4.0, 7, 1), (2.0, 7, None))  # mg/kg, interval (days), repeats
+PUBLISHED_PK = [
+    ("trastuzumab_q3w_cmin_ss", "trastuzumab", "trastuzumab_8_6mgkg_q3w", 68.0, "cmin_ss", 44.2, 0.25,
+     "Herceptin SmPC popPK: q3w 8 -> 6 mg/kg MBC Cmin,ss 44.2 ug/mL (parameters.md 2.8 [R])"),
+    ("trastuzumab_q3w_cmax_ss", "trastuzumab", "trastuzumab_8_6mgkg_q3w", 68.0, "cmax_ss", 179.0, 0.25,
+     "Herceptin SmPC popPK: Cmax,ss 179 ug/mL (parameters.md 2.8 [R])"),
+    ("trastuzumab_weekly_cmin_ss", "trastuzumab", WEEKLY_TRASTUZUMAB, 68.0, "cmin_ss", 63.1, 0.25,
+     "Herceptin SmPC popPK: weekly 4 -> 2 mg/kg Cmin,ss 63.1 ug/mL (parameters.md 2.8 [R])"),
+    pytest.param("trastuzumab_t_half", "trastuzumab", "trastuzumab_8_6mgkg_q3w", 68.0, "t_half", 28.5, 0.15,
+                 "Bruno 2005 CCP: t1/2 28.5 d (parameters.md anchor 3 [R])",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "known inconsistency: the linear 2-cmt model with Bruno 2005 CL/V1, the SmPC Vp and a generic "
+                     "IgG1 Q matches the SmPC Cmin/Cmax but has a terminal t1/2 of ~19 d; no linear model with CL "
+                     "0.225 L/d matches both Cmin,ss 44.2 and t1/2 28.5 d (the label model adds non-linear "
+                     "elimination). Recorded in models/calibration.md"))),
+    ("tdm1_cycle1_cmax", "tdm1", "tdm1_3.6mgkg_q3w", 70.0, "cmax_c1", 74.4, 0.25,
+     "MARIANNE popPK (CCP 2019 84:175): cycle-1 Cmax 74.4 +- 10.1 ug/mL (parameters.md 2.8 [R])"),
+    ("tdm1_cycle1_ctrough", "tdm1", "tdm1_3.6mgkg_q3w", 70.0, "ctrough_c1", 1.34, 0.6,
+     "MARIANNE popPK: cycle-1 Ctrough 1.34 +- 0.80 ug/mL (parameters.md 2.8 [R]; tolerance = the reported SD)"),
+    ("tdm1_cycle1_auc_inf", "tdm1", "tdm1_3.6mgkg_q3w", 70.0, "auc_inf_c1", 338.0, 0.25,
+     "MARIANNE popPK: AUCinf 338 +- 69.5 ug.day/mL (parameters.md 2.8 [R])"),
+    ("tdm1_t_half", "tdm1", "tdm1_3.6mgkg_q3w", 70.0, "t_half", 3.94, 0.15,
+     "Lu 2014 CCP 74:399: t1/2 3.94 d (parameters.md anchor 4 [R])"),
+    ("tdxd_auc_ss", "tdxd", "tdxd_5.4mgkg_q3w", 57.8, "auc_ss", 735.0, 0.25,
+     "Yin 2021 CPT Fig. 4 reference patient (57.8 kg): AUCtau,ss ~735 ug.day/mL, read off the figure as "
+     "reported in the nlmixr2lib Yin_2021_trastuzumabDeruxtecan vignette [R]"),
+    ("tdxd_cmax_ss", "tdxd", "tdxd_5.4mgkg_q3w", 57.8, "cmax_ss", 122.0, 0.25, "same source: Cmax,ss ~122 ug/mL [R]"),
+    ("tdxd_cmin_ss", "tdxd", "tdxd_5.4mgkg_q3w", 57.8, "cmin_ss", 9.7, 0.3, "same source: Cmin,ss ~9.7 ug/mL [R]"),
+    ("palbociclib_t_half", "palbociclib", "palbociclib_125mg_qd_21of28", 70.0, "t_half", 29.0 / 24, 0.15,
+     "npj Breast Cancer 2019 (s41523-019-0121-y): t1/2 29 +- 5 h (parameters.md 2.8 [R])"),
+    ("abemaciclib_t_half", "abemaciclib", "abemaciclib_150mg_bid", 70.0, "t_half", 18.3 / 24, 0.15,
+     "npj Breast Cancer 2019: t1/2 18.3 h (parameters.md 2.8 [R])"),
+    ("lapatinib_cmax_ss", "lapatinib", "lapatinib_1250mg_qd", 70.0, "cmax_ss", 2.4, 0.5,
+     "parameters.md 2.8: Cmax,ss ~2.4 ug/mL at 1250 mg [recalled, unverified]"),
+    ("lapatinib_t_half", "lapatinib", "lapatinib_1250mg_qd", 70.0, "t_half", 24.0 / 24, 0.5,
+     "parameters.md 2.8: t1/2 ~24 h [recalled, unverified]"),
+    ("tucatinib_t_half", "tucatinib", "tucatinib_300mg_bid", 70.0, "t_half", 8.5 / 24, 0.5,
+     "parameters.md 2.8: t1/2 ~8.5 h [recalled, unverified]"),
+    ("neratinib_t_half", "neratinib", "neratinib_240mg_qd", 70.0, "t_half", 14.0 / 24, 0.5,
+     "parameters.md 2.8: t1/2 ~14 h [recalled, unverified]"),
+    ("everolimus_t_half", "everolimus", "everolimus_10mg_qd", 70.0, "t_half", 30.0 / 24, 0.5,
+     "parameters.md 2.8: t1/2 ~30 h [recalled, unverified]"),
+    ("fulvestrant_t_half", "fulvestrant", "fulvestrant_500mg", 70.0, "t_half", 40.0, 0.5,
+     "parameters.md 2.8: t1/2 ~40 d (absorption-limited) [recalled, unverified]"),
+    ("margetuximab_t_half", "margetuximab", "margetuximab_15mgkg_q3w", 70.0, "t_half", 19.0, 0.5,
+     "parameters.md 2.8: t1/2 ~19 d [recalled, unverified]"),
+]
+
+
+def _profile(drug, regimen, weight, t_end_d, step_h=0.5, single=False):
+    """(t in days, typical-patient plasma concentration in mg/L) on a grid of ``step_h`` hours."""
+    from her2sim.trial.regimen import Phase, Regimen
+
+    pk = load_pk(drug)
+    if isinstance(regimen, tuple):
+        reg = Regimen("inline", drug, "iv", tuple(Phase(d, "weight", 24.0 * i, r) for d, i, r in regimen))
+    else:
+        reg = load_regimen(regimen)
+    times, doses = reg.amounts_mg(24.0 * t_end_d, np.array([weight]), np.array([1.8]))
+    if single:
+        times, doses = times[:1], doses[:, :1]
+    t = np.arange(0.0, 24.0 * t_end_d, step_h)
+    return t / 24.0, superpose(pk, pk.individual(1), times, doses, t, route=reg.route)[0], reg
+
+
+def _simulated(drug, regimen, weight, metric):
+    if metric == "t_half":
+        # log-linear slope of the washout after one dose, over a window that starts once absorption
+        # and distribution are over (10 x the fastest time constant) and spans two half-lives
+        pk = load_pk(drug)
+        rates = np.sort(np.abs(np.linalg.eigvals(pk.rate_matrix(pk.individual(1))[0])))
+        start_d = 10.0 / rates[-1] / 24.0 if len(rates) > 1 else 0.1
+        span_d = 2.0 * np.log(2) / rates[0] / 24.0
+        t, c, _ = _profile(drug, regimen, weight, start_d + span_d + 1, step_h=0.1, single=True)
+        m = (t >= start_d) & (t <= start_d + span_d)
+        slope = np.polyfit(t[m], np.log(c[m]), 1)[0]
+        return np.log(2) / -slope
+    t, c, reg = _profile(drug, regimen, weight, 21 * 31 if metric.endswith("_ss") else 200)
+    tau = reg.phases[-1].interval_h / 24.0
+    if metric.endswith("_ss"):   # the last full dosing interval after >= 30 x 21 days
+        m = t >= t[-1] - tau + 1e-9
+    else:                        # first interval
+        m = t < reg.phases[0].interval_h / 24.0
+    if metric in ("cmax_ss", "cmax_c1"):
+        return c[m].max()
+    if metric == "cmin_ss":
+        return c[m].min()
+    if metric == "ctrough_c1":
+        return c[m][-1]
+    if metric == "auc_ss":
+        return np.trapezoid(c[m], t[m])
+    if metric == "auc_inf_c1":
+        tt, cc, _ = _profile(drug, regimen, weight, 200, single=True)
+        return np.trapezoid(cc, tt)
+    raise ValueError(metric)
+
+
+def _cases():
+    for row in PUBLISHED_PK:
+        if hasattr(row, "marks"):   # a pytest.param: keep its marks, drop the id column
+            yield pytest.param(*row.values[1:], marks=row.marks, id=row.values[0])
+        else:
+            yield pytest.param(*row[1:], id=row[0])
+
+
+@pytest.mark.parametrize("drug, regimen, weight, metric, published, tol, source", list(_cases()))
+def test_simulated_pk_matches_published_values(drug, regimen, weight, metric, published, tol, source):
+    """Plasma profiles of the bundled PK files reproduce label / popPK read-outs within the stated tolerance."""
+    sim = _simulated(drug, regimen, weight, metric)
+    assert abs(sim / published - 1) <= tol, f"{drug} {metric}: simulated {sim:.4g} vs published {published:.4g} ({source})"
 
 
 def test_every_bundled_regimen_has_a_pk_file_and_doses():

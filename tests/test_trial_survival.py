@@ -61,3 +61,72 @@ def test_median_ci_covers_the_exponential_median():
 def test_no_events_is_a_clear_error():
     with pytest.raises(ValueError, match="no events"):
         cox_single([1, 2], [0, 0], [0, 1])
+
+
+def _censored(time, event):
+    from scipy import stats
+
+    time, event = np.asarray(time, float), np.asarray(event, bool)
+    return stats.CensoredData(uncensored=time[event], right=time[~event])
+
+
+def _tied_sample(seed=4, n=80):
+    """Times rounded up to 6-week scans (many ties), ~30% censored, two groups."""
+    rng = np.random.default_rng(seed)
+    t = np.ceil(rng.exponential(8.0, n) / 1.5) * 1.5
+    return t, rng.random(n) < 0.7, rng.integers(0, 2, n)
+
+
+def test_kaplan_meier_and_greenwood_ci_equal_scipy_ecdf():
+    """scipy.stats.ecdf on censored data is the Kaplan-Meier estimator; its log-log CI uses Greenwood."""
+    import warnings
+
+    from scipy import stats
+
+    t, e, _ = _tied_sample()
+    km = kaplan_meier(t, e)
+    sf = stats.ecdf(_censored(t, e)).sf
+    np.testing.assert_allclose(km.survival, sf.evaluate(km.time), atol=1e-14)
+    with warnings.catch_warnings():  # scipy warns where the CI is undefined (S = 0)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = sf.confidence_interval(0.95, method="log-log")
+    lo, hi = km.ci()
+    ref_lo, ref_hi = ci.low.evaluate(km.time), ci.high.evaluate(km.time)
+    ok = np.isfinite(ref_lo) & np.isfinite(ref_hi)
+    assert ok.sum() >= len(ok) - 1
+    np.testing.assert_allclose(lo[ok], ref_lo[ok], atol=1e-12)
+    np.testing.assert_allclose(hi[ok], ref_hi[ok], atol=1e-12)
+
+
+def test_logrank_equals_scipy_logrank_with_ties():
+    from scipy import stats
+
+    t, e, g = _tied_sample(seed=9, n=120)
+    chi2, p = logrank(t, e, g)
+    ref = stats.logrank(_censored(t[g == 1], e[g == 1]), _censored(t[g == 0], e[g == 0]))
+    assert chi2 == pytest.approx(ref.statistic ** 2, rel=1e-10)
+    assert p == pytest.approx(ref.pvalue, rel=1e-10)
+
+
+def test_cox_fit_equals_a_direct_maximisation_of_the_partial_likelihood():
+    """No ties: the Newton-Raphson estimate and its SE equal scipy's maximum of the Cox partial
+    log-likelihood sum_events [b x_i - log sum_risk exp(b x_j)] and its numerical curvature."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 2, 300).astype(float)
+    t = rng.exponential(1.0 / np.where(x == 1, 0.7, 1.0))
+    c = rng.uniform(0, 3, 300)
+    time, event = np.minimum(t, c), t <= c
+
+    def nll(b):
+        order = np.argsort(-time)  # risk-set sums as reverse cumulative sums
+        risk = np.cumsum(np.exp(b * x[order]))[np.argsort(order)]
+        return -np.sum((b * x - np.log(risk))[event])
+
+    ref = minimize_scalar(nll, bounds=(-3, 3), method="bounded", options={"xatol": 1e-10})
+    h = 1e-4
+    curvature = (nll(ref.x + h) - 2 * nll(ref.x) + nll(ref.x - h)) / h ** 2
+    res = cox_single(time, event, x)
+    assert res.beta == pytest.approx(ref.x, abs=1e-7)
+    assert res.se == pytest.approx(1 / np.sqrt(curvature), rel=1e-4)

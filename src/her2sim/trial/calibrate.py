@@ -2,18 +2,28 @@
 
 Fitted (models/calibration.md lists the values, data, method and residuals):
 
-- ``growth_rate``: median untreated in-vivo net growth rate (models/populations/tumour.toml);
-- ``kill_scale`` and ``kill_max``: the in-vitro -> in-vivo effect map of :mod:`her2sim.trial.tumour`;
-- ``resistant_fraction``: the baseline share of the HER2-lower clone, one value for first-line
-  populations and one for pre-treated ones (models/populations/*.toml).
+- ``growth_rate``: median untreated in-vivo net growth rate (models/populations/tumour.toml),
+  with a prior from the tumour growth inhibition model of Claret et al. 2009 (parameters.md
+  anchor 10: KL 0.021 per week on the sum of diameters, i.e. 3 x 0.021 / 7 = 0.009 per day on
+  volume);
+- ``signal_scale``, ``payload_scale``, ``chemo_scale``: the class-specific in-vitro -> in-vivo
+  scales of :mod:`her2sim.trial.tumour` (signalling-driven growth change, ADC payload kill,
+  chemotherapy kill);
+- ``resistance_rate``: Claret's loss of drug effect lambda, with the Claret 2009 value (0.053 per
+  week) as prior;
+- ``pretreated_signal_factor``: the signalling response of populations that progressed on prior
+  therapy of the same classes, relative to treatment-naive ones (cross-resistance);
+- ``resistant_fraction``: the baseline share of the HER2-lower clone (median), one value shared by
+  every population (models/populations/*.toml).
 
-Data: the observed read-outs written in the calibration trial specs (``role = "calibration"``,
-parameters.md section 3: CLEOPATRA, EMILIA, DESTINY-Breast03/04, BOLERO-2). A held-out trial is
-refused. Objective: sum of squared log ratios simulated/observed over all read-outs (median PFS,
-hazard ratios, PFS rates); a median not reached is replaced by 1.5 x the follow-up. Method:
-Nelder-Mead on log parameters (scipy), common random numbers (the prepared trials, i.e. cohorts,
-PK and exposure, are fixed; only the tumour stage is re-run). Residual: root-mean-square of the
-log ratios, reported overall and per read-out.
+Seven parameters for seventeen read-outs. Data: the observed read-outs written in the
+calibration trial specs (``role = "calibration"``, parameters.md section 3: CLEOPATRA, EMILIA,
+DESTINY-Breast03/04, BOLERO-2). A held-out trial is refused. Objective: sum of squared log ratios
+simulated/observed over all read-outs (median PFS, hazard ratios, PFS rates; a median not reached
+is replaced by 1.5 x the follow-up) plus the two log-normal prior terms
+``((log x - log x_prior) / sd)^2``. Method: Nelder-Mead on log parameters (scipy), common random
+numbers (the prepared trials, i.e. cohorts, PK and exposure, are fixed; only the tumour stage is
+re-run). Residual: root-mean-square of the log ratios, reported overall and per read-out.
 """
 
 from __future__ import annotations
@@ -26,8 +36,10 @@ from .trial import HOURS_PER_MONTH, PreparedTrial, evaluate, load_trial, prepare
 
 CALIBRATION_TRIALS = ("cleopatra_like", "emilia_like", "destiny_breast03_like", "destiny_breast04_like",
                       "bolero2_like")
-PARAMETERS = ("growth_rate_per_day", "kill_scale", "kill_max_per_day", "resistant_fraction_first_line",
-              "resistant_fraction_pretreated")
+PARAMETERS = ("growth_rate_per_day", "signal_scale", "payload_scale", "chemo_scale", "resistance_rate_per_week",
+              "pretreated_signal_factor", "resistant_fraction")
+#: log-normal priors (median, sd of the log): Claret 2009 TGI values (parameters.md anchor 10)
+PRIORS = {"growth_rate_per_day": (3 * 0.021 / 7, np.log(2.0)), "resistance_rate_per_week": (0.053, np.log(3.0))}
 
 
 @dataclass(frozen=True)
@@ -38,13 +50,29 @@ class CalibrationResult:
     evaluations: int
     patients: int
     seed: int
+    prior_penalty: float = 0.0
 
 
 def _knobs(theta: np.ndarray, prep: PreparedTrial) -> dict:
-    g, s, kmax, f1, f2 = np.exp(theta)
-    first = "first_line" in prep.spec.population.name
-    return {"growth_rate": g / 24.0, "kill_scale": s, "kill_max": kmax / 24.0,
-            "resistant_fraction": min(f1 if first else f2, 0.5)}
+    g, a_sig, a_pay, a_chem, lam, rho, f = np.exp(theta)
+    return {"growth_rate": g / 24.0, "signal_scale": a_sig, "payload_scale": a_pay, "chemo_scale": a_chem,
+            "resistance_rate": lam / (7 * 24.0), "pretreated_signal_factor": rho, "resistant_fraction": min(f, 0.5)}
+
+
+def prior_penalty(theta: np.ndarray) -> float:
+    """Sum of the squared standardised log deviations from :data:`PRIORS`."""
+    out = 0.0
+    for name, (med, sd) in PRIORS.items():
+        out += ((theta[PARAMETERS.index(name)] - np.log(med)) / sd) ** 2
+    return float(out)
+
+
+def current_values(specs) -> tuple:
+    """The shipped values in the order of :data:`PARAMETERS` (the tumour file and the populations)."""
+    tp = specs[0].tumour
+    f = specs[0].population.continuous["resistant_fraction"][0]
+    return (tp.growth_rate * 24, tp.signal_scale, tp.payload_scale, tp.chemo_scale, tp.resistance_rate * 24 * 7,
+            tp.pretreated_signal_factor, f)
 
 
 def residuals(theta, preps) -> list:
@@ -62,10 +90,14 @@ def residuals(theta, preps) -> list:
 
 
 def calibrate(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, start=None,
-              max_evaluations: int = 150, workers: int = 1, progress: bool = False) -> CalibrationResult:
+              max_evaluations: int = 250, restarts: int = 2, workers: int = 1,
+              progress: bool = False) -> CalibrationResult:
     """Fit the patient-level parameters to the calibration trials' read-outs (see the module docstring).
 
     ``start``: initial values in the order of :data:`PARAMETERS` (default: the shipped values).
+    Nelder-Mead is restarted ``restarts`` times from its last point with a fresh simplex (steps of
+    0.5 in log units): the objective is piecewise constant (PFS is read at scan times), and a
+    collapsed simplex stalls on its plateaus. ``max_evaluations`` applies to each round.
     """
     from scipy.optimize import minimize
 
@@ -75,35 +107,34 @@ def calibrate(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 202
         raise ValueError(f"calibrate: {held} are held-out trials; only role = 'calibration' specs may be fitted")
     preps = [prepare_trial(s, patients, seed, workers=workers, progress=progress) for s in specs]
     if start is None:
-        tp = specs[0].tumour
-        f1 = next((s.population.continuous["resistant_fraction"][0] for s in specs
-                   if "first_line" in s.population.name), 0.02)
-        f2 = next((s.population.continuous["resistant_fraction"][0] for s in specs
-                   if "first_line" not in s.population.name), 0.08)
-        start = (tp.growth_rate * 24, tp.kill_scale, tp.kill_max * 24, f1, f2)
-    x0 = np.log(np.asarray(start, float))
+        start = current_values(specs)
+    x = np.log(np.asarray(start, float))
     count = [0]
 
     def objective(theta):
         count[0] += 1
         r = residuals(theta, preps)
-        val = float(sum(x[-1] ** 2 for x in r))
-        if progress and count[0] % 10 == 0:
-            print(f"  eval {count[0]}: SSE {val:.4f} at {np.round(np.exp(theta), 4)}", flush=True)
+        val = float(sum(v[-1] ** 2 for v in r)) + prior_penalty(theta)
+        if progress and count[0] % 20 == 0:
+            print(f"  eval {count[0]}: objective {val:.4f} at {np.round(np.exp(theta), 4)}", flush=True)
         return val
 
-    opt = minimize(objective, x0, method="Nelder-Mead",
-                   options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 1e-4, "initial_simplex": None})
-    r = residuals(opt.x, preps)
-    rms = float(np.sqrt(np.mean([x[-1] ** 2 for x in r])))
-    return CalibrationResult(dict(zip(PARAMETERS, map(float, np.exp(opt.x)))), rms, r, count[0], patients, seed)
+    for _ in range(1 + max(int(restarts), 0)):
+        simplex = np.vstack([x, x + 0.5 * np.eye(len(x))])
+        opt = minimize(objective, x, method="Nelder-Mead",
+                       options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 1e-3, "initial_simplex": simplex})
+        x = opt.x
+    r = residuals(x, preps)
+    rms = float(np.sqrt(np.mean([v[-1] ** 2 for v in r])))
+    return CalibrationResult(dict(zip(PARAMETERS, map(float, np.exp(x)))), rms, r, count[0], patients, seed,
+                             prior_penalty(x))
 
 
 def format_calibration(res: CalibrationResult) -> str:
     lines = [f"calibration: {res.evaluations} evaluations, {res.patients} patients per trial, seed {res.seed}",
              "parameters:"]
     lines += [f"  {k:<34} {v:.5g}" for k, v in res.parameters.items()]
-    lines.append(f"RMS log residual {res.rms_log_residual:.3f}")
+    lines.append(f"RMS log residual {res.rms_log_residual:.3f} (prior penalty {res.prior_penalty:.3f})")
     lines.append("| trial | read-out | arm | subgroup | observed | simulated | log ratio |")
     lines.append("|---|---|---|---|---|---|---|")
     for tr, m, arm, sub, obs, sim, lr in res.residuals:

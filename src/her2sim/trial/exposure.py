@@ -9,11 +9,22 @@ integrated for 72 h with the drugs on (:func:`her2sim.batch.simulate_batch`); th
 per-capita growth rates averaged over 24-72 h (the first day, while receptor occupancy and
 feedbacks settle, is skipped):
 
-- ``net``: (proliferation - apoptosis) of the background's tumour cells, apoptosis including
-  ADCC, ADC payload and chemotherapy kill (1/h);
+- ``signal``: (proliferation - apoptosis) of the background's tumour cells *without* the two
+  direct kill terms below, i.e. everything driven by receptor, kinase, PI3K/mTOR, ER and cell-
+  cycle signalling plus ADCC and immune kill (1/h);
+- ``payload``: the ADC payload kill rate of the background's cells (``payload_kill_rate``, 1/h);
+- ``chemo``: the chemotherapy kill rate (``chemo_kill_rate``, 1/h);
 - ``bystander``: the ADC payload kill rate that the co-culture HER2-low population receives
   through the shared pericellular payload pool (1/h), i.e. what neighbouring cells with little
   HER2 get from this background's cells (``models/network/coculture.toml``).
+
+The network's per-capita net rate is ``signal - payload - chemo``. The channels are separated
+exactly, on the same integrated states, by re-evaluating the right-hand side with the kill
+ceilings of one class set to zero (the kill terms are additive in ``apoptosis``,
+``models/network/cell_cycle.toml``): ADC payload ceilings are the ``<dose>_payload_kmax``
+parameters of the drugs of class "antibody-drug conjugate", chemotherapy ceilings the
+``<dose>_kmax`` parameters of the drugs of class "chemotherapy". The tumour stage maps each
+channel to patients with its own in-vitro -> in-vivo scale (:mod:`her2sim.trial.tumour`).
 
 Faster processes are averaged out; slower ones (resistance on the month scale) come from clone
 selection in :mod:`her2sim.trial.tumour`, not from the table. Drug-on effects that need more than
@@ -22,6 +33,13 @@ selection in :mod:`her2sim.trial.tumour`, not from the table. Drug-on effects th
 Host parameters (``CD16A_158V_fraction``, ``PDL1_level``) only enter the death terms of the cell
 counts, so one integration per background serves every host setting: the rates are re-evaluated
 from the same states with the host's parameters (checked in ``tests/test_trial_exposure.py``).
+
+>>> from her2sim.trial.exposure import Background, compute_table
+>>> tab = compute_table(["capecitabine"], [1000.0], [Background("high", "wt", False)],
+...                     hosts=[("VF", "positive")], multiples=(0.0, 1.0))  # doctest: +SKIP
+>>> tab.values.shape  # doctest: +SKIP
+(1, 1, 2, 4)
+
 """
 
 from __future__ import annotations
@@ -44,6 +62,8 @@ PDL1 = {"positive": 1.0, "negative": 0.3}
 #: grid of concentrations per drug, as multiples of the drug's reference (typical mean) exposure
 GRID_MULTIPLES = (0.0, 0.01, 0.1, 0.4, 1.0, 2.5)
 _AVERAGE_FROM_H, _AVERAGE_TO_H = 24.0, 72.0
+#: outputs of an exposure table, in this order (see the module docstring)
+OUTPUTS = ("signal", "payload", "chemo", "bystander")
 
 
 @dataclass(frozen=True)
@@ -61,10 +81,10 @@ class Background:
 
 @dataclass(frozen=True)
 class ExposureTable:
-    """Net growth and bystander rates on a concentration grid.
+    """Growth and kill rates on a concentration grid.
 
-    ``values`` has shape (n_backgrounds, n_hosts, L_1, ..., L_D, 2) with outputs (net, bystander)
-    in 1/h; ``levels`` (D, L) concentrations in nM; ``u_levels`` the interpolation coordinates.
+    ``values`` has shape (n_backgrounds, n_hosts, L_1, ..., L_D, 4) with the :data:`OUTPUTS`
+    (signal, payload, chemo, bystander) in 1/h; ``levels`` (D, L) concentrations in nM.
     """
 
     drugs: tuple
@@ -89,24 +109,26 @@ class ExposureTable:
         """Multilinear interpolation in log-concentration.
 
         bg, host : (M,) indices; conc : (M, D) free concentrations in nM (clamped to the grid).
-        Returns (M, 2): net growth rate and bystander kill rate, 1/h.
+        Returns (M, 4): the :data:`OUTPUTS` in 1/h.
         """
         return interpolate(self.patient_tables(bg, host), np.arange(len(bg)), conc, self)
 
     def patient_tables(self, bg: np.ndarray, host: np.ndarray) -> np.ndarray:
-        """(N, L**D, 2): each patient's slice of the table (background and host fixed per patient)."""
-        v = self.values.reshape(self.values.shape[0], self.values.shape[1], -1, 2)
+        """(N, L**D, K): each patient's slice of the table (background and host fixed per patient)."""
+        v = self.values.reshape(self.values.shape[0], self.values.shape[1], -1, self.values.shape[-1])
         return v[np.asarray(bg), np.asarray(host)]
 
 
 def interpolate(tables: np.ndarray, patient: np.ndarray, conc: np.ndarray, table: ExposureTable) -> np.ndarray:
-    """Multilinear interpolation of per-patient tables (N, L**D, 2) at (M, D) concentrations for
-    the (M,) patient indices; coordinates u = log(1 + c / (0.01 c_ref)), clamped to the grid."""
+    """Multilinear interpolation of per-patient tables (N, L**D, K) at (M, D) concentrations for
+    the (M,) patient indices; coordinates u = log(1 + c / (0.01 c_ref)), clamped to the grid.
+    Returns (M, K)."""
     D = len(table.drugs)
     L = table.levels.shape[1]
     u_lv = table._u(table.levels, 0)
     u = table._u(np.asarray(conc, float), 1)
-    flat = tables.reshape(-1, 2)
+    K = tables.shape[-1]
+    flat = tables.reshape(-1, K)
     base = np.asarray(patient, dtype=np.intp) * (L ** D)
     lo_off, w = [], []
     for d in range(D):
@@ -116,7 +138,7 @@ def interpolate(tables: np.ndarray, patient: np.ndarray, conc: np.ndarray, table
         base = base + k * stride
         lo_off.append(stride)
         w.append((ud - u_lv[d, k]) / (u_lv[d, k + 1] - u_lv[d, k]))
-    out = np.zeros((len(base), 2))
+    out = np.zeros((len(base), K))
     for corner in itertools.product((0, 1), repeat=D):
         weight = None
         off = 0
@@ -152,6 +174,37 @@ def background_parameters(network, bg: Background) -> np.ndarray:
     return p
 
 
+def _mean_rate(net, X: np.ndarray, Pt: np.ndarray, j: int, t_eval: np.ndarray) -> np.ndarray:
+    """(G,) time-averaged per-capita rate of species ``j`` over ``t_eval`` at the stored states
+    X (G, T, n) with the parameters Pt (G*T, n_params)."""
+    G, T, n = X.shape
+    dx = net.rhs(X.reshape(G * T, n), Pt).reshape(G, T, n)
+    return np.trapezoid(dx[:, :, j] / X[:, :, j], t_eval, axis=1) / (t_eval[-1] - t_eval[0])
+
+
+def kill_parameters(network) -> tuple[list[int], list[int]]:
+    """Indices of the ADC payload kill ceilings and of the chemotherapy kill ceilings in ``network``.
+
+    Convention of the drug files: an antibody-drug conjugate with dose parameter ``X`` has
+    ``X_payload_kmax``, a chemotherapy ``X_kmax`` (``models/drugs/*.toml``). A drug of these
+    classes without that parameter raises (its kill would silently count as signalling).
+    """
+    names = set(network.parameter_names)
+    payload, chemo = [], []
+    for d in network.spec.drugs:
+        if d.drug_class == "antibody-drug conjugate":
+            want, into = f"{d.dose_parameter}_payload_kmax", payload
+        elif d.drug_class == "chemotherapy":
+            want, into = f"{d.dose_parameter}_kmax", chemo
+        else:
+            continue
+        if want not in names:
+            raise RuntimeError(f"drug {d.name!r} (class {d.drug_class!r}) has no parameter {want!r}; the exposure "
+                               f"tables separate kill channels by that name ({d.path})")
+        into.append(network.parameter_index(want))
+    return payload, chemo
+
+
 def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRID_MULTIPLES,
                   rtol: float = 1e-4, atol: float = 1e-8, workers: int = 1) -> ExposureTable:
     """Build the exposure-response table for network drugs ``drugs`` (dose-parameter names).
@@ -182,7 +235,8 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     j_cd, j_pd = net.parameter_index("CD16A_158V_fraction"), net.parameter_index("PDL1_level")
     low_growth = (net.p0[net.parameter_index("k_prolif_her2low")] - net.p0[net.parameter_index("k_apo_her2low")])
     t_eval = np.linspace(_AVERAGE_FROM_H, _AVERAGE_TO_H, 9)
-    values = np.empty((len(backgrounds), len(hosts)) + (L,) * D + (2,))
+    payload_idx, chemo_idx = kill_parameters(net)
+    values = np.empty((len(backgrounds), len(hosts)) + (L,) * D + (len(OUTPUTS),))
     for b, bg in enumerate(backgrounds):
         p = background_parameters(net, bg)
         x0 = steady_state(net, net.x0, _input_free(net, p))
@@ -192,17 +246,25 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
         res = simulate_batch(net, np.tile(x0, (len(grid), 1)), P, t_eval=t_eval, t_span=(0.0, _AVERAGE_TO_H),
                              rtol=rtol, atol=atol, workers=workers)
         X = res.states  # (G, T, n)
-        G, T, n = X.shape
+        T = X.shape[1]
         for h, (cd, pd) in enumerate(hosts):
             Ph = P.copy()
             Ph[:, j_cd], Ph[:, j_pd] = CD16A[cd], PDL1[pd]
             Pt = np.repeat(Ph, T, axis=0)
-            dx = net.rhs(X.reshape(G * T, n), Pt).reshape(G, T, n)
-            net_rate = np.trapezoid(dx[:, :, iv] / X[:, :, iv], t_eval, axis=1) / (t_eval[-1] - t_eval[0])
-            low_rate = np.trapezoid(dx[:, :, il] / X[:, :, il], t_eval, axis=1) / (t_eval[-1] - t_eval[0])
-            out = np.stack([net_rate, low_growth - low_rate], axis=1)
+            net_rate = _mean_rate(net, X, Pt, iv, t_eval)
+            low_rate = _mean_rate(net, X, Pt, il, t_eval)
+            payload = chemo = np.zeros(len(P))
+            if payload_idx:
+                Pz = Pt.copy()
+                Pz[:, payload_idx] = 0.0
+                payload = _mean_rate(net, X, Pz, iv, t_eval) - net_rate
+            if chemo_idx:
+                Pz = Pt.copy()
+                Pz[:, chemo_idx] = 0.0
+                chemo = _mean_rate(net, X, Pz, iv, t_eval) - net_rate
+            out = np.stack([net_rate + payload + chemo, payload, chemo, low_growth - low_rate], axis=1)
             out[~res.ok] = np.nan
-            values[b, h] = out.reshape((L,) * D + (2,))
+            values[b, h] = out.reshape((L,) * D + (len(OUTPUTS),))
         if not res.ok.all():
             bad = np.flatnonzero(~res.ok)[:3]
             raise RuntimeError(f"exposure table: {int((~res.ok).sum())} grid points failed for {bg.label} "

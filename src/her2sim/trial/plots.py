@@ -10,9 +10,8 @@ import numpy as np
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """pyplot, imported lazily; the user's backend is never switched (headless sessions fall back to
+    Agg by themselves)."""
     import matplotlib.pyplot as plt
 
     return plt

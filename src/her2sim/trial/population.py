@@ -8,6 +8,7 @@ Population file grammar::
     description = "..."
     source = "..."
     tumour = "tumour"                         # tumour-parameter file (models/populations/tumour.toml)
+    pretreated = true                         # progressed on a prior line of the same drug classes
     [population.features.hr_positive]         # bernoulli features: p in [0, 1]
     p = 0.5
     source = "..."
@@ -25,6 +26,10 @@ baseline_sld (mm), resistant_fraction (fraction of the HER2-lower clone at basel
 PIK3CA mutation and PTEN loss are sampled independently; a patient with both gets the PIK3CA
 background (one PI3K-pathway background per patient in the network).
 A trial's eligibility replaces prevalences (``{feature = p}``; 1 = required, 0 = excluded).
+``pretreated`` (default false) marks populations that progressed on prior therapy of the classes
+they are now treated with (anti-HER2 after trastuzumab, endocrine after an aromatase inhibitor,
+chemotherapy after chemotherapy): their signalling response is scaled by the tumour file's
+``pretreated_signal_factor`` (:mod:`her2sim.trial.tumour`).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class PopulationSpec:
     categorical: dict          # feature -> {level: p}
     continuous: dict           # name -> (median in internal unit, cv)
     tumour: str = "tumour"
+    pretreated: bool = False
     description: str = ""
     source: str = ""
     sources: dict = field(default_factory=dict)
@@ -109,7 +115,8 @@ class Cohort:
 def load_population(name_or_path: str | Path) -> PopulationSpec:
     """Read and validate a population file (bundled name or path)."""
     path, head, _data = read("population", name_or_path)
-    check_keys(head, {"name", "description", "source", "tumour", "features", "continuous"}, path, "population")
+    check_keys(head, {"name", "description", "source", "tumour", "pretreated", "features", "continuous"}, path,
+               "population")
     name = require(head, "name", path, "population")
     source = require_source(head, path, "population")
     feats = head.get("features", {})
@@ -158,8 +165,12 @@ def load_population(name_or_path: str | Path) -> PopulationSpec:
             raise ModelFileError(f"median must be > 0 and cv in [0, 5), got {t['median']!r}, {cv!r}", path=str(path),
                                  entry=entry)
         cn[c] = (med, cv)
-    return PopulationSpec(name, bern, cat, cn, head.get("tumour", "tumour"), head.get("description", ""), source,
-                          sources, str(path))
+    pretreated = head.get("pretreated", False)
+    if not isinstance(pretreated, bool):
+        raise ModelFileError(f"pretreated must be true or false, got {pretreated!r}", path=str(path),
+                             entry="population.pretreated")
+    return PopulationSpec(name, bern, cat, cn, head.get("tumour", "tumour"), pretreated, head.get("description", ""),
+                          source, sources, str(path))
 
 
 def lognormal(rng: np.random.Generator, median: float, cv: float, n: int) -> np.ndarray:

@@ -16,9 +16,13 @@ Pipeline (each stage a function, the expensive ones cached):
 
 OS is not modelled (no post-progression therapy or death model): trials report PFS, ORR, DCR, CBR.
 
-Scale-out hook: :func:`run_trial_task` takes and returns plain dicts (picklable), so a sweep
-runner (``her2sim.sweep``) or any ``executor.map`` can distribute (spec, seed, parameter-set)
-tasks over processes or a cluster without importing anything else from this module.
+Scale-out hook: :func:`run_trial_task` takes and returns plain dicts (picklable), so any
+``executor.map`` (``concurrent.futures``, a ``distributed.Client``) can distribute (spec, seed,
+parameter-set) tasks over processes or a cluster without importing anything else from this
+module. ``her2sim.sweep`` has process-pool and dask schedulers, but they are private and bound to
+sweep chunks (``_executor(scheduler, ctx)`` runs ``_compute_chunk``), so ``her2sim trial`` does not
+offer ``--scheduler`` yet; a public ``map_tasks(fn, tasks, scheduler=...)`` in ``her2sim.sweep``
+would let it distribute arms or patient blocks through the same schedulers.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
-from .exposure import CLONE_BELOW, Background, ExposureTable, compute_table, interpolate
+from .exposure import CLONE_BELOW, HER2_LEVELS, Background, ExposureTable, compute_table, interpolate
 from .files import check_keys, quantity, read, require, require_source
 from .pk import PKStepper, load_pk, superpose
 from .population import Cohort, PopulationSpec, load_population, sample_population
@@ -211,14 +215,43 @@ def _backgrounds(cohort: Cohort):
     return S, R
 
 
+def her2_antibodies(drugs) -> list[int]:
+    """Indices (into ``drugs``, network dose-parameter names) of the antibodies and ADCs that bind HER2."""
+    from ..load import list_drugs
+
+    binders = {d.dose_parameter for d in list_drugs()
+               if any(t.startswith("HER2") for t in d.targets)
+               and ("antibody" in d.drug_class or "conjugate" in d.drug_class)}
+    return [k for k, d in enumerate(drugs) if d in binders]
+
+
+def reached_fraction(antibody_nM: np.ndarray, saturation_nM: np.ndarray) -> np.ndarray:
+    """Binding-site barrier: share of a lesion's cells that HER2-binding antibodies reach.
+
+    In a tumour the antigen is a sink: antibody that leaves the vessels binds the first HER2-rich
+    cells it meets and is internalised, so it penetrates only as far as its supply outruns antigen
+    turnover (Thurber, Schmidt & Wittrup 2008 Trends Pharmacol Sci 29:57 [recalled, unverified]:
+    targeted fraction ~ supply / (antigen x turnover), capped at 1). With the supply measured by
+    the free local concentration ``c`` of all HER2 binders together: ``min(1, c / c_sat)``, where
+    ``c_sat`` scales with the lesion's HER2 density (:attr:`TumourParameters.antibody_saturation`).
+    """
+    return np.clip(antibody_nM / saturation_nM, 0.0, 1.0)
+
+
 def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Generator, *,
-                 workers: int = 1, block_days: int = 7, window_h: int = 2) -> tuple[DailyRates, ExposureTable]:
-    """Daily mean rate changes (N, days, 2 sites) for the patients of one arm.
+                 tumour: TumourParameters | None = None, workers: int = 1, block_days: int = 7,
+                 window_h: int = 2) -> tuple[DailyRates, ExposureTable]:
+    """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) for the patients of one arm.
 
     PK is stepped hourly; the exposure-response table is read at the mean concentration of each
     ``window_h``-hour window (24 must be a multiple) and the rates are averaged over the day. Brain
     rates are computed only for patients with a brain lesion (known or occult); others get 0.
+    HER2-binding antibodies reach only the fraction :func:`reached_fraction` of a lesion's cells
+    (binding-site barrier); the other cells see the remaining drugs only, and the lesion's rate is
+    the cell-weighted mean of the two table reads. ``tumour`` gives the saturation concentration
+    (default: ``models/populations/tumour.toml``).
     """
+    tumour = tumour or load_tumour()
     if 24 % int(window_h):
         raise ValueError(f"window_h must divide 24, got {window_h!r}")
     pairs, drugs, ref = _arm_drugs(arm)
@@ -242,13 +275,15 @@ def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Ge
         scale_body.append(mw * pk.values["fu"] * pk.values["kp_tumour"] * pk.potency_factor)
         scale_brain.append(mw * pk.values["fu"] * pk.values["kp_uu_brain"] * pk.potency_factor)
         col.append(drugs.index(pk.network_drug))
+    ab = her2_antibodies(drugs)
+    c_sat = tumour.antibody_saturation * np.array([HER2_LEVELS[b.her2] for b in S])  # (N,) nM
     tS, tR = tab.patient_tables(bS, host), tab.patient_tables(bR, host)
     zero = np.zeros((N, len(drugs)))
     base_S = interpolate(tS, np.arange(N), zero, tab)[:, 0]
     base_R = interpolate(tR, np.arange(N), zero, tab)[:, 0]
-    dS = np.zeros((N, days, 2))
-    dR = np.zeros((N, days, 2))
-    by = np.zeros((N, days, 2))
+    dS = np.zeros((N, days, 2, 3), dtype=np.float32)
+    dR = np.zeros((N, days, 2, 3), dtype=np.float32)
+    by = np.zeros((N, days, 2), dtype=np.float32)
     brain_needed = np.flatnonzero(cohort["brain_mets"] | cohort["occult_brain"])
     w = window_h
     hour = 0
@@ -267,14 +302,23 @@ def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Ge
             if len(who) == 0:
                 continue
             n = len(who)
-            # mean concentration over windows of w hours, then the rate at that mean
+            # mean concentration over windows of w hours, then the rates at that mean
             cw = conc[who].reshape(n, nd * 24 // w, w, len(drugs)).mean(axis=2).reshape(-1, len(drugs))
             pid = np.repeat(who, nd * 24 // w)
-            vS = interpolate(tS, pid, cw, tab).reshape(n, nd, 24 // w, 2).mean(axis=2)
-            vR = interpolate(tR, pid, cw, tab)[:, 0].reshape(n, nd, 24 // w).mean(axis=2)
-            dS[who, d0:d0 + nd, site] = vS[:, :, 0] - base_S[who, None]
-            by[who, d0:d0 + nd, site] = vS[:, :, 1]
-            dR[who, d0:d0 + nd, site] = vR - base_R[who, None]
+            vS, vR = interpolate(tS, pid, cw, tab), interpolate(tR, pid, cw, tab)
+            if ab:
+                phi = reached_fraction(cw[:, ab].sum(axis=1), c_sat[pid])[:, None]
+                c0 = cw.copy()
+                c0[:, ab] = 0.0
+                vS = phi * vS + (1.0 - phi) * interpolate(tS, pid, c0, tab)
+                vR = phi * vR + (1.0 - phi) * interpolate(tR, pid, c0, tab)
+            vS = vS.reshape(n, nd, 24 // w, 4).mean(axis=2)
+            vR = vR.reshape(n, nd, 24 // w, 4).mean(axis=2)
+            vS[:, :, 0] -= base_S[who, None]
+            vR[:, :, 0] -= base_R[who, None]
+            dS[who, d0:d0 + nd, site] = vS[:, :, :3]
+            dR[who, d0:d0 + nd, site] = vR[:, :, :3]
+            by[who, d0:d0 + nd, site] = vS[:, :, 3]
     return DailyRates(dS, dR, by), tab
 
 
@@ -318,7 +362,8 @@ def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int =
     for a, arm in enumerate(spec.arms):
         t0 = time.perf_counter()
         sub = cohort.subset(arm_index == a)
-        r, tab = arm_exposure(arm, sub, spec.follow_up_h, np.random.default_rng([seed, a]), workers=workers)
+        r, tab = arm_exposure(arm, sub, spec.follow_up_h, np.random.default_rng([seed, a]), tumour=spec.tumour,
+                              workers=workers)
         rates_.append(r)
         timings[f"arm{a}_s"] = time.perf_counter() - t0
         timings[f"arm{a}_table_s"] = tab.wall_time_s
@@ -344,10 +389,11 @@ class TrialResult:
 
 
 def evaluate(prep: PreparedTrial, *, growth_rate: float | None = None, growth_cv: float | None = None,
-             kill_scale: float | None = None, kill_max: float | None = None,
-             resistant_fraction: float | None = None) -> TrialResult:
+             signal_scale: float | None = None, payload_scale: float | None = None,
+             chemo_scale: float | None = None, resistance_rate: float | None = None,
+             pretreated_signal_factor: float | None = None, resistant_fraction: float | None = None) -> TrialResult:
     """Grow lesions, assess RECIST and compute statistics; keyword overrides are calibration knobs
-    (growth_rate in 1/h; resistant_fraction = population median)."""
+    (growth_rate and resistance_rate in 1/h; resistant_fraction = population median)."""
     import time
 
     import pandas as pd
@@ -356,7 +402,9 @@ def evaluate(prep: PreparedTrial, *, growth_rate: float | None = None, growth_cv
     spec, tp, coh = prep.spec, prep.spec.tumour, prep.cohort
     g_med = tp.growth_rate if growth_rate is None else growth_rate
     g_cv = tp.growth_cv if growth_cv is None else growth_cv
-    s = tp.kill_scale if kill_scale is None else kill_scale
+    scales = [d if v is None else v for v, d in zip((signal_scale, payload_scale, chemo_scale), tp.scales)]
+    if spec.population.pretreated:
+        scales[0] *= tp.pretreated_signal_factor if pretreated_signal_factor is None else pretreated_signal_factor
     f_med, f_cv = spec.population.continuous["resistant_fraction"]
     if resistant_fraction is not None:
         f_med = resistant_fraction
@@ -378,10 +426,12 @@ def evaluate(prep: PreparedTrial, *, growth_rate: float | None = None, growth_cv
     out_pfs, out_event = np.empty(N), np.empty(N, dtype=bool)
     best, best_change = np.empty(N, dtype=object), np.empty(N)
     res_share = np.empty(N)
+    pd_new = np.zeros(N, dtype=bool)
     curves, sld_store = {}, {}
     for a, arm in enumerate(spec.arms):
         idx = np.flatnonzero(prep.arm_index == a)
-        diam, share = grow(prep.rates[a], tp, g[idx], f[idx], d0[idx], site, kill_scale=s, kill_max=kill_max)
+        diam, share = grow(prep.rates[a], tp, g[idx], f[idx], d0[idx], site, scales=scales,
+                           resistance_rate=resistance_rate)
         dA = diam[:, np.minimum(assess_day, diam.shape[1] - 1)]          # (n, A, J)
         target = np.ones(d0.shape[1], dtype=bool)[None, :] & np.isfinite(d0[idx])
         target[:, -1] &= brain_target[idx]
@@ -403,6 +453,7 @@ def evaluate(prep: PreparedTrial, *, growth_rate: float | None = None, growth_cv
         out_event[idx] = event
         best[idx] = r["best"]
         best_change[idx] = r["best_change"]
+        pd_new[idx] = event & new[np.arange(len(idx)), np.maximum(k, 0)]
         res_share[idx] = share[np.arange(len(idx)), np.minimum(np.where(k > 0, assess_day[np.maximum(k, 0)],
                                                                         diam.shape[1] - 1), diam.shape[1] - 1), 0]
         sld_store[arm.name] = (assess_h / HOURS_PER_MONTH, sld)
@@ -415,6 +466,7 @@ def evaluate(prep: PreparedTrial, *, growth_rate: float | None = None, growth_cv
     df["best_response"] = best.astype(str)
     df["best_change_pct"] = best_change
     df["resistant_share_at_pd_or_end"] = res_share
+    df["progression_by_new_brain_lesion"] = pd_new
     summary = summarise(spec, df, curves)
     return TrialResult(spec, df, summary, curves, sld_store, {**prep.timings, "evaluate_s": time.perf_counter() - clock})
 
@@ -475,7 +527,13 @@ def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, 
 
 def run_trial_task(task: dict) -> dict:
     """Picklable entry point for sweeps: ``{"spec": name/path, "patients": n, "seed": s, **overrides}``
-    -> the summary dict (plus timings)."""
+    -> the summary dict (plus timings). Overrides are :func:`evaluate`'s calibration knobs.
+
+    >>> from concurrent.futures import ProcessPoolExecutor
+    >>> tasks = [{"spec": "emilia_like", "patients": 200, "seed": s} for s in range(4)]
+    >>> with ProcessPoolExecutor(2) as pool:  # doctest: +SKIP
+    ...     summaries = list(pool.map(run_trial_task, tasks))
+    """
     task = dict(task)
     res = run_trial(task.pop("spec"), task.pop("patients", 200), task.pop("seed", 0), **task)
     return {"summary": res.summary, "timings": res.timings}

@@ -1,27 +1,45 @@
-"""Lesions made of two clones, grown day by day from the network-derived growth rates.
+"""Lesions made of two clones, grown day by day from the network-derived rates.
 
 Each lesion holds a sensitive clone S (the patient's background) and a resistant clone R (one
 HER2 level lower: HER2-high -> HER2-low, HER2-low -> HER2-zero, same PI3K and ER status), with
 relative cell numbers starting at ``1 - f`` and ``f`` (``f`` = the patient's resistant fraction).
 Per-capita growth rates (1/h)::
 
-    r_S(t) = g + E(net_S(C(t)) - net_S(0))
-    r_R(t) = g + E(net_R(C(t)) - net_R(0) - byst_S(C(t)) * phi_S(t))
-    E(x) = s * x                          for x >= 0 (drug-stimulated growth, rare)
-    E(x) = -k_max * s|x| / (k_max + s|x|)  for x < 0 (kill)
+    r_S(t) = g + D(t) [ a_sig dsig_S(C) - a_chem chem_S(C) ] - a_pay pay_S(C)
+    r_R(t) = g + D(t) [ a_sig dsig_R(C) - a_chem chem_R(C) ] - a_pay (pay_R(C) + byst_S(C) phi_S(t))
+    D(t)   = exp(-lambda t)
 
-``g`` is the patient's untreated in-vivo growth rate, ``s`` the kill scale and ``k_max`` the
-in-vivo kill ceiling (all calibrated, models/calibration.md): E maps the in-vitro rate change to
-an in-vivo one, linear for small effects and saturating for large ones (drug delivery and the
-antibody binding-site barrier cap what a tumour in a patient sees), ``net`` the exposure-response tables of :mod:`her2sim.trial.exposure`
-(in-vitro rates relative to the drug-free rate of the same background), ``byst_S`` the ADC
-payload reaching HER2-lower cells through the shared payload pool, weighted by ``phi_S``, the
-share of S cells in the lesion (the payload comes from the neighbouring HER2-high cells; the
-assumption is that the local payload source scales with their share). Acquired resistance is
-the outgrowth of R; the bystander effect keeps R in check while S is present.
+with the three channels of the exposure-response tables (:mod:`her2sim.trial.exposure`): ``dsig``
+the change of the signalling-driven net growth rate from the drug-free rate of the same background
+(receptor blockade, kinase inhibition, PI3K/mTOR, endocrine, cell cycle, ADCC), ``pay`` the ADC
+payload kill rate and ``chem`` the chemotherapy kill rate, all in vitro. ``g`` is the patient's
+untreated in-vivo growth rate (log-normal IIV); the class-specific scales ``a_sig``, ``a_pay``,
+``a_chem`` map in-vitro rates to in-vivo ones (drug delivery into solid tumour, slower in-vivo cell
+turnover, stroma: they differ by drug class because the three mechanisms depend differently on
+proliferation and penetration); ``lambda`` is the loss of drug effect over time of the tumour growth
+inhibition model of Claret et al. (J Clin Oncol 2009;27:4103, KD(t) = KD0 exp(-lambda t)), i.e.
+resistance that is not the outgrowth of a pre-existing HER2-lower clone. It applies to the
+signalling and chemotherapy effects, not to ADC payload kill: payload delivery depends on HER2, so
+the model's explicit resistance mechanism for ADCs is the HER2-lower clone (less payload taken up),
+and waning on top of it would count that resistance twice.
+
+In populations that progressed on prior therapy of the same classes (``pretreated = true`` in the
+population file) ``a_sig`` is multiplied by ``pretreated_signal_factor``: cross-resistance acquired
+on the previous line (trastuzumab before T-DM1 / T-DXd / lapatinib, a non-steroidal aromatase
+inhibitor before exemestane), which the network's cells, naive to every drug, do not carry; payload
+and chemotherapy kill are not scaled.
+
+``byst_S`` is the ADC payload reaching HER2-lower cells through the shared payload pool, weighted by
+``phi_S``, the share of S cells in the lesion (the payload comes from the neighbouring HER2-high
+cells; the assumption is that the local payload source scales with their share).
+
+``g``, ``a_*``, ``lambda``, the pretreated factor and the resistant fraction are calibrated
+(models/calibration.md).
 
 Lesion diameter ``d = d0 * (N_S + N_R)^(1/3)`` (spherical lesion, volume proportional to cells).
-Body lesions see the body tumour free concentration, brain lesions the brain concentration.
+Body lesions see the body tumour free concentration, brain lesions the brain concentration, and
+HER2-binding antibodies reach only part of a lesion's cells (binding-site barrier,
+:func:`her2sim.trial.trial.reached_fraction`, applied when the daily rates are computed).
 """
 
 from __future__ import annotations
@@ -33,9 +51,13 @@ import numpy as np
 
 from .files import check_keys, quantity, read, require, require_source
 
-_TUMOUR_KEYS = {"growth_rate": "1/h", "kill_scale": "", "kill_max": "1/h", "body_lesions": "", "brain_lesion_diameter": "mm",
+_TUMOUR_KEYS = {"growth_rate": "1/h", "signal_scale": "", "payload_scale": "", "chemo_scale": "",
+                "resistance_rate": "1/h", "pretreated_signal_factor": "",
+                "antibody_saturation": "nM", "body_lesions": "", "brain_lesion_diameter": "mm",
                 "occult_lesion_diameter": "mm", "new_lesion_diameter": "mm", "detection_limit": "mm",
                 "dropout_hazard": "1/h"}
+#: channels of :class:`DailyRates` (last axis of ``dS`` / ``dR``)
+CHANNELS = ("signal", "payload", "chemo")
 
 
 @dataclass(frozen=True)
@@ -44,8 +66,12 @@ class TumourParameters:
 
     growth_rate: float       # median, 1/h
     growth_cv: float
-    kill_scale: float
-    kill_max: float          # 1/h
+    signal_scale: float
+    payload_scale: float
+    chemo_scale: float
+    resistance_rate: float   # 1/h
+    pretreated_signal_factor: float
+    antibody_saturation: float  # nM, free HER2-binder concentration that reaches every cell of a HER2-high lesion
     body_lesions: int
     brain_lesion_diameter: float
     occult_lesion_diameter: float
@@ -54,6 +80,11 @@ class TumourParameters:
     dropout_hazard: float    # 1/h
     sources: dict
     path: str = ""
+
+    @property
+    def scales(self) -> tuple[float, float, float]:
+        """(signal, payload, chemo) in-vitro -> in-vivo scales."""
+        return self.signal_scale, self.payload_scale, self.chemo_scale
 
 
 def load_tumour(name_or_path: str | Path = "tumour") -> TumourParameters:
@@ -70,23 +101,26 @@ def load_tumour(name_or_path: str | Path = "tumour") -> TumourParameters:
             from ..errors import ModelFileError
 
             raise ModelFileError(f"missing [{entry}] with value and source", path=str(path), entry=entry)
-        check_keys(t, {"value", "cv", "source", "description"}, path, entry)
+        check_keys(t, {"value", "cv", "source", "description", "prior"}, path, entry)
         sources[key] = require_source(t, path, entry)
         vals[key] = quantity(require(t, "value", path, entry), unit, path, entry)
         if key == "growth_rate":
             cv = float(t.get("cv", 0.0))
-    return TumourParameters(vals["growth_rate"], cv, vals["kill_scale"], vals["kill_max"], round(vals["body_lesions"]),
-                            vals["brain_lesion_diameter"], vals["occult_lesion_diameter"],
-                            vals["new_lesion_diameter"], vals["detection_limit"], vals["dropout_hazard"], sources,
-                            str(path))
+    return TumourParameters(vals["growth_rate"], cv, vals["signal_scale"], vals["payload_scale"], vals["chemo_scale"],
+                            vals["resistance_rate"], vals["pretreated_signal_factor"],
+                            vals["antibody_saturation"], round(vals["body_lesions"]), vals["brain_lesion_diameter"],
+                            vals["occult_lesion_diameter"], vals["new_lesion_diameter"], vals["detection_limit"],
+                            vals["dropout_hazard"], sources, str(path))
 
 
 @dataclass(frozen=True)
 class DailyRates:
-    """Daily means of the drug-induced rate changes (1/h), per patient (N, days) and site.
+    """Daily means of the in-vitro drug effects (1/h), per patient, day, site and channel.
 
-    ``dS``, ``dR``: net_X(C) - net_X(0) of the S and R clone; ``byst``: bystander kill of R per
-    unit S share. Site axis: 0 = body, 1 = brain. Arrays have shape (N, days, 2).
+    ``dS``, ``dR``: (N, days, 2, 3) for the S and R clone, channels :data:`CHANNELS` = (change of
+    the signalling net growth rate from its drug-free value, payload kill, chemotherapy kill);
+    ``byst``: (N, days, 2) bystander payload kill of R per unit S share. Site axis: 0 = body,
+    1 = brain. Stored as float32.
     """
 
     dS: np.ndarray
@@ -95,17 +129,18 @@ class DailyRates:
 
 
 def grow(rates: DailyRates, tp: TumourParameters, g: np.ndarray, f_res: np.ndarray, d0: np.ndarray,
-         site: np.ndarray, *, kill_scale: float | None = None,
-         kill_max: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+         site: np.ndarray, *, scales: tuple | None = None,
+         resistance_rate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Integrate all lesions day by day (exact exponential growth within a day, rates held constant).
 
     g : (N,) untreated growth rate 1/h; f_res : (N,) resistant fraction at baseline;
-    d0 : (N, J) baseline diameters in mm (NaN = no lesion); site : (J,) 0 body / 1 brain.
+    d0 : (N, J) baseline diameters in mm (NaN = no lesion); site : (J,) 0 body / 1 brain;
+    scales : (signal, payload, chemo) overriding ``tp.scales``; resistance_rate : 1/h.
     Returns (diameters (N, days+1, J) in mm, resistant share (N, days+1, J)).
     """
-    s = tp.kill_scale if kill_scale is None else kill_scale
-    kmax = tp.kill_max if kill_max is None else kill_max
-    N, days, _ = rates.dS.shape
+    a = np.asarray(tp.scales if scales is None else scales, float)
+    lam = tp.resistance_rate if resistance_rate is None else resistance_rate
+    N, days = rates.dS.shape[:2]
     J = d0.shape[1]
     lnS = np.tile(np.log1p(-f_res)[:, None], (1, J))
     lnR = np.tile(np.log(f_res)[:, None], (1, J))
@@ -114,22 +149,20 @@ def grow(rates: DailyRates, tp: TumourParameters, g: np.ndarray, f_res: np.ndarr
     diam[:, 0] = d0
     share[:, 0] = f_res[:, None]
     site = np.asarray(site, dtype=np.intp)
-    dS = rates.dS[:, :, site]   # (N, days, J)
-    dR = rates.dR[:, :, site]
-    by = rates.byst[:, :, site]
+    decaying = np.array([a[0], 0.0, -a[2]])     # signalling and chemotherapy effects wane with D(t)
+    lasting = np.array([0.0, -a[1], 0.0])       # payload kill: resistance only by the HER2-lower clone
+    # in-vivo effects of each clone per (patient, day, site): contractions over the channels
+    eS, pS = (rates.dS.astype(float) @ decaying)[:, :, site], (rates.dS.astype(float) @ lasting)[:, :, site]
+    eR, pR = (rates.dR.astype(float) @ decaying)[:, :, site], (rates.dR.astype(float) @ lasting)[:, :, site]
+    by = a[1] * rates.byst[:, :, site].astype(float)
+    decay = np.exp(-lam * 24.0 * (np.arange(days) + 0.5))         # D(t) at mid-day
+    gd = 24.0 * g[:, None]
     for k in range(days):
         phiS = 1.0 / (1.0 + np.exp(lnR - lnS))
-        lnS = lnS + 24.0 * (g[:, None] + in_vivo_effect(dS[:, k], s, kmax))
-        lnR = lnR + 24.0 * (g[:, None] + in_vivo_effect(dR[:, k] - by[:, k] * phiS, s, kmax))
+        lnS = lnS + gd + 24.0 * (decay[k] * eS[:, k] + pS[:, k])
+        lnR = lnR + gd + 24.0 * (decay[k] * eR[:, k] + pR[:, k] - by[:, k] * phiS)
         top = np.maximum(lnS, lnR)
         total = top + np.log(np.exp(lnS - top) + np.exp(lnR - top))
         diam[:, k + 1] = d0 * np.exp(total / 3.0)
         share[:, k + 1] = np.exp(lnR - total)
     return diam, share
-
-
-def in_vivo_effect(x: np.ndarray, scale: float, kill_max: float) -> np.ndarray:
-    """In-vivo rate change (1/h) from the in-vitro one: linear (``scale``) for growth, saturating at
-    ``kill_max`` for kill."""
-    y = scale * np.asarray(x)
-    return np.where(y >= 0, y, -kill_max * (-y) / (kill_max - y))
