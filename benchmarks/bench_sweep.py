@@ -14,7 +14,9 @@ Each run is a fresh child process, so peak RSS (ru_maxrss) is that run's own: "i
 ``scheduler=None``; "dask 2w" / "dask 1w" pass a ``distributed.Client`` on a LocalCluster of 2 / 1
 single-threaded worker processes (cluster start-up timed separately; worker peak RSS collected with
 ``client.run``). The Dask overhead ratio is dask-1-worker wall / in-process wall (1.0 = free); the
-2-worker speed-up is in-process wall / dask-2-worker wall (2.0 = perfect on 2 cores).
+2-worker speed-up is in-process wall / dask-2-worker wall (2.0 = perfect on 2 cores). "other load"
+is the CPU (in cores) that other processes used during the run, from /proc/stat: on a shared
+machine, runs with other load > 0.1 are contaminated.
 
 Accuracy first: for --refs conditions of the first size, the readouts are recomputed on the scipy
 path (Radau rtol 1e-10 / atol 1e-12 after scipy pre-equilibration, AUC by the trapezoid rule on a
@@ -67,6 +69,21 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all processes on the machine have used (from /proc/stat; 0 where unavailable)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def child(mode: str, n: int, rtol: float, chunk: int, out: str) -> dict:
     """One run in this (fresh) process; returns timings and peak memory."""
     from her2sim.sweep import _networks, run_sweep
@@ -76,9 +93,10 @@ def child(mode: str, n: int, rtol: float, chunk: int, out: str) -> dict:
     _networks(spec)  # imports and compilation count in the baseline, not in the sweep
     baseline = _maxrss_mb()
     info = {"mode": mode, "n": spec.n_conditions, "chunk": chunk, "baseline_mb": baseline}
+    busy0, cpu0 = _machine_busy_s(), _cpu_s()
     if mode == "local":
         result = run_sweep(spec, out, progress=False)
-        workers_mb = []
+        workers_mb, workers_cpu = [], 0.0
     else:
         from distributed import Client, LocalCluster
 
@@ -88,10 +106,13 @@ def child(mode: str, n: int, rtol: float, chunk: int, out: str) -> dict:
         info["startup_s"] = time.perf_counter() - clock
         result = run_sweep(spec, out, scheduler=client, progress=False)
         workers_mb = sorted(client.run(_maxrss_mb).values())
+        workers_cpu = sum(client.run(_cpu_s).values())
         client.close()
         cluster.close()
+    # cores' worth of CPU that other processes took meanwhile (the machine may be shared)
+    others = (_machine_busy_s() - busy0 - (_cpu_s() - cpu0) - workers_cpu) / max(result.wall_time_s, 1e-9)
     info.update(wall_s=result.wall_time_s, cond_s=result.conditions_per_s, failed=result.n_failed,
-                driver_mb=_maxrss_mb(), workers_mb=workers_mb)
+                driver_mb=_maxrss_mb(), workers_mb=workers_mb, other_cores=max(others, 0.0))
     return info
 
 
@@ -173,7 +194,8 @@ def main() -> None:
             info = run_child(mode, n, args.rtol, args.chunk, keep if (i == 0 and mode == modes[0]) else None)
             rows.append(info)
             print(f"#   {mode:<6} {info['n']:>7,} conditions: {info['wall_s']:7.1f} s, {info['cond_s']:6.0f} cond/s, "
-                  f"driver peak {info['driver_mb']:.0f} MB, workers {info['workers_mb']}", flush=True)
+                  f"driver peak {info['driver_mb']:.0f} MB, workers {info['workers_mb']}, other processes "
+                  f"{info['other_cores']:.2f} cores", flush=True)
     for c in chunks:
         if c != args.chunk:
             info = run_child("local", sizes[0], args.rtol, c)
@@ -184,15 +206,16 @@ def main() -> None:
 
     local = {r["n"]: r for r in rows if r["mode"] == "local" and r["chunk"] == args.chunk}
     print("\n| run | conditions | chunk | wall s | cond/s | vs in-process | driver peak RSS MB (+ over baseline) "
-          "| worker peak RSS MB | failed |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| worker peak RSS MB | failed | other load (cores) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     label = {"local": "in-process", "dask2": "dask LocalCluster, 2 workers", "dask1": "dask LocalCluster, 1 worker"}
     for r in rows:
         base = local.get(r["n"])
         ratio = f"{r['cond_s'] / base['cond_s']:.2f}" if base else ""
         workers = ", ".join(f"{w:.0f}" for w in r["workers_mb"])
         print(f"| {label[r['mode']]} | {r['n']:,} | {r['chunk']:,} | {r['wall_s']:.1f} | {r['cond_s']:.0f} | {ratio} | "
-              f"{r['driver_mb']:.0f} (+{r['driver_mb'] - r['baseline_mb']:.0f}) | {workers} | {r['failed']} |")
+              f"{r['driver_mb']:.0f} (+{r['driver_mb'] - r['baseline_mb']:.0f}) | {workers} | {r['failed']} | "
+              f"{r['other_cores']:.2f} |")
     startup = [r["startup_s"] for r in rows if "startup_s" in r]
     d1 = [r for r in rows if r["mode"] == "dask1"]
     print()

@@ -285,7 +285,8 @@ class SweepSpec:
     def canonical(self) -> dict:
         """Everything that determines the results, as plain JSON-able data."""
         return {
-            "format": FORMAT_VERSION, "model": self.model, "model_digest": self.model_digest, "time_h": self.time_h,
+            "format": FORMAT_VERSION, "model": Path(self.model).name, "model_digest": self.model_digest,
+            "time_h": self.time_h,  # the model by file name and content: a moved checkout resumes
             "variant_sets": [list(s) for s in self.variant_sets],
             "axes": [dataclasses.asdict(a) for a in self.axes],
             "samples": dataclasses.asdict(self.samples) if self.samples else None,
