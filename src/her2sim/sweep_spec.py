@@ -9,9 +9,9 @@ chunk from that alone, so the list is never materialised and is the same in ever
 
 The file grammar is documented in README.md ("## Sweeps"); ``models/sweeps/`` holds examples.
 Every problem found is reported at once, each naming the file, the entry and what to change.
-Readouts (``"pAKT@24h"``, ``"auc:pERK"``, ``"mean:pS6@0h..24h"``, ``"ss:pAKT"``, ``"rest:pAKT"``,
-``"viable_cells@72h"``) are parsed here (:func:`parse_readout`): there is no screen module yet
-whose parser could be shared.
+Readouts (``"pAKT@24h"``, ``"auc:pERK"``, ``"mean:pS6@0h..24h"``, ``"steady:pAKT"``, ``"rest:pAKT"``,
+``"viable_cells@72h"``) use the screens' grammar (:func:`her2sim.screen.parse_readout`) with two
+sweep extensions, windows and rest states (:func:`parse_readout`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .errors import Her2simError, ModelFileError, UnitError, UnknownNameError
 DEFAULT_CHUNK = 2000
 #: readout kinds: value at a time, area under the curve, time average, steady state under drug,
 #: drug-free rest state
-READOUT_KINDS = ("at", "auc", "mean", "ss", "rest")
+READOUT_KINDS = ("at", "auc", "mean", "steady", "rest")
 SAMPLE_METHODS = ("sobol", "lhs", "saltelli")
 #: the Latin hypercube is generated whole (scipy.stats.qmc needs n up front): cap its size
 LHS_MAX_POINTS = 2_000_000
@@ -54,7 +54,7 @@ _KEYS = {
     "sampled": {"start", "stop", "scale", "relative"},
     "solver": {"method", "rtol", "atol", "max_steps", "output_step", "preequilibrate"},
 }
-_READOUT = re.compile(r"^(?:(?P<kind>[A-Za-z_]+):)?(?P<target>[A-Za-z_][A-Za-z0-9_]*)(?:@(?P<time>.+))?$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SweepSpecError(ModelFileError):
@@ -82,7 +82,7 @@ class Readout:
     """One quantity kept per condition.
 
     ``kind``: "at" (value at ``t1``), "auc" / "mean" (area / time average over [t0, t1]),
-    "ss" (steady state with the drugs on, cell counts held), "rest" (drug-free rest state).
+    "steady" (steady state with the drugs on, cell counts held), "rest" (drug-free rest state).
     ``target`` is an observable or species name; times in h.
     """
 
@@ -305,17 +305,17 @@ class SweepSpec:
         """A few lines: axes, samples, readouts, conditions and chunks."""
         lines = [f"sweep {self.name!r} on model {Path(self.model).name if '/' in self.model else self.model}: "
                  f"{self.n_conditions:,} conditions in {self.n_chunks:,} chunks of {self.chunk:,}"]
+        width = max([len(a.name) for a in self.axes] + [6])
         for a in self.axes:
             if a.kind == "sample":
                 s = self.samples
-                lines.append(f"  sample    {a.size:>8,}  {s.method} (n={s.n}, seed={s.seed}) over "
-                             + ", ".join(f"{p.name} [{p.low:g}, {p.high:g}]{' x model' if p.relative else ''}"
-                                         f" {p.scale}" for p in s.parameters))
+                lines.append(f"  {a.name:<{width}} {a.size:>9,}  {s.method} (n={s.n}, seed={s.seed}) over "
+                             + ", ".join(f"{p.name} [{p.low:g}, {p.high:g}] {p.unit} {p.scale}" for p in s.parameters))
             else:
                 shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in a.values[:6])
                 more = " ..." if a.size > 6 else ""
                 unit = f" {a.unit}" if a.unit else ""
-                lines.append(f"  {a.name:<9} {a.size:>8,}  {shown}{more}{unit}")
+                lines.append(f"  {a.name:<{width}} {a.size:>9,}  {shown}{more}{unit}")
         lines.append(f"  readouts: {', '.join(r.name for r in self.readouts)}; t_end {self.time_h:g} h; "
                      f"{self.solver.method} rtol {self.solver.rtol:g} atol {self.solver.atol:g}")
         return "\n".join(lines)
@@ -356,51 +356,58 @@ def _lhs(d: int, n: int, seed: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- readouts
 def parse_readout(text: str, *, end_time_h: float | None = None) -> Readout:
-    """Parse a readout such as ``"pAKT@24h"``, ``"auc:pERK"``, ``"mean:pS6@0h..24h"``, ``"ss:pAKT"``.
+    """Parse a readout such as ``"pAKT@24h"``, ``"auc:pERK"``, ``"mean:pS6@0h..24h"``, ``"steady:pAKT"``.
 
-    Grammar: ``[KIND:]TARGET[@TIME | @T0..T1]`` with KIND one of ``auc``, ``mean`` (over [0, end]
-    unless a window is given), ``ss`` (steady state with the drugs on), ``rest`` (drug-free rest
-    state); no KIND means the value at TIME (default: the end time). Times take units (``24h``,
-    ``1.5 day``). Raises ValueError naming the readout and the fix.
+    The grammar is the screens' (:func:`her2sim.screen.parse_readout`: ``[KIND:]NAME[@TIME]``,
+    KIND ``mean``/``auc`` over [0, TIME], ``steady``; no KIND: the value at TIME; no TIME: the end
+    time), which this function delegates to, plus two sweep extensions: a window
+    ``auc:NAME@T0..T1`` / ``mean:NAME@T0..T1``, and ``rest:NAME``, the drug-free rest state.
+    ``ss:`` is accepted for ``steady:``; ``gr`` is not available in sweeps (it needs an untreated
+    control of the same condition: read ``viable_cells`` and take the dose-0 slice). Raises
+    ValueError naming the readout and the fix.
     """
+    from .screen import parse_readout as parse_screen_readout
     from .solve import hours
 
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not text.strip():
         raise ValueError(f"readout {text!r} must be a string such as 'pAKT@24h' or 'auc:pERK'")
-    m = _READOUT.match(text.strip())
-    if not m:
-        raise ValueError(f"cannot read readout {text!r}: write NAME@TIME ('pAKT@24h'), auc:NAME, mean:NAME@0h..24h, "
-                         "ss:NAME or rest:NAME")
-    kind = (m["kind"] or "at").lower()
-    if kind not in READOUT_KINDS or kind == "at" and m["kind"]:
-        close = difflib.get_close_matches(kind, ["auc", "mean", "ss", "rest"], n=1)
+    name = text.strip()
+    head, at, when = name.partition("@")
+    kind, colon, target = head.partition(":")
+    kind = kind.strip().lower() if colon else "at"
+    target = (target if colon else head).strip()
+    kind = "steady" if kind == "ss" else kind
+    if kind not in READOUT_KINDS:
+        close = difflib.get_close_matches(kind, [k for k in READOUT_KINDS if k != "at"] + ["ss"], n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"readout {text!r}: unknown kind {m['kind']!r}.{hint} Kinds: auc, mean, ss, rest "
-                         "(none: value at a time)")
-    when = m["time"]
-    try:
-        if kind in ("ss", "rest"):
-            if when:
-                raise ValueError(f"readout {text!r}: {kind}: readouts take no time; write {kind}:{m['target']}")
-            return Readout(text.strip(), kind, m["target"])
-        if when and ".." in when:
-            if kind == "at":
-                raise ValueError(f"readout {text!r}: a window T0..T1 needs auc: or mean:; write "
-                                 f"{m['target']}@TIME for a value at one time")
-            a, b = when.split("..", 1)
-            t0, t1 = hours(a, what=f"readout {text!r}"), hours(b, what=f"readout {text!r}")
-            if not t1 > t0:
-                raise ValueError(f"readout {text!r}: the window must have T0 < T1")
-            return Readout(text.strip(), kind, m["target"], t0, t1)
-        t = hours(when, what=f"readout {text!r}") if when else end_time_h
+        raise ValueError(f"readout {name!r}: unknown kind {kind!r}.{hint} Kinds: auc, mean, steady (or ss), rest "
+                         "(none: the value at a time)" + ("; gr needs an untreated control, not available in sweeps"
+                                                          if kind == "gr" else ""))
+    if kind in ("steady", "rest"):
+        if at:
+            raise ValueError(f"readout {name!r}: {kind}: readouts take no time; write {kind}:{target}")
+        if not _NAME.fullmatch(target):
+            raise ValueError(f"readout {name!r}: {target!r} is not an observable or species name")
+        return Readout(name, kind, target)
+    if ".." in when:
         if kind == "at":
-            return Readout(text.strip(), kind, m["target"], t, t)
-        if when:
-            raise ValueError(f"readout {text!r}: {kind}: takes a window T0..T1 (e.g. {kind}:{m['target']}@0h..24h) "
-                             f"or none (the whole simulated time)")
-        return Readout(text.strip(), kind, m["target"], 0.0, end_time_h)
-    except UnitError as exc:
-        raise ValueError(str(exc)) from None
+            raise ValueError(f"readout {name!r}: a window T0..T1 needs auc: or mean:; write {target}@TIME for "
+                             "the value at one time")
+        a, b = when.split("..", 1)
+        try:
+            t0, t1 = hours(a.strip(), what=f"readout {name!r}"), hours(b.strip(), what=f"readout {name!r}")
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
+        if not t1 > t0:
+            raise ValueError(f"readout {name!r}: the window must have T0 < T1")
+        parse_screen_readout(f"{kind}:{target}")  # the name must follow the screens' grammar too
+        return Readout(name, kind, target, t0, t1)
+    base = parse_screen_readout(name)  # ScreenInputError and UnitError are ValueErrors
+    if base.kind not in READOUT_KINDS:
+        raise ValueError(f"readout {name!r}: {base.kind} needs an untreated control of the same condition, which "
+                         "sweeps do not pair; read viable_cells@TIME and take the dose-0 slice")
+    t = base.time_h if base.time_h is not None else end_time_h
+    return Readout(name, base.kind, base.name, t if base.kind == "at" else (None if t is None else 0.0), t)
 
 
 # ----------------------------------------------------------------------------- loading
