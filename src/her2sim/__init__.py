@@ -16,6 +16,19 @@ from .result import Result, Status
 from .solve import simulate, steady_state
 from .spec import ModelSpec
 
+#: heavier entry points, imported on first use: name -> module
+_LAZY = {"dose_response": "screen", "dose_matrix": "screen", "synergy_scores": "screen",
+         "run_sweep": "sweep", "open_sweep": "sweep", "run_trial": "trial"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'her2sim' has no attribute {name!r}")
+
+
 try:
     __version__ = version("her2sim")
 except PackageNotFoundError:  # running from a source tree without installation
@@ -25,5 +38,5 @@ __all__ = [
     "Her2simError", "IntegrationError", "ModelFileError", "OptionalDependencyError", "UnitError",
     "UnknownNameError", "check_file", "list_bundled", "load_model", "models_dir", "Network",
     "compile_network", "Result", "Status", "simulate", "steady_state", "ModelSpec", "__version__",
-    "BatchResult", "simulate_batch",
+    "BatchResult", "simulate_batch", *_LAZY,
 ]
