@@ -49,6 +49,7 @@ from . import synergy as sy
 from .errors import Her2simError, UnknownNameError
 from .network import Network
 from .result import Result, Status
+from .screen_cli import ENGINES, WILD_TYPE  # shared with the cheap-to-import CLI module
 from .solve import as_network, dose_nM, hours, make_condition, simulate
 from .units import parse_quantity
 
@@ -67,9 +68,7 @@ STEADY_TOLERANCE = 1e-3
 #: output points over [0, t] for ``mean:`` and ``auc:`` readouts (uniform plus log-spaced early points)
 AUC_POINTS = 241
 SYNERGY_METHODS = ("hsa", "bliss", "loewe", "zip")
-ENGINES = ("scipy", "batch")
 LETTERS = ("A", "B", "C")
-WILD_TYPE = "wild_type"
 EFFECT_SCALE = ("inhibition = 1 - readout / readout of the untreated control of the same background "
                 "(fraction: 0 = no effect, 1 = readout abolished, < 0 = the drugs raise the readout)")
 SIGN_CONVENTION = ("synergy score = observed - expected inhibition: positive = more effect than expected "
