@@ -12,6 +12,7 @@ import pytest
 
 import her2sim
 from her2sim import sweep as sw
+from her2sim import sweep_store
 from her2sim.sweep import (STATUS_CODES, ChunkOutput, SweepDirectoryError, open_sweep, run_sweep, sobol_indices)
 from her2sim.sweep_spec import load_sweep_spec
 
@@ -243,8 +244,8 @@ def test_opening_reads_no_chunk_and_indexing_reads_only_what_it_needs(clean, spe
     out = tmp_path / "out"
     run_sweep(spec_path, out)
     loads = []
-    real = sw._load_chunk
-    monkeypatch.setattr(sw, "_load_chunk", lambda path: loads.append(Path(path).name) or real(path))
+    real = sweep_store.load_chunk
+    monkeypatch.setattr(sweep_store, "load_chunk", lambda path: loads.append(Path(path).name) or real(path))
     ds = open_sweep(out)
     assert loads == []
     assert not isinstance(ds["R@12h"].variable._data, np.ndarray)  # lazily indexed, not in memory
@@ -258,7 +259,7 @@ def test_progress_line_and_summary(spec_path, tmp_path, capsys):
     assert capsys.readouterr().err == ""  # not a terminal: quiet by default
     run_sweep(spec_path, tmp_path / "loud", progress=True)
     err = capsys.readouterr().err
-    assert "64/64 conditions" in err and "cond/s" in err and "ETA" in err
+    assert "64/64 conditions" in err and "conditions/s" in err and "ETA" in err
     text = result.summary()
     assert "64 conditions in 10 chunks" in text and "conditions/s" in text and "failed conditions: 0" in text
 

@@ -21,46 +21,38 @@ Output directory::
 Every file is written to a temporary name, flushed, fsynced and renamed, so a crash leaves either
 the whole file or none: ``resume=True`` re-runs exactly the chunks without a finished file, and
 the results equal an uninterrupted run's bit for bit (each chunk is a pure function of the spec).
+The files are written and read by :mod:`her2sim.sweep_store`; chunks run on the schedulers of
+:mod:`her2sim.executors` (this process, a process pool / dask LocalCluster, or a dask cluster).
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import json
-import multiprocessing as mp
 import os
 import sys
 import time
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .batch import STATUS_CODES as _BATCH_CODES
 from .batch import simulate_batch
-from .errors import Her2simError, IntegrationError
+from .errors import IntegrationError
+from .executors import Progress, duration, open_executor
 from .network import Network, compile_network
 from .sweep_spec import SweepSpec, load_sweep_spec
+from .sweep_store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, PREEQUILIBRATION,  # noqa: F401
+                          READOUT_NOT_FINITE, SAMPLES, STATUS_CODES, SweepDirectoryError, chunk_path,
+                          finished_chunks, load_chunk, new_manifest, open_sweep, read_manifest, write_chunk,
+                          write_manifest, write_samples)
 
-#: per-condition status codes stored in a sweep (0-4 are the batch integrator's)
-STATUS_CODES = {**_BATCH_CODES, 5: "preequilibration", 6: "no_steady_state", 7: "readout_not_finite",
-                8: "chunk_failed", 9: "not_run"}
-OK, PREEQUILIBRATION, NO_STEADY_STATE, READOUT_NOT_FINITE, CHUNK_FAILED, NOT_RUN = 0, 5, 6, 7, 8, 9
-MANIFEST = "manifest.json"
-SAMPLES = "samples.npy"
 #: horizons (h) of the batch-path equilibration; a member still drifting after the last one fails
 EQUILIBRATION_HORIZONS = (1e4, 1e6)
 #: steady state: max |dx/dt| / (|x| + 1e-7 nM) below this (1/h), as in :func:`her2sim.solve.steady_state`
 EQUILIBRATION_TOL = 1e-7
 #: a test hook: "CHUNK:N,..." makes chunk CHUNK raise on its first N attempts
 FAULTS_ENV = "HER2SIM_SWEEP_FAULTS"
-
-
-class SweepDirectoryError(Her2simError, ValueError):
-    """The output directory holds something else than this sweep (or a different sweep)."""
 
 
 # ----------------------------------------------------------------------------- chunk computation
@@ -349,270 +341,6 @@ def _failed_chunk(spec: SweepSpec, chunk: int, exc: BaseException, attempts: int
                        failed=True, attempts=attempts)
 
 
-# ----------------------------------------------------------------------------- files
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Write via a temporary file in the same directory, fsync, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _chunk_path(out: Path, chunk: int, failed: bool = False) -> Path:
-    return out / "chunks" / f"chunk_{chunk:07d}{'.failed' if failed else ''}.npz"
-
-
-def _write_chunk(out: Path, result: ChunkOutput, digest: str) -> None:
-    index = np.array(sorted(result.messages), dtype=np.int64)
-    meta = {"chunk": result.chunk, "lo": result.lo, "hi": result.hi, "spec_digest": digest, "failed": result.failed,
-            "attempts": result.attempts, "wall_time_s": result.wall_time_s, "steps": result.steps}
-    path = _chunk_path(out, result.chunk, result.failed)
-    _atomic_write(path, lambda f: np.savez(f, values=result.values, status=result.status, message_index=index,
-                                           message_text=np.array([result.messages[i] for i in index], dtype=str),
-                                           meta=np.array(json.dumps(meta))))
-    if not result.failed:
-        _chunk_path(out, result.chunk, True).unlink(missing_ok=True)
-
-
-def _finished_chunks(out: Path) -> set[int]:
-    """Chunks with a finished (not failed) file; only the directory listing is read."""
-    folder = out / "chunks"
-    if not folder.is_dir():
-        return set()
-    return {int(e.name[6:-4]) for e in os.scandir(folder)
-            if e.name.startswith("chunk_") and e.name.endswith(".npz") and ".failed" not in e.name}
-
-
-def _load_chunk(path: Path, keys=("values", "status", "message_index", "message_text")) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in keys}
-
-
-def read_manifest(out_dir: str | Path) -> dict:
-    """The manifest of a sweep directory (raises SweepDirectoryError if there is none)."""
-    path = Path(out_dir) / MANIFEST
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepDirectoryError(f"{out_dir}: no {MANIFEST}: not a her2sim sweep directory (or the sweep never "
-                                  "started)") from None
-
-
-def _write_manifest(out: Path, manifest: dict) -> None:
-    text = json.dumps(manifest, indent=1).encode()
-    _atomic_write(out / MANIFEST, lambda f: f.write(text))
-
-
-def _readout_units(spec: SweepSpec, network: Network) -> list[str]:
-    units = []
-    for r in spec.readouts:
-        u = (network.observable_units[network.observable_names.index(r.target)]
-             if r.target in network.observable_names else "nM")
-        units.append(("h" if u == "dimensionless" else f"{u}*h") if r.kind == "auc" else u)
-    return units
-
-
-def _new_manifest(spec: SweepSpec, network: Network) -> dict:
-    from . import __version__
-
-    axes = []
-    for a in spec.axes:
-        axes.append({"name": a.name, "kind": a.kind, "size": a.size, "values": list(a.values), "unit": a.unit,
-                     "relative": a.relative, "sets": [list(s) for s in a.sets]})
-    readouts = [{"name": r.name, "kind": r.kind, "target": r.target, "t0": r.t0, "t1": r.t1, "unit": u}
-                for r, u in zip(spec.readouts, _readout_units(spec, network))]
-    samples = None
-    if spec.samples is not None:
-        s = spec.samples
-        samples = {"file": SAMPLES, "method": s.method, "n": s.n, "seed": s.seed,
-                   "parameters": [{"name": p.name, "low": p.low, "high": p.high, "scale": p.scale,
-                                   "relative": p.relative, "unit": p.unit} for p in s.parameters]}
-    return {"format": "her2sim-sweep", "version": 1, "name": spec.name, "description": spec.description,
-            "spec_digest": spec.digest, "spec": spec.canonical(), "spec_source": spec.source, "spec_text": spec.text,
-            "her2sim_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "n_conditions": spec.n_conditions, "chunk": spec.chunk, "n_chunks": spec.n_chunks,
-            "dims": list(spec.dims), "shape": list(spec.shape), "axes": axes, "samples": samples,
-            "readouts": readouts, "status_codes": {str(k): v for k, v in STATUS_CODES.items()},
-            "state": "running", "runs": []}
-
-
-def _write_samples(out: Path, spec: SweepSpec, block_rows: int = 65536) -> None:
-    """samples.npy, written in blocks (memory O(block_rows * d)) through a memory map."""
-    path = out / SAMPLES
-    if spec.samples is None or path.exists():
-        return
-    s = spec.samples
-    tmp = out / f".{SAMPLES}.{os.getpid()}.tmp"
-    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(s.size, len(s.parameters)))
-    for lo in range(0, s.size, block_rows):
-        hi = min(s.size, lo + block_rows)
-        mm[lo:hi] = s.points(np.arange(lo, hi))
-    mm.flush()
-    del mm
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-# ----------------------------------------------------------------------------- schedulers
-class _LocalExecutor:
-    """Chunks one after another in this process."""
-
-    label = "local"
-    slots = 1
-
-    def __init__(self, ctx: _Context):
-        self.ctx = ctx
-
-    def submit(self, chunk: int, attempt: int):
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(_compute_chunk(self.ctx, chunk, attempt))
-        except Exception as exc:  # recorded by the driver (retry, then a failed chunk)
-            future.set_exception(exc)
-        return future
-
-    def wait(self, futures):
-        return list(futures)
-
-    def close(self, cancel: bool = False) -> None:
-        pass
-
-
-_WORKER_CTX: _Context | None = None
-
-
-def _init_pool_worker(ctx: _Context) -> None:
-    global _WORKER_CTX
-    _WORKER_CTX = ctx
-    from .batch import _limit_blas_threads
-
-    _limit_blas_threads()
-
-
-def _compute_in_pool(chunk: int, attempt: int) -> ChunkOutput:
-    return _compute_chunk(_WORKER_CTX, chunk, attempt)
-
-
-class _PoolExecutor:
-    """A concurrent.futures process pool (the fallback for "processes" without dask)."""
-
-    def __init__(self, ctx: _Context, workers: int):
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        self.pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(method),
-                                           initializer=_init_pool_worker, initargs=(ctx,))
-        self.slots, self.label = 2 * workers, f"process pool ({workers} workers)"
-
-    def submit(self, chunk: int, attempt: int):
-        return self.pool.submit(_compute_in_pool, chunk, attempt)
-
-    def wait(self, futures):
-        return list(cf.wait(futures, return_when=cf.FIRST_COMPLETED).done)
-
-    def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
-
-
-class _DaskExecutor:
-    """A dask.distributed client: the context is scattered to every worker once."""
-
-    def __init__(self, ctx: _Context, client, cluster=None, own_client: bool = False):
-        self.client, self.cluster, self.own_client = client, cluster, own_client
-        self.ctx = client.scatter(ctx, broadcast=True, hash=False)
-        workers = max(1, sum(client.nthreads().values()))
-        self.slots = 2 * workers
-        self.label = f"dask ({client.scheduler.address}, {workers} threads)"
-
-    def submit(self, chunk: int, attempt: int):
-        return self.client.submit(_compute_chunk, self.ctx, chunk, attempt, pure=False)
-
-    def wait(self, futures):
-        from distributed import wait
-
-        return list(wait(futures, return_when="FIRST_COMPLETED").done)
-
-    def close(self, cancel: bool = False) -> None:
-        if self.own_client:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _executor(scheduler, ctx: _Context):
-    if scheduler is None or scheduler == "local":
-        return _LocalExecutor(ctx)
-    if isinstance(scheduler, str) and scheduler == "processes":
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError:
-            print(f"her2sim sweep: dask is not installed: using a process pool of {_cores()} workers "
-                  "(pip install 'her2sim[dask]' for dask.distributed)", file=sys.stderr)
-            return _PoolExecutor(ctx, _cores())
-        cluster = LocalCluster(n_workers=_cores(), threads_per_worker=1, processes=True, dashboard_address=None)
-        return _DaskExecutor(ctx, Client(cluster), cluster, own_client=True)
-    if isinstance(scheduler, str) and scheduler.startswith(("dask://", "tcp://", "tls://")):
-        try:
-            from distributed import Client
-        except ImportError:
-            from .errors import OptionalDependencyError
-
-            raise OptionalDependencyError("distributed", "dask", f"scheduler {scheduler!r}") from None
-        address = "tcp://" + scheduler[len("dask://"):] if scheduler.startswith("dask://") else scheduler
-        return _DaskExecutor(ctx, Client(address), own_client=True)
-    if type(scheduler).__name__ == "Client" and hasattr(scheduler, "scatter"):
-        return _DaskExecutor(ctx, scheduler)
-    raise ValueError(f"scheduler must be None, 'local', 'processes', 'dask://HOST:PORT' or a "
-                     f"distributed.Client, got {scheduler!r}")
-
-
-# ----------------------------------------------------------------------------- progress
-class _Progress:
-    """One stderr line: conditions done, conditions/s and ETA (redrawn in place on a terminal)."""
-
-    def __init__(self, total: int, done: int, enabled: bool, stream=None):
-        self.stream = stream or sys.stderr
-        self.total, self.done, self.enabled = total, done, enabled
-        self.start_done, self.failed = done, 0
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.clock = self.last = time.perf_counter()
-
-    def update(self, n: int, failed: int) -> None:
-        self.done += n
-        self.failed += failed
-        now = time.perf_counter()
-        if self.enabled and (now - self.last > (0.2 if self.tty else 10.0) or self.done == self.total):
-            self.last = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        rate = (self.done - self.start_done) / max(now - self.clock, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        text = (f"sweep {100 * self.done / max(self.total, 1):5.1f}% {self.done:,}/{self.total:,} conditions  "
-                f"{rate:,.0f} cond/s  ETA {_duration(eta)}  failed {self.failed:,}")
-        print(("\r" + text + "\x1b[K") if self.tty else text, end="" if self.tty else "\n", file=self.stream,
-              flush=True)
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            print(file=self.stream, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "?"
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
 # ----------------------------------------------------------------------------- the driver
 @dataclass(frozen=True)
 class ChunkInfo:
@@ -664,7 +392,7 @@ class SweepResult:
     def summary(self) -> str:
         lines = [f"sweep {self.name!r}: {self.n_conditions:,} conditions in {self.n_chunks:,} chunks -> {self.out_dir}",
                  f"  ran {self.chunks_run:,} chunks ({self.conditions_run:,} conditions) in "
-                 f"{_duration(self.wall_time_s)} on {self.scheduler}: {self.conditions_per_s:,.0f} conditions/s"
+                 f"{duration(self.wall_time_s)} on {self.scheduler}: {self.conditions_per_s:,.0f} conditions/s"
                  + (f"; {self.chunks_skipped:,} chunks already done (resumed)" if self.chunks_skipped else "")]
         if self.n_failed:
             parts = ", ".join(f"{k} {v:,}" for k, v in sorted(self.failures.items(), key=lambda kv: -kv[1]))
@@ -715,7 +443,7 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
     if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SweepDirectoryError(f"{out} exists and is not an empty directory or a sweep; choose a new --out")
     if old is not None and not resume:
-        done = len(_finished_chunks(out))
+        done = len(finished_chunks(out))
         raise SweepDirectoryError(f"{out} already holds sweep {old.get('name')!r} ({done} of {old['n_chunks']} chunks "
                                   "done); pass resume=True (--resume) to continue it, or choose another output "
                                   "directory")
@@ -729,17 +457,17 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
                                   f"started).{hint} Use a new output directory to run the changed spec.")
     networks = _networks(spec)
     (out / "chunks").mkdir(parents=True, exist_ok=True)
-    manifest = old if old is not None else _new_manifest(spec, networks[0])
+    manifest = old if old is not None else new_manifest(spec, networks[0])
     manifest["state"] = "running"
-    _write_manifest(out, manifest)
-    _write_samples(out, spec)
+    write_manifest(out, manifest)
+    write_samples(out, spec)
 
-    done = _finished_chunks(out) if resume else set()
+    done = finished_chunks(out) if resume else set()
     todo = [c for c in range(spec.n_chunks) if c not in done]
     ctx = _Context(spec, networks)
     show = sys.stderr.isatty() if progress is None else bool(progress)
     already = sum(spec.chunk_bounds(c)[1] - spec.chunk_bounds(c)[0] for c in done)
-    bar = _Progress(spec.n_conditions, already, show)
+    bar = Progress(spec.n_conditions, already, show)
     failures: dict[str, int] = {}
     examples: list[str] = []
     chunks_failed: list[int] = []
@@ -747,7 +475,7 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
     run_conditions = 0
     clock = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    executor = _executor(scheduler, ctx)
+    executor = open_executor(scheduler, _compute_chunk, ctx, who="her2sim sweep")
     state = "interrupted"
     inflight: dict = {}
     try:
@@ -767,7 +495,7 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
                         continue
                     result = _failed_chunk(spec, c, exc, attempt + 1)
                     chunks_failed.append(c)
-                _write_chunk(out, result, spec.digest)
+                write_chunk(out, result, spec.digest)
                 n_bad = _tally(result.status, result.messages, failures, examples)
                 run_conditions += result.hi - result.lo
                 done.add(c)
@@ -785,13 +513,13 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
         executor.close(cancel=state == "interrupted")
         wall = time.perf_counter() - clock
         for c in sorted(set(range(spec.n_chunks)) - set(todo)):
-            _tally(_load_chunk(_chunk_path(out, c), ("status",))["status"], None, failures, examples)
+            _tally(load_chunk(chunk_path(out, c), ("status",))["status"], None, failures, examples)
         manifest["state"] = state
         manifest["runs"].append({"started": started, "wall_time_s": wall, "scheduler": executor.label,
                                  "chunks_run": len(todo) if state != "interrupted" else None,
                                  "conditions_run": run_conditions, "chunks_failed": chunks_failed, "state": state})
         manifest["summary"] = {"failures": failures, "chunks_failed": chunks_failed, "chunks_retried": chunks_retried}
-        _write_manifest(out, manifest)
+        write_manifest(out, manifest)
     return SweepResult(out, spec.name, spec.n_conditions, spec.n_chunks, len(todo), spec.n_chunks - len(todo),
                        tuple(chunks_failed), tuple(chunks_retried), failures, tuple(examples), run_conditions, wall, executor.label,
                        state == "complete")
@@ -815,140 +543,6 @@ def _networks(spec: SweepSpec) -> tuple:
 
     drugs = [d for d, _ in spec.drugs]
     return tuple(compile_network(load_model(spec.model, variants=s, drugs=drugs)) for s in spec.variant_sets)
-
-
-# ----------------------------------------------------------------------------- reading
-class _ChunkStore:
-    """Gathers values of any conditions from the chunk files, loading each needed chunk once
-    (a few recent chunks are kept); conditions of missing chunks read as NaN / not_run."""
-
-    def __init__(self, out: Path, manifest: dict, keep: int = 8):
-        self.out, self.chunk, self.n = out, int(manifest["chunk"]), int(manifest["n_conditions"])
-        self.n_readouts = len(manifest["readouts"])
-        self.keep = keep
-        self._cache: OrderedDict = OrderedDict()
-
-    def _chunk(self, c: int):
-        if c in self._cache:
-            self._cache.move_to_end(c)
-            return self._cache[c]
-        for failed in (False, True):
-            path = _chunk_path(self.out, c, failed)
-            if path.exists():
-                data = _load_chunk(path)
-                self._cache[c] = data
-                if len(self._cache) > self.keep:
-                    self._cache.popitem(last=False)
-                return data
-        return None
-
-    def gather(self, column, flat: np.ndarray) -> np.ndarray:
-        if column == "status":
-            out = np.full(flat.shape, NOT_RUN, dtype=np.int8)
-        elif column == "message":
-            out = np.empty(flat.shape, dtype=object)
-            out[...] = ""
-        else:
-            out = np.full(flat.shape, np.nan)
-        if not flat.size:
-            return out
-        chunks = flat // self.chunk
-        for c in np.unique(chunks):
-            sel = chunks == c
-            data = self._chunk(int(c))
-            local = flat[sel] - c * self.chunk
-            if data is None:
-                if column == "message":
-                    out[sel] = f"not run: chunk {c} has no file (rerun the sweep with --resume)"
-                continue
-            if column == "status":
-                out[sel] = data["status"][local]
-            elif column == "message":
-                texts = np.empty(len(data["status"]), dtype=object)
-                texts[...] = ""
-                texts[data["message_index"]] = data["message_text"].astype(object)
-                out[sel] = texts[local]
-            else:
-                out[sel] = data["values"][local, column]
-        return out
-
-
-def _lazy_array(store: _ChunkStore, column, shape: tuple, dtype):
-    from xarray.backends import BackendArray
-    from xarray.core import indexing
-
-    class _SweepArray(BackendArray):
-        def __init__(self):
-            self.shape, self.dtype = shape, np.dtype(dtype)
-
-        def __getitem__(self, key):
-            return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._get)
-
-        def _get(self, key: tuple):
-            parts, drop = [], []
-            for axis, (k, n) in enumerate(zip(key, self.shape)):
-                if isinstance(k, slice):
-                    parts.append(np.arange(n)[k])
-                elif np.ndim(k) == 0:
-                    parts.append(np.array([int(k)]))
-                    drop.append(axis)
-                else:
-                    parts.append(np.asarray(k, dtype=np.int64))
-            flat = np.ravel_multi_index(np.ix_(*parts), self.shape) if self.shape else np.zeros((), dtype=np.int64)
-            out = store.gather(column, np.asarray(flat))
-            return out.squeeze(axis=tuple(drop)) if drop else out
-
-    return indexing.LazilyIndexedArray(_SweepArray())
-
-
-def open_sweep(out_dir: str | Path):
-    """The readouts of a sweep as an :class:`xarray.Dataset`, loaded lazily chunk by chunk.
-
-    Dimensions are the sweep's axes in order: ``variant`` (labels of the variant sets), one per
-    drug (doses in nM), one per parameter grid, ``sample`` (with one coordinate per sampled
-    parameter). Data variables: one per readout (attrs: kind, target, times, unit), ``status``
-    (int8, ``flag_meanings`` as in :data:`STATUS_CODES`) and ``message`` (why a condition failed).
-    Opening reads only the manifest; values are read from the chunk files when indexed or
-    loaded, so a partial sweep opens too (its missing conditions have status ``not_run``).
-    """
-    import xarray as xr
-
-    out = Path(out_dir)
-    manifest = read_manifest(out)
-    store = _ChunkStore(out, manifest)
-    dims, shape = tuple(manifest["dims"]), tuple(manifest["shape"])
-    data = {}
-    for r, info in enumerate(manifest["readouts"]):
-        attrs = {k: v for k, v in info.items() if v is not None and k != "name"}
-        attrs["units"] = attrs.pop("unit")
-        data[info["name"]] = xr.Variable(dims, _lazy_array(store, r, shape, float), attrs)
-    data["status"] = xr.Variable(dims, _lazy_array(store, "status", shape, np.int8), {
-        "flag_values": list(STATUS_CODES), "flag_meanings": " ".join(STATUS_CODES.values())})
-    data["message"] = xr.Variable(dims, _lazy_array(store, "message", shape, object),
-                                  {"long_name": "why the condition failed (empty when ok)"})
-    coords = {}
-    for a in manifest["axes"]:
-        if a["kind"] == "sample":
-            continue
-        attrs = {"kind": a["kind"]}
-        if a["unit"]:
-            attrs["units"] = a["unit"]
-        if a["kind"] == "variant":
-            attrs["variant_sets"] = json.dumps(a["sets"])
-        coords[a["name"]] = xr.Variable((a["name"],), np.asarray(a["values"]), attrs)
-    if manifest["samples"]:
-        samples = np.load(out / manifest["samples"]["file"], mmap_mode="r")
-        for j, p in enumerate(manifest["samples"]["parameters"]):
-            coords[p["name"]] = xr.Variable(("sample",), samples[:, j], {
-                "units": p["unit"], "scale": p["scale"], "range": [p["low"], p["high"]],
-                "sampling": manifest["samples"]["method"]})
-    attrs = {"name": manifest["name"], "description": manifest["description"], "spec_digest": manifest["spec_digest"],
-             "state": manifest["state"], "n_conditions": manifest["n_conditions"], "chunk": manifest["chunk"],
-             "her2sim_version": manifest["her2sim_version"], "solver": json.dumps(manifest["spec"]["solver"]),
-             "model": manifest["spec"]["model"]}
-    if manifest["samples"]:
-        attrs["sample_parameters"] = [p["name"] for p in manifest["samples"]["parameters"]]
-    return xr.Dataset(data, coords, attrs)
 
 
 # ----------------------------------------------------------------------------- analysis

@@ -1,0 +1,278 @@
+"""A sweep's output directory: atomic chunk and manifest files, and lazy labelled reading.
+
+Layout (see :mod:`her2sim.sweep`)::
+
+    manifest.json            what the sweep is (spec, axes, readouts, digest) and its runs
+    samples.npy              the sample block's parameter values (if any), one row per sample
+    chunks/chunk_0000012.npz readouts (B, R), status (B,), messages of failed members
+
+Every file is written to a temporary name, flushed, fsynced and renamed (:func:`atomic_write`), so
+a crash leaves either the whole file or none. :func:`open_sweep` reads the directory back as an
+:class:`xarray.Dataset` whose values are loaded from the chunk files only when indexed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .batch import STATUS_CODES as _BATCH_CODES
+from .errors import Her2simError
+from .network import Network
+from .sweep_spec import SweepSpec
+
+#: per-condition status codes stored in a sweep (0-4 are the batch integrator's)
+STATUS_CODES = {**_BATCH_CODES, 5: "preequilibration", 6: "no_steady_state", 7: "readout_not_finite",
+                8: "chunk_failed", 9: "not_run"}
+OK, PREEQUILIBRATION, NO_STEADY_STATE, READOUT_NOT_FINITE, CHUNK_FAILED, NOT_RUN = 0, 5, 6, 7, 8, 9
+MANIFEST = "manifest.json"
+SAMPLES = "samples.npy"
+
+
+class SweepDirectoryError(Her2simError, ValueError):
+    """The output directory holds something else than this sweep (or a different sweep)."""
+
+def atomic_write(path: Path, write: Callable) -> None:
+    """Write via a temporary file in the same directory, fsync, then rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def chunk_path(out: Path, chunk: int, failed: bool = False) -> Path:
+    return out / "chunks" / f"chunk_{chunk:07d}{'.failed' if failed else ''}.npz"
+
+
+def write_chunk(out: Path, result, digest: str) -> None:
+    index = np.array(sorted(result.messages), dtype=np.int64)
+    meta = {"chunk": result.chunk, "lo": result.lo, "hi": result.hi, "spec_digest": digest, "failed": result.failed,
+            "attempts": result.attempts, "wall_time_s": result.wall_time_s, "steps": result.steps}
+    path = chunk_path(out, result.chunk, result.failed)
+    atomic_write(path, lambda f: np.savez(f, values=result.values, status=result.status, message_index=index,
+                                           message_text=np.array([result.messages[i] for i in index], dtype=str),
+                                           meta=np.array(json.dumps(meta))))
+    if not result.failed:
+        chunk_path(out, result.chunk, True).unlink(missing_ok=True)
+
+
+def finished_chunks(out: Path) -> set[int]:
+    """Chunks with a finished (not failed) file; only the directory listing is read."""
+    folder = out / "chunks"
+    if not folder.is_dir():
+        return set()
+    return {int(e.name[6:-4]) for e in os.scandir(folder)
+            if e.name.startswith("chunk_") and e.name.endswith(".npz") and ".failed" not in e.name}
+
+
+def load_chunk(path: Path, keys=("values", "status", "message_index", "message_text")) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in keys}
+
+
+def read_manifest(out_dir: str | Path) -> dict:
+    """The manifest of a sweep directory (raises SweepDirectoryError if there is none)."""
+    path = Path(out_dir) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SweepDirectoryError(f"{out_dir}: no {MANIFEST}: not a her2sim sweep directory (or the sweep never "
+                                  "started)") from None
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    text = json.dumps(manifest, indent=1).encode()
+    atomic_write(out / MANIFEST, lambda f: f.write(text))
+
+
+def readout_units(spec: SweepSpec, network: Network) -> list[str]:
+    units = []
+    for r in spec.readouts:
+        u = (network.observable_units[network.observable_names.index(r.target)]
+             if r.target in network.observable_names else "nM")
+        units.append(("h" if u == "dimensionless" else f"{u}*h") if r.kind == "auc" else u)
+    return units
+
+
+def new_manifest(spec: SweepSpec, network: Network) -> dict:
+    from . import __version__
+
+    axes = []
+    for a in spec.axes:
+        axes.append({"name": a.name, "kind": a.kind, "size": a.size, "values": list(a.values), "unit": a.unit,
+                     "relative": a.relative, "sets": [list(s) for s in a.sets]})
+    readouts = [{"name": r.name, "kind": r.kind, "target": r.target, "t0": r.t0, "t1": r.t1, "unit": u}
+                for r, u in zip(spec.readouts, readout_units(spec, network))]
+    samples = None
+    if spec.samples is not None:
+        s = spec.samples
+        samples = {"file": SAMPLES, "method": s.method, "n": s.n, "seed": s.seed,
+                   "parameters": [{"name": p.name, "low": p.low, "high": p.high, "scale": p.scale,
+                                   "relative": p.relative, "unit": p.unit} for p in s.parameters]}
+    return {"format": "her2sim-sweep", "version": 1, "name": spec.name, "description": spec.description,
+            "spec_digest": spec.digest, "spec": spec.canonical(), "spec_source": spec.source, "spec_text": spec.text,
+            "her2sim_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "n_conditions": spec.n_conditions, "chunk": spec.chunk, "n_chunks": spec.n_chunks,
+            "dims": list(spec.dims), "shape": list(spec.shape), "axes": axes, "samples": samples,
+            "readouts": readouts, "status_codes": {str(k): v for k, v in STATUS_CODES.items()},
+            "state": "running", "runs": []}
+
+
+def write_samples(out: Path, spec: SweepSpec, block_rows: int = 65536) -> None:
+    """samples.npy, written in blocks (memory O(block_rows * d)) through a memory map."""
+    path = out / SAMPLES
+    if spec.samples is None or path.exists():
+        return
+    s = spec.samples
+    tmp = out / f".{SAMPLES}.{os.getpid()}.tmp"
+    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(s.size, len(s.parameters)))
+    for lo in range(0, s.size, block_rows):
+        hi = min(s.size, lo + block_rows)
+        mm[lo:hi] = s.points(np.arange(lo, hi))
+    mm.flush()
+    del mm
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- reading
+class _ChunkStore:
+    """Gathers values of any conditions from the chunk files, loading each needed chunk once
+    (a few recent chunks are kept); conditions of missing chunks read as NaN / not_run."""
+
+    def __init__(self, out: Path, manifest: dict, keep: int = 8):
+        self.out, self.chunk, self.n = out, int(manifest["chunk"]), int(manifest["n_conditions"])
+        self.n_readouts = len(manifest["readouts"])
+        self.keep = keep
+        self._cache: OrderedDict = OrderedDict()
+
+    def _chunk(self, c: int):
+        if c in self._cache:
+            self._cache.move_to_end(c)
+            return self._cache[c]
+        for failed in (False, True):
+            path = chunk_path(self.out, c, failed)
+            if path.exists():
+                data = load_chunk(path)
+                self._cache[c] = data
+                if len(self._cache) > self.keep:
+                    self._cache.popitem(last=False)
+                return data
+        return None
+
+    def gather(self, column, flat: np.ndarray) -> np.ndarray:
+        if column == "status":
+            out = np.full(flat.shape, NOT_RUN, dtype=np.int8)
+        elif column == "message":
+            out = np.empty(flat.shape, dtype=object)
+            out[...] = ""
+        else:
+            out = np.full(flat.shape, np.nan)
+        if not flat.size:
+            return out
+        chunks = flat // self.chunk
+        for c in np.unique(chunks):
+            sel = chunks == c
+            data = self._chunk(int(c))
+            local = flat[sel] - c * self.chunk
+            if data is None:
+                if column == "message":
+                    out[sel] = f"not run: chunk {c} has no file (rerun the sweep with --resume)"
+                continue
+            if column == "status":
+                out[sel] = data["status"][local]
+            elif column == "message":
+                texts = np.empty(len(data["status"]), dtype=object)
+                texts[...] = ""
+                texts[data["message_index"]] = data["message_text"].astype(object)
+                out[sel] = texts[local]
+            else:
+                out[sel] = data["values"][local, column]
+        return out
+
+
+def _lazy_array(store: _ChunkStore, column, shape: tuple, dtype):
+    from xarray.backends import BackendArray
+    from xarray.core import indexing
+
+    class _SweepArray(BackendArray):
+        def __init__(self):
+            self.shape, self.dtype = shape, np.dtype(dtype)
+
+        def __getitem__(self, key):
+            return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._get)
+
+        def _get(self, key: tuple):
+            parts, drop = [], []
+            for axis, (k, n) in enumerate(zip(key, self.shape)):
+                if isinstance(k, slice):
+                    parts.append(np.arange(n)[k])
+                elif np.ndim(k) == 0:
+                    parts.append(np.array([int(k)]))
+                    drop.append(axis)
+                else:
+                    parts.append(np.asarray(k, dtype=np.int64))
+            flat = np.ravel_multi_index(np.ix_(*parts), self.shape) if self.shape else np.zeros((), dtype=np.int64)
+            out = store.gather(column, np.asarray(flat))
+            return out.squeeze(axis=tuple(drop)) if drop else out
+
+    return indexing.LazilyIndexedArray(_SweepArray())
+
+
+def open_sweep(out_dir: str | Path):
+    """The readouts of a sweep as an :class:`xarray.Dataset`, loaded lazily chunk by chunk.
+
+    Dimensions are the sweep's axes in order: ``variant`` (labels of the variant sets), one per
+    drug (doses in nM), one per parameter grid, ``sample`` (with one coordinate per sampled
+    parameter). Data variables: one per readout (attrs: kind, target, times, unit), ``status``
+    (int8, ``flag_meanings`` as in :data:`STATUS_CODES`) and ``message`` (why a condition failed).
+    Opening reads only the manifest; values are read from the chunk files when indexed or
+    loaded, so a partial sweep opens too (its missing conditions have status ``not_run``).
+    """
+    import xarray as xr
+
+    out = Path(out_dir)
+    manifest = read_manifest(out)
+    store = _ChunkStore(out, manifest)
+    dims, shape = tuple(manifest["dims"]), tuple(manifest["shape"])
+    data = {}
+    for r, info in enumerate(manifest["readouts"]):
+        attrs = {k: v for k, v in info.items() if v is not None and k != "name"}
+        attrs["units"] = attrs.pop("unit")
+        data[info["name"]] = xr.Variable(dims, _lazy_array(store, r, shape, float), attrs)
+    data["status"] = xr.Variable(dims, _lazy_array(store, "status", shape, np.int8), {
+        "flag_values": list(STATUS_CODES), "flag_meanings": " ".join(STATUS_CODES.values())})
+    data["message"] = xr.Variable(dims, _lazy_array(store, "message", shape, object),
+                                  {"long_name": "why the condition failed (empty when ok)"})
+    coords = {}
+    for a in manifest["axes"]:
+        if a["kind"] == "sample":
+            continue
+        attrs = {"kind": a["kind"]}
+        if a["unit"]:
+            attrs["units"] = a["unit"]
+        if a["kind"] == "variant":
+            attrs["variant_sets"] = json.dumps(a["sets"])
+        coords[a["name"]] = xr.Variable((a["name"],), np.asarray(a["values"]), attrs)
+    if manifest["samples"]:
+        samples = np.load(out / manifest["samples"]["file"], mmap_mode="r")
+        for j, p in enumerate(manifest["samples"]["parameters"]):
+            coords[p["name"]] = xr.Variable(("sample",), samples[:, j], {
+                "units": p["unit"], "scale": p["scale"], "range": [p["low"], p["high"]],
+                "sampling": manifest["samples"]["method"]})
+    attrs = {"name": manifest["name"], "description": manifest["description"], "spec_digest": manifest["spec_digest"],
+             "state": manifest["state"], "n_conditions": manifest["n_conditions"], "chunk": manifest["chunk"],
+             "her2sim_version": manifest["her2sim_version"], "solver": json.dumps(manifest["spec"]["solver"]),
+             "model": manifest["spec"]["model"]}
+    if manifest["samples"]:
+        attrs["sample_parameters"] = [p["name"] for p in manifest["samples"]["parameters"]]
+    return xr.Dataset(data, coords, attrs)
