@@ -67,6 +67,20 @@ def test_cli_handler_writes_outputs(tmp_path, capsys):
     assert "HR T-DXd vs T-DM1" in capsys.readouterr().out
 
 
+def test_cli_block_and_scheduler_options_do_not_change_results(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    runs = {}
+    for label, extra in (("default", []), ("blocks", ["--block", "9", "--scheduler", "local"])):
+        out = tmp_path / label
+        assert handle(parser.parse_args(["trial", "emilia_like", "--patients", "30", "--seed", "2", "--out", str(out),
+                                         *extra])) == 0
+        runs[label] = (out / "patients.csv").read_text()
+    assert runs["default"] == runs["blocks"]
+    assert handle(parser.parse_args(["trial", "emilia_like", "--block", "0"])) == 2
+    assert "--block must be >= 1" in capsys.readouterr().err
+
+
 def test_held_out_specs_have_no_outcomes():
     held_out = ("her2climb_like", "nala_like", "sophia_like", "bolero1_like", "bolero3_like", "monarcher_like",
                 "patina_like", "panacea_like", "kate2_like", "destiny_breast01_like")

@@ -17,12 +17,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (cohort, randomisation, PK variability)")
     p.add_argument("--out", default=None, metavar="DIR", help="write patients.csv, summary.json, summary.txt, trial.png")
     p.add_argument("--workers", type=int, default=1, help="processes for the exposure-response tables")
+    p.add_argument("--scheduler", default=None, metavar="WHERE",
+                   help="where the patient blocks run: 'local' (default, this process), 'processes' (a dask "
+                        "LocalCluster with one worker per core, or a process pool without dask) or "
+                        "'dask://HOST:PORT' (an existing dask scheduler); results do not depend on it")
+    p.add_argument("--block", type=int, default=None, metavar="N",
+                   help="patients per task (default 500; memory per task grows with it)")
     p.add_argument("--list", action="store_true", help="list the bundled trial specs with their role")
     p.set_defaults(handler=handle)
 
 
 def handle(args) -> int:
     import json
+    import sys
 
     from .trial import load_trial, run_trial
 
@@ -33,7 +40,11 @@ def handle(args) -> int:
             spec = load_trial(f)
             print(f"{spec.name:<28} {spec.role:<12} {spec.description}")
         return 0
-    result = run_trial(args.spec, patients=args.patients, seed=args.seed, workers=args.workers, progress=True)
+    if args.patients < 1 or (args.block is not None and args.block < 1):
+        print("her2sim trial: --patients and --block must be >= 1", file=sys.stderr)
+        return 2
+    result = run_trial(args.spec, patients=args.patients, seed=args.seed, workers=args.workers, progress=True,
+                       scheduler=args.scheduler, block=args.block)
     print(result.report())
     if args.out:
         from .plots import trial_figure

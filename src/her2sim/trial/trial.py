@@ -16,13 +16,12 @@ Pipeline (each stage a function, the expensive ones cached):
 
 OS is not modelled (no post-progression therapy or death model): trials report PFS, ORR, DCR, CBR.
 
-Scale-out hook: :func:`run_trial_task` takes and returns plain dicts (picklable), so any
-``executor.map`` (``concurrent.futures``, a ``distributed.Client``) can distribute (spec, seed,
-parameter-set) tasks over processes or a cluster without importing anything else from this
-module. ``her2sim.sweep`` has process-pool and dask schedulers, but they are private and bound to
-sweep chunks (``_executor(scheduler, ctx)`` runs ``_compute_chunk``), so ``her2sim trial`` does not
-offer ``--scheduler`` yet; a public ``map_tasks(fn, tasks, scheduler=...)`` in ``her2sim.sweep``
-would let it distribute arms or patient blocks through the same schedulers.
+Scale-out: :func:`run_trial` runs stages 2-3 in blocks of patients through
+:mod:`her2sim.trial.scaleout` on any scheduler of :mod:`her2sim.executors` (this process, local
+processes, a dask cluster), with results identical to :func:`prepare_trial` + :func:`evaluate`,
+which keep every arm's daily rates in memory so that calibration can re-run stage 3 alone.
+:func:`run_trial_task` (plain dict in, plain dict out) maps many whole trials (seeds, parameter
+sets) over the same schedulers.
 """
 
 from __future__ import annotations
@@ -238,25 +237,74 @@ def reached_fraction(antibody_nM: np.ndarray, saturation_nM: np.ndarray) -> np.n
     return np.clip(antibody_nM / saturation_nM, 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class ArmPlan:
+    """What computing one arm's exposure needs besides the patients (picklable: shipped to workers).
+
+    ``pairs`` (regimen, PK model) per regimen; ``drugs`` the network dose parameters; ``table`` the
+    exposure-response table; per regimen the drug's column and the mg/L -> nM free-concentration
+    factors in body lesions and in the brain; ``antibodies`` the columns of HER2 binders; and the
+    binding-site-barrier saturation concentration of a HER2 3+ lesion (nM).
+    """
+
+    pairs: tuple
+    drugs: tuple
+    table: ExposureTable
+    col: tuple
+    scale_body: tuple
+    scale_brain: tuple
+    antibodies: tuple
+    saturation_nM: float
+
+    def sample_pk(self, n: int, rng: np.random.Generator) -> list:
+        """Per-regimen individual PK parameters of ``n`` patients (in regimen order, as one rng stream)."""
+        return [pk.individual(n, rng) for _reg, pk in self.pairs]
+
+
+def plan_arm(arm: Arm, cohort: Cohort, *, tumour: TumourParameters | None = None, workers: int = 1) -> ArmPlan:
+    """The arm's drugs, PK and exposure-response table, covering the backgrounds of ``cohort``."""
+    tumour = tumour or load_tumour()
+    pairs, drugs, ref = _arm_drugs(arm)
+    S, R = _backgrounds(cohort)
+    tab = _table(drugs, ref, S + R, workers)
+    col, body, brain = [], [], []
+    for _reg, pk in pairs:
+        mw = 1e6 / pk.molecular_weight
+        body.append(mw * pk.values["fu"] * pk.values["kp_tumour"] * pk.potency_factor)
+        brain.append(mw * pk.values["fu"] * pk.values["kp_uu_brain"] * pk.potency_factor)
+        col.append(drugs.index(pk.network_drug))
+    return ArmPlan(tuple(pairs), tuple(drugs), tab, tuple(col), tuple(body), tuple(brain),
+                   tuple(her2_antibodies(drugs)), float(tumour.antibody_saturation))
+
+
 def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Generator, *,
                  tumour: TumourParameters | None = None, workers: int = 1, block_days: int = 7,
                  window_h: int = 2) -> tuple[DailyRates, ExposureTable]:
     """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) for the patients of one arm.
+
+    :func:`plan_arm`, then individual PK parameters from ``rng``, then :func:`exposure`.
+    """
+    plan = plan_arm(arm, cohort, tumour=tumour, workers=workers)
+    pk_params = plan.sample_pk(cohort.n, rng)
+    return exposure(plan, cohort, pk_params, follow_up_h, block_days=block_days, window_h=window_h), plan.table
+
+
+def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float, *, block_days: int = 7,
+             window_h: int = 2) -> DailyRates:
+    """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) of ``cohort`` under ``plan``.
 
     PK is stepped hourly; the exposure-response table is read at the mean concentration of each
     ``window_h``-hour window (24 must be a multiple) and the rates are averaged over the day. Brain
     rates are computed only for patients with a brain lesion (known or occult); others get 0.
     HER2-binding antibodies reach only the fraction :func:`reached_fraction` of a lesion's cells
     (binding-site barrier); the other cells see the remaining drugs only, and the lesion's rate is
-    the cell-weighted mean of the two table reads. ``tumour`` gives the saturation concentration
-    (default: ``models/populations/tumour.toml``).
+    the cell-weighted mean of the two table reads. Every patient's rates depend only on that
+    patient's row, so any split of a cohort into blocks gives the same numbers.
     """
-    tumour = tumour or load_tumour()
     if 24 % int(window_h):
         raise ValueError(f"window_h must divide 24, got {window_h!r}")
-    pairs, drugs, ref = _arm_drugs(arm)
+    tab, drugs = plan.table, plan.drugs
     S, R = _backgrounds(cohort)
-    tab = _table(drugs, ref, S + R, workers)
     N = cohort.n
     bS = np.array([tab.background_index(b) for b in S])
     bR = np.array([tab.background_index(b) for b in R])
@@ -264,19 +312,14 @@ def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Ge
                      for c, p in zip(cohort["cd16a"], cohort["pdl1_positive"])])
     days = int(np.ceil(follow_up_h / 24.0))
     H = days * 24
-    steppers, schedules, scale_body, scale_brain, col = [], [], [], [], []
-    for reg, pk in pairs:
-        p = pk.individual(N, rng)
+    steppers, schedules = [], []
+    for (reg, pk), p in zip(plan.pairs, pk_params):
         steppers.append(PKStepper(pk, p, reg.route))
         times, doses = reg.amounts_mg(H, cohort["weight"], cohort["bsa"])
         hours = np.round(times).astype(int)
         schedules.append({int(h): doses[:, k] for k, h in enumerate(hours)})
-        mw = 1e6 / pk.molecular_weight
-        scale_body.append(mw * pk.values["fu"] * pk.values["kp_tumour"] * pk.potency_factor)
-        scale_brain.append(mw * pk.values["fu"] * pk.values["kp_uu_brain"] * pk.potency_factor)
-        col.append(drugs.index(pk.network_drug))
-    ab = her2_antibodies(drugs)
-    c_sat = tumour.antibody_saturation * np.array([HER2_LEVELS[b.her2] for b in S])  # (N,) nM
+    ab = list(plan.antibodies)
+    c_sat = plan.saturation_nM * np.array([HER2_LEVELS[b.her2] for b in S])  # (N,) nM
     tS, tR = tab.patient_tables(bS, host), tab.patient_tables(bR, host)
     zero = np.zeros((N, len(drugs)))
     base_S = interpolate(tS, np.arange(N), zero, tab)[:, 0]
@@ -295,8 +338,8 @@ def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Ge
             for j, st in enumerate(steppers):
                 st.step(schedules[j].get(hour))
                 c = st.concentration()
-                body[:, k, col[j]] += c * scale_body[j]
-                brain[:, k, col[j]] += c * scale_brain[j]
+                body[:, k, plan.col[j]] += c * plan.scale_body[j]
+                brain[:, k, plan.col[j]] += c * plan.scale_brain[j]
             hour += 1
         for site, conc, who in ((0, body, np.arange(N)), (1, brain, brain_needed)):
             if len(who) == 0:
@@ -319,7 +362,7 @@ def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Ge
             dS[who, d0:d0 + nd, site] = vS[:, :, :3]
             dR[who, d0:d0 + nd, site] = vR[:, :, :3]
             by[who, d0:d0 + nd, site] = vS[:, :, 3]
-    return DailyRates(dS, dR, by), tab
+    return DailyRates(dS, dR, by)
 
 
 @dataclass
@@ -338,6 +381,34 @@ class PreparedTrial:
     timings: dict
 
 
+@dataclass(frozen=True)
+class SampledTrial:
+    """The seeded random draws of a trial, for all patients in cohort order."""
+
+    cohort: Cohort
+    arm_index: np.ndarray       # (N,) arm of each patient
+    z_growth: np.ndarray        # (N,) standard normal: growth-rate IIV
+    z_resistant: np.ndarray     # (N,) standard normal: HER2-lower clone share IIV
+    split: np.ndarray           # (N,) share of the first body lesion in the baseline SLD
+    dropout_u: np.ndarray       # (N,) uniform: drop-out time
+
+
+def sample_trial(spec: TrialSpec, patients: int, seed: int) -> SampledTrial:
+    """Sample the cohort and randomise it to the arms by their ratios (one rng stream from ``seed``).
+    Individual PK parameters come later, from the stream ``[seed, arm]`` of each arm."""
+    if int(patients) < len(spec.arms):
+        raise ValueError(f"patients must be >= the number of arms ({len(spec.arms)}), got {patients!r}")
+    rng = np.random.default_rng(seed)
+    cohort = sample_population(spec.population, patients, rng)
+    ratios = np.array([a.ratio for a in spec.arms])
+    counts = np.floor(patients * ratios / ratios.sum()).astype(int)
+    counts[: patients - counts.sum()] += 1
+    arm_index = rng.permutation(np.repeat(np.arange(len(spec.arms)), counts))
+    z_g, z_r = rng.normal(size=patients), rng.normal(size=patients)
+    split = rng.uniform(0.3, 0.7, patients)
+    return SampledTrial(cohort, arm_index, z_g, z_r, split, rng.random(patients))
+
+
 def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, workers: int = 1,
                   progress: bool = False) -> PreparedTrial:
     """Stage 1-2: sample ``patients`` (all arms together, randomised by the arms' ratios) and
@@ -346,18 +417,9 @@ def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int =
 
     if not isinstance(spec, TrialSpec):
         spec = load_trial(spec)
-    if int(patients) < len(spec.arms):
-        raise ValueError(f"patients must be >= the number of arms ({len(spec.arms)}), got {patients!r}")
     clock = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    cohort = sample_population(spec.population, int(patients), rng)
-    ratios = np.array([a.ratio for a in spec.arms])
-    counts = np.floor(patients * ratios / ratios.sum()).astype(int)
-    counts[: patients - counts.sum()] += 1
-    arm_index = rng.permutation(np.repeat(np.arange(len(spec.arms)), counts))
-    z_g, z_r = rng.normal(size=patients), rng.normal(size=patients)
-    split = rng.uniform(0.3, 0.7, patients)
-    dropout_u = rng.random(patients)
+    s = sample_trial(spec, int(patients), seed)
+    cohort, arm_index = s.cohort, s.arm_index
     rates_, timings = [], {"sample_s": time.perf_counter() - clock}
     for a, arm in enumerate(spec.arms):
         t0 = time.perf_counter()
@@ -369,7 +431,8 @@ def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int =
         timings[f"arm{a}_table_s"] = tab.wall_time_s
         if progress:
             print(f"  arm {arm.name}: {sub.n} patients, {time.perf_counter() - t0:.1f} s", flush=True)
-    return PreparedTrial(spec, cohort, arm_index, rates_, z_g, z_r, split, dropout_u, int(seed), timings)
+    return PreparedTrial(spec, cohort, arm_index, rates_, s.z_growth, s.z_resistant, s.split, s.dropout_u, int(seed),
+                         timings)
 
 
 # ----------------------------------------------------------------------------- stage 3: tumours and read-outs
@@ -388,18 +451,31 @@ class TrialResult:
         return format_summary(self)
 
 
-def evaluate(prep: PreparedTrial, *, growth_rate: float | None = None, growth_cv: float | None = None,
-             signal_scale: float | None = None, payload_scale: float | None = None,
-             chemo_scale: float | None = None, resistance_rate: float | None = None,
-             pretreated_signal_factor: float | None = None, resistant_fraction: float | None = None) -> TrialResult:
-    """Grow lesions, assess RECIST and compute statistics; keyword overrides are calibration knobs
-    (growth_rate and resistance_rate in 1/h; resistant_fraction = population median)."""
-    import time
+@dataclass(frozen=True)
+class TumourInputs:
+    """Per-patient lesion inputs of a trial (all patients, in cohort order) and the effect knobs.
 
-    import pandas as pd
+    g : (N,) untreated growth rate 1/h; f : (N,) baseline HER2-lower clone share; d0 : (N, J)
+    baseline diameters in mm (NaN = no lesion; last column the brain); scales : (signal,
+    payload, chemo) in-vitro -> in-vivo factors; resistance_rate : 1/h (None = the tumour file's).
+    """
 
-    clock = time.perf_counter()
-    spec, tp, coh = prep.spec, prep.spec.tumour, prep.cohort
+    g: np.ndarray
+    f: np.ndarray
+    d0: np.ndarray
+    scales: tuple
+    resistance_rate: float | None
+
+
+def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resistant: np.ndarray,
+                  split: np.ndarray, *, growth_rate: float | None = None, growth_cv: float | None = None,
+                  signal_scale: float | None = None, payload_scale: float | None = None,
+                  chemo_scale: float | None = None, resistance_rate: float | None = None,
+                  pretreated_signal_factor: float | None = None,
+                  resistant_fraction: float | None = None) -> TumourInputs:
+    """Patient-level tumour parameters from the trial's random numbers; keyword overrides are the
+    calibration knobs (growth_rate and resistance_rate in 1/h; resistant_fraction = population median)."""
+    tp = spec.tumour
     g_med = tp.growth_rate if growth_rate is None else growth_rate
     g_cv = tp.growth_cv if growth_cv is None else growth_cv
     scales = [d if v is None else v for v, d in zip((signal_scale, payload_scale, chemo_scale), tp.scales)]
@@ -408,65 +484,112 @@ def evaluate(prep: PreparedTrial, *, growth_rate: float | None = None, growth_cv
     f_med, f_cv = spec.population.continuous["resistant_fraction"]
     if resistant_fraction is not None:
         f_med = resistant_fraction
-    N = coh.n
-    g = g_med * np.exp(np.sqrt(np.log1p(g_cv ** 2)) * prep.z_growth)
-    f = np.minimum(f_med * np.exp(np.sqrt(np.log1p(f_cv ** 2)) * prep.z_resistant), 0.5)
-    sld0 = coh["baseline_sld"]
+    N = cohort.n
+    g = g_med * np.exp(np.sqrt(np.log1p(g_cv ** 2)) * z_growth)
+    f = np.minimum(f_med * np.exp(np.sqrt(np.log1p(f_cv ** 2)) * z_resistant), 0.5)
     nb = tp.body_lesions
-    fr = np.column_stack([prep.split, 1 - prep.split] + [np.full(N, 0.5)] * max(nb - 2, 0))[:, :nb]
+    fr = np.column_stack([split, 1 - split] + [np.full(N, 0.5)] * max(nb - 2, 0))[:, :nb]
     fr = fr / fr.sum(axis=1, keepdims=True)
-    d_body = sld0[:, None] * fr
-    brain_target = coh["brain_mets"]
-    d_brain = np.where(brain_target, tp.brain_lesion_diameter, np.where(coh["occult_brain"], tp.occult_lesion_diameter,
-                                                                      np.nan))
-    d0 = np.column_stack([d_body, d_brain])
-    site = np.array([0] * nb + [1])
-    assess_h = np.arange(0.0, spec.follow_up_h + 1e-9, spec.assessment_h)
+    d_body = cohort["baseline_sld"][:, None] * fr
+    d_brain = np.where(cohort["brain_mets"], tp.brain_lesion_diameter,
+                       np.where(cohort["occult_brain"], tp.occult_lesion_diameter, np.nan))
+    return TumourInputs(g, f, np.column_stack([d_body, d_brain]), tuple(scales), resistance_rate)
+
+
+def assessment_times_h(spec: TrialSpec) -> np.ndarray:
+    """Scheduled RECIST assessments (h from randomisation; 0 = baseline)."""
+    return np.arange(0.0, spec.follow_up_h + 1e-9, spec.assessment_h)
+
+
+def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows: np.ndarray,
+                 brain_target: np.ndarray, dropout_u: np.ndarray) -> dict:
+    """Grow the lesions of the patients ``rows`` (indices into ``inputs``; ``rates``, ``brain_target``
+    and ``dropout_u`` are already theirs), assess RECIST at the scheduled scans and censor drop-outs.
+
+    Returns per-patient arrays: pfs_months, progressed, best_response, best_change_pct,
+    resistant_share (HER2-lower share of the first lesion at PD or the end), pd_new_brain, and
+    sld (n, assessments) in mm. Each patient's outcome depends only on that patient's inputs.
+    """
+    tp = spec.tumour
+    g, f, d0 = inputs.g[rows], inputs.f[rows], inputs.d0[rows]
+    n = len(rows)
+    site = np.array([0] * tp.body_lesions + [1])
+    assess_h = assessment_times_h(spec)
     assess_day = np.round(assess_h / 24.0).astype(int)
-    out_pfs, out_event = np.empty(N), np.empty(N, dtype=bool)
-    best, best_change = np.empty(N, dtype=object), np.empty(N)
-    res_share = np.empty(N)
-    pd_new = np.zeros(N, dtype=bool)
-    curves, sld_store = {}, {}
+    diam, share = grow(rates, tp, g, f, d0, site, scales=inputs.scales, resistance_rate=inputs.resistance_rate)
+    dA = diam[:, np.minimum(assess_day, diam.shape[1] - 1)]          # (n, A, J)
+    target = np.isfinite(d0)
+    target[:, -1] &= brain_target
+    visible = np.where(dA >= tp.detection_limit, dA, 0.0)
+    sld = np.where(target[:, None, :], visible, 0.0).sum(axis=2)
+    sld[:, 0] = np.where(target, d0, 0.0).sum(axis=1)
+    all_gone = (np.where(target[:, None, :], visible, 0.0) == 0).all(axis=2)
+    occult = (~brain_target) & np.isfinite(d0[:, -1])
+    new = occult[:, None] & (np.nan_to_num(dA[:, :, -1]) >= tp.new_lesion_diameter)
+    new[:, 0] = False
+    r = assess(sld, all_gone, new)
+    k = r["progression_index"]
+    t_pd = np.where(k > 0, assess_h[np.maximum(k, 0)], np.inf)
+    t_drop = -np.log(dropout_u) / max(tp.dropout_hazard, 1e-300)
+    last_before_drop = assess_h[np.maximum(np.searchsorted(assess_h, t_drop, side="right") - 1, 0)]
+    cens = np.minimum(assess_h[-1], last_before_drop)
+    event = t_pd <= cens
+    last = diam.shape[1] - 1
+    at = np.minimum(np.where(k > 0, assess_day[np.maximum(k, 0)], last), last)
+    return {"pfs_months": np.where(event, t_pd, cens) / HOURS_PER_MONTH, "progressed": event,
+            "best_response": np.asarray(r["best"]).astype(str), "best_change_pct": np.asarray(r["best_change"], float),
+            "resistant_share": share[np.arange(n), at, 0],
+            "pd_new_brain": event & new[np.arange(n), np.maximum(k, 0)], "sld": sld}
+
+
+def patient_table(spec: TrialSpec, cohort: Cohort, arm_index: np.ndarray, inputs: TumourInputs, outcomes: dict):
+    """The per-patient DataFrame: cohort features, arm, tumour inputs and outcomes (cohort order)."""
+    import pandas as pd
+
+    df = pd.DataFrame({k: v for k, v in cohort.features.items()})
+    df["arm"] = [spec.arms[a].name for a in arm_index]
+    df["growth_rate_per_day"] = inputs.g * 24
+    df["resistant_fraction"] = inputs.f
+    df["pfs_months"] = outcomes["pfs_months"]
+    df["progressed"] = outcomes["progressed"]
+    df["best_response"] = outcomes["best_response"].astype(str)
+    df["best_change_pct"] = outcomes["best_change_pct"]
+    df["resistant_share_at_pd_or_end"] = outcomes["resistant_share"]
+    df["progression_by_new_brain_lesion"] = outcomes["pd_new_brain"]
+    return df
+
+
+def merge_outcomes(parts: list, n: int) -> dict:
+    """Scatter ``[(rows, outcomes)]`` of arms or blocks into cohort-ordered arrays (sld excluded)."""
+    out = {}
+    for rows, o in parts:
+        for key, v in o.items():
+            if key == "sld":
+                continue
+            if key not in out:
+                out[key] = np.empty(n, dtype=object if v.dtype.kind == "U" else v.dtype)
+            out[key][rows] = v
+    return out
+
+
+def evaluate(prep: PreparedTrial, **overrides) -> TrialResult:
+    """Grow lesions, assess RECIST and compute statistics; keyword overrides are
+    :func:`tumour_inputs`' calibration knobs (growth_rate and resistance_rate in 1/h;
+    resistant_fraction = population median)."""
+    import time
+
+    clock = time.perf_counter()
+    spec, coh = prep.spec, prep.cohort
+    inputs = tumour_inputs(spec, coh, prep.z_growth, prep.z_resistant, prep.split, **overrides)
+    months = assessment_times_h(spec) / HOURS_PER_MONTH
+    parts, sld_store = [], {}
     for a, arm in enumerate(spec.arms):
         idx = np.flatnonzero(prep.arm_index == a)
-        diam, share = grow(prep.rates[a], tp, g[idx], f[idx], d0[idx], site, scales=scales,
-                           resistance_rate=resistance_rate)
-        dA = diam[:, np.minimum(assess_day, diam.shape[1] - 1)]          # (n, A, J)
-        target = np.ones(d0.shape[1], dtype=bool)[None, :] & np.isfinite(d0[idx])
-        target[:, -1] &= brain_target[idx]
-        visible = np.where(dA >= tp.detection_limit, dA, 0.0)
-        sld = np.where(target[:, None, :], visible, 0.0).sum(axis=2)
-        sld[:, 0] = np.where(target, d0[idx], 0.0).sum(axis=1)
-        all_gone = (np.where(target[:, None, :], visible, 0.0) == 0).all(axis=2)
-        occult = (~brain_target[idx]) & np.isfinite(d0[idx, -1])
-        new = occult[:, None] & (np.nan_to_num(dA[:, :, -1]) >= tp.new_lesion_diameter)
-        new[:, 0] = False
-        r = assess(sld, all_gone, new)
-        k = r["progression_index"]
-        t_pd = np.where(k > 0, assess_h[np.maximum(k, 0)], np.inf)
-        t_drop = -np.log(prep.dropout_u[idx]) / max(tp.dropout_hazard, 1e-300)
-        last_before_drop = assess_h[np.maximum(np.searchsorted(assess_h, t_drop, side="right") - 1, 0)]
-        cens = np.minimum(assess_h[-1], last_before_drop)
-        event = t_pd <= cens
-        out_pfs[idx] = np.where(event, t_pd, cens) / HOURS_PER_MONTH
-        out_event[idx] = event
-        best[idx] = r["best"]
-        best_change[idx] = r["best_change"]
-        pd_new[idx] = event & new[np.arange(len(idx)), np.maximum(k, 0)]
-        res_share[idx] = share[np.arange(len(idx)), np.minimum(np.where(k > 0, assess_day[np.maximum(k, 0)],
-                                                                        diam.shape[1] - 1), diam.shape[1] - 1), 0]
-        sld_store[arm.name] = (assess_h / HOURS_PER_MONTH, sld)
-    df = pd.DataFrame({k: v for k, v in coh.features.items()})
-    df["arm"] = [spec.arms[a].name for a in prep.arm_index]
-    df["growth_rate_per_day"] = g * 24
-    df["resistant_fraction"] = f
-    df["pfs_months"] = out_pfs
-    df["progressed"] = out_event
-    df["best_response"] = best.astype(str)
-    df["best_change_pct"] = best_change
-    df["resistant_share_at_pd_or_end"] = res_share
-    df["progression_by_new_brain_lesion"] = pd_new
+        o = arm_outcomes(spec, prep.rates[a], inputs, idx, coh["brain_mets"][idx], prep.dropout_u[idx])
+        parts.append((idx, o))
+        sld_store[arm.name] = (months, o["sld"])
+    df = patient_table(spec, coh, prep.arm_index, inputs, merge_outcomes(parts, coh.n))
+    curves: dict = {}
     summary = summarise(spec, df, curves)
     return TrialResult(spec, df, summary, curves, sld_store, {**prep.timings, "evaluate_s": time.perf_counter() - clock})
 
@@ -511,9 +634,14 @@ def _compare(t, e, x) -> dict:
                 "logrank_chi2": float("nan"), "logrank_p": float("nan"), "note": str(exc)}
 
 
-def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, workers: int = 1,
-              progress: bool = False, **overrides) -> TrialResult:
-    """Run a virtual trial end to end (see the module docstring). ``overrides`` go to :func:`evaluate`.
+def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
+              block: int | None = None, workers: int = 1, progress: bool = False, **overrides) -> TrialResult:
+    """Run a virtual trial end to end (see the module docstring), in blocks of patients.
+
+    ``scheduler`` (None = this process, "processes", "dask://HOST:PORT" or a distributed.Client)
+    and ``block`` (patients per task, default :data:`her2sim.trial.scaleout.DEFAULT_BLOCK`) go to
+    :func:`her2sim.trial.scaleout.run_trial_blocks`; the results do not depend on either.
+    ``overrides`` are :func:`tumour_inputs`' calibration knobs.
 
     Examples
     --------
@@ -521,13 +649,15 @@ def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, 
     >>> res = run_trial("emilia_like", patients=100, seed=1)  # doctest: +SKIP
     >>> res.summary["arms"]["T-DM1"]["median_pfs"]  # doctest: +SKIP
     """
-    prep = prepare_trial(spec, patients, seed, workers=workers, progress=progress)
-    return evaluate(prep, **overrides)
+    from .scaleout import DEFAULT_BLOCK, run_trial_blocks
+
+    return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=block or DEFAULT_BLOCK,
+                            workers=workers, progress=progress, **overrides)
 
 
 def run_trial_task(task: dict) -> dict:
-    """Picklable entry point for sweeps: ``{"spec": name/path, "patients": n, "seed": s, **overrides}``
-    -> the summary dict (plus timings). Overrides are :func:`evaluate`'s calibration knobs.
+    """Picklable entry point for many trials: ``{"spec": name/path, "patients": n, "seed": s, **overrides}``
+    -> the summary dict (plus timings). Overrides are :func:`tumour_inputs`' calibration knobs.
 
     >>> from concurrent.futures import ProcessPoolExecutor
     >>> tasks = [{"spec": "emilia_like", "patients": 200, "seed": s} for s in range(4)]
