@@ -58,6 +58,13 @@ def test_median_ci_covers_the_exponential_median():
     assert lo < 10 * np.log(2) < hi
 
 
+def test_median_ci_when_the_curve_steps_across_one_half():
+    # S = 0.9 (significantly above 1/2) then 0.1 (significantly below) at t = 2: every bound is 2
+    t = np.r_[np.full(10, 1.0), np.full(80, 2.0), np.full(10, 3.0)]
+    e = np.r_[np.ones(90, bool), np.zeros(10, bool)]
+    assert median_survival(kaplan_meier(t, e)) == (2.0, 2.0, 2.0)
+
+
 def test_no_events_is_a_clear_error():
     with pytest.raises(ValueError, match="no events"):
         cox_single([1, 2], [0, 0], [0, 1])

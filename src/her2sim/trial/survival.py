@@ -76,8 +76,10 @@ def median_survival(km: KaplanMeier, alpha: float = 0.05) -> tuple[float, float,
     with np.errstate(divide="ignore", invalid="ignore"):
         lnS = np.log(km.survival)
         stat = (np.log(-lnS) - np.log(-np.log(0.5))) / (np.sqrt(km.greenwood) / np.abs(lnS))
-    inside = np.abs(stat) <= z
-    lo = float(km.time[np.argmax(inside)]) if inside.any() else float("nan")
+    # lower limit: first time at which the curve is no longer significantly above 0.5 (when S drops
+    # across 0.5 in one step, that is the step itself: the interval is then [t, ...], not NaN)
+    not_above = stat >= -z
+    lo = float(km.time[np.argmax(not_above)]) if not_above.any() else float("nan")
     # upper limit: first time after which the curve is significantly below 0.5
     below = stat > z  # log(-log S) large => S small
     hi = float(km.time[np.argmax(below)]) if below.any() else float("nan")
