@@ -76,3 +76,71 @@ def test_host_parameters_only_change_the_cell_count_equations():
         q[net.parameter_index(name)] = 0.123
         changed = {net.species_names[i] for i in np.flatnonzero(np.abs(net.rhs(x, q) - net.rhs(x, p)) > 1e-12)}
         assert changed <= allowed, (name, changed)
+
+
+def test_payload_kill_ceilings_only_change_the_cell_count_equations():
+    """The bystander reporter run sets the ADC kill ceilings to zero to keep the payload source
+    standing: valid only if the ceilings change no payload, uptake or transport equation."""
+    from her2sim.load import load_model
+    from her2sim.network import compile_network
+    from her2sim.trial.exposure import kill_parameters
+
+    net = compile_network(load_model("default", drugs=["tdm1", "tdxd"]))
+    rng = np.random.default_rng(1)
+    x = net.x0 * rng.uniform(0.5, 1.5, net.n_species) + rng.uniform(0, 1, net.n_species)
+    p = net.p0.copy()
+    p[net.parameter_index("tdm1")] = p[net.parameter_index("tdxd")] = 10.0
+    q = p.copy()
+    q[kill_parameters(net)[0]] = 0.0
+    changed = {net.species_names[i] for i in np.flatnonzero(np.abs(net.rhs(x, q) - net.rhs(x, p)) > 1e-12)}
+    assert changed == {"viable_cells", "viable_cells_her2low"}
+
+
+@pytest.fixture(scope="module")
+def adc_tables():
+    """T-DXd and T-DM1 alone at about their clinical free tumour concentrations (80 and 36 nM)."""
+    bgs = [BG, Background("zero", "wt", False)]
+    return {d: compute_table([d], [c], bgs, hosts=[("VF", "positive")], multiples=(0.0, 1.0))
+            for d, c in (("tdxd", 80.0), ("tdm1", 36.0))}
+
+
+def test_bystander_is_measured_with_a_standing_source(adc_tables):
+    """In vitro T-DXd kills its HER2-high source cells within a day; the bystander channel must
+    report what neighbours get while the source is there (tumour.py weights it by the source
+    share), i.e. the same order as the payload kill of the source cells, not the ~1/10 seen on the
+    ordinary co-culture after the source has died."""
+    v = adc_tables["tdxd"].values[0, 0, 1]            # HER2-high background, drug on
+    payload, bystander = v[1], v[3]
+    assert 0.3 * payload < bystander < 3.0 * payload
+
+
+def test_permeable_payload_has_a_far_larger_bystander_effect(adc_tables):
+    """Ogitani et al. 2016 Cancer Sci 107:1039: DXd kills HER2-negative cells co-cultured with
+    HER2-positive cells, T-DM1's Lys-MCC-DM1 does not."""
+    tdxd, tdm1 = adc_tables["tdxd"].values[0, 0, 1, 3], adc_tables["tdm1"].values[0, 0, 1, 3]
+    assert tdxd > 10.0 * tdm1 > 0.0
+
+
+def test_bystander_source_scales_with_antigen(adc_tables):
+    """The payload pool comes from HER2-mediated uptake: a HER2-zero source releases far less."""
+    v = adc_tables["tdxd"].values[:, 0, 1, 3]
+    assert v[1] < 0.1 * v[0]
+
+
+def test_pretreated_factor_scales_only_the_cross_resistant_signalling():
+    from her2sim.trial.tumour import DailyRates
+
+    rng = np.random.default_rng(0)
+    dS, dR = rng.normal(size=(3, 4, 2, 3)).astype(np.float32), rng.normal(size=(3, 4, 2, 3)).astype(np.float32)
+    byst = np.zeros((3, 4, 2), np.float32)
+    every = DailyRates(dS, dR, byst)                      # all drugs cross-resistant
+    s, r = every.signalling(0.25)
+    np.testing.assert_allclose(s[..., 0], 0.25 * dS[..., 0], rtol=1e-6)
+    np.testing.assert_array_equal(s[..., 1:], dS[..., 1:])
+    np.testing.assert_allclose(r[..., 0], 0.25 * dR[..., 0], rtol=1e-6)
+    xS, xR = 0.5 * dS[..., 0], np.zeros_like(dR[..., 0])
+    part = DailyRates(dS, dR, byst, xS, xR)               # half of S's effect from a cross-resistant drug
+    s, r = part.signalling(0.25)
+    np.testing.assert_allclose(s[..., 0], dS[..., 0] - 0.75 * xS, rtol=1e-6)
+    np.testing.assert_allclose(r[..., 0], dR[..., 0], rtol=1e-6)
+    np.testing.assert_array_equal(part.signalling(1.0)[0], dS.astype(float))

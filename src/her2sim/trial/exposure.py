@@ -14,9 +14,9 @@ feedbacks settle, is skipped):
   cycle signalling plus ADCC and immune kill (1/h);
 - ``payload``: the ADC payload kill rate of the background's cells (``payload_kill_rate``, 1/h);
 - ``chemo``: the chemotherapy kill rate (``chemo_kill_rate``, 1/h);
-- ``bystander``: the ADC payload kill rate that the co-culture HER2-low population receives
-  through the shared pericellular payload pool (1/h), i.e. what neighbouring cells with little
-  HER2 get from this background's cells (``models/network/coculture.toml``).
+- ``bystander``: the ADC payload kill rate (1/h) that HER2-negative neighbours receive through
+  the shared pericellular payload pool from this background's cells as a standing source
+  (``models/network/coculture.toml``), see "Bystander channel" below.
 
 The network's per-capita net rate is ``signal - payload - chemo``. The channels are separated
 exactly, on the same integrated states, by re-evaluating the right-hand side with the kill
@@ -25,6 +25,25 @@ ceilings of one class set to zero (the kill terms are additive in ``apoptosis``,
 parameters of the drugs of class "antibody-drug conjugate", chemotherapy ceilings the
 ``<dose>_kmax`` parameters of the drugs of class "chemotherapy". The tumour stage maps each
 channel to patients with its own in-vitro -> in-vivo scale (:mod:`her2sim.trial.tumour`).
+
+Bystander channel. Membrane-permeable payloads released in antigen-rich cells diffuse into and
+kill neighbouring cells with little or no antigen (T-DXd's DXd: Ogitani et al. 2016 Cancer Sci
+107:1039, co-culture and admixed xenografts of HER2-positive and HER2-negative cells; T-DM1's
+charged Lys-MCC-DM1 does not). In the tumour model (:mod:`her2sim.trial.tumour`) a lesion's
+HER2-lower clone receives ``bystander`` times the current share of the source clone, so the table
+must hold the kill per standing source: what a HER2-negative neighbour gets while the source
+cells are still there. It is measured on a second integration per background (the "reporter"
+run) in which (i) the ADC payload kill ceilings are zero, so the source cells keep releasing
+payload instead of dying (payload uptake, release and transport do not depend on the kill
+terms), (ii) the co-culture population has no HER2 (``HER2_low_cells_expression`` = 0), so all of
+its payload comes through the pericellular pool (its own uptake is the HER2-lower clone's
+``payload`` channel, counted once), and (iii) that population neither grows nor dies, so the
+payload sink stays that of the 1:1 co-culture. ``bystander`` is the payload kill of that
+population re-evaluated with the real kill ceilings on the reporter states, averaged over
+24-72 h like the other channels. Measured on the ordinary co-culture instead, the HER2-high source
+of a potent ADC is killed in vitro within a day (T-DXd: ~98% by 24 h), and its 24-72 h mean would
+report the payload of a source that has died, not one whose in-vivo decline is followed by the
+clone share.
 
 Faster processes are averaged out; slower ones (resistance on the month scale) come from clone
 selection in :mod:`her2sim.trial.tumour`, not from the table. Drug-on effects that need more than
@@ -205,6 +224,29 @@ def kill_parameters(network) -> tuple[list[int], list[int]]:
     return payload, chemo
 
 
+def _bystander(net, x0: np.ndarray, P: np.ndarray, payload_idx: list[int], t_eval: np.ndarray, rtol: float,
+               atol: float, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """(G,) bystander kill rate per standing source (1/h) and (G,) success flags, for the grid
+    parameters ``P`` (G, n_params) of one background: the "reporter" run of the module docstring.
+    Zero (and no integration) without ADC payload kill ceilings."""
+    from ..batch import simulate_batch
+
+    if not payload_idx:
+        return np.zeros(len(P)), np.ones(len(P), dtype=bool)
+    il = net.species_names.index("viable_cells_her2low")
+    Q = P.copy()
+    Q[:, payload_idx] = 0.0                                          # the source keeps releasing payload
+    Q[:, net.parameter_index("HER2_low_cells_expression")] = 0.0     # reporter takes up no ADC itself
+    Q[:, net.parameter_index("k_prolif_her2low")] = Q[:, net.parameter_index("k_apo_her2low")]  # fixed sink
+    res = simulate_batch(net, np.tile(x0, (len(P), 1)), Q, t_eval=t_eval, t_span=(0.0, _AVERAGE_TO_H),
+                         rtol=rtol, atol=atol, workers=workers)
+    X = res.states
+    R = P.copy()
+    R[:, net.parameter_index("k_prolif_her2low")] = R[:, net.parameter_index("k_apo_her2low")]
+    # with division = basal death, the reporter's per-capita rate is minus its payload kill rate
+    return -_mean_rate(net, X, np.repeat(R, X.shape[1], axis=0), il, t_eval), res.ok
+
+
 def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRID_MULTIPLES,
                   rtol: float = 1e-4, atol: float = 1e-8, workers: int = 1) -> ExposureTable:
     """Build the exposure-response table for network drugs ``drugs`` (dose-parameter names).
@@ -231,9 +273,8 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     D, L = len(drugs), len(multiples)
     grid = np.array(list(itertools.product(range(L), repeat=D)), dtype=np.intp).reshape(-1, D)
     dose_idx = [net.parameter_index(net.spec.drug(d).dose_parameter) for d in drugs]
-    iv, il = net.species_names.index("viable_cells"), net.species_names.index("viable_cells_her2low")
+    iv = net.species_names.index("viable_cells")
     j_cd, j_pd = net.parameter_index("CD16A_158V_fraction"), net.parameter_index("PDL1_level")
-    low_growth = (net.p0[net.parameter_index("k_prolif_her2low")] - net.p0[net.parameter_index("k_apo_her2low")])
     t_eval = np.linspace(_AVERAGE_FROM_H, _AVERAGE_TO_H, 9)
     payload_idx, chemo_idx = kill_parameters(net)
     values = np.empty((len(backgrounds), len(hosts)) + (L,) * D + (len(OUTPUTS),))
@@ -247,12 +288,12 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
                              rtol=rtol, atol=atol, workers=workers)
         X = res.states  # (G, T, n)
         T = X.shape[1]
+        byst, ok = _bystander(net, x0, P, payload_idx, t_eval, rtol, atol, workers)
         for h, (cd, pd) in enumerate(hosts):
             Ph = P.copy()
             Ph[:, j_cd], Ph[:, j_pd] = CD16A[cd], PDL1[pd]
             Pt = np.repeat(Ph, T, axis=0)
             net_rate = _mean_rate(net, X, Pt, iv, t_eval)
-            low_rate = _mean_rate(net, X, Pt, il, t_eval)
             payload = chemo = np.zeros(len(P))
             if payload_idx:
                 Pz = Pt.copy()
@@ -262,11 +303,11 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
                 Pz = Pt.copy()
                 Pz[:, chemo_idx] = 0.0
                 chemo = _mean_rate(net, X, Pz, iv, t_eval) - net_rate
-            out = np.stack([net_rate + payload + chemo, payload, chemo, low_growth - low_rate], axis=1)
-            out[~res.ok] = np.nan
+            out = np.stack([net_rate + payload + chemo, payload, chemo, byst], axis=1)
+            out[~(res.ok & ok)] = np.nan
             values[b, h] = out.reshape((L,) * D + (len(OUTPUTS),))
-        if not res.ok.all():
-            bad = np.flatnonzero(~res.ok)[:3]
-            raise RuntimeError(f"exposure table: {int((~res.ok).sum())} grid points failed for {bg.label} "
+        if not (res.ok & ok).all():
+            bad = np.flatnonzero(~(res.ok & ok))[:3]
+            raise RuntimeError(f"exposure table: {int((~(res.ok & ok)).sum())} grid points failed for {bg.label} "
                                f"(e.g. {res.messages[bad[0]]}); loosen rtol or check the drug files")
     return ExposureTable(drugs, tuple(backgrounds), hosts, levels, values, ref, time.perf_counter() - clock)

@@ -23,15 +23,24 @@ signalling and chemotherapy effects, not to ADC payload kill: payload delivery d
 the model's explicit resistance mechanism for ADCs is the HER2-lower clone (less payload taken up),
 and waning on top of it would count that resistance twice.
 
-In populations that progressed on prior therapy of the same classes (``pretreated = true`` in the
-population file) ``a_sig`` is multiplied by ``pretreated_signal_factor``: cross-resistance acquired
-on the previous line (trastuzumab before T-DM1 / T-DXd / lapatinib, a non-steroidal aromatase
-inhibitor before exemestane), which the network's cells, naive to every drug, do not carry; payload
-and chemotherapy kill are not scaled.
+In populations that progressed on prior therapy (``pretreated = true`` in the population file) the
+signalling change caused by drugs acting on a target of that therapy is multiplied by
+``pretreated_signal_factor`` rho: ``dsig -> dsig - (1 - rho) xsig``, with ``xsig`` the signalling
+change of those drugs alone (read from the same table with the other drugs' concentrations set to
+zero; ``xsig = dsig`` when every drug of the arm is cross-resistant). This is cross-resistance
+acquired on the previous line (trastuzumab before T-DM1 / T-DXd / lapatinib, a non-steroidal
+aromatase inhibitor before exemestane), which the network's cells, naive to every drug, do not
+carry; a drug new to the patients (everolimus after an aromatase inhibitor) is not scaled, nor
+are payload and chemotherapy kill.
 
-``byst_S`` is the ADC payload reaching HER2-lower cells through the shared payload pool, weighted by
-``phi_S``, the share of S cells in the lesion (the payload comes from the neighbouring HER2-high
-cells; the assumption is that the local payload source scales with their share).
+``byst_S`` is the kill by ADC payload that reaches HER2-lower cells through the shared pericellular
+pool from S cells as a standing source (the exposure module's bystander channel, measured with the
+source kept alive and without the receiving cells' own ADC uptake, which is ``pay_R``), weighted by
+``phi_S``, the share of S cells in the lesion: the bystander effect acts only on cells next to
+antigen-rich cells (Ogitani et al. 2016 Cancer Sci 107:1039: DS-8201a suppressed HER2-negative
+cells admixed with HER2-positive ones in vivo, not HER2-negative tumours on the opposite flank), and
+the assumption is that the local payload source scales with the S share; as S is killed, the
+bystander kill of R fades with it.
 
 ``g``, ``a_*``, ``lambda``, the pretreated factor and the resistant fraction are calibrated
 (models/calibration.md).
@@ -119,23 +128,37 @@ class DailyRates:
 
     ``dS``, ``dR``: (N, days, 2, 3) for the S and R clone, channels :data:`CHANNELS` = (change of
     the signalling net growth rate from its drug-free value, payload kill, chemotherapy kill);
-    ``byst``: (N, days, 2) bystander payload kill of R per unit S share. Site axis: 0 = body,
-    1 = brain. Stored as float32.
+    ``byst``: (N, days, 2) bystander payload kill of R per unit S share; ``xS``, ``xR``: (N, days, 2)
+    signalling change caused by the cross-resistant drugs alone (None: all the arm's drugs are,
+    so it equals channel 0). Site axis: 0 = body, 1 = brain. Stored as float32.
     """
 
     dS: np.ndarray
     dR: np.ndarray
     byst: np.ndarray
+    xS: np.ndarray | None = None
+    xR: np.ndarray | None = None
+
+    def signalling(self, rho: float) -> tuple[np.ndarray, np.ndarray]:
+        """(dS, dR) as float64 with the cross-resistant part of the signalling channel scaled by ``rho``."""
+        out = []
+        for d, x in ((self.dS, self.xS), (self.dR, self.xR)):
+            d = d.astype(float)
+            if rho != 1.0:
+                d[..., 0] -= (1.0 - rho) * (d[..., 0] if x is None else x.astype(float))
+            out.append(d)
+        return out[0], out[1]
 
 
 def grow(rates: DailyRates, tp: TumourParameters, g: np.ndarray, f_res: np.ndarray, d0: np.ndarray,
-         site: np.ndarray, *, scales: tuple | None = None,
-         resistance_rate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+         site: np.ndarray, *, scales: tuple | None = None, resistance_rate: float | None = None,
+         pretreated_signal_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Integrate all lesions day by day (exact exponential growth within a day, rates held constant).
 
     g : (N,) untreated growth rate 1/h; f_res : (N,) resistant fraction at baseline;
     d0 : (N, J) baseline diameters in mm (NaN = no lesion); site : (J,) 0 body / 1 brain;
-    scales : (signal, payload, chemo) overriding ``tp.scales``; resistance_rate : 1/h.
+    scales : (signal, payload, chemo) overriding ``tp.scales``; resistance_rate : 1/h;
+    pretreated_signal_factor : rho for the cross-resistant signalling change (1 = none).
     Returns (diameters (N, days+1, J) in mm, resistant share (N, days+1, J)).
     """
     a = np.asarray(tp.scales if scales is None else scales, float)
@@ -152,8 +175,9 @@ def grow(rates: DailyRates, tp: TumourParameters, g: np.ndarray, f_res: np.ndarr
     decaying = np.array([a[0], 0.0, -a[2]])     # signalling and chemotherapy effects wane with D(t)
     lasting = np.array([0.0, -a[1], 0.0])       # payload kill: resistance only by the HER2-lower clone
     # in-vivo effects of each clone per (patient, day, site): contractions over the channels
-    eS, pS = (rates.dS.astype(float) @ decaying)[:, :, site], (rates.dS.astype(float) @ lasting)[:, :, site]
-    eR, pR = (rates.dR.astype(float) @ decaying)[:, :, site], (rates.dR.astype(float) @ lasting)[:, :, site]
+    dS, dR = rates.signalling(float(pretreated_signal_factor))
+    eS, pS = (dS @ decaying)[:, :, site], (dS @ lasting)[:, :, site]
+    eR, pR = (dR @ decaying)[:, :, site], (dR @ lasting)[:, :, site]
     by = a[1] * rates.byst[:, :, site].astype(float)
     decay = np.exp(-lam * 24.0 * (np.arange(days) + 0.5))         # D(t) at mid-day
     gd = 24.0 * g[:, None]
