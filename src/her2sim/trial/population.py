@@ -8,7 +8,10 @@ Population file grammar::
     description = "..."
     source = "..."
     tumour = "tumour"                         # tumour-parameter file (models/populations/tumour.toml)
-    pretreated = true                         # progressed on a prior line of the same drug classes
+    pretreated = true                         # progressed on a prior line of therapy
+    [population.prior_therapy]                # optional: what that line targeted
+    targets = ["HER2"]                        # drug targets (prefixes: "HER2" = "HER2", "HER2 domain IV", ...)
+    source = "..."
     [population.features.hr_positive]         # bernoulli features: p in [0, 1]
     p = 0.5
     source = "..."
@@ -26,10 +29,12 @@ baseline_sld (mm), resistant_fraction (fraction of the HER2-lower clone at basel
 PIK3CA mutation and PTEN loss are sampled independently; a patient with both gets the PIK3CA
 background (one PI3K-pathway background per patient in the network).
 A trial's eligibility replaces prevalences (``{feature = p}``; 1 = required, 0 = excluded).
-``pretreated`` (default false) marks populations that progressed on prior therapy of the classes
-they are now treated with (anti-HER2 after trastuzumab, endocrine after an aromatase inhibitor,
-chemotherapy after chemotherapy): their signalling response is scaled by the tumour file's
-``pretreated_signal_factor`` (:mod:`her2sim.trial.tumour`).
+``pretreated`` (default false) marks populations that progressed on prior therapy: the signalling
+response to drugs that act on a target of that therapy (``prior_therapy.targets``, matched against
+the drug files' ``targets`` by :func:`cross_resistant`) is scaled by the tumour file's
+``pretreated_signal_factor`` (:mod:`her2sim.trial.tumour`); drugs new to the patients (everolimus
+after an aromatase inhibitor) keep the network's response. Without ``prior_therapy`` every drug
+counts as cross-resistant.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class PopulationSpec:
     continuous: dict           # name -> (median in internal unit, cv)
     tumour: str = "tumour"
     pretreated: bool = False
+    prior_targets: tuple = ()  # targets of the prior line (empty with pretreated: every drug)
     description: str = ""
     source: str = ""
     sources: dict = field(default_factory=dict)
@@ -115,8 +121,8 @@ class Cohort:
 def load_population(name_or_path: str | Path) -> PopulationSpec:
     """Read and validate a population file (bundled name or path)."""
     path, head, _data = read("population", name_or_path)
-    check_keys(head, {"name", "description", "source", "tumour", "pretreated", "features", "continuous"}, path,
-               "population")
+    check_keys(head, {"name", "description", "source", "tumour", "pretreated", "prior_therapy", "features",
+                      "continuous"}, path, "population")
     name = require(head, "name", path, "population")
     source = require_source(head, path, "population")
     feats = head.get("features", {})
@@ -169,8 +175,40 @@ def load_population(name_or_path: str | Path) -> PopulationSpec:
     if not isinstance(pretreated, bool):
         raise ModelFileError(f"pretreated must be true or false, got {pretreated!r}", path=str(path),
                              entry="population.pretreated")
-    return PopulationSpec(name, bern, cat, cn, head.get("tumour", "tumour"), pretreated, head.get("description", ""),
-                          source, sources, str(path))
+    prior = _prior_targets(head.get("prior_therapy"), pretreated, path)
+    return PopulationSpec(name, bern, cat, cn, head.get("tumour", "tumour"), pretreated, prior,
+                          head.get("description", ""), source, sources, str(path))
+
+
+def _prior_targets(table, pretreated: bool, path) -> tuple:
+    if table is None:
+        return ()
+    entry = "population.prior_therapy"
+    if not isinstance(table, dict):
+        raise ModelFileError("prior_therapy must be a table with targets = [...] and source", path=str(path),
+                             entry=entry)
+    check_keys(table, {"targets", "source"}, path, entry)
+    require_source(table, path, entry)
+    if not pretreated:
+        raise ModelFileError("prior_therapy needs pretreated = true (or remove it)", path=str(path), entry=entry)
+    targets = table.get("targets")
+    if not isinstance(targets, list) or not targets or not all(isinstance(x, str) and x for x in targets):
+        raise ModelFileError(f"targets must be a non-empty list of drug targets, got {targets!r}", path=str(path),
+                             entry=entry)
+    from ..load import list_drugs
+
+    known = sorted({tg for d in list_drugs() for tg in d.targets})
+    unknown = [x for x in targets if not any(cross_resistant((k,), (x,)) for k in known)]
+    if unknown:
+        raise ModelFileError(f"no bundled drug has target(s) {unknown}; known targets: {known}", path=str(path),
+                             entry=entry)
+    return tuple(targets)
+
+
+def cross_resistant(drug_targets, prior_targets) -> bool:
+    """True if a drug with ``drug_targets`` acts on a target of the prior therapy: equal names, or a
+    prior target that names the whole protein ("HER2" covers "HER2 domain IV", not "HER4")."""
+    return any(t == p or t.startswith(p + " ") for t in drug_targets for p in prior_targets)
 
 
 def lognormal(rng: np.random.Generator, median: float, cv: float, n: int) -> np.ndarray:

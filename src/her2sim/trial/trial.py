@@ -243,8 +243,10 @@ class ArmPlan:
 
     ``pairs`` (regimen, PK model) per regimen; ``drugs`` the network dose parameters; ``table`` the
     exposure-response table; per regimen the drug's column and the mg/L -> nM free-concentration
-    factors in body lesions and in the brain; ``antibodies`` the columns of HER2 binders; and the
-    binding-site-barrier saturation concentration of a HER2 3+ lesion (nM).
+    factors in body lesions and in the brain; ``antibodies`` the columns of HER2 binders; the
+    binding-site-barrier saturation concentration of a HER2 3+ lesion (nM); and ``cross`` the
+    columns of drugs acting on a target of the population's prior therapy (all columns for a
+    pre-treated population without ``prior_therapy``, none for a treatment-naive one).
     """
 
     pairs: tuple
@@ -255,14 +257,17 @@ class ArmPlan:
     scale_brain: tuple
     antibodies: tuple
     saturation_nM: float
+    cross: tuple = ()
 
     def sample_pk(self, n: int, rng: np.random.Generator) -> list:
         """Per-regimen individual PK parameters of ``n`` patients (in regimen order, as one rng stream)."""
         return [pk.individual(n, rng) for _reg, pk in self.pairs]
 
 
-def plan_arm(arm: Arm, cohort: Cohort, *, tumour: TumourParameters | None = None, workers: int = 1) -> ArmPlan:
-    """The arm's drugs, PK and exposure-response table, covering the backgrounds of ``cohort``."""
+def plan_arm(arm: Arm, cohort: Cohort, *, tumour: TumourParameters | None = None, workers: int = 1,
+             population: PopulationSpec | None = None) -> ArmPlan:
+    """The arm's drugs, PK and exposure-response table, covering the backgrounds of ``cohort``;
+    ``population`` decides which drugs are cross-resistant (:attr:`ArmPlan.cross`)."""
     tumour = tumour or load_tumour()
     pairs, drugs, ref = _arm_drugs(arm)
     S, R = _backgrounds(cohort)
@@ -274,17 +279,31 @@ def plan_arm(arm: Arm, cohort: Cohort, *, tumour: TumourParameters | None = None
         brain.append(mw * pk.values["fu"] * pk.values["kp_uu_brain"] * pk.potency_factor)
         col.append(drugs.index(pk.network_drug))
     return ArmPlan(tuple(pairs), tuple(drugs), tab, tuple(col), tuple(body), tuple(brain),
-                   tuple(her2_antibodies(drugs)), float(tumour.antibody_saturation))
+                   tuple(her2_antibodies(drugs)), float(tumour.antibody_saturation), cross_columns(drugs, population))
+
+
+def cross_columns(drugs, population: PopulationSpec | None) -> tuple:
+    """Indices into ``drugs`` (dose-parameter names) of the drugs a pre-treated population is
+    cross-resistant to (:func:`her2sim.trial.population.cross_resistant`)."""
+    if population is None or not population.pretreated:
+        return ()
+    if not population.prior_targets:
+        return tuple(range(len(drugs)))
+    from ..load import list_drugs
+    from .population import cross_resistant
+
+    targets = {d.dose_parameter: d.targets for d in list_drugs()}
+    return tuple(k for k, d in enumerate(drugs) if cross_resistant(targets.get(d, ()), population.prior_targets))
 
 
 def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Generator, *,
                  tumour: TumourParameters | None = None, workers: int = 1, block_days: int = 7,
-                 window_h: int = 2) -> tuple[DailyRates, ExposureTable]:
+                 window_h: int = 2, population: PopulationSpec | None = None) -> tuple[DailyRates, ExposureTable]:
     """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) for the patients of one arm.
 
     :func:`plan_arm`, then individual PK parameters from ``rng``, then :func:`exposure`.
     """
-    plan = plan_arm(arm, cohort, tumour=tumour, workers=workers)
+    plan = plan_arm(arm, cohort, tumour=tumour, workers=workers, population=population)
     pk_params = plan.sample_pk(cohort.n, rng)
     return exposure(plan, cohort, pk_params, follow_up_h, block_days=block_days, window_h=window_h), plan.table
 
@@ -298,8 +317,10 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
     rates are computed only for patients with a brain lesion (known or occult); others get 0.
     HER2-binding antibodies reach only the fraction :func:`reached_fraction` of a lesion's cells
     (binding-site barrier); the other cells see the remaining drugs only, and the lesion's rate is
-    the cell-weighted mean of the two table reads. Every patient's rates depend only on that
-    patient's row, so any split of a cohort into blocks gives the same numbers.
+    the cell-weighted mean of the two table reads. When only some of the drugs are cross-resistant
+    (``plan.cross``), the signalling change of those drugs alone is read too (``xS``, ``xR``).
+    Every patient's rates depend only on that patient's row, so any split of a cohort into blocks
+    gives the same numbers.
     """
     if 24 % int(window_h):
         raise ValueError(f"window_h must divide 24, got {window_h!r}")
@@ -327,6 +348,21 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
     dS = np.zeros((N, days, 2, 3), dtype=np.float32)
     dR = np.zeros((N, days, 2, 3), dtype=np.float32)
     by = np.zeros((N, days, 2), dtype=np.float32)
+    others = [k for k in range(len(drugs)) if k not in plan.cross]
+    partial = bool(plan.cross) and bool(others)
+    xS = np.zeros((N, days, 2), dtype=np.float32) if partial else None
+    xR = np.zeros((N, days, 2), dtype=np.float32) if partial else None
+
+    def read(table, pid, c):
+        """Table values at concentrations c (rows of patients pid), binding-site barrier included."""
+        v = interpolate(table, pid, c, tab)
+        if ab:
+            phi = reached_fraction(c[:, ab].sum(axis=1), c_sat[pid])[:, None]
+            c0 = c.copy()
+            c0[:, ab] = 0.0
+            v = phi * v + (1.0 - phi) * interpolate(table, pid, c0, tab)
+        return v
+
     brain_needed = np.flatnonzero(cohort["brain_mets"] | cohort["occult_brain"])
     w = window_h
     hour = 0
@@ -348,13 +384,13 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
             # mean concentration over windows of w hours, then the rates at that mean
             cw = conc[who].reshape(n, nd * 24 // w, w, len(drugs)).mean(axis=2).reshape(-1, len(drugs))
             pid = np.repeat(who, nd * 24 // w)
-            vS, vR = interpolate(tS, pid, cw, tab), interpolate(tR, pid, cw, tab)
-            if ab:
-                phi = reached_fraction(cw[:, ab].sum(axis=1), c_sat[pid])[:, None]
-                c0 = cw.copy()
-                c0[:, ab] = 0.0
-                vS = phi * vS + (1.0 - phi) * interpolate(tS, pid, c0, tab)
-                vR = phi * vR + (1.0 - phi) * interpolate(tR, pid, c0, tab)
+            vS, vR = read(tS, pid, cw), read(tR, pid, cw)
+            if partial:
+                cx = cw.copy()
+                cx[:, others] = 0.0
+                for x, table, base in ((xS, tS, base_S), (xR, tR, base_R)):
+                    v = read(table, pid, cx)[:, 0].reshape(n, nd, 24 // w).mean(axis=2)
+                    x[who, d0:d0 + nd, site] = v - base[who, None]
             vS = vS.reshape(n, nd, 24 // w, 4).mean(axis=2)
             vR = vR.reshape(n, nd, 24 // w, 4).mean(axis=2)
             vS[:, :, 0] -= base_S[who, None]
@@ -362,7 +398,7 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
             dS[who, d0:d0 + nd, site] = vS[:, :, :3]
             dR[who, d0:d0 + nd, site] = vR[:, :, :3]
             by[who, d0:d0 + nd, site] = vS[:, :, 3]
-    return DailyRates(dS, dR, by)
+    return DailyRates(dS, dR, by, xS, xR)
 
 
 @dataclass
@@ -425,7 +461,7 @@ def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int =
         t0 = time.perf_counter()
         sub = cohort.subset(arm_index == a)
         r, tab = arm_exposure(arm, sub, spec.follow_up_h, np.random.default_rng([seed, a]), tumour=spec.tumour,
-                              workers=workers)
+                              workers=workers, population=spec.population)
         rates_.append(r)
         timings[f"arm{a}_s"] = time.perf_counter() - t0
         timings[f"arm{a}_table_s"] = tab.wall_time_s
@@ -457,7 +493,8 @@ class TumourInputs:
 
     g : (N,) untreated growth rate 1/h; f : (N,) baseline HER2-lower clone share; d0 : (N, J)
     baseline diameters in mm (NaN = no lesion; last column the brain); scales : (signal,
-    payload, chemo) in-vitro -> in-vivo factors; resistance_rate : 1/h (None = the tumour file's).
+    payload, chemo) in-vitro -> in-vivo factors; resistance_rate : 1/h (None = the tumour file's);
+    pretreated_factor : rho applied to the cross-resistant signalling change (1 if not pre-treated).
     """
 
     g: np.ndarray
@@ -465,6 +502,7 @@ class TumourInputs:
     d0: np.ndarray
     scales: tuple
     resistance_rate: float | None
+    pretreated_factor: float = 1.0
 
 
 def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resistant: np.ndarray,
@@ -479,8 +517,9 @@ def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resis
     g_med = tp.growth_rate if growth_rate is None else growth_rate
     g_cv = tp.growth_cv if growth_cv is None else growth_cv
     scales = [d if v is None else v for v, d in zip((signal_scale, payload_scale, chemo_scale), tp.scales)]
+    rho = 1.0
     if spec.population.pretreated:
-        scales[0] *= tp.pretreated_signal_factor if pretreated_signal_factor is None else pretreated_signal_factor
+        rho = tp.pretreated_signal_factor if pretreated_signal_factor is None else pretreated_signal_factor
     f_med, f_cv = spec.population.continuous["resistant_fraction"]
     if resistant_fraction is not None:
         f_med = resistant_fraction
@@ -493,7 +532,7 @@ def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resis
     d_body = cohort["baseline_sld"][:, None] * fr
     d_brain = np.where(cohort["brain_mets"], tp.brain_lesion_diameter,
                        np.where(cohort["occult_brain"], tp.occult_lesion_diameter, np.nan))
-    return TumourInputs(g, f, np.column_stack([d_body, d_brain]), tuple(scales), resistance_rate)
+    return TumourInputs(g, f, np.column_stack([d_body, d_brain]), tuple(scales), resistance_rate, float(rho))
 
 
 def assessment_times_h(spec: TrialSpec) -> np.ndarray:
@@ -516,7 +555,8 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     site = np.array([0] * tp.body_lesions + [1])
     assess_h = assessment_times_h(spec)
     assess_day = np.round(assess_h / 24.0).astype(int)
-    diam, share = grow(rates, tp, g, f, d0, site, scales=inputs.scales, resistance_rate=inputs.resistance_rate)
+    diam, share = grow(rates, tp, g, f, d0, site, scales=inputs.scales, resistance_rate=inputs.resistance_rate,
+                       pretreated_signal_factor=inputs.pretreated_factor)
     dA = diam[:, np.minimum(assess_day, diam.shape[1] - 1)]          # (n, A, J)
     target = np.isfinite(d0)
     target[:, -1] &= brain_target
