@@ -4,7 +4,11 @@ Reports the stages separately (exposure-response tables on the batch path, hourl
 reads, lesion growth + RECIST + statistics) and, first, the accuracy of the default 2-h table-read
 window against a 1-h reference on the same patients (so a speed-up cannot hide an accuracy loss).
 
-    python benchmarks/bench_trial.py [--patients 1000] [--spec her2climb_like] [--workers 1]
+Then the scale-out: ``run_trial`` in patient blocks in this process and on a 2-worker dask
+LocalCluster (``scheduler="processes"``), on ``--scale`` patients, checked equal to each other,
+with patients/s, the ratio and peak resident memory of the driver and the workers.
+
+    python benchmarks/bench_trial.py [--patients 1000] [--spec her2climb_like] [--workers 1] [--scale 4000]
 """
 
 import argparse
@@ -20,6 +24,7 @@ def main():
     ap.add_argument("--patients", type=int, default=1000)
     ap.add_argument("--spec", default="her2climb_like")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--scale", type=int, default=4000, help="patients for the scale-out comparison (0: skip)")
     args = ap.parse_args()
     import scipy
 
@@ -48,6 +53,39 @@ def main():
     print(f"  lesions + RECIST + statistics:         {t2 - t1:6.1f} s")
     print(f"  total:                                 {t2 - t0:6.1f} s")
     print(res.report())
+    if args.scale:
+        scale_out(spec, args.scale)
+
+
+def _maxrss_mb(who) -> float:
+    import resource
+
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def scale_out(spec, patients: int) -> None:
+    import resource
+
+    import pandas as pd
+
+    from her2sim.trial import run_trial
+
+    run_trial(spec, 2 * len(spec.arms), seed=1)  # tables of these drug sets are cached from here on
+    base_mb = _maxrss_mb(resource.RUSAGE_SELF)
+    rows = []
+    for label, scheduler in (("this process", None), ("dask LocalCluster, 2 workers", "processes")):
+        t0 = time.perf_counter()
+        res = run_trial(spec, patients, seed=2, scheduler=scheduler)
+        wall = time.perf_counter() - t0
+        rows.append((label, wall, res))
+    pd.testing.assert_frame_equal(rows[0][2].patients, rows[1][2].patients, check_exact=True)
+    print(f"\nscale-out, {patients} patients (tables cached; results identical on both schedulers):")
+    print("| scheduler | wall s | patients/s | vs this process |")
+    print("|---|---|---|---|")
+    for label, wall, _res in rows:
+        print(f"| {label} | {wall:.1f} | {patients / wall:.0f} | {rows[0][1] / wall:.2f}x |")
+    print(f"peak RSS: driver {_maxrss_mb(resource.RUSAGE_SELF):.0f} MB (before the scale-out runs {base_mb:.0f} MB), "
+          f"largest worker {_maxrss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
 
 
 if __name__ == "__main__":

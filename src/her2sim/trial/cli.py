@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
                         "LocalCluster with one worker per core, or a process pool without dask) or "
                         "'dask://HOST:PORT' (an existing dask scheduler); results do not depend on it")
     p.add_argument("--block", type=int, default=None, metavar="N",
-                   help="patients per task (default 500; memory per task grows with it)")
+                   help="patients per task (default 1000; memory per task grows with it)")
     p.add_argument("--list", action="store_true", help="list the bundled trial specs with their role")
     p.set_defaults(handler=handle)
 

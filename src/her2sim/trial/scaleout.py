@@ -23,8 +23,8 @@ from ..executors import Progress, map_tasks
 from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h, exposure,
                     load_trial, merge_outcomes, patient_table, plan_arm, sample_trial, summarise, tumour_inputs)
 
-#: patients per task: ~60 MB of hourly concentrations and daily rates per task for a 24-month trial
-DEFAULT_BLOCK = 500
+#: patients per task: ~120 MB of hourly concentrations and daily rates per task for a 24-month trial
+DEFAULT_BLOCK = 1000
 
 
 @dataclass(frozen=True)
