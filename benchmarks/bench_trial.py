@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--spec", default="her2climb_like")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--scale", type=int, default=4000, help="patients for the scale-out comparison (0: skip)")
+    ap.add_argument("--scale-only", action="store_true", help="only the scale-out comparison")
     args = ap.parse_args()
     import scipy
 
@@ -32,6 +33,9 @@ def main():
     from her2sim.trial.trial import _TABLES, arm_exposure, evaluate, load_trial, prepare_trial
 
     spec = load_trial(args.spec)
+    if args.scale_only:
+        scale_out(spec, args.scale)
+        return
     print(f"machine: {platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}, "
           f"numpy {np.__version__}, scipy {scipy.__version__}")
     # accuracy reference: 1-h vs 2-h windows for 100 patients of the experimental arm
@@ -57,35 +61,41 @@ def main():
         scale_out(spec, args.scale)
 
 
-def _maxrss_mb(who) -> float:
-    import resource
-
-    return resource.getrusage(who).ru_maxrss / 1024
+def _peak_rss_mb() -> float:
+    """This process's own peak resident memory (VmHWM: unlike ru_maxrss of a spawned child, it does
+    not include the parent's memory at fork time)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 
 
 def scale_out(spec, patients: int) -> None:
-    import resource
-
     import pandas as pd
 
     from her2sim.trial import run_trial
+    from her2sim.trial.scaleout import DEFAULT_BLOCK
 
     run_trial(spec, 2 * len(spec.arms), seed=1)  # tables of these drug sets are cached from here on
-    base_mb = _maxrss_mb(resource.RUSAGE_SELF)
+    base_mb = _peak_rss_mb()
+    from distributed import Client, LocalCluster
+
     rows = []
-    for label, scheduler in (("this process", None), ("dask LocalCluster, 2 workers", "processes")):
+    t0 = time.perf_counter()
+    res = run_trial(spec, patients, seed=2)
+    rows.append(("this process", time.perf_counter() - t0, res))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
         t0 = time.perf_counter()
-        res = run_trial(spec, patients, seed=2, scheduler=scheduler)
-        wall = time.perf_counter() - t0
-        rows.append((label, wall, res))
+        res = run_trial(spec, patients, seed=2, scheduler=client)
+        rows.append(("dask LocalCluster, 2 workers", time.perf_counter() - t0, res))
+        workers_mb = list(client.run(_peak_rss_mb).values())
     pd.testing.assert_frame_equal(rows[0][2].patients, rows[1][2].patients, check_exact=True)
     print(f"\nscale-out, {patients} patients (tables cached; results identical on both schedulers):")
     print("| scheduler | wall s | patients/s | vs this process |")
     print("|---|---|---|---|")
     for label, wall, _res in rows:
         print(f"| {label} | {wall:.1f} | {patients / wall:.0f} | {rows[0][1] / wall:.2f}x |")
-    print(f"peak RSS: driver {_maxrss_mb(resource.RUSAGE_SELF):.0f} MB (before the scale-out runs {base_mb:.0f} MB), "
-          f"largest worker {_maxrss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+    print(f"peak RSS: driver {_peak_rss_mb():.0f} MB (before the scale-out runs {base_mb:.0f} MB), "
+          f"dask workers {', '.join(f'{m:.0f}' for m in workers_mb)} MB (block {DEFAULT_BLOCK} patients)")
 
 
 if __name__ == "__main__":
