@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from her2sim.executors import PoolExecutor, Progress, TaskError, duration, map_tasks, open_executor
+from her2sim.executors import (PoolExecutor, Progress, SchedulerError, TaskError, check_scheduler, duration,
+                               map_tasks, open_executor)
 
 
 def scaled(shared, k, extra=0):
@@ -38,8 +39,12 @@ def test_failing_task_is_named_with_its_arguments():
 
 
 def test_unknown_scheduler_is_a_clear_error():
-    with pytest.raises(ValueError, match="scheduler must be None or 'local'"):
+    with pytest.raises(SchedulerError, match="scheduler must be None or 'local'.*got 'threads'"):
         open_executor("threads", scaled, {})
+    with pytest.raises(ValueError):  # SchedulerError is also a ValueError
+        check_scheduler(4)
+    for ok in (None, "local", "processes", "dask://host:8786", "tcp://10.0.0.1:8786"):
+        check_scheduler(ok)
 
 
 def test_progress_line_counts_weights_and_reports_rate():

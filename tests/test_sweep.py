@@ -135,6 +135,14 @@ def test_resume_refuses_a_changed_spec(spec_path, tmp_path):
         run_sweep(spec_path, tmp_path / "other")
 
 
+def test_bad_scheduler_fails_before_anything_is_written(spec_path, tmp_path):
+    from her2sim.executors import SchedulerError
+
+    with pytest.raises(SchedulerError, match="got 'threads'"):
+        run_sweep(spec_path, tmp_path / "out", scheduler="threads")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failing_chunk_is_retried_then_recorded_and_the_rest_completes(spec_path, clean, tmp_path, monkeypatch):
     monkeypatch.setenv(sw.FAULTS_ENV, "2:1,5:2")  # chunk 2 fails once, chunk 5 twice
     out = tmp_path / "out"

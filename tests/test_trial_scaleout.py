@@ -39,9 +39,13 @@ def test_calibration_knobs_reach_the_blocks(in_process):
     assert not np.array_equal(got.patients.pfs_months, in_process.patients.pfs_months)
 
 
-def test_bad_block_is_a_clear_error():
+def test_bad_block_or_scheduler_is_a_clear_error_before_any_work():
     with pytest.raises(ValueError, match="block must be >= 1"):
         run_trial_blocks(SPEC, N, SEED, block=0)
+    from her2sim.executors import SchedulerError
+
+    with pytest.raises(SchedulerError, match="got 'threads'"):
+        run_trial(SPEC, N, SEED, scheduler="threads")
 
 
 @pytest.mark.slow

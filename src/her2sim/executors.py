@@ -36,6 +36,22 @@ class TaskError(Her2simError, RuntimeError):
     """A task of :func:`map_tasks` raised; names the task and the original error."""
 
 
+class SchedulerError(Her2simError, ValueError):
+    """``scheduler`` is not one of the accepted forms (:data:`SCHEDULER_HELP`)."""
+
+
+def check_scheduler(scheduler) -> None:
+    """Raise :class:`SchedulerError` unless ``scheduler`` has an accepted form (nothing is started
+    or contacted: call it before work whose results a bad scheduler would waste)."""
+    if scheduler is None or scheduler in ("local", "processes"):
+        return
+    if isinstance(scheduler, str) and scheduler.startswith(("dask://", "tcp://", "tls://")):
+        return
+    if type(scheduler).__name__ == "Client" and hasattr(scheduler, "scatter"):
+        return
+    raise SchedulerError(f"scheduler must be {SCHEDULER_HELP}; got {scheduler!r}")
+
+
 def cores() -> int:
     """CPU cores this process may use."""
     try:
@@ -161,6 +177,7 @@ def open_executor(scheduler, fn: Callable, shared, *, who: str = "her2sim"):
     ``fn`` must be a module-level function (picklable) for the process and dask schedulers.
     ``who`` names the caller in the message printed when dask is missing.
     """
+    check_scheduler(scheduler)
     if scheduler is None or scheduler == "local":
         return LocalExecutor(fn, shared)
     if isinstance(scheduler, str) and scheduler == "processes":
@@ -181,9 +198,7 @@ def open_executor(scheduler, fn: Callable, shared, *, who: str = "her2sim"):
             raise OptionalDependencyError("distributed", "dask", f"scheduler {scheduler!r}") from None
         address = "tcp://" + scheduler[len("dask://"):] if scheduler.startswith("dask://") else scheduler
         return DaskExecutor(fn, shared, Client(address), own_client=True)
-    if type(scheduler).__name__ == "Client" and hasattr(scheduler, "scatter"):
-        return DaskExecutor(fn, shared, scheduler)
-    raise ValueError(f"scheduler must be {SCHEDULER_HELP}; got {scheduler!r}")
+    return DaskExecutor(fn, shared, scheduler)
 
 
 def map_tasks(fn: Callable, shared, tasks: Iterable[Sequence], *, scheduler=None, progress: "Progress | None" = None,

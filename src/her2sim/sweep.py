@@ -39,7 +39,7 @@ import numpy as np
 
 from .batch import simulate_batch
 from .errors import IntegrationError
-from .executors import Progress, duration, open_executor
+from .executors import Progress, check_scheduler, duration, open_executor
 from .network import Network, compile_network
 from .sweep_spec import SweepSpec, load_sweep_spec
 from .sweep_store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, PREEQUILIBRATION,  # noqa: F401
@@ -415,6 +415,7 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
     that raises is retried once, then recorded as failed (every condition flagged with the
     exception) and the sweep goes on. KeyboardInterrupt stops the run after writing the manifest.
     """
+    check_scheduler(scheduler)
     out = Path(out_dir)
     old = read_manifest(out) if (out / MANIFEST).exists() else None
     if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..executors import Progress, map_tasks
+from ..executors import Progress, check_scheduler, map_tasks
 from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h, exposure,
                     load_trial, merge_outcomes, patient_table, plan_arm, sample_trial, summarise, tumour_inputs)
 
@@ -65,6 +65,7 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
     """
     if int(block) < 1:
         raise ValueError(f"block must be >= 1 patient, got {block!r}")
+    check_scheduler(scheduler)
     if not isinstance(spec, TrialSpec):
         spec = load_trial(spec)
     clock = time.perf_counter()
