@@ -3,6 +3,7 @@ recorded (never dropped), retries, the Dask and process-pool paths equal the in-
 memory by structure, the lazy reader, Sobol' indices, and the `her2sim sweep` command."""
 
 import gc
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -93,6 +94,23 @@ def test_dataset_is_labelled_by_the_axes(clean, spec_path):
     assert ds["auc:R"].attrs["units"] == "nM**2*h" or ds["auc:R"].attrs["kind"] == "auc"
     assert (ds.status == 0).all() and (ds.message == "").all()
     assert ds.attrs["sample_parameters"] == ["kU", "dV"]
+
+
+def test_the_manifest_and_every_chunk_carry_an_accuracy_certificate(clean):
+    result, ds = clean
+    manifest = sweep_store.read_manifest(result.out_dir)
+    acc = manifest["summary"]["accuracy"]
+    assert acc["chunks"] == 10 and acc["members_checked"] == 9 * 2 + 1  # at least 2 per chunk (the last has 1)
+    assert 0 < acc["max_rel_error"] < 1e-4 and "Radau" in acc["reference"]
+    assert ds.attrs["max_rel_error"] == acc["max_rel_error"]
+    worst = 0.0
+    for c in range(10):
+        meta = json.loads(str(sweep_store.load_chunk(sweep_store.chunk_path(result.out_dir, c), ("meta",))["meta"]))
+        lo, hi = meta["lo"], meta["hi"]
+        cert = meta["certificate"]
+        assert len(cert["members"]) == min(2, hi - lo) and all(lo <= m < hi for m in cert["members"])
+        worst = max(worst, cert["max_rel_error"])
+    assert worst == acc["max_rel_error"]
 
 
 def _interrupt_after(k):

@@ -43,9 +43,9 @@ from .executors import Progress, check_scheduler, duration, open_executor
 from .network import Network, compile_network
 from .sweep_spec import SweepSpec, load_sweep_spec
 from .sweep_store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, PREEQUILIBRATION,  # noqa: F401
-                          READOUT_NOT_FINITE, SAMPLES, STATUS_CODES, SweepDirectoryError, chunk_path,
-                          finished_chunks, load_chunk, new_manifest, open_sweep, read_manifest, write_chunk,
-                          write_manifest, write_samples)
+                          READOUT_NOT_FINITE, SAMPLES, STATUS_CODES, SweepDirectoryError, accuracy_summary, chunk_path,
+                          finished_chunks, load_chunk, merge_certificates, new_manifest, open_sweep, read_manifest,
+                          write_chunk, write_manifest, write_samples)
 
 #: horizons (h) of the batch-path equilibration; a member still drifting after the last one fails
 EQUILIBRATION_HORIZONS = (1e4, 1e6)
@@ -78,6 +78,7 @@ class ChunkOutput:
     steps: int = 0
     failed: bool = False
     attempts: int = 1
+    certificate: dict | None = None
 
 
 class _HeldNetwork(Network):
@@ -130,10 +131,11 @@ def _compute_chunk(ctx: _Context, chunk: int, attempt: int = 0) -> ChunkOutput:
     status = np.zeros(hi - lo, dtype=np.int8)
     messages: dict[int, str] = {}
     steps = 0
+    certificates: list = []
     with np.errstate(all="ignore"):
         for v in np.unique(block.variant):
             sel = np.nonzero(block.variant == v)[0]
-            steps += _run_members(ctx, int(v), block, sel, values, status, messages)
+            steps += _run_members(ctx, int(v), block, sel, values, status, messages, certificates)
     bad = (status == OK) & ~np.isfinite(values).all(axis=1)
     for i in np.nonzero(bad)[0]:
         names = [r.name for r, x in zip(spec.readouts, values[i]) if not np.isfinite(x)]
@@ -141,10 +143,10 @@ def _compute_chunk(ctx: _Context, chunk: int, attempt: int = 0) -> ChunkOutput:
         messages[int(i)] = (f"readout {', '.join(names)} is not finite although the integration succeeded "
                             "(an observable dividing by zero at these parameters?)")
     return ChunkOutput(chunk, lo, hi, values, status, messages, time.perf_counter() - clock, steps,
-                       attempts=attempt + 1)
+                       attempts=attempt + 1, certificate=merge_certificates(certificates, lo))
 
 
-def _run_members(ctx: _Context, v: int, block, sel: np.ndarray, values, status, messages) -> int:
+def _run_members(ctx: _Context, v: int, block, sel: np.ndarray, values, status, messages, certificates: list) -> int:
     spec, net = ctx.spec, ctx.networks[v]
     m = len(sel)
     P = np.tile(net.p0, (m, 1))
@@ -175,6 +177,7 @@ def _run_members(ctx: _Context, v: int, block, sel: np.ndarray, values, status, 
         res = simulate_batch(net, X[run], Pd[run], t_eval=grid, method=solver.method, rtol=solver.rtol,
                              atol=solver.atol, max_steps=solver.max_steps)
         steps += int(res.steps.sum())
+        certificates.append((res.attrs["certificate"], sel[run]))
         for k in np.nonzero(~res.ok)[0]:
             status[sel[run[k]]] = res.status_code[k]
             messages[int(sel[run[k]])] = f"{STATUS_CODES[int(res.status_code[k])]}: {res.messages[k]}"
@@ -290,7 +293,8 @@ def _equilibrate(network: Network, X: np.ndarray, P: np.ndarray, solver, *, scip
         drift = np.zeros(len(U))
         for horizon in EQUILIBRATION_HORIZONS:
             res = simulate_batch(held, Xu[pending], Pu[pending], t_eval=np.array([horizon]), method=solver.method,
-                                 rtol=min(solver.rtol, 1e-6), atol=solver.atol, max_steps=solver.max_steps)
+                                 rtol=min(solver.rtol, 1e-6), atol=solver.atol, max_steps=solver.max_steps,
+                                 certify=None)  # a steady-state search: its drift test is the check
             for k in np.nonzero(~res.ok)[0]:
                 bad[int(pending[k])] = f"{STATUS_CODES[int(res.status_code[k])]}: {res.messages[k]}"
             ok = pending[res.ok]
@@ -496,7 +500,8 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
         manifest["runs"].append({"started": started, "wall_time_s": wall, "scheduler": executor.label,
                                  "chunks_run": len(todo) if state != "interrupted" else None,
                                  "conditions_run": run_conditions, "chunks_failed": chunks_failed, "state": state})
-        manifest["summary"] = {"failures": failures, "chunks_failed": chunks_failed, "chunks_retried": chunks_retried}
+        manifest["summary"] = {"failures": failures, "chunks_failed": chunks_failed, "chunks_retried": chunks_retried,
+                               "accuracy": accuracy_summary(out, sorted(finished_chunks(out)))}
         write_manifest(out, manifest)
     return SweepResult(out, spec.name, spec.n_conditions, spec.n_chunks, len(todo), spec.n_chunks - len(todo),
                        tuple(chunks_failed), tuple(chunks_retried), failures, tuple(examples), run_conditions, wall, executor.label,

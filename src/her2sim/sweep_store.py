@@ -55,7 +55,8 @@ def chunk_path(out: Path, chunk: int, failed: bool = False) -> Path:
 def write_chunk(out: Path, result, digest: str) -> None:
     index = np.array(sorted(result.messages), dtype=np.int64)
     meta = {"chunk": result.chunk, "lo": result.lo, "hi": result.hi, "spec_digest": digest, "failed": result.failed,
-            "attempts": result.attempts, "wall_time_s": result.wall_time_s, "steps": result.steps}
+            "attempts": result.attempts, "wall_time_s": result.wall_time_s, "steps": result.steps,
+            "certificate": getattr(result, "certificate", None)}
     path = chunk_path(out, result.chunk, result.failed)
     atomic_write(path, lambda f: np.savez(f, values=result.values, status=result.status, message_index=index,
                                            message_text=np.array([result.messages[i] for i in index], dtype=str),
@@ -76,6 +77,43 @@ def finished_chunks(out: Path) -> set[int]:
 def load_chunk(path: Path, keys=("values", "status", "message_index", "message_text")) -> dict:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in keys}
+
+
+def merge_certificates(parts, lo: int) -> dict | None:
+    """One chunk's accuracy certificate from the batch runs in it: ``parts`` is a list of
+    (certificate or None, chunk-relative member indices of that run); member indices become
+    sweep-wide (``lo +``)."""
+    parts = [(c, sel) for c, sel in parts if c is not None]
+    if not parts:
+        return None
+    errors = [e for c, _ in parts for e in c["per_member"]]
+    return {"max_rel_error": max(errors) if errors else None,
+            "members": [int(lo + sel[i]) for c, sel in parts for i in c["members"]],
+            "per_member": errors, "reference": parts[0][0]["reference"], "measure": parts[0][0]["measure"],
+            "seconds": sum(c["seconds"] for c, _ in parts)}
+
+
+def accuracy_summary(out: Path, chunks) -> dict:
+    """The sweep's accuracy certificate (manifest ``summary.accuracy``): the largest certified
+    error over the finished ``chunks`` (None if no member was checked) and how many members it
+    rests on."""
+    worst, members, seconds, how = None, 0, 0.0, None
+    for c in chunks:
+        cert = json.loads(str(load_chunk(chunk_path(out, c), ("meta",))["meta"])).get("certificate")
+        if not cert or not cert["per_member"]:
+            continue
+        worst = cert["max_rel_error"] if worst is None else max(worst, cert["max_rel_error"])
+        members += len(cert["members"])
+        seconds += cert["seconds"]
+        how = how or {"reference": cert["reference"], "measure": cert["measure"]}
+    return {"max_rel_error": worst, "members_checked": members, "chunks": len(chunks), "seconds": seconds,
+            **(how or {})}
+
+
+def _certified(manifest: dict) -> float:
+    """The manifest's certified error (NaN if none yet: a NetCDF attribute cannot be None)."""
+    value = ((manifest.get("summary") or {}).get("accuracy") or {}).get("max_rel_error")
+    return float("nan") if value is None else float(value)
 
 
 def read_manifest(out_dir: str | Path) -> dict:
@@ -272,7 +310,8 @@ def open_sweep(out_dir: str | Path):
     attrs = {"name": manifest["name"], "description": manifest["description"], "spec_digest": manifest["spec_digest"],
              "state": manifest["state"], "n_conditions": manifest["n_conditions"], "chunk": manifest["chunk"],
              "her2sim_version": manifest["her2sim_version"], "solver": json.dumps(manifest["spec"]["solver"]),
-             "model": manifest["spec"]["model"]}
+             "model": manifest["spec"]["model"],
+             "max_rel_error": _certified(manifest)}
     if manifest["samples"]:
         attrs["sample_parameters"] = [p["name"] for p in manifest["samples"]["parameters"]]
     return xr.Dataset(data, coords, attrs)
