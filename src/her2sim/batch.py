@@ -453,10 +453,39 @@ class _Job:
     fixed_step: float | None = None
 
 
-def _rms0(x: np.ndarray) -> np.ndarray:
+class _Work:
+    """Work arrays of one integration, allocated once for ``capacity`` members: ``view(name,
+    *shape)`` is a C-contiguous view of the first prod(shape) elements of buffer ``name`` (the
+    active set only shrinks). ``y``/``y1`` are two state buffers that swap roles when every member
+    accepts its step."""
+
+    def __init__(self, capacity: int, n: int, stages: int, njac: int, plan: SparseLU):
+        self.n, self.njac, self.ngather = n, njac, plan.gather_rows
+        rows = {"f0": n, "jv": njac, "V": plan.nnz, "G": self.ngather, "U": stages * n, "ac": 2 * n, "f": n,
+                "solve": 2 * n + plan.max_terms, "err": n, "w": n, "w2": n, "ya": n, "yb": n}
+        self._buf = {k: np.empty(r * capacity) for k, r in rows.items()}
+        self._cur, self._next = "ya", "yb"
+
+    def view(self, name: str, *shape: int) -> np.ndarray:
+        return self._buf[name][:int(np.prod(shape))].reshape(shape)
+
+    def y(self, B: int) -> np.ndarray:
+        return self.view(self._cur, self.n, B)
+
+    def y1(self, B: int) -> np.ndarray:
+        return self.view(self._next, self.n, B)
+
+    def swap(self, B: int) -> np.ndarray:
+        """Make y1 the current state; returns it."""
+        self._cur, self._next = self._next, self._cur
+        return self.y(B)
+
+
+def _rms0(x: np.ndarray, inplace: bool = False) -> np.ndarray:
     """Root mean square over axis 0 of (n, B), summed row by row whatever B is (a member's
-    result must not depend on the batch it is in; NumPy pairwise-sums a lone column)."""
-    sq = np.square(x)
+    result must not depend on the batch it is in; NumPy pairwise-sums a lone column).
+    ``inplace`` squares x in place."""
+    sq = np.square(x, out=x) if inplace else np.square(x)
     if sq.shape[1] == 1:
         sq = np.repeat(sq, 2, axis=1)
         return np.sqrt(np.add.reduce(sq, axis=0)[:1] / x.shape[0])
@@ -480,6 +509,9 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     s_count = tab.stages
     expo = 1.0 / (tab.error_order + 1)
     sources = [tab.rhs_source(i) for i in range(tab.stages)]
+    stiffly_accurate = (sources[-1] == "new" and tuple(tab.m[:-1]) == tuple(tab.a[-1])[:s_count - 1]
+                        and tab.m[-1] == 1.0)
+    error_is_last = tuple(tab.e) == (0.0,) * (s_count - 1) + (1.0,)
     stage_coef = [np.array([tab.a[i][:i], tab.c[i][:i]], dtype=float) for i in range(tab.stages)]
     messages: dict[int, str] = {}
     out = job.states
@@ -492,9 +524,12 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     def jac(y, P):
         return net.jacobian_values_T(y, P)
 
-    # --- active-set arrays (species-major: (n, Ba)) ---
+    # --- active-set arrays (species-major: (n, Ba)); the (n, Ba)-sized work arrays are views of
+    # buffers allocated once for the whole slab (no large temporaries inside the loop) ---
+    work = _Work(hi - lo, n, s_count, len(net.jac_rows), plan)
     idx = np.arange(lo, hi)
-    y = np.array(job.X0[lo:hi].T, order="C")
+    y = work.y(hi - lo)
+    y[...] = job.X0[lo:hi].T
     P = np.array(job.P[lo:hi].T, order="C")
     Ba = hi - lo
     t = np.full(Ba, job.t0)
@@ -512,7 +547,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     if at_start.any():
         out[lo:hi, np.nonzero(at_start)[0][0]] = job.X0[lo:hi]
         nout += 1
-    f0 = rhs(y, P)
+    f0 = net.rhs_T(y, P, out=work.view("f0", n, Ba))
     h = (_initial_step(rhs, y, P, f0, t_stop - t, rtol, atol, tab.order) if job.fixed_step is None
          else np.full(Ba, job.fixed_step))
     hacc = np.zeros(Ba)
@@ -526,40 +561,55 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     fresh = True  # f0 is valid for the current (y, P)
 
     while Ba:
+        f0 = work.view("f0", n, Ba)
         if not fresh:
-            f0 = rhs(y, P)
+            net.rhs_T(y, P, out=f0)
         fresh = False
-        Jv = jac(y, P)
+        Jv = net.jacobian_values_T(y, P, out=work.view("jv", work.njac, Ba))
         remaining = t_stop - t
         last = t + 1.0001 * h >= t_stop
         hh = np.where(last, remaining, h)
-        V = plan.assemble(Jv, 1.0 / (hh * tab.gamma), scale=-1.0)
-        rpiv = plan.factor(V)
+        V = plan.assemble(Jv, 1.0 / (hh * tab.gamma), scale=-1.0, out=work.view("V", plan.nnz, Ba))
+        G = plan.gather_factors(V, plan.factor(V), out=work.view("G", work.ngather, Ba))
         inv_h = 1.0 / hh
-        U = np.empty((s_count, n, Ba))
-        fi = None
+        U = work.view("U", s_count, n, Ba)
+        U2 = U.reshape(s_count, n * Ba)
+        ac = work.view("ac", 2, n, Ba)  # stage point sum_j a_ij u_j (+ y0), and the right-hand side
+        fi = work.view("f", n, Ba)
+        scratch = work.view("solve", 2 * n + plan.max_terms, Ba)
         for i in range(s_count):
             if i == 0:
                 r = f0
             else:
-                ac = np.einsum("pk,knb->pnb", stage_coef[i], U[:i])  # sum_j a_ij u_j and sum_j c_ij u_j
+                np.dot(stage_coef[i], U2[:i], out=ac.reshape(2, n * Ba))  # one pass for both sums
                 src = sources[i]
-                if src == "y0":
-                    fi = f0
-                elif src == "new":
+                if src == "new":
                     ac[0] += y
-                    fi = rhs(ac[0], P)
+                    net.rhs_T(ac[0], P, out=fi)
+                f_i = f0 if src == "y0" else fi
                 r = ac[1]
                 r *= inv_h
-                r += fi
-            U[i] = plan.solve(V, rpiv, r)
-        y1 = y + _combine(tab.m, U, s_count)
-        err_vec = U[s_count - 1] if tab.e == (0.0,) * (s_count - 1) + (1.0,) else _combine(tab.e, U, s_count)
-        scale = np.maximum(np.abs(y), np.abs(y1))
-        scale *= rtol
-        scale += atol
-        err_vec = err_vec / scale
-        err = _rms0(err_vec)
+                r += f_i
+            plan.solve_into(G, r, U[i], scratch)
+        y1 = work.y1(Ba)
+        if stiffly_accurate:  # y1 is the last stage's point plus its increment
+            np.add(ac[0], U[s_count - 1], out=y1)
+        else:
+            np.dot(np.asarray(tab.m, dtype=float), U2, out=y1.reshape(-1))
+            y1 += y
+        if error_is_last:
+            err_vec = U[s_count - 1]
+        else:
+            err_vec = work.view("err", n, Ba)
+            np.dot(np.asarray(tab.e, dtype=float), U2, out=err_vec.reshape(-1))
+        w, abs_y1 = work.view("w", n, Ba), work.view("w2", n, Ba)
+        np.abs(y, out=w)
+        np.abs(y1, out=abs_y1)
+        np.maximum(w, abs_y1, out=w)
+        w *= rtol
+        w += atol
+        np.divide(err_vec, w, out=w)
+        err = _rms0(w, inplace=True)
         err[~np.isfinite(err)] = np.inf
         if job.fixed_step is not None:
             err[np.isfinite(err)] = 0.0
@@ -567,6 +617,9 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         accept = err <= 1.0
         nstep += ~done
         nrej += ~accept & ~done
+        if accept.any():  # blow-up test on the new values (= y after the update, for accepted members)
+            ymax = np.max(abs_y1, axis=0)
+            ymin = np.min(y1, axis=0)
 
         # --- step-size control (predictive controller, Hairer & Wanner IV.8) ---
         fac = np.clip(err ** expo / _SAFE, _FAC_UP, _FAC_DOWN)
@@ -597,7 +650,10 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             pend[:] = False
             pend[sel[more]] = True
 
-        np.copyto(y, y1, where=accept[None, :])
+        if accept.all():
+            y = work.swap(Ba)
+        else:
+            np.copyto(y, y1, where=accept[None, :])
         t = np.where(accept, t_new, t)
         h = h_new
 
@@ -614,8 +670,6 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
                 status[idx[k] - offset] = NOT_FINITE
                 done[k] = True
         if accept.any():
-            ymax = np.max(np.abs(y), axis=0)
-            ymin = np.min(y, axis=0)
             blown = ymax > _BLOWUP
             if job.fixed_step is None:  # with error control, a large negative value is a blow-up
                 blown |= ymin < -np.maximum(1e-2 * ymax, 1e6 * atol)
@@ -659,8 +713,11 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             rows = idx[done]
             steps[rows - offset] = nstep[done]
             rejected[rows - offset] = nrej[done]
-            (idx, y, P, t, h, t_stop, nbp, nout, hacc, erracc, have_acc, rej_last, nstep, nrej) = (
-                idx[keep], np.ascontiguousarray(y[:, keep]), np.ascontiguousarray(P[:, keep]), t[keep], h[keep],
+            y_kept = y[:, keep]
+            y = work.y(y_kept.shape[1])
+            y[...] = y_kept
+            (idx, P, t, h, t_stop, nbp, nout, hacc, erracc, have_acc, rej_last, nstep, nrej) = (
+                idx[keep], np.ascontiguousarray(P[:, keep]), t[keep], h[keep],
                 t_stop[keep], nbp[keep], nout[keep], hacc[keep], erracc[keep], have_acc[keep], rej_last[keep],
                 nstep[keep], nrej[keep])
             done = np.zeros(len(idx), dtype=bool)

@@ -102,10 +102,19 @@ class SparseLU:
     _bwd_out: np.ndarray  # backward storage order -> original order
     _pivot_bwd: np.ndarray  # value positions of the pivots, in backward storage order
     _entry_map: dict        # (permuted row, permuted col) -> value position
+    _gather: np.ndarray = None    # value positions every solve reads, in solve order (gather_factors)
+    _fwd_terms: tuple = ()        # per forward step: ((offset in gathered rows, m, cols), ...)
+    _bwd_terms: tuple = ()
+    max_terms: int = 0            # most rows of one term of one solve step (work rows of solve_into)
 
     @property
     def n_levels(self) -> int:
         return len(self._steps)
+
+    @property
+    def gather_rows(self) -> int:
+        """Rows of :meth:`gather_factors`' output."""
+        return len(self._gather) + self.n
 
     @property
     def n_solve_levels(self) -> tuple[int, int]:
@@ -153,6 +162,32 @@ class SparseLU:
             x[st.start:st.stop] *= rpiv[st.start:st.stop]
         return x[self._bwd_out]
 
+    def gather_factors(self, V: np.ndarray, rpiv: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The L and U values the triangular solves read, gathered once per factorisation in the
+        order :meth:`solve_into` reads them, followed by the reciprocal pivots: (n_gather + n, B)."""
+        B = V.shape[1]
+        G = np.empty((len(self._gather) + self.n, B)) if out is None else out
+        np.take(V, self._gather, axis=0, out=G[:len(self._gather)], mode="clip")
+        G[len(self._gather):] = rpiv
+        return G
+
+    def solve_into(self, G: np.ndarray, b: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
+        """Solve A x = b like :meth:`solve`, without allocating: ``G`` from :meth:`gather_factors`,
+        ``b`` and ``out`` (n, B) in the original order (distinct arrays), ``work`` at least
+        (2 n + max_terms, B) contiguous rows. Each term of a level is one gather, one multiply and
+        one subtract over the batch (no per-level accumulator)."""
+        n, B = self.n, b.shape[1]
+        y, x, tmp = work[:n], work[n:2 * n], work[2 * n:]
+        np.take(b, self._fwd_in, axis=0, out=y, mode="clip")
+        for st, terms in zip(self._fwd, self._fwd_terms):
+            _apply_terms(G, y, st.start, terms, tmp)
+        np.take(y, self._fwd_to_bwd, axis=0, out=x, mode="clip")
+        piv = G[len(self._gather):]
+        for st, terms in zip(self._bwd, self._bwd_terms):
+            _apply_terms(G, x, st.start, terms, tmp)
+            np.multiply(x[st.start:st.stop], piv[st.start:st.stop], out=x[st.start:st.stop])
+        return np.take(x, self._bwd_out, axis=0, out=out, mode="clip")
+
     def to_dense(self, V: np.ndarray, member: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(L, U) of one member in the permuted order (for tests and inspection)."""
         L, U = np.eye(self.n), np.zeros((self.n, self.n))
@@ -173,6 +208,34 @@ def _dot_terms(A: np.ndarray, X: np.ndarray, counts, left, right) -> np.ndarray:
         tmp *= X[ri]
         acc[:m] += tmp
     return acc
+
+
+def _apply_terms(G: np.ndarray, z: np.ndarray, start: int, terms, tmp: np.ndarray) -> None:
+    """z[start:start + m] -= G[g:g + m] * z[cols] for each term (g, m, cols) of one level."""
+    for g, m, cols in terms:
+        t = tmp[:m]
+        np.take(z, cols, axis=0, out=t, mode="clip")
+        np.multiply(t, G[g:g + m], out=t)
+        np.subtract(z[start:start + m], t, out=z[start:start + m])
+
+
+def _gather_plan(fwd, bwd):
+    """Value positions read by the solves (forward then backward steps, term by term) and, per
+    step, the (offset, rows, columns) of each term in that gathered array."""
+    positions, plans, offset, widest = [], [], 0, 0
+    for steps in (fwd, bwd):
+        plan = []
+        for st in steps:
+            terms = []
+            for m, vals, cols in zip(st.counts, st.vals, st.cols):
+                terms.append((offset, int(m), cols))
+                positions.append(vals)
+                offset += int(m)
+                widest = max(widest, int(m))
+            plan.append(tuple(terms))
+        plans.append(tuple(plan))
+    gather = np.concatenate(positions).astype(np.intp) if positions else np.zeros(0, dtype=np.intp)
+    return gather, plans[0], plans[1], widest
 
 
 def _slots(term_lists):
@@ -271,6 +334,7 @@ def symbolic_lu(n: int, rows, cols, *, ordering: str = "markowitz", grouping: st
     bwd, bwd_order = _solve_program(n, filled, pos, lower=False, grouping=grouping)
     fwd_rank = np.empty(n, dtype=np.intp)
     fwd_rank[fwd_order] = np.arange(n)
+    gather, fwd_terms, bwd_terms, widest = _gather_plan(fwd, bwd)
     lu = SparseLU(
         n=n, nnz=len(layout), perm=perm,
         positions=np.array([pos[(int(iperm[i]), int(iperm[j]))] for i, j in zip(rows, cols)], dtype=np.intp),
@@ -281,7 +345,7 @@ def symbolic_lu(n: int, rows, cols, *, ordering: str = "markowitz", grouping: st
         _fwd_to_bwd=fwd_rank[bwd_order],
         _bwd_out=np.argsort(bwd_order)[iperm],        # original i -> permuted iperm[i] -> bwd slot
         _pivot_bwd=np.array([pos[(k, k)] for k in bwd_order], dtype=np.intp),
-        _entry_map=pos,
+        _entry_map=pos, _gather=gather, _fwd_terms=fwd_terms, _bwd_terms=bwd_terms, max_terms=widest,
     )
     return lu
 
