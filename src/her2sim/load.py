@@ -459,6 +459,8 @@ def _build(draft: _Draft, name: str, description: str, drugs: list, variants: li
             err(f"dose_parameter {d.dose_parameter!r} is not a parameter of the model; declare "
                 f"[parameters.{d.dose_parameter}] value = \"0 nM\", input = true", d.path, "drug")
     if draft.errors:
+        if len(draft.errors) == 1:  # each problem already names its file and entry: one line
+            raise ModelFileError(draft.errors[0])
         raise ModelFileError(f"{len(draft.errors)} problem(s) in model {name!r}:\n  - " + "\n  - ".join(draft.errors))
     return ModelSpec(name, description, tuple(comps), tuple(species), tuple(params), tuple(expressions),
                      tuple(reactions), tuple(observables), tuple(drugs), tuple(variants), tuple(draft.files))

@@ -47,15 +47,16 @@ def as_network(model, *, variants: Sequence[str] = (), drugs: Sequence[str] = ()
     """A Network from a name/path, ModelSpec or Network (variants/drugs only for names/paths)."""
     if isinstance(model, Network):
         if variants:
-            raise ValueError("variants cannot be applied to a compiled Network; pass the model name or path")
+            raise InvalidArgument("variants cannot be applied to a compiled Network; pass the model name or path")
         return model
     if isinstance(model, ModelSpec):
         if variants:
-            raise ValueError("variants cannot be applied to a ModelSpec; use load_model(name, variants=...)")
+            raise InvalidArgument("variants cannot be applied to a ModelSpec; use load_model(name, variants=...)")
         return compile_network(model)
-    if isinstance(model, (str, Path)):
+    if isinstance(model, (str, Path)) and str(model).strip():
         return compile_network(load_model(model, variants=variants, drugs=drugs))
-    raise TypeError(f"model must be a name, path, ModelSpec or Network, got {type(model).__name__}")
+    raise InvalidArgument(f"model must be a bundled name such as 'default', a path, a ModelSpec or a Network, got "
+                          f"{type(model).__name__} {model!r}"[:200])
 
 
 def hours(value, *, what: str = "time") -> float:
@@ -325,6 +326,12 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     variants = check_names(variants, "variants", "['pik3ca_h1047r']")
     events = _check_events(events)
     conditions = check_conditions(conditions)
+    if conditions is not None:
+        conditions = [{"drugs": check_mapping(c.get("drugs"), f"conditions[{k}]['drugs']", "{'lapatinib': 1}"),
+                       "parameters": check_mapping(c.get("parameters"), f"conditions[{k}]['parameters']",
+                                                   "{'HRG': 1}"),
+                       "events": _check_events(c.get("events", ()), f"conditions[{k}]['events']")}
+                      for k, c in enumerate(conditions)]
     if not isinstance(preequilibrate, (bool, np.bool_)):
         raise InvalidArgument(f"preequilibrate must be True or False, got {preequilibrate!r}")
     t_end = check_time(time, "time")
@@ -346,10 +353,8 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     base = make_condition(network, drugs, parameters, events)
     specs = conditions if conditions is not None else [{}]
     conds = []
-    for k, c in enumerate(specs):
-        extra = make_condition(network, check_mapping(c.get("drugs"), f"conditions[{k}]['drugs']", "{'lapatinib': 1}"),
-                               check_mapping(c.get("parameters"), f"conditions[{k}]['parameters']", "{'HRG': 1}"),
-                               _check_events(c.get("events", ()), f"conditions[{k}]['events']"))
+    for c in specs:
+        extra = make_condition(network, c.get("drugs"), c.get("parameters"), c.get("events", ()))
         conds.append(Condition({**base.doses, **extra.doses}, {**base.parameters, **extra.parameters},
                                tuple(sorted(base.events + extra.events, key=lambda e: e[0]))))
     single = conditions is None

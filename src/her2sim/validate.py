@@ -92,8 +92,7 @@ def check_int(value, name: str, *, minimum: int | None = None, maximum: int | No
         raise InvalidArgument(f"{name} must be a whole number, got {type(value).__name__} {_shown(value)}"
                               + (f"; {fix}" if fix else ""))
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
-        span = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum:,}]" if minimum is not None \
-            else f"<= {maximum:,}"
+        span = f">= {minimum}" if minimum is not None and v < minimum else f"<= {maximum:,}"
         raise InvalidArgument(f"{name} must be {span}, got {v:,}" + (f"; {fix}" if fix else ""))
     return v
 
@@ -103,11 +102,13 @@ def check_seed(value, name: str = "seed") -> int:
     return check_int(value, name, minimum=0, maximum=MAX_SEED, fix="use any non-negative whole number, e.g. 0")
 
 
-def check_count(value, name: str, *, minimum: int = 1, limit: int | None = None, fix: str = "") -> int:
-    """A count >= minimum; above ``limit`` a :class:`TooLargeError` that says how to split."""
+def check_count(value, name: str, *, minimum: int = 1, limit: int | None = None, fix: str = "",
+                split: str = "") -> int:
+    """A count >= minimum (``fix`` says what to pass); above ``limit`` a :class:`TooLargeError`
+    whose message ends with ``split`` (how to split the work)."""
     v = check_int(value, name, minimum=minimum, fix=fix)
     if limit is not None and v > limit:
-        raise TooLargeError(f"{name} = {v:,} is above the limit of {limit:,}" + (f"; {fix}" if fix else ""))
+        raise TooLargeError(f"{name} = {v:,} is above the limit of {limit:,}" + (f"; {split}" if split else ""))
     return v
 
 
@@ -213,11 +214,11 @@ def check_output_file(path, name: str, suffixes: Sequence[str]) -> Path:
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise InvalidArgument(f"{name} must be a file path, got {_shown(path)}")
     p = Path(path)
-    if suffixes and p.suffix.lower() not in suffixes:
-        raise InvalidArgument(f"{name} must end in {' or '.join(suffixes)}, got {p.name!r}")
     if p.is_dir():
         raise InvalidArgument(f"{name} {str(p)!r} is a directory; give a file name inside it, e.g. "
                               f"{str(p / ('out' + (suffixes[0] if suffixes else '')))!r}")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise InvalidArgument(f"{name} must end in {' or '.join(suffixes)}, got {p.name!r}")
     check_writable_folder(p.parent, name, what=str(p))
     return p
 

@@ -451,8 +451,8 @@ def check_trial_size(spec: TrialSpec, patients, seed, *, names: tuple[str, str] 
     :data:`~her2sim.validate.MAX_PATIENTS`) and ``seed`` (>= 0) are usable; nothing is allocated.
     ``names``: what the caller calls the two arguments (``--patients`` on the command line)."""
     check_count(patients, names[0], minimum=len(spec.arms), limit=MAX_PATIENTS,
-                fix=f"at least one per arm ({len(spec.arms)}); for more than {MAX_PATIENTS:,} run several trials "
-                    "with different seeds and pool them")
+                fix=f"at least one patient per arm ({len(spec.arms)} arms)",
+                split="run several trials with different seeds and pool their patients tables")
     check_seed(seed, names[1])
 
 
@@ -718,7 +718,7 @@ def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, 
     """
     from .scaleout import DEFAULT_BLOCK, run_trial_blocks
 
-    return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=block or DEFAULT_BLOCK,
+    return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=DEFAULT_BLOCK if block is None else block,
                             workers=workers, progress=progress, **overrides)
 
 
