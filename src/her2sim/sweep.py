@@ -457,8 +457,8 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
             clean_stale(folder)
         manifest = old if old is not None else new_manifest(spec, networks[0])
         if damaged_manifest is not None:
-            print(f"her2sim sweep: {damaged_manifest.split(' (')[0]} was damaged; rebuilt it from the spec, keeping "
-                  f"{len(done_status)} verified chunk file(s)", file=sys.stderr)
+            print(f"her2sim sweep: {out / MANIFEST} was damaged; rebuilt it from the spec, keeping "
+                  f"{len(done_status)} verified chunk file(s) (the earlier runs' history is lost)", file=sys.stderr)
         manifest["state"] = "running"
         write_manifest(out, manifest)
         write_samples(out, spec)

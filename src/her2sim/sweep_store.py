@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -105,6 +106,8 @@ def verify_chunks(out: Path, spec: SweepSpec, chunks) -> tuple[dict, dict]:
         path = chunk_path(out, c)
         lo, hi = spec.chunk_bounds(c)
         try:
+            if not zipfile.is_zipfile(path):
+                raise ValueError("not an .npz archive (truncated or overwritten)")
             z = load_chunk(path, ("values", "status", "meta"))
             meta = json.loads(str(z["meta"]))
             if meta.get("spec_digest") != spec.digest:
@@ -113,7 +116,7 @@ def verify_chunks(out: Path, spec: SweepSpec, chunks) -> tuple[dict, dict]:
                 raise ValueError(f"shape {z['values'].shape}, expected {(hi - lo, len(spec.readouts))}")
             good[c] = z["status"]
         except Exception as exc:  # any unreadable content: BadZipFile, KeyError, ValueError, OSError, EOFError
-            damaged[c] = f"{type(exc).__name__}: {exc}"
+            damaged[c] = f"{type(exc).__name__}: {str(exc)[:120]}"
             try:
                 os.replace(path, path.with_name(path.name + ".damaged"))
             except OSError:
