@@ -279,6 +279,9 @@ def _stoich(items, where: str, path: str, draft: _Draft) -> tuple[tuple[str, flo
             draft.error(f"stoichiometry entry {item!r} must be a string like \"HER2\" or \"2 HER2\"", path, where)
             continue
         parts = item.split()
+        if not parts:
+            draft.error("empty stoichiometry entry \"\"; write \"NAME\" or \"2 NAME\"", path, where)
+            continue
         coeff, name = (1.0, parts[0]) if len(parts) == 1 else (None, parts[-1])
         if len(parts) == 2:
             try:
