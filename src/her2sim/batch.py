@@ -44,10 +44,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .certify import CertifyOptions, certify_batch, certify_options
+from .errors import InvalidArgument
 from .network import Network
 from .result import Result, Status
 from .solve import Condition, _dosed, _doses_at
 from .sparse_lu import SparseLU, symbolic_lu
+from .validate import MAX_OUTPUT_BYTES, check_count, check_size, check_tolerances
 
 
 # ----------------------------------------------------------------------------- tableaus
@@ -323,36 +325,37 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     ((100, 25, 4), True)
     """
     if not isinstance(network, Network):
-        raise TypeError(f"network must be a compiled her2sim.Network, got {type(network).__name__}")
+        raise InvalidArgument(f"network must be a compiled her2sim.Network, got {type(network).__name__}")
     if method not in TABLEAUS:
-        raise ValueError(f"method must be one of {tuple(TABLEAUS)}, got {method!r}")
-    if not (0 < rtol < 1) or not (atol > 0):
-        raise ValueError(f"rtol must be in (0, 1) and atol > 0, got rtol={rtol!r}, atol={atol!r}")
-    if int(max_steps) < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
-    if fixed_step is not None and not (fixed_step > 0):
-        raise ValueError(f"fixed_step must be > 0 hours or None, got {fixed_step!r}")
-    if int(workers) < 1:
-        raise ValueError(f"workers must be >= 1, got {workers!r}")
+        raise InvalidArgument(f"method must be one of {tuple(TABLEAUS)}, got {method!r}")
+    check_tolerances(rtol, atol)
+    check_count(max_steps, "max_steps", fix="right-hand-side evaluations per member, e.g. 100000")
+    if fixed_step is not None and (isinstance(fixed_step, bool) or not isinstance(fixed_step, (int, float, np.number))
+                                   or not 0 < fixed_step < float("inf")):
+        raise InvalidArgument(f"fixed_step must be > 0 hours or None, got {fixed_step!r}")
+    check_count(workers, "workers", fix="processes, e.g. 1 or the number of cores")
     cert_options = certify_options(certify)
     n, p = network.n_species, network.n_params
     X0 = np.asarray(network.x0 if X0 is None else X0, dtype=float)
     P = np.asarray(network.p0 if P is None else P, dtype=float)
     if X0.shape[-1:] != (n,) or X0.ndim > 2:
-        raise ValueError(f"X0 must have shape (B, {n}) or ({n},), got {X0.shape}")
+        raise InvalidArgument(f"X0 must have shape (B, {n}) or ({n},), got {X0.shape}")
     if P.shape[-1:] != (p,) or P.ndim > 2:
-        raise ValueError(f"P must have shape (B, {p}) or ({p},), got {P.shape}")
+        raise InvalidArgument(f"P must have shape (B, {p}) or ({p},), got {P.shape}")
     B = max(X0.shape[0] if X0.ndim == 2 else 1, P.shape[0] if P.ndim == 2 else 1)
     if (X0.ndim == 2 and X0.shape[0] not in (1, B)) or (P.ndim == 2 and P.shape[0] not in (1, B)):
-        raise ValueError(f"X0 and P disagree on the batch size: {X0.shape} and {P.shape}")
+        raise InvalidArgument(f"X0 and P disagree on the batch size: {X0.shape} and {P.shape}")
     X0 = np.array(np.broadcast_to(X0, (B, n)))
     P = np.array(np.broadcast_to(P, (B, p)))
+    check_size(B * len(np.atleast_1d(t_eval)) * n, "the output (members x times x species)", MAX_OUTPUT_BYTES // 8,
+               "fewer output times (t_eval) or split the members into batches (a sweep does this in chunks)",
+               bytes_each=8)
     grid = np.asarray(t_eval, dtype=float)
     if grid.ndim != 1 or len(grid) == 0 or np.any(np.diff(grid) <= 0) or not np.all(np.isfinite(grid)):
-        raise ValueError(f"t_eval must be a non-empty increasing 1-D array of hours, got {t_eval!r}")
+        raise InvalidArgument(f"t_eval must be a non-empty increasing 1-D array of hours, got {t_eval!r}")
     t0, t_end = (0.0, float(grid[-1])) if t_span is None else (float(t_span[0]), float(t_span[1]))
     if not t_end > t0 or grid[0] < t0 or grid[-1] > t_end:
-        raise ValueError(f"t_span must be (t0, t_end) with t0 < t_end containing t_eval; got t_span={t_span!r} "
+        raise InvalidArgument(f"t_span must be (t0, t_end) with t0 < t_end containing t_eval; got t_span={t_span!r} "
                          f"and t_eval in [{grid[0]:g}, {grid[-1]:g}]")
     schedule = _as_schedule(network, breakpoints, B)
     tab = TABLEAUS[method]

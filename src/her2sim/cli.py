@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
-
 import importlib
+import os
+import sys
 
-from .errors import Her2simError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, Her2simError, exit_code
 
 #: modules that add subcommands: each has ``add_parser(subparsers)`` (cheap imports only) and
 #: sets ``handler`` on its subparser; the handler takes the parsed args and returns an exit code
@@ -40,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mechanistic simulation of HER2-positive breast cancer signalling, drugs and resistance. "
                     "Internal units are nM and hours; write quantities with units, e.g. 1uM, '2 ug/mL', 72h.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error instead of the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("simulate", help="simulate a model (default: the bundled HER2 network on BT-474)",
@@ -96,24 +97,107 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see README "Errors and exit codes"):
+    0 done, 1 a failure during the work, 2 bad input (checked before any work), 130 interrupted
+    (Ctrl-C; 143 for SIGTERM), 141 output pipe closed (``her2sim ... | head``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "simulate"
     if args.command is None:
-        args = parser.parse_args(["simulate"])
+        args = parser.parse_args((["--debug"] if args.debug else []) + ["simulate"])
+    handlers = {"simulate": _simulate, "models": _models, "check": _check, "drugs": _drugs, "demo": _demo,
+                "export-sbml": _export_sbml}
+    handler = handlers.get(command) or args.handler
+    return run_guarded(lambda: handler(args), debug=args.debug)
+
+
+def run_guarded(work, *, debug: bool = False, prog: str = "her2sim") -> int:
+    """Call ``work()`` and turn every way it can end into one stderr line and an exit status:
+    a Her2simError -> its message (2 bad input, 1 failure during the work), Ctrl-C -> 130,
+    SIGTERM -> 143, a closed output pipe -> 141 silently, anything else -> 1 with the exception
+    named. ``debug`` re-raises instead (the traceback is shown)."""
+    import signal
+
+    def on_term(signum, frame):
+        raise _Terminated()
+
+    previous = None
     try:
-        handlers = {"simulate": _simulate, "models": _models, "check": _check, "drugs": _drugs, "demo": _demo,
-                    "export-sbml": _export_sbml}
-        handler = handlers.get(command) or args.handler
-        return handler(args)
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        return work()
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except _Terminated:
+        print(f"{prog}: terminated (SIGTERM); finished files are kept, nothing half-written", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"\n{prog}: interrupted; finished files are kept, nothing half-written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Her2simError as exc:
-        print(f"her2sim: error: {exc}", file=sys.stderr)
-        return 2
+        if debug:
+            raise
+        _print_error(prog, f"error: {exc}")
+        return exit_code(exc)
+    except MemoryError:
+        if debug:
+            raise
+        _print_error(prog, "error: out of memory; use fewer conditions, patients or time points, or split the work "
+                           "(sweeps: --chunk and --scheduler; trials: --block)")
+        return EXIT_FAILURE
+    except OSError as exc:
+        if debug:
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        _print_error(prog, f"error: {exc.strerror or exc}{where}")
+        return EXIT_FAILURE
+    except Exception as exc:
+        if debug:
+            raise
+        _print_error(prog, f"internal error: {type(exc).__name__}: {exc} (a bug: please report it with the "
+                           "command; rerun with --debug for the traceback)")
+        return EXIT_FAILURE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks (atomic writes) clean up."""
+
+
+def _print_error(prog: str, text: str) -> None:
+    try:
+        print(f"{prog}: {text}", file=sys.stderr)
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so that the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _simulate(args) -> int:
+    from .atomic import atomic_path
     from .solve import simulate
+    from .validate import PLOT_SUFFIXES, check_output_file, check_time, check_tolerances
 
+    check_tolerances(args.rtol, args.atol, names=("--rtol", "--atol"))  # every option before any work
+    check_time(args.time, "--time")
+    if args.washout is not None:
+        check_time(args.washout, "--washout")
+    out = check_output_file(args.out, "--out", (".csv", ".nc")) if args.out else None
+    plot = check_output_file(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
     drugs = dict(args.drug)
     events = [(args.washout, {k: 0 for k in drugs})] if args.washout and drugs else []
     result = simulate(args.model, drugs=drugs, variants=args.variant, time=args.time, parameters=dict(args.params),
@@ -129,19 +213,17 @@ def _simulate(args) -> int:
     header += f"; drugs: {', '.join(f'{k}={v}' for k, v in drugs.items()) or 'none'}; {args.time}"
     print(header)
     print(result.summary(observe))
-    if args.out:
-        out = Path(args.out)
-        if out.suffix == ".nc":
+    if out is not None:
+        if out.suffix.lower() == ".nc":
             result.to_netcdf(out)
-        elif out.suffix == ".csv":
-            result.to_csv(out, observe)
         else:
-            raise SystemExit(f"her2sim: error: --out must end in .csv or .nc, got {out.name}")
+            result.to_csv(out, observe)
         print(f"wrote {out}")
-    if args.plot:
+    if plot is not None:
         fig = result.plot(observe)
-        fig.savefig(args.plot, dpi=120)
-        print(f"wrote {args.plot}")
+        with atomic_path(plot) as tmp:
+            fig.savefig(tmp, dpi=120, format=plot.suffix[1:].lower())
+        print(f"wrote {plot}")
     return 0
 
 
@@ -198,11 +280,16 @@ def _drugs(args) -> int:
 
 def _demo(args) -> int:
     from .demos import DEMOS, run_demo
+    from .errors import UnknownNameError
+    from .validate import PLOT_SUFFIXES, check_output_file
 
     if args.list or not args.name:
         for name, fn in DEMOS.items():
             print(name)
         return 0
+    if args.name not in DEMOS:
+        raise UnknownNameError("demo", args.name, DEMOS, fix="Run `her2sim demo --list`.")
+    check_output_file(args.plot or f"{args.name}.png", "--plot", PLOT_SUFFIXES)
     result = run_demo(args.name, fast=args.fast)
     print(f"{result.name}: {result.claim}")
     for key, value in result.metrics.items():
@@ -215,7 +302,9 @@ def _demo(args) -> int:
 
 def _export_sbml(args) -> int:
     from .sbml import export_model_sbml
+    from .validate import check_output_file
 
+    check_output_file(args.output, "--output", (".xml", ".sbml"))
     path = export_model_sbml(args.model, args.output, variants=args.variant, drugs=args.drug,
                              preequilibrated=not args.no_preequilibrate)
     print(f"wrote {path}")

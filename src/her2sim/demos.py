@@ -61,6 +61,7 @@ class DemoResult:
     make_figure: Callable = field(default=None, repr=False, compare=False)
 
     def plot(self, path: str | Path) -> Path:
+        from .atomic import atomic_path
         from .plot import pyplot
 
         plt = pyplot()
@@ -68,7 +69,8 @@ class DemoResult:
         fig = self.make_figure()
         fig.suptitle(f"{self.name}: {self.claim}", fontsize=9, wrap=True)
         fig.tight_layout(rect=(0, 0, 1, 0.93))
-        fig.savefig(path, dpi=120)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=path.suffix[1:].lower() or "png")
         plt.close(fig)
         return path
 

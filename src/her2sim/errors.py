@@ -76,6 +76,8 @@ def _rebuild_unknown(message: str, kind: str, name: str):
 class IntegrationError(Her2simError, RuntimeError):
     """The ODE solver failed; the message says where and what to try."""
 
+    exit_code = 1
+
 
 class OptionalDependencyError(Her2simError, ImportError):
     """An optional package is needed for this feature."""
@@ -85,3 +87,40 @@ class OptionalDependencyError(Her2simError, ImportError):
             f"{feature} needs the optional package {package!r}: "
             f"pip install 'her2sim[{extra}]' (or pip install {package})"
         )
+
+
+class InvalidArgument(Her2simError, ValueError):
+    """An argument of a public function or a command-line option has a bad type or value.
+
+    The message names the argument, the value given and what to pass instead.
+    """
+
+
+class QuantityRangeError(InvalidArgument, UnitError):
+    """A quantity with a readable unit but a value out of range (a negative or infinite time)."""
+
+
+class TooLargeError(InvalidArgument):
+    """A request would need more conditions, patients, grid points or memory than the stated limit;
+    the message says how big it would be and how to split it."""
+
+
+class OutputError(Her2simError, OSError):
+    """Writing an output file failed during the work (full disk, I/O error); nothing partial is kept."""
+
+    exit_code = 1
+
+
+#: exit status of the command line for each kind of error (see README "Errors and exit codes")
+EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
+
+
+def exit_code(exc: BaseException) -> int:
+    """The command-line exit status for an error: 2 for bad input (the default of every
+    :class:`Her2simError`), 1 for a failure during the work (a class with ``exit_code = 1``:
+    integration, task and output errors; anything that is not a Her2simError)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, Her2simError):
+        return getattr(exc, "exit_code", EXIT_BAD_INPUT)
+    return EXIT_FAILURE

@@ -32,8 +32,14 @@ SCHEDULER_HELP = ("None or 'local' (this process), 'processes' (a dask LocalClus
                   "process pool without dask), 'dask://HOST:PORT' (an existing dask scheduler) or a distributed.Client")
 
 
+#: seconds to wait for an existing dask scheduler before giving up (it answers in milliseconds when up)
+CONNECT_TIMEOUT_S = 10
+
+
 class TaskError(Her2simError, RuntimeError):
     """A task of :func:`map_tasks` raised; names the task and the original error."""
+
+    exit_code = 1  # a failure during the work, not bad input
 
 
 class SchedulerError(Her2simError, ValueError):
@@ -197,7 +203,13 @@ def open_executor(scheduler, fn: Callable, shared, *, who: str = "her2sim"):
 
             raise OptionalDependencyError("distributed", "dask", f"scheduler {scheduler!r}") from None
         address = "tcp://" + scheduler[len("dask://"):] if scheduler.startswith("dask://") else scheduler
-        return DaskExecutor(fn, shared, Client(address), own_client=True)
+        try:
+            client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
+        except (OSError, TimeoutError) as exc:  # distributed raises OSError subclasses / TimeoutError
+            raise SchedulerError(f"cannot reach the dask scheduler {scheduler!r} within {CONNECT_TIMEOUT_S} s "
+                                 f"({type(exc).__name__}); check that it runs and the address, or use "
+                                 "--scheduler local / processes. Nothing was written.") from None
+        return DaskExecutor(fn, shared, client, own_client=True)
     return DaskExecutor(fn, shared, scheduler)
 
 

@@ -29,6 +29,11 @@ FUNCTIONS = {
     "exp": 1, "log": 1, "log10": 1, "sqrt": 1, "abs": 1,
     "min": 2, "max": 2, "hill": 3, "mm": 2, "inhibit": 2,
 }
+#: longest rate law or expression text (characters); the longest bundled one has ~200
+MAX_EXPRESSION_LENGTH = 10_000
+#: deepest syntax tree of one expression; the deepest bundled one has 11 levels, and the
+#: converters below recurse once per level (Python's stack allows ~1,000)
+MAX_EXPRESSION_DEPTH = 100
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
 
@@ -88,11 +93,32 @@ def parse(text: str, *, where: str = "expression") -> Node:
             "Use only numbers, species/parameter names, + - * / ** and the functions "
             f"{', '.join(sorted(FUNCTIONS))}."
         )
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"{where}: the expression is {len(text):,} characters long, above the limit of "
+                              f"{MAX_EXPRESSION_LENGTH:,}; split it into named [expressions] and refer to them")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"{where}: cannot parse {text!r}: {exc.msg} at column {exc.offset}") from None
+    except (RecursionError, MemoryError):  # the parser's own stack, not the machine's memory
+        raise ExpressionError(f"{where}: the expression is nested too deeply to parse (limit "
+                              f"{MAX_EXPRESSION_DEPTH} levels); split it into named [expressions]") from None
+    depth = _depth(tree.body)
+    if depth > MAX_EXPRESSION_DEPTH:
+        raise ExpressionError(f"{where}: the expression is nested {depth} levels deep (a sum of n terms nests n "
+                              f"deep), above the limit of {MAX_EXPRESSION_DEPTH}; split it into named [expressions]")
     return _convert(tree.body, text, where)
+
+
+def _depth(node: ast.AST) -> int:
+    """Nesting depth of a syntax tree, computed without recursion."""
+    best, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(n) if not isinstance(c, (ast.expr_context, ast.operator,
+                                                                                        ast.unaryop)))
+    return best
 
 
 def _reject(node: ast.AST, text: str, where: str, what: str) -> ExpressionError:
@@ -106,6 +132,9 @@ def _convert(node: ast.AST, text: str, where: str) -> Node:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise _reject(node, text, where, f"the literal {node.value!r}")
+        if not math.isfinite(float(node.value)):
+            raise ExpressionError(f"{where}: the number in {text!r} is too large (it overflows to infinity); use a "
+                                  "finite number, or a parameter with a unit")
         return Num(float(node.value))
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS:

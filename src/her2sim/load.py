@@ -8,6 +8,7 @@ the order given. All problems found are reported together, each naming file, ent
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ _HEADER_KEYS = {
     "drug": {"name", "aliases", "class", "targets", "mechanism", "dose_parameter", "molecular_weight",
              "source", "includes", "remove_reactions"},
 }
+#: largest model/module/variant/drug file read (the largest bundled file is ~21 kB)
+MAX_FILE_BYTES = 2**20
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = set(ex.FUNCTIONS) | {"t", "time", "select_lt", "sign"}
 
@@ -57,7 +60,14 @@ def models_dir() -> Path:
 def read_toml(path: Path) -> dict:
     """Parse one TOML file; malformed files raise ModelFileError with the line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.exists() and not path.is_file():
+            raise ModelFileError("not a regular file (a device, folder or pipe); give a TOML file", path=str(path))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # never more than the limit, whatever the file is
+        if len(raw) > MAX_FILE_BYTES:
+            raise ModelFileError(f"file is larger than the limit of {MAX_FILE_BYTES // 2**20} MiB for model files; "
+                                 "split it into modules with includes = [...]", path=str(path))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ModelFileError("file not found; check the path or run `her2sim models` for bundled names",
                              path=str(path)) from None
@@ -173,6 +183,9 @@ def _compose(path: Path, draft: _Draft, root: Path, seen: set, stack: tuple = ()
         if not inc.exists():
             raise ModelFileError(f"included file {rel!r} not found (looked next to this file and in {root})",
                                  path=str(path), entry=f"{kind}.includes")
+        if not inc.is_file():
+            raise ModelFileError(f"included {rel!r} is not a regular file (a device, folder or pipe); include "
+                                 "TOML model files only", path=str(path), entry=f"{kind}.includes")
         _compose(inc, draft, root, seen, stack + (path,))
     draft.files.append(str(path))
     if kind in ("model", "module"):
@@ -217,7 +230,7 @@ def _apply_overlay(data: dict, path: Path, kind: str, head: dict, draft: _Draft,
             key = {"parameters": "value", "species": "initial", "compartments": "size"}[section]
             if "factor" in change:
                 factor = change["factor"]
-                if not isinstance(factor, (int, float)) or factor < 0:
+                if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor < 1e300:
                     draft.error(f"factor must be a non-negative number, got {factor!r}", str(path), where)
                     continue
                 table["_factor"] = table.get("_factor", 1.0) * float(factor)
@@ -266,13 +279,16 @@ def _stoich(items, where: str, path: str, draft: _Draft) -> tuple[tuple[str, flo
             draft.error(f"stoichiometry entry {item!r} must be a string like \"HER2\" or \"2 HER2\"", path, where)
             continue
         parts = item.split()
+        if not parts:
+            draft.error("empty stoichiometry entry \"\"; write \"NAME\" or \"2 NAME\"", path, where)
+            continue
         coeff, name = (1.0, parts[0]) if len(parts) == 1 else (None, parts[-1])
         if len(parts) == 2:
             try:
                 coeff = float(parts[0])
             except ValueError:
                 coeff = None
-        if coeff is None or len(parts) > 2 or coeff <= 0:
+        if coeff is None or len(parts) > 2 or not (0 < coeff < 1e6):
             draft.error(f"cannot read stoichiometry entry {item!r}; write \"NAME\" or \"2 NAME\"", path, where)
             continue
         out[name] = out.get(name, 0.0) + coeff
@@ -296,7 +312,11 @@ def _quantity(table: dict, key: str, where: str, path: str, draft: _Draft):
         draft.error(str(exc), path, where)
         return None
     factor = table.get("_factor", 1.0)
-    return q * factor
+    q = q * factor
+    if not math.isfinite(float(q.magnitude)):
+        draft.error(f"{key} {raw!r} is not a finite number (too large, inf or nan); give a finite value", path, where)
+        return None
+    return q
 
 
 def _build(draft: _Draft, name: str, description: str, drugs: list, variants: list) -> ModelSpec:
@@ -310,7 +330,12 @@ def _build(draft: _Draft, name: str, description: str, drugs: list, variants: li
         if q.dimensionality != VOLUME:
             err(f"size {q:~} is not a volume; write e.g. size = \"1 pL\"", e.origin, f"compartments.{cname}")
             continue
-        comps.append(Compartment(cname, float(q.to("L").magnitude), str(e.table.get("source", ""))))
+        size_L = float(q.to("L").magnitude)
+        if not size_L > 0:
+            err(f"size {e.table.get('size')!r} must be > 0 (a volume such as \"1 pL\")", e.origin,
+                f"compartments.{cname}")
+            continue
+        comps.append(Compartment(cname, size_L, str(e.table.get("source", ""))))
     comp_size = {c.name: c.size_L for c in comps}
     if not comps:
         comps.append(Compartment("cell", 1.0, "default compartment"))
@@ -327,7 +352,9 @@ def _build(draft: _Draft, name: str, description: str, drugs: list, variants: li
             err(f"unknown compartment {cname!r}; known: {sorted(comp_size)}", e.origin, where)
             continue
         q = _quantity(e.table, "initial", where, e.origin, draft)
-        if q is None:
+        if q is None:  # reported; a placeholder keeps rate laws that use it from reporting it as unknown
+            species.append(Species(sname, 0.0, cname, "", "", True, e.origin))
+            unit_of[sname] = Quantity(1.0, "nM")
             continue
         if q.dimensionality == AMOUNT:
             q = q / ureg.Quantity(comp_size[cname], "L")
@@ -435,6 +462,8 @@ def _build(draft: _Draft, name: str, description: str, drugs: list, variants: li
             err(f"dose_parameter {d.dose_parameter!r} is not a parameter of the model; declare "
                 f"[parameters.{d.dose_parameter}] value = \"0 nM\", input = true", d.path, "drug")
     if draft.errors:
+        if len(draft.errors) == 1:  # each problem already names its file and entry: one line
+            raise ModelFileError(draft.errors[0])
         raise ModelFileError(f"{len(draft.errors)} problem(s) in model {name!r}:\n  - " + "\n  - ".join(draft.errors))
     return ModelSpec(name, description, tuple(comps), tuple(species), tuple(params), tuple(expressions),
                      tuple(reactions), tuple(observables), tuple(drugs), tuple(variants), tuple(draft.files))
@@ -579,7 +608,13 @@ def _drug_from_header(head: dict, path: Path) -> Drug:
     mw_value = None
     if mw is not None:
         q = parse_quantity(mw, what=f"{path} [drug.molecular_weight]")
+        if q.dimensionality != (ureg("g") / ureg("mol")).dimensionality:
+            raise ModelFileError(f"molecular_weight {mw!r} must be a mass per amount such as \"581 g/mol\"",
+                                 path=str(path), entry="drug.molecular_weight")
         mw_value = float(q.to("g/mol").magnitude)
+        if not (math.isfinite(mw_value) and mw_value > 0):
+            raise ModelFileError(f"molecular_weight {mw!r} must be a finite mass > 0 such as \"581 g/mol\"",
+                                 path=str(path), entry="drug.molecular_weight")
     for key in ("class", "targets", "mechanism", "source"):
         if key not in head:
             raise ModelFileError(f"[drug] needs {key}", path=str(path), entry="drug")

@@ -140,14 +140,22 @@ class Result:
     def to_csv(self, path: str | Path, observe: Sequence[str] | None = None) -> Path:
         """Write a wide CSV: ``time_h`` then one column per observable (a ``condition`` column
         first when there are several conditions)."""
+        from .atomic import atomic_path
+
         path = Path(path)
-        self.to_dataframe(observe, wide=True).to_csv(path, index=False)
+        frame = self.to_dataframe(observe, wide=True)  # unknown names fail before anything is written
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
         return path
 
     def to_netcdf(self, path: str | Path) -> Path:
         """Write the xarray Dataset to netCDF (scipy backend, no extra dependency)."""
+        from .atomic import atomic_path
+
         path = Path(path)
-        self.to_xarray().to_netcdf(path, engine="scipy")
+        ds = self.to_xarray()
+        with atomic_path(path) as tmp:
+            ds.to_netcdf(tmp, engine="scipy")
         return path
 
     def plot(self, observe: Sequence[str] | None = None, *, ax=None):

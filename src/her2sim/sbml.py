@@ -485,9 +485,12 @@ def export_sbml(spec: ModelSpec, path: str | Path, *, initial_state: Sequence[fl
         if check.errors:
             raise SBMLExportError(f"the SBML written for model {spec.name!r} does not validate:\n  - "
                                   + "\n  - ".join(check.errors))
+    from .atomic import atomic_path
+
     path = Path(path)
-    if not libsbml.writeSBMLToFile(doc, str(path)):
-        raise OSError(f"could not write SBML to {str(path)!r}; check that the folder exists and is writable")
+    with atomic_path(path) as tmp:
+        if not libsbml.writeSBMLToFile(doc, str(tmp)):
+            raise OSError(f"could not write SBML to {str(path)!r}; check that the folder exists and is writable")
     return path
 
 

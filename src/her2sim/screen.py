@@ -52,6 +52,7 @@ from .result import Result, Status
 from .screen_cli import ENGINES, WILD_TYPE  # shared with the cheap-to-import CLI module
 from .solve import as_network, dose_nM, hours, make_condition, simulate
 from .units import parse_quantity
+from .validate import check_mapping, check_size, check_tolerances
 
 __all__ = [
     "READOUT_KINDS", "STEADY_HORIZON_H", "SYNERGY_METHODS", "Readout", "ScreenInputError",
@@ -68,6 +69,8 @@ STEADY_TOLERANCE = 1e-3
 #: output points over [0, t] for ``mean:`` and ``auc:`` readouts (uniform plus log-spaced early points)
 AUC_POINTS = 241
 SYNERGY_METHODS = ("hsa", "bliss", "loewe", "zip")
+#: most conditions one in-memory screen runs (each holds its whole time course); larger: a sweep
+MAX_SCREEN_CONDITIONS = 100_000
 LETTERS = ("A", "B", "C")
 EFFECT_SCALE = ("inhibition = 1 - readout / readout of the untreated control of the same background "
                 "(fraction: 0 = no effect, 1 = readout abolished, < 0 = the drugs raise the readout)")
@@ -390,6 +393,8 @@ def _screen(model, drugs, grids, readout, variants, backgrounds, time, parameter
 
     if engine not in ENGINES:
         raise ScreenInputError(f"engine must be one of {ENGINES}, got {engine!r}")
+    rtol, atol = check_tolerances(rtol, atol)  # every argument before any work
+    parameters = check_mapping(parameters, "parameters", "{'NK_activity': 0}")
     if isinstance(variants, str):
         variants = [variants]
     rd = parse_readout(readout)
@@ -414,6 +419,9 @@ def _screen(model, drugs, grids, readout, variants, backgrounds, time, parameter
             axes = [_dose_axis(network, d, g) for d, g in zip(drugs, grids)]
             rd.check(network, run_h)
             unit = rd.unit(network)
+        check_size(math.prod(a.size for a in axes) * len(bgs), "the screen's conditions (doses x backgrounds)",
+                   MAX_SCREEN_CONDITIONS, "use fewer doses, or run it as a sweep (her2sim sweep), which writes "
+                   "chunk by chunk")
         grid = list(itertools.product(*axes))
         conditions = [{"drugs": dict(zip(drugs, combo)), "parameters": params} for combo in grid]
         result = _integrate(network, conditions, t_eval, engine, rtol, atol)

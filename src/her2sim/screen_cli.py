@@ -67,6 +67,12 @@ def run_screen_cli(args) -> int:
     """Run ``her2sim screen`` from parsed arguments; prints tables, writes --out/--plot; returns 0."""
     from .screen import (SYNERGY_METHODS, ScreenInputError, _letters, dose_matrix, dose_response,
                          format_metrics_table, format_synergy_table, single_agent_metrics, synergy_scores)
+    from .validate import PLOT_SUFFIXES, check_output_file, check_time, check_tolerances
+
+    check_tolerances(args.rtol, names=("--rtol", "--atol"))  # every option before any work
+    check_time(args.time, "--time")
+    out = check_output_file(args.out, "--out", (".nc", ".csv")) if args.out else None
+    plot = check_output_file(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
 
     drugs = [d.strip() for d in args.drugs.split(",") if d.strip()]
     grids = dict(args.doses)
@@ -93,30 +99,36 @@ def run_screen_cli(args) -> int:
             methods = list(SYNERGY_METHODS if enough else ("hsa", "bliss"))
         scores = synergy_scores(ds, methods)
         print(format_synergy_table(scores))
-    if args.out:
-        _write(ds, scores, Path(args.out))
-        print(f"wrote {args.out}")
-    if args.plot:
+    if out is not None:
+        _write(ds, scores, out)
+        print(f"wrote {out}")
+    if plot is not None:
         from . import screen_plots
+        from .atomic import atomic_path
 
         fig = screen_plots.plot_dose_response(ds) if scores is None else screen_plots.plot_screen_summary(ds, scores)
-        fig.savefig(args.plot, dpi=120)
-        print(f"wrote {args.plot}")
+        with atomic_path(plot) as tmp:
+            fig.savefig(tmp, dpi=120, format=plot.suffix[1:].lower())
+        print(f"wrote {plot}")
     return 0
 
 
 def _write(ds, scores, path: Path) -> None:
     import xarray as xr
 
+    from .atomic import atomic_path
     from .screen import ScreenInputError
 
-    if path.suffix == ".nc":
+    if path.suffix.lower() == ".nc":
         full = ds if scores is None else xr.merge([ds, scores.drop_vars([v for v in scores.coords if v in ds.coords])],
                                                   combine_attrs="override")
-        full.to_netcdf(path, engine="scipy")
-    elif path.suffix == ".csv":
+        with atomic_path(path) as tmp:
+            full.to_netcdf(tmp, engine="scipy")
+    elif path.suffix.lower() == ".csv":
         per_cell = ds if scores is None else xr.merge(
             [ds, scores[[v for v in scores.data_vars if scores[v].dims == ds.readout.dims]]], combine_attrs="override")
-        per_cell.to_dataframe().reset_index().to_csv(path, index=False)
+        frame = per_cell.to_dataframe().reset_index()
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
     else:
         raise ScreenInputError(f"--out must end in .nc or .csv, got {path.name}")

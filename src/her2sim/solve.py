@@ -16,12 +16,14 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
-from .errors import IntegrationError, UnitError
+from .errors import IntegrationError, InvalidArgument, UnitError
 from .load import load_model
 from .network import Network, compile_network
 from .result import Result, Status
 from .spec import ModelSpec
 from .units import convert, parse_quantity, parse_unit, to_internal
+from .validate import (MAX_OUTPUT_BYTES, check_choice, check_conditions, check_count, check_mapping, check_names,
+                       check_size, check_time, check_tolerances)
 
 METHODS = ("LSODA", "BDF", "Radau")
 #: block mode pays off from this many conditions on: measured crossover on the default model
@@ -45,15 +47,16 @@ def as_network(model, *, variants: Sequence[str] = (), drugs: Sequence[str] = ()
     """A Network from a name/path, ModelSpec or Network (variants/drugs only for names/paths)."""
     if isinstance(model, Network):
         if variants:
-            raise ValueError("variants cannot be applied to a compiled Network; pass the model name or path")
+            raise InvalidArgument("variants cannot be applied to a compiled Network; pass the model name or path")
         return model
     if isinstance(model, ModelSpec):
         if variants:
-            raise ValueError("variants cannot be applied to a ModelSpec; use load_model(name, variants=...)")
+            raise InvalidArgument("variants cannot be applied to a ModelSpec; use load_model(name, variants=...)")
         return compile_network(model)
-    if isinstance(model, (str, Path)):
+    if isinstance(model, (str, Path)) and str(model).strip():
         return compile_network(load_model(model, variants=variants, drugs=drugs))
-    raise TypeError(f"model must be a name, path, ModelSpec or Network, got {type(model).__name__}")
+    raise InvalidArgument(f"model must be a bundled name such as 'default', a path, a ModelSpec or a Network, got "
+                          f"{type(model).__name__} {model!r}"[:200])
 
 
 def hours(value, *, what: str = "time") -> float:
@@ -98,6 +101,22 @@ def make_condition(network: Network, drugs=None, parameters=None, events=()) -> 
     for t, change in events:
         evs.append((hours(t, what="event time"), dict(dose_nM(network, k, v) for k, v in change.items())))
     return Condition(doses, params, tuple(sorted(evs, key=lambda e: e[0])))
+
+
+def _check_events(events, name: str = "events") -> list:
+    """[(time, {drug: dose}), ...]: each a pair of a time and a mapping (checked before any work)."""
+    if events is None:
+        return []
+    if isinstance(events, (str, bytes, Mapping)) or not hasattr(events, "__iter__"):
+        raise InvalidArgument(f"{name} must be a list of (time, {{drug: dose}}) pairs, e.g. [('24 h', "
+                              f"{{'lapatinib': 0}})], got {type(events).__name__}")
+    out = []
+    for k, e in enumerate(events):
+        if isinstance(e, (str, bytes)) or not hasattr(e, "__len__") or len(e) != 2:
+            raise InvalidArgument(f"{name}[{k}] must be a (time, {{drug: dose}}) pair, got {e!r}")
+        check_time(e[0], f"{name}[{k}] time", positive=False)
+        out.append((e[0], check_mapping(e[1], f"{name}[{k}] doses", "{'lapatinib': 0}")))
+    return out
 
 
 def _drug_names_in(drugs, events, conditions) -> list[str]:
@@ -298,26 +317,43 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     Result with time (T,) in h, species (C, T, n) in nM, observables (C, T, m).
     A single condition that fails raises IntegrationError.
     """
-    if method not in METHODS + ("auto",):
-        raise ValueError(f"method must be one of {METHODS + ('auto',)}, got {method!r}")
-    if mode not in ("auto", "loop", "block"):
-        raise ValueError(f"mode must be 'auto', 'loop' or 'block', got {mode!r}")
-    if not (0 < rtol < 1) or not (atol > 0):
-        raise ValueError(f"rtol must be in (0, 1) and atol > 0, got rtol={rtol!r}, atol={atol!r}")
+    method = check_choice(method, "method", METHODS + ("auto",))  # every argument before any work
+    mode = check_choice(mode, "mode", ("auto", "loop", "block"))
+    rtol, atol = check_tolerances(rtol, atol)
+    max_steps = check_count(max_steps, "max_steps", fix="right-hand-side evaluations per segment, e.g. 200000")
+    drugs = check_mapping(drugs, "drugs", "{'lapatinib': '1 uM'}")
+    parameters = check_mapping(parameters, "parameters", "{'HRG': '1 nM'}")
+    variants = check_names(variants, "variants", "['pik3ca_h1047r']")
+    events = _check_events(events)
+    conditions = check_conditions(conditions)
+    if conditions is not None:
+        conditions = [{"drugs": check_mapping(c.get("drugs"), f"conditions[{k}]['drugs']", "{'lapatinib': 1}"),
+                       "parameters": check_mapping(c.get("parameters"), f"conditions[{k}]['parameters']",
+                                                   "{'HRG': 1}"),
+                       "events": _check_events(c.get("events", ()), f"conditions[{k}]['events']")}
+                      for k, c in enumerate(conditions)]
+    if not isinstance(preequilibrate, (bool, np.bool_)):
+        raise InvalidArgument(f"preequilibrate must be True or False, got {preequilibrate!r}")
+    t_end = check_time(time, "time")
+    if t_eval is not None:
+        try:
+            grid = np.asarray(t_eval, dtype=float)
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"t_eval must be a 1-D array of hours, got {type(t_eval).__name__}") from None
+        if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(np.diff(grid) <= 0) \
+                or grid[0] < 0 or grid[-1] > t_end + 1e-12:
+            raise InvalidArgument(f"t_eval must be increasing hours within [0, {t_end:g}]")
+    else:
+        grid = np.linspace(0.0, t_end, int(min(t_end, 1000)) + 1)
     network = as_network(model, variants=variants, drugs=_drug_names_in(drugs, events, conditions))
-    t_end = hours(time, what="time")
-    if t_end <= 0:
-        raise UnitError(f"time: {time!r} must be > 0")
-    grid = np.asarray(t_eval, dtype=float) if t_eval is not None else np.linspace(0.0, t_end, int(min(t_end, 1000)) + 1)
-    if grid.ndim != 1 or np.any(np.diff(grid) <= 0) or grid[0] < 0 or grid[-1] > t_end + 1e-12:
-        raise ValueError(f"t_eval must be increasing hours within [0, {t_end:g}]")
+    n_cond = len(conditions) if conditions is not None else 1
+    check_size(n_cond * len(grid) * network.n_species, "the output (conditions x times x species)",
+               MAX_OUTPUT_BYTES // 8, "use fewer output times (t_eval) or split the conditions over several "
+               "calls, or run them as a sweep (her2sim sweep), which writes chunk by chunk", bytes_each=8)
     base = make_condition(network, drugs, parameters, events)
     specs = conditions if conditions is not None else [{}]
     conds = []
     for c in specs:
-        unknown = set(c) - {"drugs", "parameters", "events", "label"}
-        if unknown:
-            raise ValueError(f"condition keys must be drugs, parameters, events, label; got {sorted(unknown)}")
         extra = make_condition(network, c.get("drugs"), c.get("parameters"), c.get("events", ()))
         conds.append(Condition({**base.doses, **extra.doses}, {**base.parameters, **extra.parameters},
                                tuple(sorted(base.events + extra.events, key=lambda e: e[0]))))

@@ -37,15 +37,17 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .atomic import clean_stale
 from .batch import simulate_batch
 from .errors import IntegrationError
 from .executors import Progress, check_scheduler, duration, open_executor
 from .network import Network, compile_network
 from .sweep_spec import SweepSpec, load_sweep_spec
 from .sweep_store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, PREEQUILIBRATION,  # noqa: F401
-                          READOUT_NOT_FINITE, SAMPLES, STATUS_CODES, SweepDirectoryError, accuracy_summary, chunk_path,
-                          finished_chunks, load_chunk, merge_certificates, new_manifest, open_sweep, read_manifest,
-                          write_chunk, write_manifest, write_samples)
+                          READOUT_NOT_FINITE, SAMPLES, STATUS_CODES, DamagedManifestError, SweepDirectoryError,
+                          accuracy_summary, chunk_path, finished_chunks, load_chunk, merge_certificates, new_manifest,
+                          open_sweep, read_manifest, verify_chunks, write_chunk, write_manifest, write_samples)
+from .validate import check_count, check_writable_folder
 
 #: horizons (h) of the batch-path equilibration; a member still drifting after the last one fails
 EQUILIBRATION_HORIZONS = (1e4, 1e6)
@@ -420,9 +422,18 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
     exception) and the sweep goes on. KeyboardInterrupt stops the run after writing the manifest.
     """
     check_scheduler(scheduler)
+    if chunk is not None:
+        check_count(chunk, "chunk", fix="conditions per chunk, e.g. 2000")
     out = Path(out_dir)
-    old = read_manifest(out) if (out / MANIFEST).exists() else None
-    if old is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+    _check_out_dir(out)
+    damaged_manifest = None
+    try:
+        old = read_manifest(out) if (out / MANIFEST).exists() else None
+    except DamagedManifestError as exc:
+        if not resume:
+            raise
+        old, damaged_manifest = None, str(exc)
+    if old is None and damaged_manifest is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SweepDirectoryError(f"{out} exists and is not an empty directory or a sweep; choose a new --out")
     if old is not None and not resume:
         done = len(finished_chunks(out))
@@ -438,15 +449,29 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
         raise SweepDirectoryError(f"{out} holds a different sweep (the spec or the model files changed since it "
                                   f"started).{hint} Use a new output directory to run the changed spec.")
     networks = _networks(spec)
-    (out / "chunks").mkdir(parents=True, exist_ok=True)
-    manifest = old if old is not None else new_manifest(spec, networks[0])
-    manifest["state"] = "running"
-    write_manifest(out, manifest)
-    write_samples(out, spec)
-
-    done = finished_chunks(out) if resume else set()
-    todo = [c for c in range(spec.n_chunks) if c not in done]
     ctx = _Context(spec, networks)
+    executor = open_executor(scheduler, _compute_chunk, ctx, who="her2sim sweep")  # fails fast, before any write
+    try:
+        done_status, damaged = verify_chunks(out, spec, finished_chunks(out)) if resume else ({}, {})
+        for c, why in damaged.items():
+            print(f"her2sim sweep: {chunk_path(out, c).relative_to(out)} is damaged ({why}); it was renamed to "
+                  "*.damaged and runs again", file=sys.stderr)
+        (out / "chunks").mkdir(parents=True, exist_ok=True)
+        for folder in (out, out / "chunks"):
+            clean_stale(folder)
+        manifest = old if old is not None else new_manifest(spec, networks[0])
+        if damaged_manifest is not None:
+            print(f"her2sim sweep: {out / MANIFEST} was damaged; rebuilt it from the spec, keeping "
+                  f"{len(done_status)} verified chunk file(s) (the earlier runs' history is lost)", file=sys.stderr)
+        manifest["state"] = "running"
+        write_manifest(out, manifest)
+        write_samples(out, spec)
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+
+    done = set(done_status)
+    todo = [c for c in range(spec.n_chunks) if c not in done]
     show = sys.stderr.isatty() if progress is None else bool(progress)
     already = sum(spec.chunk_bounds(c)[1] - spec.chunk_bounds(c)[0] for c in done)
     bar = Progress(spec.n_conditions, already, show)
@@ -457,7 +482,6 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
     run_conditions = 0
     clock = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    executor = open_executor(scheduler, _compute_chunk, ctx, who="her2sim sweep")
     state = "interrupted"
     inflight: dict = {}
     try:
@@ -494,18 +518,29 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
             future.cancel()
         executor.close(cancel=state == "interrupted")
         wall = time.perf_counter() - clock
-        for c in sorted(set(range(spec.n_chunks)) - set(todo)):
-            _tally(load_chunk(chunk_path(out, c), ("status",))["status"], None, failures, examples)
+        for c in sorted(done_status):
+            _tally(done_status[c], None, failures, examples)
         manifest["state"] = state
         manifest["runs"].append({"started": started, "wall_time_s": wall, "scheduler": executor.label,
                                  "chunks_run": len(todo) if state != "interrupted" else None,
-                                 "conditions_run": run_conditions, "chunks_failed": chunks_failed, "state": state})
+                                 "conditions_run": run_conditions, "chunks_failed": chunks_failed, "state": state,
+                                 "chunks_damaged": sorted(damaged), "manifest_rebuilt": damaged_manifest is not None})
         manifest["summary"] = {"failures": failures, "chunks_failed": chunks_failed, "chunks_retried": chunks_retried,
                                "accuracy": accuracy_summary(out, sorted(finished_chunks(out)))}
         write_manifest(out, manifest)
     return SweepResult(out, spec.name, spec.n_conditions, spec.n_chunks, len(todo), spec.n_chunks - len(todo),
                        tuple(chunks_failed), tuple(chunks_retried), failures, tuple(examples), run_conditions, wall, executor.label,
                        state == "complete")
+
+
+def _check_out_dir(out: Path) -> None:
+    """The output directory, or the nearest folder above it that exists, must be a writable folder."""
+    if out.exists() and not out.is_dir():
+        raise SweepDirectoryError(f"{out} exists and is not a directory; choose a new --out")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    check_writable_folder(existing, "--out", what=str(out))
 
 
 def _tally(status: np.ndarray, messages, failures: dict, examples: list) -> int:

@@ -19,6 +19,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import Her2simError, ModelFileError, UnitError, UnknownNameError
+from .validate import MAX_AXIS_VALUES, MAX_CONDITIONS
 from .sweep_spec import (DEFAULT_CHUNK, LHS_MAX_POINTS, SAMPLE_METHODS,
                          Axis, Readout, SampledParameter, Samples, Solver, SweepSpec, SweepSpecError,
                          parse_readout)
@@ -310,6 +311,14 @@ def _build(data: dict, path: Path | None, text: str, chunk_override) -> SweepSpe
             problems.add("sweep.readouts", f"readout {r.name!r} is listed twice")
         readouts.append(r)
     problems.check()
+    n_conditions = math.prod([a.size for a in axes])
+    if n_conditions > MAX_CONDITIONS:
+        shown = f"{n_conditions:,}" if n_conditions < 10**15 else f"{float(n_conditions):.3g}"
+        problems.add("sweep", f"the axes give {shown} conditions, above the limit of {MAX_CONDITIONS:,} per sweep "
+                              "(about a day on 32 cores at ~1,000 conditions/s per core); split the sweep into "
+                              "several spec files (e.g. one per variant set or dose range), each run with "
+                              "--scheduler on its own")
+        problems.check()
 
     digest = hashlib.sha256()
     for s in specs:
@@ -401,6 +410,11 @@ def _grid(entry: dict, where: str, problems: _Problems, convert, list_key: str):
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         problems.add(f"{where}.num", f"num must be a whole number >= 1, got {num!r}")
         return None
+    if num > MAX_AXIS_VALUES:
+        problems.add(f"{where}.num", f"num = {num:,} values on one axis is above the limit of {MAX_AXIS_VALUES:,} "
+                                     "(the axis is held in memory and in the manifest); use fewer points, or split "
+                                     "the range over several sweeps")
+        return None
     if scale not in ("linear", "log"):
         problems.add(f"{where}.scale", f"scale must be \"linear\" or \"log\", got {scale!r}")
         return None
@@ -434,6 +448,10 @@ def _samples(table: dict, network, dose_params: set, taken: set, relative: set, 
     elif method in ("sobol", "saltelli") and n & (n - 1):
         problems.add("samples.n", f"n = {n} is not a power of 2, which Sobol' points need to keep their balance; "
                                   f"use n = {1 << (n - 1).bit_length()} or method = \"lhs\"")
+        ok = False
+    elif n > MAX_CONDITIONS:
+        problems.add("samples.n", f"n = {n:,} points is above the limit of {MAX_CONDITIONS:,} conditions; "
+                                  "split the design into several sweeps (different seeds)")
         ok = False
     elif method == "lhs" and n > LHS_MAX_POINTS:
         problems.add("samples.n", f"a Latin hypercube is generated whole; n = {n} exceeds {LHS_MAX_POINTS:,}: "

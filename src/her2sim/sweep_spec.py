@@ -52,8 +52,9 @@ class SweepSpecError(ModelFileError):
 
     def __init__(self, problems, path: str | None):
         self.problems = tuple(f"[{e}] {m}" if e else m for e, m in problems)
-        super().__init__(f"{len(self.problems)} problem(s) in sweep spec:\n  - " + "\n  - ".join(self.problems),
-                         path=path)
+        text = (self.problems[0] if len(self.problems) == 1 else  # one problem: one line
+                f"{len(self.problems)} problem(s) in sweep spec:\n  - " + "\n  - ".join(self.problems))
+        super().__init__(text, path=path)
 
     def __reduce__(self):  # picklable for worker processes
         return (_rebuild_spec_error, (self.args[0], self.path, self.problems))

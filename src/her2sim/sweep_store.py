@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from .atomic import atomic_path, atomic_write
 from .batch import STATUS_CODES as _BATCH_CODES
 from .errors import Her2simError
 from .network import Network
@@ -38,14 +39,9 @@ SAMPLES = "samples.npy"
 class SweepDirectoryError(Her2simError, ValueError):
     """The output directory holds something else than this sweep (or a different sweep)."""
 
-def atomic_write(path: Path, write: Callable) -> None:
-    """Write via a temporary file in the same directory, fsync, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+class DamagedManifestError(SweepDirectoryError):
+    """The sweep's manifest.json cannot be read (a crash of the file system, an edit by hand)."""
 
 
 def chunk_path(out: Path, chunk: int, failed: bool = False) -> Path:
@@ -58,9 +54,9 @@ def write_chunk(out: Path, result, digest: str) -> None:
             "attempts": result.attempts, "wall_time_s": result.wall_time_s, "steps": result.steps,
             "certificate": getattr(result, "certificate", None)}
     path = chunk_path(out, result.chunk, result.failed)
-    atomic_write(path, lambda f: np.savez(f, values=result.values, status=result.status, message_index=index,
-                                           message_text=np.array([result.messages[i] for i in index], dtype=str),
-                                           meta=np.array(json.dumps(meta))))
+    atomic_write(path, clean=False, write=lambda f: np.savez(
+        f, values=result.values, status=result.status, message_index=index,
+        message_text=np.array([result.messages[i] for i in index], dtype=str), meta=np.array(json.dumps(meta))))
     if not result.failed:
         chunk_path(out, result.chunk, True).unlink(missing_ok=True)
 
@@ -117,13 +113,53 @@ def _certified(manifest: dict) -> float:
 
 
 def read_manifest(out_dir: str | Path) -> dict:
-    """The manifest of a sweep directory (raises SweepDirectoryError if there is none)."""
+    """The manifest of a sweep directory (raises SweepDirectoryError if there is none, or if it
+    is damaged: not JSON, not a her2sim sweep manifest)."""
     path = Path(out_dir) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SweepDirectoryError(f"{out_dir}: no {MANIFEST}: not a her2sim sweep directory (or the sweep never "
                                   "started)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DamagedManifestError(f"{path} is damaged ({type(exc).__name__}: {exc}); with --resume and the same "
+                                   "spec it is rebuilt from the spec and the chunk files") from None
+    keys = {"format", "spec_digest", "chunk", "n_chunks", "n_conditions", "runs"}
+    if not isinstance(manifest, dict) or not keys <= set(manifest) or manifest.get("format") != "her2sim-sweep":
+        raise DamagedManifestError(f"{path} is damaged or not a her2sim sweep manifest (missing "
+                                   f"{sorted(keys - set(manifest)) if isinstance(manifest, dict) else 'everything'}); "
+                                   "with --resume and the same spec it is rebuilt from the spec and the chunk files")
+    return manifest
+
+
+def verify_chunks(out: Path, spec: SweepSpec, chunks) -> tuple[dict, dict]:
+    """Open each finished chunk file of ``chunks`` and check it against ``spec`` (readable, the
+    spec's digest, the right number of conditions and readouts).
+
+    Returns ({chunk: status array} of the good ones, {chunk: reason} of the damaged ones); a
+    damaged file is renamed to ``*.npz.damaged`` so that the chunk runs again.
+    """
+    good, damaged = {}, {}
+    for c in sorted(chunks):
+        path = chunk_path(out, c)
+        lo, hi = spec.chunk_bounds(c)
+        try:
+            if not zipfile.is_zipfile(path):
+                raise ValueError("not an .npz archive (truncated or overwritten)")
+            z = load_chunk(path, ("values", "status", "meta"))
+            meta = json.loads(str(z["meta"]))
+            if meta.get("spec_digest") != spec.digest:
+                raise ValueError("it belongs to a different spec")
+            if z["values"].shape != (hi - lo, len(spec.readouts)) or z["status"].shape != (hi - lo,):
+                raise ValueError(f"shape {z['values'].shape}, expected {(hi - lo, len(spec.readouts))}")
+            good[c] = z["status"]
+        except Exception as exc:  # any unreadable content: BadZipFile, KeyError, ValueError, OSError, EOFError
+            damaged[c] = f"{type(exc).__name__}: {str(exc)[:120]}"
+            try:
+                os.replace(path, path.with_name(path.name + ".damaged"))
+            except OSError:
+                pass
+    return good, damaged
 
 
 def write_manifest(out: Path, manifest: dict) -> None:
@@ -170,16 +206,14 @@ def write_samples(out: Path, spec: SweepSpec, block_rows: int = 65536) -> None:
     if spec.samples is None or path.exists():
         return
     s = spec.samples
-    tmp = out / f".{SAMPLES}.{os.getpid()}.tmp"
-    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(s.size, len(s.parameters)))
-    for lo in range(0, s.size, block_rows):
-        hi = min(s.size, lo + block_rows)
-        mm[lo:hi] = s.points(np.arange(lo, hi))
-    mm.flush()
-    del mm
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    d = len(s.parameters)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # plain writes, no memory map: a full disk is
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False,  # an OSError, not SIGBUS
+                                                 "shape": (s.size, d)})
+        for lo in range(0, s.size, block_rows):
+            hi = min(s.size, lo + block_rows)
+            f.write(np.ascontiguousarray(s.points(np.arange(lo, hi)), dtype="<f8").tobytes())
+        f.flush()
 
 
 # ----------------------------------------------------------------------------- reading

@@ -37,7 +37,7 @@ def parse_quantity(text: str | float | int, *, what: str = "quantity") -> pint.Q
     if isinstance(text, bool):
         raise UnitError(f"{what}: expected a number with a unit such as '10 nM', got {text!r}")
     if isinstance(text, (int, float)):
-        return Quantity(float(text), "")
+        return Quantity(_finite_or_inf(text, what), "")
     if isinstance(text, pint.Quantity):
         return text
     if not isinstance(text, str) or not text.strip():
@@ -50,8 +50,20 @@ def parse_quantity(text: str | float | int, *, what: str = "quantity") -> pint.Q
             "Write a number then a pint unit, e.g. '10 nM', '2 ug/mL', '0.1 1/h'."
         ) from None
     if not isinstance(q, pint.Quantity):
-        q = Quantity(float(q), "")
+        return Quantity(_finite_or_inf(q, what), "")
+    if not isinstance(q.magnitude, float):  # pint keeps integers exact; huge ones would overflow later
+        q = Quantity(_finite_or_inf(q.magnitude, what), q.units)
     return q
+
+
+def _finite_or_inf(value, what: str) -> float:
+    """float(value); an integer too large for a float becomes inf (rejected by range checks)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+    except (TypeError, ValueError):
+        raise UnitError(f"{what}: cannot read {value!r} as a number") from None
 
 
 def parse_unit(text: str, *, what: str = "unit") -> pint.Unit:

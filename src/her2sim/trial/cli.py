@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+
+#: files ``--out`` receives
+OUT_FILES = ("patients.csv", "summary.json", "summary.txt", "trial.png")
 
 
 def add_parser(subparsers) -> None:
@@ -28,10 +30,15 @@ def add_parser(subparsers) -> None:
 
 
 def handle(args) -> int:
+    """Run ``her2sim trial``; bad options print one line and return 2 before any work."""
     import json
     import sys
 
-    from .trial import load_trial, run_trial
+    from ..errors import Her2simError, exit_code
+    from ..atomic import atomic_path, atomic_write_text
+    from ..executors import check_scheduler
+    from ..validate import check_count, check_output_dir
+    from .trial import check_trial_size, load_trial, run_trial
 
     if args.list or not args.spec:
         from .files import trial_models_dir
@@ -40,20 +47,31 @@ def handle(args) -> int:
             spec = load_trial(f)
             print(f"{spec.name:<28} {spec.role:<12} {spec.description}")
         return 0
-    if args.patients < 1 or (args.block is not None and args.block < 1):
-        print("her2sim trial: --patients and --block must be >= 1", file=sys.stderr)
-        return 2
-    result = run_trial(args.spec, patients=args.patients, seed=args.seed, workers=args.workers, progress=True,
+    try:  # every option is checked before the (minutes-long) trial starts
+        check_count(args.workers, "--workers", fix="processes for the exposure-response tables, e.g. 1")
+        if args.block is not None:
+            check_count(args.block, "--block", fix="patients per task, e.g. 1000")
+        check_scheduler(args.scheduler)
+        out = check_output_dir(args.out, "--out") if args.out else None
+        spec = load_trial(args.spec)
+        check_trial_size(spec, args.patients, args.seed, names=("--patients", "--seed"))
+    except Her2simError as exc:
+        print(f"her2sim trial: error: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    result = run_trial(spec, patients=args.patients, seed=args.seed, workers=args.workers, progress=True,
                        scheduler=args.scheduler, block=args.block)
     print(result.report())
-    if args.out:
+    if out is not None:
         from .plots import trial_figure
 
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        result.patients.to_csv(out / "patients.csv", index=False)
-        (out / "summary.json").write_text(json.dumps(result.summary, indent=1, default=float))
-        (out / "summary.txt").write_text(result.report() + "\n")
+        out.mkdir(exist_ok=True)
+        with atomic_path(out / "patients.csv") as tmp:
+            result.patients.to_csv(tmp, index=False)
+        atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=1, default=float))
+        atomic_write_text(out / "summary.txt", result.report() + "\n")
         trial_figure(result, out / "trial.png")
-        print(f"wrote {out}/patients.csv, summary.json, summary.txt, trial.png")
+        print(f"wrote {out}/{', '.join(OUT_FILES)}")
     return 0
+
+
+

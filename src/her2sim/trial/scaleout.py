@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..executors import Progress, check_scheduler, map_tasks
-from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h, exposure,
-                    load_trial, merge_outcomes, patient_table, plan_arm, sample_trial, summarise, tumour_inputs)
+from ..validate import check_count
+from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h, check_trial_size,
+                    exposure, load_trial, merge_outcomes, patient_table, plan_arm, sample_trial, summarise, tumour_inputs)
 
 #: patients per task: ~120 MB of hourly concentrations and daily rates per task for a 24-month trial
 DEFAULT_BLOCK = 1000
@@ -63,11 +64,12 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
     progress : print the table building per arm and a progress line over patients (stderr).
     overrides : calibration knobs of :func:`~her2sim.trial.trial.tumour_inputs`.
     """
-    if int(block) < 1:
-        raise ValueError(f"block must be >= 1 patient, got {block!r}")
+    check_count(block, "block", fix="patients per task, e.g. 1000")
+    check_count(workers, "workers", fix="processes for the exposure-response tables, e.g. 1 or the number of cores")
     check_scheduler(scheduler)
     if not isinstance(spec, TrialSpec):
         spec = load_trial(spec)
+    check_trial_size(spec, patients, seed)  # before any table is built
     clock = time.perf_counter()
     s = sample_trial(spec, int(patients), seed)
     timings = {"sample_s": time.perf_counter() - clock}

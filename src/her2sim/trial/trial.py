@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
+from ..validate import MAX_PATIENTS, check_count, check_seed
 from .exposure import CLONE_BELOW, HER2_LEVELS, Background, ExposureTable, compute_table, interpolate
 from .files import check_keys, quantity, read, require, require_source
 from .pk import PKStepper, load_pk, superpose
@@ -42,6 +43,11 @@ from .survival import cox_single, kaplan_meier, logrank, median_survival
 from .tumour import DailyRates, TumourParameters, grow, load_tumour
 
 HOURS_PER_MONTH = 730.5
+#: longest follow-up a trial spec may ask for: PK and growth are simulated on an hourly/daily grid
+#: over the whole follow-up, ~120 MB per 1,000-patient block for 24 months, so ~600 MB at 10 years
+MAX_FOLLOW_UP_H = 10 * 8766.0
+#: shortest assessment interval: tumour sizes are computed per day
+MIN_ASSESSMENT_H = 24.0
 METRICS = ("median_pfs", "hazard_ratio", "pfs_rate", "orr")
 SUBGROUPS = ("hr_positive", "pik3ca", "pten_loss", "cd16a", "brain_mets", "pdl1_positive", "her2")
 
@@ -118,14 +124,24 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
     tumour = load_tumour(head.get("tumour", pop.tumour))
     follow = quantity(require(head, "follow_up", path, "trial"), "h", path, "trial.follow_up")
     assess_h = quantity(require(head, "assessment_interval", path, "trial"), "h", path, "trial.assessment_interval")
-    if not 0 < assess_h < follow:
-        raise ModelFileError("assessment_interval must be > 0 and shorter than follow_up", path=str(path), entry="trial")
+    if not np.isfinite(follow) or not 0 < follow <= MAX_FOLLOW_UP_H:
+        raise ModelFileError(f"follow_up must be a finite time > 0 and at most {MAX_FOLLOW_UP_H / 8766:g} years "
+                             "(PK is simulated hourly over the whole follow-up), got "
+                             f"{head['follow_up']!r}", path=str(path), entry="trial.follow_up")
+    if not MIN_ASSESSMENT_H <= assess_h < follow:
+        raise ModelFileError(f"assessment_interval must be at least {MIN_ASSESSMENT_H / 24:g} day (scans are daily "
+                             "at the finest) and shorter than follow_up, got "
+                             f"{head['assessment_interval']!r}; trials scan every 6-12 weeks", path=str(path),
+                             entry="trial.assessment_interval")
     arms_raw = head.get("arm")
     if not isinstance(arms_raw, list) or not arms_raw:
         raise ModelFileError("needs at least one [[trial.arm]] with name and regimens", path=str(path), entry="trial")
     arms = []
     for k, a in enumerate(arms_raw):
         entry = f"trial.arm[{k}]"
+        if not isinstance(a, dict):
+            raise ModelFileError(f"each arm must be a table [[trial.arm]] with name and regimens, got {a!r}",
+                                 path=str(path), entry=entry)
         check_keys(a, {"name", "regimens", "control", "ratio", "description"}, path, entry)
         regs = require(a, "regimens", path, entry, kind=list)
         if not regs:
@@ -135,8 +151,9 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         except (ModelFileError, KeyError) as exc:
             raise ModelFileError(f"regimen problem: {exc}", path=str(path), entry=entry) from None
         ratio = a.get("ratio", 1.0)
-        if not isinstance(ratio, (int, float)) or ratio <= 0:
-            raise ModelFileError(f"ratio must be > 0, got {ratio!r}", path=str(path), entry=entry)
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1e6:
+            raise ModelFileError(f"ratio must be a finite number > 0 (e.g. 2 for 2:1 randomisation), got {ratio!r}",
+                                 path=str(path), entry=entry)
         arms.append(Arm(require(a, "name", path, entry), regimens, bool(a.get("control", False)), float(ratio)))
     if len(arms) > 1 and sum(a.control for a in arms) != 1:
         raise ModelFileError("exactly one arm must have control = true", path=str(path), entry="trial.arm")
@@ -429,11 +446,21 @@ class SampledTrial:
     dropout_u: np.ndarray       # (N,) uniform: drop-out time
 
 
+def check_trial_size(spec: TrialSpec, patients, seed, *, names: tuple[str, str] = ("patients", "seed")) -> None:
+    """Raise InvalidArgument/TooLargeError unless ``patients`` (at least one per arm, at most
+    :data:`~her2sim.validate.MAX_PATIENTS`) and ``seed`` (>= 0) are usable; nothing is allocated.
+    ``names``: what the caller calls the two arguments (``--patients`` on the command line)."""
+    check_count(patients, names[0], minimum=len(spec.arms), limit=MAX_PATIENTS,
+                fix=f"at least one patient per arm ({len(spec.arms)} arms)",
+                split="run several trials with different seeds and pool their patients tables")
+    check_seed(seed, names[1])
+
+
 def sample_trial(spec: TrialSpec, patients: int, seed: int) -> SampledTrial:
     """Sample the cohort and randomise it to the arms by their ratios (one rng stream from ``seed``).
     Individual PK parameters come later, from the stream ``[seed, arm]`` of each arm."""
-    if int(patients) < len(spec.arms):
-        raise ValueError(f"patients must be >= the number of arms ({len(spec.arms)}), got {patients!r}")
+    check_trial_size(spec, patients, seed)
+    patients = int(patients)
     rng = np.random.default_rng(seed)
     cohort = sample_population(spec.population, patients, rng)
     ratios = np.array([a.ratio for a in spec.arms])
@@ -691,7 +718,7 @@ def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, 
     """
     from .scaleout import DEFAULT_BLOCK, run_trial_blocks
 
-    return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=block or DEFAULT_BLOCK,
+    return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=DEFAULT_BLOCK if block is None else block,
                             workers=workers, progress=progress, **overrides)
 
 
