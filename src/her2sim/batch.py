@@ -171,14 +171,18 @@ class BatchResult:
         :func:`her2sim.solve.make_condition`) supply the doses in force at each output time;
         without them the parameters are taken as constant."""
         B, T, n = self.states.shape
+        states = self.states
+        if network.time_index is not None:  # model time is the output time, not its integrated copy
+            states = states.copy()
+            states[:, :, network.time_index] = self.time
         if conditions is None:
             P_t = np.broadcast_to(self.parameters[:, None, :], (B, T, network.n_params))
         else:
             P_t = np.array([[_dosed(network, self.parameters[i], _doses_at(c, t)) for t in self.time]
                             for i, c in enumerate(conditions)])
-        obs = network.observables(self.states.reshape(-1, n), P_t.reshape(B * T, network.n_params))
+        obs = network.observables(states.reshape(-1, n), P_t.reshape(B * T, network.n_params))
         labels = tuple({**c.doses, **c.parameters} for c in conditions) if conditions else ()
-        return Result(self.time, self.states, obs.reshape(B, T, -1), network.species_names,
+        return Result(self.time, states, obs.reshape(B, T, -1), network.species_names,
                       network.observable_names, network.observable_units, labels, self.status,
                       {**self.attrs, "time_unit": "h", "concentration_unit": "nM"})
 
@@ -610,7 +614,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             ymax = np.max(np.abs(y), axis=0)
             ymin = np.min(y, axis=0)
             blown = ymax > _BLOWUP
-            if job.fixed_step is None:  # with error control, a large negative value is a blow-up
+            if job.fixed_step is None and job.network.spec.nonnegative:  # with error control, a large negative
+                # value is a blow-up (not for models whose states may be negative, e.g. imported SBML)
                 blown |= ymin < -np.maximum(1e-2 * ymax, 1e6 * atol)
             blown &= accept & ~done
             for k in np.nonzero(blown)[0]:

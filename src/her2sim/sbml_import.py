@@ -71,7 +71,7 @@ __all__ = ["import_sbml", "name_map", "RESERVED_NAMES"]
 
 #: names an SBML id may not keep (her2sim function names); ids containing "__" are renamed too
 RESERVED_NAMES = frozenset(set(ex.FUNCTIONS) | set(ex.LOGIC) | {"select_lt", "sign", "pow"})
-AVOGADRO = 6.02214076e23
+AVOGADRO = 6.02214179e23  # the value the SBML L3 specification prescribes
 
 
 def _libsbml():
@@ -117,8 +117,6 @@ class _Importer:
         self.functions = {}
         for i in range(m.getNumFunctionDefinitions()):
             fd = m.getFunctionDefinition(i)
-            if fd.getMath() is None or fd.getBody() is None:
-                raise SBMLImportError(f"function definition {fd.getId()!r} has no body")
             self.functions[fd.getId()] = ([fd.getArgument(k).getName() for k in range(fd.getNumArguments())],
                                           fd.getBody())
         self.species = {m.getSpecies(i).getId(): m.getSpecies(i) for i in range(m.getNumSpecies())}
@@ -147,12 +145,13 @@ class _Importer:
     # -- refusals ----------------------------------------------------------------------------
     def refuse_unsupported(self) -> None:
         m = self.m
-        for i in range(self.doc.getNumPlugins()):
-            package = self.doc.getPlugin(i).getPackageName()
-            if package != "l3v2extendedmath":  # libsbml's own plugin for L3V2 core math
-                raise UnsupportedSBMLError("SBML Level 3 package", package)
-        if self.doc.getNumUnknownPackages():
-            raise UnsupportedSBMLError("SBML Level 3 package", self.doc.getUnknownPackageURI(0))
+        if self.level == 3:  # packages that change the model's meaning declare required="true"
+            ns = self.doc.getNamespaces()
+            core = self.doc.getSBMLNamespaces().getURI()
+            for i in range(ns.getNumNamespaces()):
+                uri = ns.getURI(i)
+                if uri != core and self.doc.getPackageRequired(uri):
+                    raise UnsupportedSBMLError("SBML Level 3 package", ns.getPrefix(i) or uri)
         if m.getNumEvents():
             raise UnsupportedSBMLError("event", m.getEvent(0).getId() or "event #1")
         if self.level == 3 and m.isSetConversionFactor():
@@ -221,7 +220,7 @@ class _Importer:
     def math(self, node, where: str, scope: dict | None = None, depth: int = 0) -> ex.Node:
         """Translate a libsbml ASTNode into a her2sim expression tree (no text is evaluated)."""
         if node is None:
-            raise SBMLImportError(f"{where}: missing math")
+            raise UnsupportedSBMLError("element without math", where)
         if depth > 200:
             raise UnsupportedSBMLError("recursive function definitions", where)
         L, scope = self.L, scope or {}
@@ -311,6 +310,8 @@ class _Importer:
             if name not in self.functions:
                 raise SBMLImportError(f"{where}: call of undefined function {name!r}")
             bvars, body = self.functions[name]
+            if body is None:
+                raise UnsupportedSBMLError("function definition without a body", name)
             args = [self.math(node.getChild(i), where, scope, depth + 1) for i in range(node.getNumChildren())]
             if len(args) != len(bvars):
                 raise SBMLImportError(f"{where}: function {name!r} takes {len(bvars)} arguments, got {len(args)}")
@@ -394,6 +395,7 @@ class _Importer:
             else:
                 v = ex.Num(s.getInitialConcentration())
                 init_raw[n[sid]] = ex.Bin("*", v, ex.Sym(cname)) if amount else v
+        rate_rule_math = {var: self.math(rule, f"rateRule {var}") for var, rule in self.rate_rules.items()}
         # reactions: kinetic laws with local parameters as global parameters
         rates: dict[str, ex.Node] = {}
         for rid, r in self.reactions.items():
@@ -444,7 +446,7 @@ class _Importer:
                 raise SBMLImportError(f"rate rule for constant species {var!r}")
             if var in self.params and self.params[var].getConstant():
                 raise SBMLImportError(f"rate rule for constant parameter {var!r}")
-            node = self.math(rule, f"rateRule {var}")
+            node = rate_rule_math[var]
             name = self.fresh(f"rate_rule_{var}")
             reactions.append(Reaction(name, (), ((n[var], 1.0),), (), node, ex.to_text(node), source="SBML rate rule",
                                       origin=var))
@@ -457,7 +459,7 @@ class _Importer:
         if self.time_name is None and not states:  # a network needs one state: model time serves
             self.time_name = self.fresh("time")
         if self.time_name is not None:
-            states.append((self.time_name, "", "value", ""))
+            states.append((self.time_name, "", "time", ""))
             init_raw[self.time_name] = ex.ZERO
             reactions.append(Reaction(self.fresh("model_clock"), (), ((self.time_name, 1.0),), (), ex.ONE, "1",
                                       source="model time: d(time)/dt = 1"))
@@ -500,16 +502,26 @@ class _Importer:
         return ModelSpec(name=m.getId() or Path(self.label).stem, description=m.getName(),
                          compartments=tuple(compartments), species=tuple(species), parameters=tuple(parameters),
                          expressions=exprs, reactions=tuple(reactions), observables=observables,
-                         files=(self.label,), preequilibrate=False, time_unit=time_unit,
+                         files=(self.label,), preequilibrate=False, nonnegative=False, time_unit=time_unit,
                          name_map=tuple(self.names.items()))
 
     def _time_unit(self) -> str:
-        m = self.m
-        if self.level == 3 and m.isSetTimeUnits():
-            return m.getTimeUnits()
-        if self.level == 2 and m.getUnitDefinition("time") is not None:
-            return "time (unit definition 'time')"
-        return "model time"
+        """The model's time unit as pint text ("s", "min", "h", "day") or "model time" if undeclared
+        or unusual. L2 models default to seconds (or their unit definition ``time``)."""
+        m, L = self.m, self.L
+        uid = m.getTimeUnits() if self.level == 3 and m.isSetTimeUnits() else ("time" if self.level == 2 else "")
+        if not uid:
+            return "model time"
+        if uid == "second":
+            return "s"
+        ud = m.getUnitDefinition(uid)
+        if ud is None:
+            return "s" if self.level == 2 else "model time"
+        if ud.getNumUnits() != 1 or ud.getUnit(0).getKind() != L.UNIT_KIND_SECOND or ud.getUnit(0).getExponent() != 1:
+            return "model time"
+        factor = ud.getUnit(0).getMultiplier() * 10.0 ** ud.getUnit(0).getScale()
+        known = {1.0: "s", 60.0: "min", 3600.0: "h", 86400.0: "day"}
+        return next((v for k, v in known.items() if abs(factor - k) <= 1e-12 * k), "model time")
 
 
 def _fold(op: str, kids: list, empty: ex.Node) -> ex.Node:

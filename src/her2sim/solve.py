@@ -64,6 +64,30 @@ def hours(value, *, what: str = "time") -> float:
     return h
 
 
+def model_time(network: Network, value, *, what: str = "time") -> float:
+    """A time in the model's time unit: hours for her2sim models (:func:`hours`); for an imported
+    SBML model numbers are its own time unit and '30 min'-style strings are converted to it
+    (refused when the model's unit is undeclared)."""
+    unit = network.spec.time_unit
+    if unit == "h":
+        return hours(value, what=what)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            q = parse_quantity(value, what=what)
+            try:
+                value = q.to(parse_unit(unit, what="model time unit")).magnitude
+            except Exception:
+                raise UnitError(f"{what}: {value!r} has a unit, but this model's time unit is {unit!r}; "
+                                "give a plain number in the model's time unit") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise UnitError(f"{what}: expected a number or a time such as '72 h', got {value!r}")
+    if value < 0:
+        raise UnitError(f"{what}: {value!r} is negative; times must be >= 0")
+    return float(value)
+
+
 def dose_nM(network: Network, drug: str, dose) -> tuple[str, float]:
     """Resolve a drug name/alias and convert its dose to nM; returns (dose_parameter, nM)."""
     d = network.spec.drug(drug)
@@ -96,7 +120,7 @@ def make_condition(network: Network, drugs=None, parameters=None, events=()) -> 
     params = {k: parameter_value(network, k, v) for k, v in (parameters or {}).items()}
     evs = []
     for t, change in events:
-        evs.append((hours(t, what="event time"), dict(dose_nM(network, k, v) for k, v in change.items())))
+        evs.append((model_time(network, t, what="event time"), dict(dose_nM(network, k, v) for k, v in change.items())))
     return Condition(doses, params, tuple(sorted(evs, key=lambda e: e[0])))
 
 
@@ -279,6 +303,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
         weight) or numbers in nM; given at t = 0 after pre-equilibration.
     variants : variant/background names applied (only when ``model`` is a name or path).
     time : end time ("72 h", "3 day" or hours). t_eval : output times in hours (default: hourly).
+        Imported SBML models use their own time unit (``spec.time_unit``) for numbers.
     parameters : {parameter: value} overrides, e.g. {"HRG": "1 nM"}; numbers are internal units.
     events : [(time, {drug: dose}), ...] piecewise-constant dose changes, e.g. a washout.
     conditions : list of {"drugs": ..., "parameters": ..., "events": ...} for a batch; each is
@@ -308,7 +333,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     if not (0 < rtol < 1) or not (atol > 0):
         raise ValueError(f"rtol must be in (0, 1) and atol > 0, got rtol={rtol!r}, atol={atol!r}")
     network = as_network(model, variants=variants, drugs=_drug_names_in(drugs, events, conditions))
-    t_end = hours(time, what="time")
+    t_end = model_time(network, time, what="time")
     if t_end <= 0:
         raise UnitError(f"time: {time!r} must be > 0")
     grid = np.asarray(t_eval, dtype=float) if t_eval is not None else np.linspace(0.0, t_end, int(min(t_end, 1000)) + 1)
@@ -362,6 +387,8 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                 if single:
                     raise
                 status[i] = Status("failed", str(exc))
+    if network.time_index is not None:  # model time is the output time, not its integrated copy
+        out[:, :, network.time_index] = grid
     P_t = _parameters_over_time(network, P, conds, grid)
     obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(out.shape[0] * out.shape[1], network.n_params))
     obs = obs.reshape(len(conds), len(grid), -1)
