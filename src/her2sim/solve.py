@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
-from .errors import IntegrationError, InvalidArgument, UnitError
+from .errors import IntegrationError, InvalidArgument, QuantityRangeError, UnitError
 from .load import load_model
 from .network import Network, compile_network
 from .result import Result, Status
@@ -67,6 +67,30 @@ def hours(value, *, what: str = "time") -> float:
     return h
 
 
+def model_time(network: Network, value, *, what: str = "time") -> float:
+    """A time in the model's time unit: hours for her2sim models (:func:`hours`); for an imported
+    SBML model numbers are its own time unit and '30 min'-style strings are converted to it
+    (refused when the model's unit is undeclared)."""
+    unit = network.spec.time_unit
+    if unit == "h":
+        return hours(value, what=what)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            q = parse_quantity(value, what=what)
+            try:
+                value = q.to(parse_unit(unit, what="model time unit")).magnitude
+            except Exception:
+                raise UnitError(f"{what}: {value!r} has a unit, but this model's time unit is {unit!r}; "
+                                "give a plain number in the model's time unit") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise UnitError(f"{what}: expected a number or a time such as '72 h', got {value!r}")
+    if value < 0:
+        raise UnitError(f"{what}: {value!r} is negative; times must be >= 0")
+    return float(value)
+
+
 def dose_nM(network: Network, drug: str, dose) -> tuple[str, float]:
     """Resolve a drug name/alias and convert its dose to nM; returns (dose_parameter, nM)."""
     d = network.spec.drug(drug)
@@ -99,7 +123,7 @@ def make_condition(network: Network, drugs=None, parameters=None, events=()) -> 
     params = {k: parameter_value(network, k, v) for k, v in (parameters or {}).items()}
     evs = []
     for t, change in events:
-        evs.append((hours(t, what="event time"), dict(dose_nM(network, k, v) for k, v in change.items())))
+        evs.append((model_time(network, t, what="event time"), dict(dose_nM(network, k, v) for k, v in change.items())))
     return Condition(doses, params, tuple(sorted(evs, key=lambda e: e[0])))
 
 
@@ -285,7 +309,7 @@ def _segments(t_end: float, cond: Condition, doses: Mapping[str, float]):
 def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None, variants: Sequence[str] = (),
              time: str | float = "72 h", t_eval: Sequence[float] | None = None,
              parameters: Mapping[str, str | float] | None = None, events: Sequence = (),
-             conditions: Sequence[Mapping] | None = None, preequilibrate: bool = True,
+             conditions: Sequence[Mapping] | None = None, preequilibrate: bool | None = None,
              initial_state: np.ndarray | None = None,
              method: str = "auto", mode: str = "auto", rtol: float = 1e-6, atol: float = 1e-9,
              max_steps: int = DEFAULT_MAX_STEPS) -> Result:
@@ -298,13 +322,17 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
         weight) or numbers in nM; given at t = 0 after pre-equilibration.
     variants : variant/background names applied (only when ``model`` is a name or path).
     time : end time ("72 h", "3 day" or hours). t_eval : output times in hours (default: hourly).
+        Imported SBML models use their own time unit (``spec.time_unit``) for numbers.
     parameters : {parameter: value} overrides, e.g. {"HRG": "1 nM"}; numbers are internal units.
     events : [(time, {drug: dose}), ...] piecewise-constant dose changes, e.g. a washout.
     conditions : list of {"drugs": ..., "parameters": ..., "events": ...} for a batch; each is
         combined with the shared ``drugs``/``parameters``. Failed members get Status 'failed'.
-    preequilibrate : integrate to steady state with all doses 0 before t = 0.
+    preequilibrate : integrate to steady state with all doses 0 before t = 0; None (default): the
+        model's choice (``ModelSpec.preequilibrate``: True for her2sim models, False for imported
+        SBML models, which start at t = 0 from their initial state as SBML prescribes).
     initial_state : (n_species,) or (C, n_species) state in nM to start from instead of the model's
-        initial amounts (pre-equilibration, if on, starts from it).
+        initial state ``network.initial_state(p)`` of each condition's parameters (pre-equilibration,
+        if on, starts from it).
     method : "LSODA", "BDF", "Radau" or "auto" (LSODA per condition; BDF for block mode).
     mode : "loop", "block" (one block-diagonal solve_ivp call) or "auto" (block from
         ``BLOCK_MIN_CONDITIONS`` conditions on).
@@ -332,20 +360,23 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                                                    "{'HRG': 1}"),
                        "events": _check_events(c.get("events", ()), f"conditions[{k}]['events']")}
                       for k, c in enumerate(conditions)]
-    if not isinstance(preequilibrate, (bool, np.bool_)):
-        raise InvalidArgument(f"preequilibrate must be True or False, got {preequilibrate!r}")
-    t_end = check_time(time, "time")
+    if preequilibrate is not None and not isinstance(preequilibrate, (bool, np.bool_)):
+        raise InvalidArgument(f"preequilibrate must be True, False or None (the model's choice), got {preequilibrate!r}")
+    check_time(time, "time")  # finite and > 0 whatever the model's time unit
+    network = as_network(model, variants=variants, drugs=_drug_names_in(drugs, events, conditions))
+    t_end = model_time(network, time, what="time")  # hours, or an imported SBML model's own time unit
+    if t_end <= 0:
+        raise QuantityRangeError(f"time must be > 0, got {time!r}")
     if t_eval is not None:
         try:
             grid = np.asarray(t_eval, dtype=float)
         except (TypeError, ValueError):
-            raise InvalidArgument(f"t_eval must be a 1-D array of hours, got {type(t_eval).__name__}") from None
+            raise InvalidArgument(f"t_eval must be a 1-D array of times, got {type(t_eval).__name__}") from None
         if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(np.diff(grid) <= 0) \
                 or grid[0] < 0 or grid[-1] > t_end + 1e-12:
-            raise InvalidArgument(f"t_eval must be increasing hours within [0, {t_end:g}]")
+            raise InvalidArgument(f"t_eval must be increasing times within [0, {t_end:g}]")
     else:
         grid = np.linspace(0.0, t_end, int(min(t_end, 1000)) + 1)
-    network = as_network(model, variants=variants, drugs=_drug_names_in(drugs, events, conditions))
     n_cond = len(conditions) if conditions is not None else 1
     check_size(n_cond * len(grid) * network.n_species, "the output (conditions x times x species)",
                MAX_OUTPUT_BYTES // 8, "use fewer output times (t_eval) or split the conditions over several "
@@ -361,8 +392,10 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     use_block = mode == "block" or (mode == "auto" and len(conds) >= BLOCK_MIN_CONDITIONS)
     chosen = method if method != "auto" else ("BDF" if use_block else "LSODA")
 
+    if preequilibrate is None:
+        preequilibrate = network.spec.preequilibrate
     P = np.array([network.parameters_with(c.parameters) for c in conds])
-    X0 = np.tile(network.x0, (len(conds), 1))
+    X0 = network.initial_state(P)
     if initial_state is not None:
         given = np.asarray(initial_state, dtype=float)
         if given.shape not in ((network.n_species,), (len(conds), network.n_species)):
@@ -393,15 +426,17 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                 if single:
                     raise
                 status[i] = Status("failed", str(exc))
+    if network.time_index is not None:  # model time is the output time, not its integrated copy
+        out[:, :, network.time_index] = grid
     P_t = _parameters_over_time(network, P, conds, grid)
-    obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(-1, network.n_params))
+    obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(out.shape[0] * out.shape[1], network.n_params))
     obs = obs.reshape(len(conds), len(grid), -1)
     labels = tuple({**c.doses, **c.parameters} for c in conds)
     return Result(grid, out, obs, network.species_names, network.observable_names, network.observable_units,
                   labels, tuple(status),
                   {"model": network.spec.name, "variants": ",".join(v.name for v in network.spec.variants),
                    "solver_method": chosen, "solver_mode": "block" if use_block else "loop", "rtol": rtol, "atol": atol,
-                   "time_unit": "h", "concentration_unit": "nM"})
+                   "time_unit": network.spec.time_unit, "concentration_unit": "nM"})
 
 
 def _parameters_over_time(network: Network, P: np.ndarray, conds, grid) -> np.ndarray:
