@@ -128,7 +128,7 @@ class Objective:
                 i = net.species_index(target)
                 sidx[i], sconst[i] = (self.pindex[value], np.nan) if isinstance(value, str) else (-1, value)
             else:
-                raise PetabError(f"condition table row of {cid!r} column {target!r}: setting a compartment size that "
+                raise PetabError(f"condition table row ({cid}) column {target!r}: setting a compartment size that "
                                  "is not a model parameter is not supported")
         return pidx, pconst, sidx, sconst
 
@@ -221,7 +221,7 @@ class Objective:
                                 values = m.noise_parameters
                                 pos = placeholder_names(oid, "noise", o.noise).index(name)
                             if pos is None:
-                                raise PetabError(f"observable table row of {oid!r} column 'noiseFormula': {name!r} "
+                                raise PetabError(f"observable table row ({oid}) column 'noiseFormula': {name!r} "
                                                  "is not used in the observable formula")
                             v = values[pos]
                             if isinstance(v, str):
@@ -231,7 +231,7 @@ class Objective:
                     elif name in self.pindex:
                         extra_idx[e, :] = self.pindex[name]
                     else:
-                        raise PetabError(f"observable table row of {oid!r}: {name!r} is not a species, parameter or "
+                        raise PetabError(f"observable table row ({oid}) column 'observableFormula'/'noiseFormula': {name!r} is not a species, parameter or "
                                          "parameter-table id of the model (compartments and time are not supported "
                                          "in formulas)")
                 pj = {p: j for j, p in enumerate(net.parameter_names)}
@@ -240,7 +240,7 @@ class Objective:
                 try:
                     fn = ex.compile_expr(node, sj, pj)
                 except ex.ExpressionError as exc:
-                    raise PetabError(f"observable table row of {oid!r}: {exc}") from None
+                    raise PetabError(f"observable table row ({oid}): {exc}") from None
                 compiled.append((fn, extra_idx, extra_const))
                 if kind == "noise":
                     theta_dep = bool(np.any(extra_idx >= 0)) or bool(

@@ -442,25 +442,25 @@ def validate(problem: PetabProblem) -> PetabProblem:
         if p.id in species or p.id in expressions:
             raise PetabError(f"{_where('parameter table', i, 'parameterId')}: {p.id!r} is a model "
                              f"{'species' if p.id in species else 'assignment rule'}, not a parameter")
-    for cid, targets in problem.conditions.items():
-        for i_col, (target, value) in enumerate(targets.items()):
-            where = f"condition table row of {cid!r} column {target!r}"
+    for row, (cid, targets) in enumerate(problem.conditions.items(), start=1):
+        for target, value in targets.items():
+            where = f"condition table row {row} ({cid}) column {target!r}"
             if target not in species | model_params | compartments:
                 raise PetabError(f"{where}: {target!r} is not a model parameter, species or compartment")
             if isinstance(value, str) and value not in pids:
                 raise PetabError(f"{where}: {value!r} is neither a number nor a parameter-table id")
     model_names = species | model_params | expressions | compartments
-    for oid, o in problem.observables.items():
+    for row, (oid, o) in enumerate(problem.observables.items(), start=1):
         for kind, node, col in (("observable", o.formula, "observableFormula"), ("noise", o.noise, "noiseFormula")):
             for n in ex.free_names(node):
                 if n in model_names or n in pids:
                     continue
                 if re.match(rf"^(observable|noise)Parameter\d+_{re.escape(oid)}$", n):
                     if kind == "observable" and n.startswith("noise"):
-                        raise PetabError(f"observable table row of {oid!r} column {col!r}: noise placeholder {n!r} "
+                        raise PetabError(f"observable table row {row} ({oid}) column {col!r}: noise placeholder {n!r} "
                                          "belongs in noiseFormula")
                     continue
-                raise PetabError(f"observable table row of {oid!r} column {col!r}: {n!r} is not a model entity, "
+                raise PetabError(f"observable table row {row} ({oid}) column {col!r}: {n!r} is not a model entity, "
                                  "a parameter-table id or a placeholder of this observable")
     preeq_times: set = set()
     for m in problem.measurements:
