@@ -176,7 +176,7 @@ class BatchResult:
         else:
             P_t = np.array([[_dosed(network, self.parameters[i], _doses_at(c, t)) for t in self.time]
                             for i, c in enumerate(conditions)])
-        obs = network.observables(self.states.reshape(-1, n), P_t.reshape(-1, network.n_params))
+        obs = network.observables(self.states.reshape(-1, n), P_t.reshape(B * T, network.n_params))
         labels = tuple({**c.doses, **c.parameters} for c in conditions) if conditions else ()
         return Result(self.time, self.states, obs.reshape(B, T, -1), network.species_names,
                       network.observable_names, network.observable_units, labels, self.status,
@@ -281,7 +281,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     Parameters
     ----------
     network : a compiled :class:`~her2sim.Network`.
-    X0 : (B, n_species) or (n_species,) initial states in nM; default ``network.x0``.
+    X0 : (B, n_species) or (n_species,) initial states in nM; default ``network.initial_state(P)``
+        (the model's initial state for each member's parameters, e.g. SBML initial assignments).
     P : (B, n_params) or (n_params,) parameters (internal units); default ``network.p0``.
         B is taken from whichever of X0, P has a leading batch axis (they must agree).
     t_eval : (T,) increasing output times in h, inside ``t_span``.
@@ -328,8 +329,12 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     if int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     n, p = network.n_species, network.n_params
-    X0 = np.asarray(network.x0 if X0 is None else X0, dtype=float)
     P = np.asarray(network.p0 if P is None else P, dtype=float)
+    if X0 is None:
+        if P.shape[-1:] != (p,) or P.ndim > 2:
+            raise ValueError(f"P must have shape (B, {p}) or ({p},), got {P.shape}")
+        X0 = network.initial_state(P)
+    X0 = np.asarray(X0, dtype=float)
     if X0.shape[-1:] != (n,) or X0.ndim > 2:
         raise ValueError(f"X0 must have shape (B, {n}) or ({n},), got {X0.shape}")
     if P.shape[-1:] != (p,) or P.ndim > 2:

@@ -24,10 +24,15 @@ import numpy as np
 
 from . import expr as ex
 
+_CMP_NAMES = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
 _ARRAY_FUNCS = {
     "exp": np.exp, "log": np.log, "log10": np.log10, "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign,
     "min": np.minimum, "max": np.maximum, "pow": np.power,
     "select": lambda a, b, c, d: np.where(np.less(a, b), c, d),
+    "piecewise": ex.piecewise_array,
+    **{name: ex.NUMPY_FUNCTIONS[name] for name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+                                          "asinh", "acosh", "atanh", "floor", "ceil", "and", "or", "xor", "not")},
+    **{_CMP_NAMES[op]: (lambda f: lambda a, b: np.where(f(a, b), 1.0, 0.0))(f) for op, f in ex.NUMPY_COMPARISONS.items()},
 }
 
 
@@ -52,6 +57,13 @@ _SCALAR_FUNCS = {
     "exp": _safe(math.exp), "log": _safe(math.log), "log10": _safe(math.log10), "sqrt": _safe(math.sqrt),
     "abs": abs, "sign": lambda a: (a > 0) - (a < 0), "min": min, "max": max, "pow": _scalar_pow,
     "select": lambda a, b, c, d: c if a < b else d,
+    "piecewise": ex.piecewise_scalar,
+    **{name: _safe(ex.SCALAR_FUNCTIONS[name]) for name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+                                                     "tanh", "asinh", "acosh", "atanh")},
+    "floor": lambda a: float(math.floor(a)) if math.isfinite(a) else a,
+    "ceil": lambda a: float(math.ceil(a)) if math.isfinite(a) else a,
+    **{name: (lambda f: lambda *a: 1.0 if f(*a) else 0.0)(ex.SCALAR_FUNCTIONS[name]) for name in ("and", "or", "xor", "not")},
+    **{_CMP_NAMES[op]: (lambda f: lambda a, b: 1.0 if f(a, b) else 0.0)(f) for op, f in ex.SCALAR_COMPARISONS.items()},
 }
 _OPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
 
@@ -96,6 +108,12 @@ class Dag:
             out = self._make(("neg", None, (self.intern(node.arg, env, memo),)))
         elif isinstance(node, ex.Call):
             out = self._make(("call", node.fn, tuple(self.intern(a, env, memo) for a in node.args)))
+        elif isinstance(node, ex.Cmp):
+            a, b = self.intern(node.left, env, memo), self.intern(node.right, env, memo)
+            out = self._make(("call", _CMP_NAMES[node.op], (a, b)))
+        elif isinstance(node, ex.Piecewise):
+            parts = [t for v, c in node.pieces for t in (v, c)] + [node.otherwise]
+            out = self._make(("call", "piecewise", tuple(self.intern(n, env, memo) for n in parts)))
         else:
             kids = tuple(self.intern(n, env, memo) for n in (node.a, node.b, node.if_less, node.otherwise))
             out = self._make(("call", "select", kids))

@@ -85,3 +85,31 @@ class OptionalDependencyError(Her2simError, ImportError):
             f"{feature} needs the optional package {package!r}: "
             f"pip install 'her2sim[{extra}]' (or pip install {package})"
         )
+
+
+class SBMLImportError(Her2simError, ValueError):
+    """An SBML file cannot be read: not SBML, invalid, or refers to something undefined."""
+
+
+class UnsupportedSBMLError(SBMLImportError):
+    """A valid SBML model uses a construct her2sim does not simulate (refused, never approximated).
+
+    ``construct`` names the SBML construct (e.g. ``"algebraic rule"``) and ``element`` the id of the
+    element that uses it.
+    """
+
+    def __init__(self, construct: str, element: str = "", detail: str = ""):
+        self.construct, self.element = construct, element
+        where = f" in {element!r}" if element else ""
+        super().__init__(f"unsupported SBML: {construct}{where}"
+                         + (f" ({detail})" if detail else "") + "; her2sim refuses it rather than simulate it wrongly")
+
+    def __reduce__(self):
+        return (_rebuild_unsupported, (self.args[0], self.construct, self.element))
+
+
+def _rebuild_unsupported(message: str, construct: str, element: str):
+    err = UnsupportedSBMLError.__new__(UnsupportedSBMLError)
+    Exception.__init__(err, message)
+    err.construct, err.element = construct, element
+    return err

@@ -28,7 +28,18 @@ from .errors import ExpressionError, UnitError
 FUNCTIONS = {
     "exp": 1, "log": 1, "log10": 1, "sqrt": 1, "abs": 1,
     "min": 2, "max": 2, "hill": 3, "mm": 2, "inhibit": 2,
+    "sin": 1, "cos": 1, "tan": 1, "asin": 1, "acos": 1, "atan": 1,
+    "sinh": 1, "cosh": 1, "tanh": 1, "asinh": 1, "acosh": 1, "atanh": 1,
+    "floor": 1, "ceil": 1, "piecewise": -1,
 }
+#: logical functions on 0/1 values (``and``/``or``/``xor`` take one or more arguments); in text
+#: they are written with Python's ``and``, ``or``, ``not`` (and ``xor(a, b)``).
+LOGIC = ("and", "or", "xor", "not")
+#: comparison operators of :class:`Cmp` (value 1.0 when true, 0.0 when false)
+COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+_CMP_AST = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+#: functions whose value is piecewise constant (derivative zero almost everywhere)
+STEP_FUNCTIONS = ("floor", "ceil", "and", "or", "xor", "not")
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
 
@@ -71,7 +82,28 @@ class Select:
     otherwise: "Node"
 
 
-Node = Num | Sym | Bin | Neg | Call | Select
+@dataclass(frozen=True)
+class Cmp:
+    """``left op right`` as a number: 1.0 when true, 0.0 when false (op in :data:`COMPARISONS`)."""
+
+    op: str
+    left: "Node"
+    right: "Node"
+
+
+@dataclass(frozen=True)
+class Piecewise:
+    """The first ``value`` whose ``condition`` is non-zero, else ``otherwise`` (SBML ``piecewise``).
+
+    ``pieces`` is a tuple of (value, condition) pairs; conditions are 0/1 valued trees
+    (:class:`Cmp`, logical calls) or any number (non-zero = true). Undefined cases use NaN.
+    """
+
+    pieces: tuple
+    otherwise: "Node"
+
+
+Node = Num | Sym | Bin | Neg | Call | Select | Cmp | Piecewise
 ZERO, ONE = Num(0.0), Num(1.0)
 
 
@@ -116,6 +148,20 @@ def _convert(node: ast.AST, text: str, where: str) -> Node:
         if op is None:
             raise _reject(node, text, where, f"the operator {type(node.op).__name__}")
         return Bin(op, _convert(node.left, text, where), _convert(node.right, text, where))
+    if isinstance(node, ast.Compare):
+        parts, left = [], _convert(node.left, text, where)
+        for op, comp in zip(node.ops, node.comparators):
+            if type(op) not in _CMP_AST:
+                raise _reject(node, text, where, f"the comparison {type(op).__name__}")
+            right = _convert(comp, text, where)
+            parts.append(Cmp(_CMP_AST[type(op)], left, right))
+            left = right
+        return parts[0] if len(parts) == 1 else Call("and", tuple(parts))
+    if isinstance(node, ast.BoolOp):
+        return Call("and" if isinstance(node.op, ast.And) else "or",
+                    tuple(_convert(v, text, where) for v in node.values))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return Call("not", (_convert(node.operand, text, where),))
     if isinstance(node, ast.UnaryOp):
         if isinstance(node.op, ast.USub):
             return Neg(_convert(node.operand, text, where))
@@ -126,6 +172,8 @@ def _convert(node: ast.AST, text: str, where: str) -> Node:
         if not isinstance(node.func, ast.Name):
             raise _reject(node, text, where, "calling anything but a plain whitelisted function name (attribute access)")
         name = node.func.id
+        if name == "xor" and not node.keywords and node.args:
+            return Call("xor", tuple(_convert(a, text, where) for a in node.args))
         if name not in FUNCTIONS:
             raise ExpressionError(
                 f"{where}: function {name!r} is not allowed in {text!r}; allowed functions: "
@@ -133,9 +181,15 @@ def _convert(node: ast.AST, text: str, where: str) -> Node:
             )
         if node.keywords:
             raise _reject(node, text, where, "keyword arguments")
+        args = tuple(_convert(a, text, where) for a in node.args)
+        if name == "piecewise":
+            if len(args) % 2 == 0:
+                raise ExpressionError(f"{where}: piecewise() takes value, condition pairs and a final 'otherwise' "
+                                      f"value (an odd number of arguments), got {len(args)} in {text!r}")
+            return Piecewise(tuple(zip(args[:-1:2], args[1:-1:2])), args[-1])
         if len(node.args) != FUNCTIONS[name]:
             raise ExpressionError(f"{where}: {name}() takes {FUNCTIONS[name]} argument(s), got {len(node.args)} in {text!r}")
-        return Call(name, tuple(_convert(a, text, where) for a in node.args))
+        return Call(name, args)
     if isinstance(node, ast.Attribute):
         raise _reject(node, text, where, f"attribute access ('.{node.attr}')")
     raise _reject(node, text, where, f"a {type(node).__name__} construct")
@@ -154,6 +208,10 @@ def free_names(node: Node) -> set[str]:
         return free_names(node.arg)
     if isinstance(node, Call):
         return set().union(*(free_names(a) for a in node.args))
+    if isinstance(node, Cmp):
+        return free_names(node.left) | free_names(node.right)
+    if isinstance(node, Piecewise):
+        return free_names(node.otherwise).union(*(free_names(v) | free_names(c) for v, c in node.pieces))
     return free_names(node.a) | free_names(node.b) | free_names(node.if_less) | free_names(node.otherwise)
 
 
@@ -169,6 +227,11 @@ def substitute(node: Node, mapping: Mapping[str, Node]) -> Node:
         return Neg(substitute(node.arg, mapping))
     if isinstance(node, Call):
         return Call(node.fn, tuple(substitute(a, mapping) for a in node.args))
+    if isinstance(node, Cmp):
+        return Cmp(node.op, substitute(node.left, mapping), substitute(node.right, mapping))
+    if isinstance(node, Piecewise):
+        return Piecewise(tuple((substitute(v, mapping), substitute(c, mapping)) for v, c in node.pieces),
+                         substitute(node.otherwise, mapping))
     return Select(*(substitute(n, mapping) for n in (node.a, node.b, node.if_less, node.otherwise)))
 
 
@@ -183,7 +246,16 @@ def to_text(node: Node) -> str:
     if isinstance(node, Neg):
         return f"(-{to_text(node.arg)})"
     if isinstance(node, Call):
+        if node.fn == "not":
+            return f"(not {to_text(node.args[0])})"
+        if node.fn in ("and", "or"):
+            return "(" + f" {node.fn} ".join(to_text(a) for a in node.args) + ")"
         return f"{node.fn}({', '.join(to_text(a) for a in node.args)})"
+    if isinstance(node, Cmp):
+        return f"({to_text(node.left)} {node.op} {to_text(node.right)})"
+    if isinstance(node, Piecewise):
+        parts = [t for v, c in node.pieces for t in (to_text(v), to_text(c))] + [to_text(node.otherwise)]
+        return f"piecewise({', '.join(parts)})"
     return f"select_lt({to_text(node.a)}, {to_text(node.b)}, {to_text(node.if_less)}, {to_text(node.otherwise)})"
 
 
@@ -197,6 +269,10 @@ def expand(node: Node) -> Node:
         return Neg(expand(node.arg))
     if isinstance(node, Select):
         return Select(*(expand(n) for n in (node.a, node.b, node.if_less, node.otherwise)))
+    if isinstance(node, Cmp):
+        return Cmp(node.op, expand(node.left), expand(node.right))
+    if isinstance(node, Piecewise):
+        return Piecewise(tuple((expand(v), expand(c)) for v, c in node.pieces), expand(node.otherwise))
     args = tuple(expand(a) for a in node.args)
     if node.fn == "hill":
         x, k, n = args
@@ -240,6 +316,26 @@ def simplify(node: Node) -> Node:
         if parts[2] == parts[3]:
             return parts[2]
         return Select(*parts)
+    if isinstance(node, Cmp):
+        left, right = simplify(node.left), simplify(node.right)
+        if isinstance(left, Num) and isinstance(right, Num):
+            return Num(float(_SCALAR_CMP[node.op](left.value, right.value)))
+        return Cmp(node.op, left, right)
+    if isinstance(node, Piecewise):
+        pieces = []
+        for v, c in node.pieces:
+            c = simplify(c)
+            if isinstance(c, Num) and not math.isnan(c.value):
+                if c.value != 0:  # always true: the later pieces are never reached
+                    return Piecewise(tuple(pieces), simplify(v)) if pieces else simplify(v)
+                continue  # always false: drop
+            pieces.append((simplify(v), c))
+        otherwise = simplify(node.otherwise)
+        if not pieces:
+            return otherwise
+        if all(v == otherwise for v, _ in pieces):
+            return otherwise
+        return Piecewise(tuple(pieces), otherwise)
     left, right, op = simplify(node.left), simplify(node.right), node.op
     if isinstance(left, Num) and isinstance(right, Num):
         try:
@@ -294,9 +390,18 @@ _SCALAR_OP = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
     "/": lambda a, b: a / b, "**": lambda a, b: a ** b,
 }
+_SCALAR_CMP = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
 _SCALAR_FN = {
     "exp": math.exp, "log": math.log, "log10": math.log10, "sqrt": math.sqrt, "abs": abs,
     "min": min, "max": max,
+    "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos, "atan": math.atan,
+    "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh, "asinh": math.asinh, "acosh": math.acosh,
+    "atanh": math.atanh, "floor": math.floor, "ceil": math.ceil,
+    "and": lambda *a: all(v != 0 for v in a), "or": lambda *a: any(v != 0 for v in a),
+    "xor": lambda *a: sum(v != 0 for v in a) % 2 == 1, "not": lambda a: a == 0,
 }
 
 
@@ -317,6 +422,14 @@ def _diff(node: Node, var: str) -> Node:
         return Neg(_diff(node.arg, var))
     if isinstance(node, Select):
         return Select(node.a, node.b, _diff(node.if_less, var), _diff(node.otherwise, var))
+    if isinstance(node, Cmp):
+        return ZERO  # piecewise constant; the jump itself has no derivative
+    if isinstance(node, Piecewise):
+        return Piecewise(tuple((_diff(v, var), c) for v, c in node.pieces), _diff(node.otherwise, var))
+    if isinstance(node, Call) and node.fn in STEP_FUNCTIONS:
+        return ZERO
+    if isinstance(node, Call) and node.fn in _TRIG_DIFF:
+        return Bin("*", _TRIG_DIFF[node.fn](node.args[0], node), _diff(node.args[0], var))
     if isinstance(node, Call):
         a = node.args[0]
         da = _diff(a, var)
@@ -351,13 +464,64 @@ def _diff(node: Node, var: str) -> Node:
     return Bin("*", node, Bin("+", Bin("*", dr, Call("log", (left,))), Bin("/", Bin("*", right, dl), left)))
 
 
+def _one_minus_square(a: Node) -> Node:
+    return Bin("-", ONE, Bin("*", a, a))
+
+
+#: d f(a) / da for the trigonometric and hyperbolic functions, given a and f(a)
+_TRIG_DIFF = {
+    "sin": lambda a, f: Call("cos", (a,)),
+    "cos": lambda a, f: Neg(Call("sin", (a,))),
+    "tan": lambda a, f: Bin("+", ONE, Bin("*", f, f)),
+    "asin": lambda a, f: Bin("/", ONE, Call("sqrt", (_one_minus_square(a),))),
+    "acos": lambda a, f: Neg(Bin("/", ONE, Call("sqrt", (_one_minus_square(a),)))),
+    "atan": lambda a, f: Bin("/", ONE, Bin("+", ONE, Bin("*", a, a))),
+    "sinh": lambda a, f: Call("cosh", (a,)),
+    "cosh": lambda a, f: Call("sinh", (a,)),
+    "tanh": lambda a, f: _one_minus_square(f),
+    "asinh": lambda a, f: Bin("/", ONE, Call("sqrt", (Bin("+", Bin("*", a, a), ONE),))),
+    "acosh": lambda a, f: Bin("/", ONE, Call("sqrt", (Bin("-", Bin("*", a, a), ONE),))),
+    "atanh": lambda a, f: Bin("/", ONE, _one_minus_square(a)),
+}
+
+
 # ----------------------------------------------------------------------------- evaluation
 Evaluator = Callable[[np.ndarray, np.ndarray], "np.ndarray | float"]
 
 _NP_FN = {
     "exp": np.exp, "log": np.log, "log10": np.log10, "sqrt": np.sqrt, "abs": np.abs,
     "sign": np.sign, "min": np.minimum, "max": np.maximum,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh,
+    "atanh": np.arctanh, "floor": np.floor, "ceil": np.ceil,
+    "and": lambda *a: np.where(np.logical_and.reduce([np.not_equal(v, 0) for v in a]), 1.0, 0.0),
+    "or": lambda *a: np.where(np.logical_or.reduce([np.not_equal(v, 0) for v in a]), 1.0, 0.0),
+    "xor": lambda *a: np.where(np.logical_xor.reduce([np.not_equal(v, 0) for v in a]), 1.0, 0.0),
+    "not": lambda a: np.where(np.equal(a, 0), 1.0, 0.0),
 }
+_NP_CMP = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
+           "!=": np.not_equal}
+
+
+#: public views for :mod:`her2sim.codegen` (NumPy and Python-float implementations by name)
+NUMPY_FUNCTIONS, NUMPY_COMPARISONS = _NP_FN, _NP_CMP
+SCALAR_FUNCTIONS, SCALAR_COMPARISONS = _SCALAR_FN, _SCALAR_CMP
+
+
+def piecewise_array(*args):
+    """``piecewise(v1, c1, v2, c2, ..., otherwise)`` on arrays: first value whose condition is non-zero."""
+    out = args[-1]
+    for k in range(len(args) - 3, -1, -2):
+        out = np.where(np.not_equal(args[k + 1], 0), args[k], out)
+    return out
+
+
+def piecewise_scalar(*args):
+    """``piecewise(v1, c1, ..., otherwise)`` on Python floats."""
+    for k in range(0, len(args) - 1, 2):
+        if args[k + 1] != 0:
+            return args[k]
+    return args[-1]
 _NP_OP = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power}
 
 
@@ -394,8 +558,16 @@ def compile_expr(node: Node, species_index: Mapping[str, int], param_index: Mapp
         if len(fs) == 1:
             f0 = fs[0]
             return lambda xT, pT: fn(f0(xT, pT))
-        f0, f1 = fs
-        return lambda xT, pT: fn(f0(xT, pT), f1(xT, pT))
+        return lambda xT, pT: fn(*(f(xT, pT) for f in fs))
+    if isinstance(node, Cmp):
+        f = compile_expr(node.left, species_index, param_index)
+        g = compile_expr(node.right, species_index, param_index)
+        cmp = _NP_CMP[node.op]
+        return lambda xT, pT: np.where(cmp(f(xT, pT), g(xT, pT)), 1.0, 0.0)
+    if isinstance(node, Piecewise):
+        fs = [compile_expr(n, species_index, param_index)
+              for n in [t for v, c in node.pieces for t in (v, c)] + [node.otherwise]]
+        return lambda xT, pT: piecewise_array(*(f(xT, pT) for f in fs))
     fa, fb, fl, fo = (compile_expr(n, species_index, param_index) for n in (node.a, node.b, node.if_less, node.otherwise))
     return lambda xT, pT: np.where(np.less(fa(xT, pT), fb(xT, pT)), fl(xT, pT), fo(xT, pT))
 
@@ -440,8 +612,31 @@ def evaluate_units(node: Node, units: Mapping, *, where: str = "expression"):
                     f"{to_text(n.right)}; divide it by a constant of the same unit first (e.g. hill(x, K, n))."
                 )
             return Quantity(1.0, a.units) ** n.right.value
+        if isinstance(n, Cmp):
+            a, b = walk(n.left), walk(n.right)
+            if a.dimensionality != b.dimensionality:
+                raise UnitError(f"{where}: cannot compare {to_text(n.left)} [{a.units:~}] with "
+                                f"{to_text(n.right)} [{b.units:~}]: the units differ in dimension.")
+            return Quantity(1.0, "")
+        if isinstance(n, Piecewise):
+            values = [walk(v) for v, _ in n.pieces] + [walk(n.otherwise)]
+            for _, c in n.pieces:
+                walk(c)
+            dims = {v.dimensionality for v in values}
+            if len(dims) > 1:
+                raise UnitError(f"{where}: the values of {to_text(n)} differ in dimension "
+                                f"({', '.join(f'{v.units:~}' for v in values)}).")
+            return Quantity(1.0, values[0].units)
         if isinstance(n, Call):
             args = [walk(a) for a in n.args]
+            if n.fn in LOGIC:
+                return Quantity(1.0, "")
+            if n.fn in ("floor", "ceil"):
+                return Quantity(1.0, args[0].units)
+            if n.fn in _TRIG_DIFF:
+                if not args[0].dimensionless:
+                    raise UnitError(f"{where}: {n.fn}() needs a dimensionless argument, got {to_text(n.args[0])} [{args[0].units:~}]")
+                return Quantity(1.0, "")
             if n.fn in ("exp", "log", "log10"):
                 if not args[0].dimensionless:
                     raise UnitError(f"{where}: {n.fn}() needs a dimensionless argument, got {to_text(n.args[0])} [{args[0].units:~}]")

@@ -38,6 +38,7 @@ class _Compiled:
     jac_array: Callable
     jac_scalar: Callable
     observables_array: Callable
+    initial_array: Callable
 
 
 @dataclass(eq=False)
@@ -49,7 +50,7 @@ class Network:
     spec : the ModelSpec it was compiled from.
     species_names, parameter_names, observable_names, reaction_names : tuples of str.
     stoichiometry : (n_species, n_reactions) float array N, with dx/dt = N @ v(x, p).
-    x0 : (n_species,) initial state in nM.  p0 : (n_params,) parameter values.
+    x0 : (n_species,) initial state in nM (``initial_state(p0)``).  p0 : (n_params,) parameter values.
     jac_rows, jac_cols : structural non-zeros of the Jacobian d(dx/dt)/dx.
     conservation_laws : (n_laws, n_species) integer matrix C with C @ N = 0.
     preequilibrate_mask : (n_species,) 1.0 where the species evolves during pre-equilibration.
@@ -85,11 +86,13 @@ class Network:
             for s, c in rx.products:
                 N[sidx[s], r] += c
         self.stoichiometry = N
-        self.x0 = np.array([s.initial for s in spec.species], dtype=float)
         self.p0 = np.array([p.value for p in spec.parameters], dtype=float)
         self.preequilibrate_mask = np.array([1.0 if s.preequilibrate else 0.0 for s in spec.species])
         self.conservation_laws = conservation_laws(N)
         self._build()
+        self.x0 = np.array([s.initial for s in spec.species], dtype=float)
+        if any(s.initial_expr is not None for s in spec.species):
+            self.x0 = self.initial_state(self.p0)
 
     # -- compilation ---------------------------------------------------------------------
     def _build(self) -> None:
@@ -138,8 +141,30 @@ class Network:
             jac_array=dag.function(jac_ids, "array", into=True),
             jac_scalar=dag.function(jac_ids, "scalar"),
             observables_array=dag.function(obs_ids, "array", into=True),
+            initial_array=self._initial_function(pidx),
         )
         self.dag_size = len(dag.nodes)
+
+    def _initial_function(self, pidx: Mapping[str, int]) -> Callable:
+        """``f(x, p, out)`` filling (n_species, B) initial states from parameter rows (no species)."""
+        dag = Dag({}, pidx)
+        ids = [dag.intern(ex.simplify(ex.expand(s.initial_expr)) if s.initial_expr is not None else ex.Num(s.initial))
+               for s in self.spec.species]
+        return dag.function(ids, "array", into=True)
+
+    def initial_state(self, p) -> np.ndarray:
+        """Initial state for parameters ``p``: (n_params,) -> (n_species,), (B, n_params) -> (B, n_species).
+
+        Species whose ``initial_expr`` depends on parameters (SBML initial assignments, amounts
+        divided by a compartment size) follow ``p``; the others are their fixed ``initial``.
+        """
+        p = np.asarray(p, dtype=float)
+        p2 = p[None, :] if p.ndim == 1 else p
+        if p2.ndim != 2 or p2.shape[1] != self.n_params:
+            raise ValueError(f"parameters must have shape ({self.n_params},) or (B, {self.n_params}); got {p.shape}")
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = self._eval.initial_array([], np.ascontiguousarray(p2.T), np.empty((self.n_species, p2.shape[0])))
+        return out[:, 0].copy() if p.ndim == 1 else out.T.copy()
 
     @staticmethod
     def _total_derivative(node, s: str, expr_species: Mapping[str, set]):

@@ -266,7 +266,7 @@ def _segments(t_end: float, cond: Condition, doses: Mapping[str, float]):
 def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None, variants: Sequence[str] = (),
              time: str | float = "72 h", t_eval: Sequence[float] | None = None,
              parameters: Mapping[str, str | float] | None = None, events: Sequence = (),
-             conditions: Sequence[Mapping] | None = None, preequilibrate: bool = True,
+             conditions: Sequence[Mapping] | None = None, preequilibrate: bool | None = None,
              initial_state: np.ndarray | None = None,
              method: str = "auto", mode: str = "auto", rtol: float = 1e-6, atol: float = 1e-9,
              max_steps: int = DEFAULT_MAX_STEPS) -> Result:
@@ -283,9 +283,12 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     events : [(time, {drug: dose}), ...] piecewise-constant dose changes, e.g. a washout.
     conditions : list of {"drugs": ..., "parameters": ..., "events": ...} for a batch; each is
         combined with the shared ``drugs``/``parameters``. Failed members get Status 'failed'.
-    preequilibrate : integrate to steady state with all doses 0 before t = 0.
+    preequilibrate : integrate to steady state with all doses 0 before t = 0; None (default): the
+        model's choice (``ModelSpec.preequilibrate``: True for her2sim models, False for imported
+        SBML models, which start at t = 0 from their initial state as SBML prescribes).
     initial_state : (n_species,) or (C, n_species) state in nM to start from instead of the model's
-        initial amounts (pre-equilibration, if on, starts from it).
+        initial state ``network.initial_state(p)`` of each condition's parameters (pre-equilibration,
+        if on, starts from it).
     method : "LSODA", "BDF", "Radau" or "auto" (LSODA per condition; BDF for block mode).
     mode : "loop", "block" (one block-diagonal solve_ivp call) or "auto" (block from
         ``BLOCK_MIN_CONDITIONS`` conditions on).
@@ -325,8 +328,10 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     use_block = mode == "block" or (mode == "auto" and len(conds) >= BLOCK_MIN_CONDITIONS)
     chosen = method if method != "auto" else ("BDF" if use_block else "LSODA")
 
+    if preequilibrate is None:
+        preequilibrate = network.spec.preequilibrate
     P = np.array([network.parameters_with(c.parameters) for c in conds])
-    X0 = np.tile(network.x0, (len(conds), 1))
+    X0 = network.initial_state(P)
     if initial_state is not None:
         given = np.asarray(initial_state, dtype=float)
         if given.shape not in ((network.n_species,), (len(conds), network.n_species)):
@@ -358,14 +363,14 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                     raise
                 status[i] = Status("failed", str(exc))
     P_t = _parameters_over_time(network, P, conds, grid)
-    obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(-1, network.n_params))
+    obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(out.shape[0] * out.shape[1], network.n_params))
     obs = obs.reshape(len(conds), len(grid), -1)
     labels = tuple({**c.doses, **c.parameters} for c in conds)
     return Result(grid, out, obs, network.species_names, network.observable_names, network.observable_units,
                   labels, tuple(status),
                   {"model": network.spec.name, "variants": ",".join(v.name for v in network.spec.variants),
                    "solver_method": chosen, "solver_mode": "block" if use_block else "loop", "rtol": rtol, "atol": atol,
-                   "time_unit": "h", "concentration_unit": "nM"})
+                   "time_unit": network.spec.time_unit, "concentration_unit": "nM"})
 
 
 def _parameters_over_time(network: Network, P: np.ndarray, conds, grid) -> np.ndarray:

@@ -20,7 +20,15 @@ class Compartment:
 
 @dataclass(frozen=True)
 class Species:
-    """A dynamic species; ``initial`` in nM. ``preequilibrate=False`` holds it fixed before dosing."""
+    """A dynamic species; ``initial`` in nM. ``preequilibrate=False`` holds it fixed before dosing.
+
+    ``initial_expr`` (optional) is the initial value as an expression of parameters (e.g. an SBML
+    initial assignment); when set, :meth:`her2sim.network.Network.initial_state` evaluates it for
+    each parameter vector and ``initial`` is its value at the model's parameters.
+    ``quantity`` says what the state holds: ``"concentration"`` (her2sim's nM), ``"amount"``
+    (an SBML species with ``hasOnlySubstanceUnits``) or ``"value"`` (an SBML parameter with a rate
+    rule, or model time).
+    """
 
     name: str
     initial: float
@@ -29,6 +37,8 @@ class Species:
     description: str = ""
     preequilibrate: bool = True
     origin: str = ""
+    initial_expr: Node | None = None
+    quantity: str = "concentration"
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,13 @@ class ModelSpec:
     drugs: tuple[Drug, ...] = ()
     variants: tuple[Variant, ...] = ()
     files: tuple[str, ...] = field(default=())
+    #: pre-equilibrate (drug-free steady state) before t = 0 unless the caller says otherwise;
+    #: False for imported SBML models, which start at t = 0 from their initial state
+    preequilibrate: bool = True
+    #: the unit of the model's time axis ("h" for her2sim models; an SBML model's own unit)
+    time_unit: str = "h"
+    #: (SBML id, her2sim name) pairs of an imported model (names differ only for reserved ids)
+    name_map: tuple[tuple[str, str], ...] = ()
 
     @property
     def species_names(self) -> tuple[str, ...]:
