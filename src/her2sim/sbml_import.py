@@ -149,7 +149,10 @@ class _Importer:
         m = self.m
         for i in range(self.doc.getNumPlugins()):
             package = self.doc.getPlugin(i).getPackageName()
-            if package != "l3v2extendedmath":  # libsbml's own plugin for L3V2 core math
+            # libsbml's own plugin for L3V2 core math is core; Level 2 has no packages (libsbml attaches
+            # layout/render plugins for diagram annotations); a Level 3 package declared
+            # required="false" (e.g. layout, render) cannot change the model's mathematical meaning
+            if package != "l3v2extendedmath" and self.level >= 3 and self.doc.getPackageRequired(package):
                 raise UnsupportedSBMLError("SBML Level 3 package", package)
         if self.doc.getNumUnknownPackages():
             raise UnsupportedSBMLError("SBML Level 3 package", self.doc.getUnknownPackageURI(0))
