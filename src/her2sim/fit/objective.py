@@ -104,7 +104,6 @@ class Objective:
         self.upper = np.array([to_scale(problem.parameter(p).upper, s) for p, s in zip(problem.free, self.scales)])
         self.conditions = problem.simulation_conditions()
         self._build_conditions()
-        self._build_initials()
         self._build_observables()
 
     # ------------------------------------------------------------------ set-up
@@ -144,32 +143,6 @@ class Objective:
                 continue
             if np.any(mp[0] >= 0) or np.any(mp[2] >= 0):
                 raise PetabError("parameter table is empty")
-
-    def _build_initials(self) -> None:
-        net = self.network
-        initial = dict(self.problem.initial)
-        # species referring to other species' initial values: inline (acyclic in valid SBML)
-        species = set(net.species_names)
-        for _ in range(len(species) + 1):
-            changed = False
-            for s, node in initial.items():
-                deps = ex.free_names(node) & species
-                if deps:
-                    initial[s] = ex.substitute(node, {d: initial[d] for d in deps})
-                    changed = True
-            if not changed:
-                break
-        else:
-            raise PetabError("model: the species' initial assignments refer to each other in a cycle")
-        inlined = self._inline_expressions()
-        pidx = {p: j for j, p in enumerate(net.parameter_names)}
-        self._initial = []
-        for s in net.species_names:
-            node = ex.simplify(ex.expand(ex.substitute(initial.get(s, ex.Num(0.0)), inlined)))
-            try:
-                self._initial.append(ex.compile_expr(node, {}, pidx))
-            except ex.ExpressionError as exc:
-                raise PetabError(f"model: initial value of species {s!r}: {exc}") from None
 
     def _inline_expressions(self) -> dict:
         out: dict = {}
@@ -264,14 +237,8 @@ class Objective:
 
     # ------------------------------------------------------------------ simulation
     def _initial_states(self, P: np.ndarray) -> np.ndarray:
-        """P (B, n_params) -> X0 (B, n_species) from the (symbolic) initial values."""
-        pT = np.ascontiguousarray(P.T)
-        X0 = np.empty((P.shape[0], self.network.n_species))
-        dummy = np.zeros((0, P.shape[0]))
-        with np.errstate(all="ignore"):
-            for i, f in enumerate(self._initial):
-                X0[:, i] = f(dummy, pT)
-        return X0
+        """P (B, n_params) -> X0 (B, n_species): the model's (symbolic) initial values."""
+        return self.network.initial_state(P)
 
     def _integrate(self, X0, P, t_eval):
         """(states (B, T, n), ok (B,), messages) on the chosen path."""

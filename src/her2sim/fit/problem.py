@@ -98,8 +98,7 @@ class PetabProblem:
     Attributes
     ----------
     path : the problem YAML (or '' when built in memory).
-    model : the :class:`her2sim.ModelSpec`; ``initial`` maps species to initial-value trees
-        (SBML initial assignments; constant numbers for TOML models).
+    model : the :class:`her2sim.ModelSpec` (species' ``initial_expr`` hold SBML initial assignments).
     parameters : rows of the parameter table, in table order.
     observables : id -> ObservableRow.
     conditions : condition id -> {target id: float or parameter id}; NaN = leave as in the model.
@@ -108,7 +107,6 @@ class PetabProblem:
 
     path: str
     model: object
-    initial: Mapping[str, ex.Node]
     parameters: tuple
     observables: Mapping[str, ObservableRow]
     conditions: Mapping[str, Mapping[str, object]]
@@ -342,30 +340,36 @@ def read_measurements(path: Path) -> tuple:
 
 # ----------------------------------------------------------------------------- the problem
 def _load_model(path: Path):
-    """(ModelSpec, initial trees) of an SBML file, or of a her2sim TOML model."""
+    """The ModelSpec of an SBML file, or of a her2sim TOML model."""
     if path.suffix == ".toml":
         from ..load import load_model
 
-        spec = load_model(str(path))
-        return spec, {s.name: ex.Num(float(s.initial)) for s in spec.species}
-    try:
-        from .. import sbml_import
-    except ImportError:
-        raise PetabError(f"problem YAML: sbml_files {path.name!r}: SBML import (her2sim.sbml_import) is not "
-                         "available in this installation") from None
-    spec = sbml_import.import_sbml(str(path))
-    return spec, sbml_import_initials(spec)
+        return load_model(str(path))
+    if not path.is_file():
+        raise PetabError(f"problem YAML: sbml_files: {str(path)!r} does not exist")
+    from ..sbml_import import import_sbml
+
+    return import_sbml(str(path))
 
 
-def sbml_import_initials(spec) -> dict:
-    """Species -> initial-value tree of an imported SBML model (symbolic initial assignments)."""
-    initial = getattr(spec, "initial_assignments", None)
-    out = {s.name: ex.Num(float(s.initial)) for s in spec.species}
-    if initial:
-        for name, node in dict(initial).items():
-            if name in out:
-                out[name] = node
-    return out
+def _renamed(problem: "PetabProblem") -> "PetabProblem":
+    """Map SBML ids that her2sim renamed (reserved names, see ``ModelSpec.name_map``) in every table."""
+    mapping = {a: b for a, b in getattr(problem.model, "name_map", ()) if a != b}
+    if not mapping:
+        return problem
+    from dataclasses import replace
+
+    def rn(v):
+        return mapping.get(v, v) if isinstance(v, str) else v
+
+    syms = {a: ex.Sym(b) for a, b in mapping.items()}
+    obs = {k: replace(o, formula=ex.substitute(o.formula, syms), noise=ex.substitute(o.noise, syms))
+           for k, o in problem.observables.items()}
+    conds = {c: {rn(t): rn(v) for t, v in row.items()} for c, row in problem.conditions.items()}
+    params = tuple(replace(p, id=rn(p.id)) for p in problem.parameters)
+    meas = tuple(replace(m, observable_parameters=tuple(map(rn, m.observable_parameters)),
+                         noise_parameters=tuple(map(rn, m.noise_parameters))) for m in problem.measurements)
+    return replace(problem, parameters=params, observables=obs, conditions=conds, measurements=meas)
 
 
 def read_problem(yaml_path, *, model=None) -> PetabProblem:
@@ -374,7 +378,7 @@ def read_problem(yaml_path, *, model=None) -> PetabProblem:
     Parameters
     ----------
     yaml_path : the problem YAML (format_version 1, exactly one problem entry).
-    model : optionally a ready ``(ModelSpec, {species: initial tree})`` instead of the YAML's model.
+    model : optionally a ModelSpec to use instead of the YAML's model file.
 
     Raises :class:`PetabError` naming the table, row and column of the first problem found.
     """
@@ -419,8 +423,7 @@ def read_problem(yaml_path, *, model=None) -> PetabProblem:
     measurements = read_measurements(files("measurement_files")[0])
     if model is None:
         model = _load_model(files("sbml_files")[0])
-    spec, initial = model
-    return validate(PetabProblem(str(path), spec, dict(initial), parameters, observables, conditions, measurements))
+    return validate(_renamed(PetabProblem(str(path), model, parameters, observables, conditions, measurements)))
 
 
 def placeholder_names(oid: str, kind: str, node: ex.Node) -> list:
