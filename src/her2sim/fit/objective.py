@@ -60,6 +60,97 @@ class Evaluation:
         return np.where(self.ok, -self.nllh_data, -np.inf)
 
 
+def _walk(node):
+    """Every node of an expression tree (depth first)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, ex.Bin) or isinstance(n, ex.Cmp):
+            stack += [n.left, n.right]
+        elif isinstance(n, ex.Neg):
+            stack.append(n.arg)
+        elif isinstance(n, ex.Call):
+            stack += list(n.args)
+        elif isinstance(n, ex.Select):
+            stack += [n.a, n.b, n.if_less, n.otherwise]
+        elif isinstance(n, ex.Piecewise):
+            stack += [v for pair in n.pieces for v in pair] + [n.otherwise]
+
+
+def _rebuild(node, mapping: dict):
+    """``node`` with every subtree found in ``mapping`` replaced."""
+    if node in mapping:
+        return mapping[node]
+    if isinstance(node, (ex.Num, ex.Sym)):
+        return node
+    if isinstance(node, ex.Bin):
+        return ex.Bin(node.op, _rebuild(node.left, mapping), _rebuild(node.right, mapping))
+    if isinstance(node, ex.Cmp):
+        return ex.Cmp(node.op, _rebuild(node.left, mapping), _rebuild(node.right, mapping))
+    if isinstance(node, ex.Neg):
+        return ex.Neg(_rebuild(node.arg, mapping))
+    if isinstance(node, ex.Call):
+        return ex.Call(node.fn, tuple(_rebuild(a, mapping) for a in node.args))
+    if isinstance(node, ex.Select):
+        return ex.Select(*(_rebuild(n, mapping) for n in (node.a, node.b, node.if_less, node.otherwise)))
+    return ex.Piecewise(tuple((_rebuild(v, mapping), _rebuild(c, mapping)) for v, c in node.pieces),
+                        _rebuild(node.otherwise, mapping))
+
+
+_CMP_TRUTH = {"<": lambda g: g < 0, "<=": lambda g: g <= 0, ">": lambda g: g > 0, ">=": lambda g: g >= 0}
+
+
+def _time_switches(spec):
+    """Replace comparisons ``g(time, p) <op> 0`` that are linear in model time (SBML piecewise
+    inputs switched on at a time) by 0/1 switch parameters, and return the switching times.
+
+    Returns (spec', switches) with switches ``[(parameter name, f(xT, pT) -> time, before, after)]``:
+    the integrator gets a breakpoint at each time, so it steps exactly onto the discontinuity
+    (a state ``time`` compared inside the right-hand side would make the step size underflow).
+    """
+    from dataclasses import replace
+
+    from ..spec import Parameter
+
+    clock = next((r.products[0][0] for r in spec.reactions
+                  if r.source.startswith("model time") and len(r.products) == 1), None)
+    if clock is None:
+        return spec, []
+    params = {p.name for p in spec.parameters}
+    inlined: dict = {}
+    for e in spec.expressions:
+        inlined[e.name] = ex.substitute(e.node, inlined)
+    mapping, switches, new_params = {}, [], []
+    pidx = {p.name: j for j, p in enumerate(spec.parameters)}
+    roots = [e.node for e in spec.expressions] + [r.rate for r in spec.reactions]
+    for root in roots:
+        for node in _walk(root):
+            if not isinstance(node, ex.Cmp) or node in mapping or node.op not in _CMP_TRUTH:
+                continue
+            g = ex.simplify(ex.expand(ex.substitute(ex.Bin("-", node.left, node.right), inlined)))
+            if clock not in ex.free_names(g) or ex.free_names(g) - params - {clock}:
+                continue
+            slope = ex.diff(g, clock)
+            if not (isinstance(slope, ex.Num) and slope.value != 0):
+                continue
+            at = ex.simplify(ex.Neg(ex.Bin("/", ex.substitute(g, {clock: ex.ZERO}), slope)))
+            name = f"time_switch_{len(switches)}"
+            while name in params:
+                name += "_"
+            sign = 1.0 if slope.value > 0 else -1.0
+            before, after = float(_CMP_TRUTH[node.op](-sign)), float(_CMP_TRUTH[node.op](sign))
+            mapping[node] = ex.Sym(name)
+            switches.append((name, ex.compile_expr(at, {}, pidx), before, after))
+            new_params.append(Parameter(name, before, "1", "1", f"her2sim.fit: 0/1 switch replacing {ex.to_text(node)}"))
+    if not mapping:
+        return spec, []
+    exprs = tuple(replace(e, node=_rebuild(e.node, mapping)) for e in spec.expressions)
+    rxns = tuple(replace(r, rate=_rebuild(r.rate, mapping)) for r in spec.reactions)
+    out = replace(spec, parameters=spec.parameters + tuple(new_params), expressions=exprs, reactions=rxns)
+    return out, switches
+
+
 def _lookup(values, pindex: dict, default: float = np.nan):
     """(index array, constant array): index >= 0 selects a theta column, else the constant."""
     idx = np.full(len(values), -1, dtype=np.intp)
@@ -95,7 +186,7 @@ class Objective:
             raise ValueError(f"method must be 'batch' or 'scipy', got {method!r}")
         self.problem, self.method = problem, method
         self.rtol, self.atol, self.fd_step, self.max_steps = float(rtol), float(atol), float(fd_step), int(max_steps)
-        spec = problem.model
+        spec, self._switches = _time_switches(problem.model)
         self.network = net = compile_network(spec)
         self.pindex = {p: k for k, p in enumerate(problem.parameter_ids)}
         self.free_index = np.array([self.pindex[p] for p in problem.free], dtype=np.intp)
@@ -103,6 +194,9 @@ class Objective:
         self.lower = np.array([to_scale(problem.parameter(p).lower, s) for p, s in zip(problem.free, self.scales)])
         self.upper = np.array([to_scale(problem.parameter(p).upper, s) for p, s in zip(problem.free, self.scales)])
         self.conditions = problem.simulation_conditions()
+        #: the model-time state of an imported SBML model (d/dt = 1); reset to 0 after pre-equilibration
+        self.time_index = next((net.species_index(r.products[0][0]) for r in spec.reactions
+                                if r.source.startswith("model time") and len(r.products) == 1), None)
         self._build_conditions()
         self._build_observables()
 
@@ -143,6 +237,32 @@ class Objective:
                 continue
             if np.any(mp[0] >= 0) or np.any(mp[2] >= 0):
                 raise PetabError("parameter table is empty")
+
+    def _switch_values(self, P: np.ndarray):
+        """Per switch: (column, switching times (B,), value after) for parameters P (B, n_params)."""
+        out = []
+        pT = np.ascontiguousarray(P.T)
+        for name, f, before, after in self._switches:
+            with np.errstate(all="ignore"):
+                t = np.broadcast_to(np.asarray(f(np.zeros((0, P.shape[0])), pT), float), (P.shape[0],)).copy()
+            out.append((self.network.parameter_index(name), t, before, after))
+        return out
+
+    def _set_switches(self, P: np.ndarray) -> np.ndarray:
+        """P with each switch at its value at t = 0 (the value after the switch if it switched at t <= 0)."""
+        P = P.copy()
+        for j, t, before, after in self._switch_values(P):
+            P[:, j] = np.where(t > 0, before, after)
+        return P
+
+    def _breakpoints(self, P: np.ndarray, t_end: float):
+        """Breakpoints that flip each switch at its time in (0, t_end]."""
+        out = []
+        for j, t, before, after in self._switch_values(P):
+            t = np.where((t > 0) & (t <= t_end), t, np.inf)
+            if np.isfinite(t).any():
+                out.append((t, {j: np.full(P.shape[0], after)}))
+        return out or None
 
     def _inline_expressions(self) -> dict:
         out: dict = {}
@@ -245,7 +365,7 @@ class Objective:
         if self.method == "batch":
             t_span = (0.0, max(float(t_eval[-1]), 1e-9))
             res = simulate_batch(self.network, X0, P, t_eval=t_eval, t_span=t_span, rtol=self.rtol, atol=self.atol,
-                                 max_steps=self.max_steps)
+                                 max_steps=self.max_steps, breakpoints=self._breakpoints(P, t_span[1]))
             return res.states, res.ok, res.messages
         from scipy.integrate import solve_ivp
 
@@ -275,8 +395,9 @@ class Objective:
         X = states[:, -1, :]
         with np.errstate(all="ignore"):
             f = self.network.rhs(np.nan_to_num(X), P)
-            converged = np.all(np.abs(f) <= self.atol + RTOL_STEADY * np.abs(X), axis=1) | \
-                (np.max(np.abs(f) / (self.atol + RTOL_STEADY * np.abs(X)), axis=1) < 1.0)
+            if self.time_index is not None:  # model time never settles; it is not part of the state
+                f[:, self.time_index] = 0.0
+            converged = np.all(np.abs(f) <= self.atol + RTOL_STEADY * np.abs(X), axis=1)
         msgs = tuple(m if not o else ("" if c else "no steady state within t = 1e8") for m, o, c in zip(msgs, ok, converged))
         return X, ok & converged, msgs
 
@@ -289,19 +410,21 @@ class Objective:
         K, C = theta.shape[0], len(self.conditions)
         net = self.network
         pidx, pconst, sidx, sconst = self.sim_maps
-        P = _take(theta, pidx, pconst).reshape(K * C, net.n_params)
+        P = self._set_switches(_take(theta, pidx, pconst).reshape(K * C, net.n_params))
         X0 = self._initial_states(P)
         Xs = _take(theta, sidx, sconst).reshape(K * C, net.n_species)
         messages = np.full(K * C, "", dtype=object)
         ok = np.ones(K * C, dtype=bool)
         if self.has_preeq.any():
             qidx, qconst, qsidx, qsconst = self.pre_maps
-            Pq = _take(theta, qidx, qconst).reshape(K * C, net.n_params)
+            Pq = self._set_switches(_take(theta, qidx, qconst).reshape(K * C, net.n_params))
             Xq = self._initial_states(Pq)
             Xqs = _take(theta, qsidx, qsconst).reshape(K * C, net.n_species)
             Xq = np.where(np.isnan(Xqs), Xq, Xqs)
             pre = np.tile(self.has_preeq, K)
             Xss, okq, mq = self._steady(Xq[pre], Pq[pre])
+            if self.time_index is not None:
+                Xss[:, self.time_index] = X0[pre, self.time_index]  # the main simulation starts at t = 0
             X0[pre] = Xss
             ok[pre] &= okq
             messages[np.flatnonzero(pre)] = [f"pre-equilibration: {m}" if m else "" for m in mq]
