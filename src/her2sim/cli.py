@@ -11,7 +11,7 @@ from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, Her2simError, exit_code
 
 #: modules that add subcommands: each has ``add_parser(subparsers)`` (cheap imports only) and
 #: sets ``handler`` on its subparser; the handler takes the parsed args and returns an exit code
-EXTENSIONS: tuple[str, ...] = ("her2sim.screen_cli", "her2sim.sweep_cli", "her2sim.trial.cli")
+EXTENSIONS: tuple[str, ...] = ("her2sim.screen_cli", "her2sim.sweep_cli", "her2sim.trial.cli", "her2sim.fit.cli")
 
 DEFAULT_OBSERVE = ("pHER2", "pHER3", "pAKT", "pERK", "pS6", "ER_activity", "pRb", "proliferation_rate",
                    "apoptosis_rate", "viable_cells")

@@ -1,0 +1,252 @@
+"""Multi-start local optimisation of a PEtab objective within bounds on the parameter scale.
+
+Each start is an independent task ``run_start(shared, index, x0)`` run with
+:func:`her2sim.executors.map_tasks`, so starts go to this process, local processes or a Dask
+cluster. Starting points are a Latin hypercube over the bounds (McKay, Beckman & Conover,
+Technometrics 1979) from a seeded generator. With Gaussian noise and normal (or no) priors the
+local optimiser is scipy's trust-region reflective least squares (Branch, Coleman & Li, SIAM J
+Sci Comput 1999) on the residuals; otherwise L-BFGS-B on the negative log-likelihood. Both use
+the batched central-difference derivatives of :class:`~her2sim.fit.objective.Objective`.
+
+With ``out`` each finished start is written to ``out/starts/start_NNNN.json`` as it finishes;
+``resume=True`` reuses them, so an interrupted fit continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import Her2simError
+from .objective import Objective
+from .problem import PetabProblem, from_scale
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """One local optimisation: start and end points (parameter scale), final nllh, status."""
+
+    index: int
+    x0: tuple
+    x: tuple
+    nllh: float
+    status: str          # "converged", "max_evaluations", "failed"
+    message: str
+    n_evaluations: int
+    wall_time_s: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """All starts of a multi-start fit, sorted by final negative log-likelihood.
+
+    ``free`` names the estimated parameters; ``x_best`` their best values on the parameter scale;
+    ``theta_best`` the full parameter-table vector (linear scale).
+    """
+
+    free: tuple
+    scales: tuple
+    starts: tuple
+    theta_best: np.ndarray = field(repr=False)
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> StartResult:
+        return self.starts[0]
+
+    @property
+    def x_best(self) -> np.ndarray:
+        return np.array(self.best.x)
+
+    @property
+    def nllh_best(self) -> float:
+        return self.best.nllh
+
+    def share_within(self, tolerance: float = 0.1, reference: float | None = None) -> float:
+        """Share of starts whose final nllh is within ``tolerance`` of ``reference`` (default: best)."""
+        ref = self.nllh_best if reference is None else reference
+        vals = np.array([s.nllh for s in self.starts])
+        return float(np.mean(vals <= ref + tolerance))
+
+    def summary(self) -> str:
+        ok = sum(s.status != "failed" for s in self.starts)
+        return (f"{len(self.starts)} starts ({ok} finished), best nllh {self.nllh_best:.6g}, "
+                f"{100 * self.share_within(0.1):.0f}% of starts within 0.1 of it")
+
+    def to_dataframe(self):
+        """One row per start: index, nllh, status, evaluations, wall time, final parameters."""
+        import pandas as pd
+
+        rows = []
+        for s in self.starts:
+            row = {"start": s.index, "nllh": s.nllh, "status": s.status, "n_evaluations": s.n_evaluations,
+                   "wall_time_s": s.wall_time_s, "message": s.message}
+            row.update({f"{p}": v for p, v in zip(self.free, s.x)})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def latin_hypercube(n: int, lower, upper, *, seed=None) -> np.ndarray:
+    """(n, d) points: one per stratum in every coordinate, randomly paired, inside [lower, upper]."""
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    rng = np.random.default_rng(seed)
+    d = len(lower)
+    u = (np.stack([rng.permutation(n) for _ in range(d)], axis=1) + rng.random((n, d))) / n
+    return lower + u * (upper - lower)
+
+
+def _options(objective: Objective) -> dict:
+    return {"method": objective.method, "rtol": objective.rtol, "atol": objective.atol,
+            "fd_step": objective.fd_step, "max_steps": objective.max_steps}
+
+
+def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int = 200,
+              active=None) -> StartResult:
+    """One bounded local optimisation from ``x0`` (parameter scale) over the ``active`` indices
+    (default: all; the others stay at their ``x0`` values, as in a profile)."""
+    from scipy.optimize import least_squares, minimize
+
+    clock = time.perf_counter()
+    x0 = np.clip(np.asarray(x0, dtype=float), objective.lower, objective.upper)
+    act = np.arange(len(x0)) if active is None else np.asarray(active, dtype=np.intp)
+    lo, hi = objective.lower[act], objective.upper[act]
+
+    def full(y):
+        x = x0.copy()
+        x[act] = y
+        return x
+
+    count = [0]
+    y0 = x0[act]
+    try:
+        if not objective.least_squares_refusal():
+            memo: dict = {}
+
+            def both(y):
+                key = y.tobytes()
+                if key not in memo:
+                    memo.clear()
+                    count[0] += 1
+                    r, J, _ = objective.residuals_and_jacobian(full(y), act)
+                    memo[key] = (r, np.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0))
+                return memo[key]
+
+            if not np.all(np.isfinite(both(y0)[0])):
+                raise Her2simError("the model cannot be simulated at the start point")
+            res = least_squares(lambda y: both(y)[0], y0, jac=lambda y: both(y)[1], bounds=(lo, hi), method="trf",
+                                max_nfev=max_evaluations, x_scale=1.0, xtol=1e-10, ftol=1e-10, gtol=1e-8)
+            status = "converged" if res.status > 0 else ("max_evaluations" if res.status == 0 else "failed")
+        else:
+            def fg(y):
+                count[0] += 1
+                f, g = objective.nllh_and_gradient(full(y), act)
+                return (f, g) if np.isfinite(f) else (1e30, np.zeros_like(y))
+
+            res = minimize(fg, y0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
+                           options={"maxfun": max_evaluations, "maxiter": max_evaluations})
+            status = "converged" if res.success else ("max_evaluations" if res.status == 1 else "failed")
+        x, message = full(res.x), str(res.message)
+        value = float(objective.nllh(x))
+        if not np.isfinite(value):
+            status, message = "failed", "the model cannot be simulated at the end point"
+    except Her2simError as exc:
+        x, value, status, message = x0, float("inf"), "failed", str(exc)
+    return StartResult(int(index), tuple(map(float, x0)), tuple(map(float, x)), value, status, message, count[0],
+                       time.perf_counter() - clock)
+
+
+def run_start(shared, index: int, x0) -> dict:
+    """Task for :func:`her2sim.executors.map_tasks`: ``shared = (problem, options, max_evaluations)``."""
+    problem, options, max_evaluations = shared
+    return asdict(local_fit(Objective(problem, **options), x0, index=index, max_evaluations=max_evaluations))
+
+
+def start_points(objective: Objective, starts: int, seed) -> np.ndarray:
+    """(starts, n_free) Latin hypercube starts over the bounds (parameter scale)."""
+    return latin_hypercube(starts, objective.lower, objective.upper, seed=seed)
+
+
+def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=None, resume: bool = False,
+        objective: Objective | None = None, max_evaluations: int = 200, progress: bool = False) -> FitResult:
+    """Multi-start fit of a PEtab problem.
+
+    Parameters
+    ----------
+    problem : from :func:`her2sim.fit.read_problem`.
+    starts : number of local optimisations; starts are a Latin hypercube drawn with ``seed``.
+    scheduler : None/"local", "processes" or a Dask address/client (see :mod:`her2sim.executors`).
+    out : directory for per-start JSON files (``starts/``); with ``resume`` finished starts are reused.
+    objective : an :class:`Objective` (for its tolerances and step); default ``Objective(problem)``.
+    max_evaluations : objective+derivative evaluations per start.
+    """
+    from ..executors import Progress, map_tasks
+
+    if int(starts) < 1:
+        raise ValueError(f"starts must be >= 1, got {starts!r}")
+    objective = objective or Objective(problem)
+    if not problem.free:
+        raise Her2simError("parameter table: no parameter has estimate = 1; nothing to fit")
+    X0 = start_points(objective, int(starts), seed)
+    done: dict = {}
+    folder = None
+    if out is not None:
+        folder = Path(out) / "starts"
+        folder.mkdir(parents=True, exist_ok=True)
+        if resume:
+            for f in folder.glob("start_*.json"):
+                d = json.loads(f.read_text())
+                if d.get("seed") == _seed_key(seed) and d["index"] < starts:
+                    done[d["index"]] = StartResult(**{k: v for k, v in d.items() if k != "seed"})
+    todo = [(i, X0[i]) for i in range(int(starts)) if i not in done]
+    shared = (problem, _options(objective), int(max_evaluations))
+    bar = Progress(len(todo), enabled=progress, what="fit", unit="starts") if progress else None
+    # in rounds (one start locally, one per core otherwise) so an interruption loses one round at most
+    from ..executors import cores
+
+    size = len(todo) if folder is None else (1 if scheduler in (None, "local") else 2 * cores())
+    results = []
+    for lo in range(0, len(todo), max(size, 1)):
+        batch = todo[lo:lo + max(size, 1)]
+        got = map_tasks(run_start, shared, batch, scheduler=scheduler)
+        for r in got:
+            if folder is not None:
+                (folder / f"start_{r['index']:04d}.json").write_text(json.dumps({**r, "seed": _seed_key(seed)}))
+            if bar is not None:
+                bar.update(1, failed=int(r["status"] == "failed"))
+        results.extend(got)
+    if bar is not None:
+        bar.close()
+    for r in results:
+        done[r["index"]] = StartResult(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
+    ordered = tuple(sorted(done.values(), key=lambda s: (not np.isfinite(s.nllh), s.nllh, s.index)))
+    best = np.array(ordered[0].x)
+    theta = objective.theta(best)[0]
+    return FitResult(problem.free, objective.scales, ordered, theta,
+                     {"seed": seed, "starts": int(starts), "method": objective.method, "rtol": objective.rtol,
+                      "atol": objective.atol, "fd_step": objective.fd_step})
+
+
+def _seed_key(seed):
+    return seed if isinstance(seed, (int, type(None))) else str(seed)
+
+
+def parameter_table(problem: PetabProblem, theta) -> "pandas.DataFrame":  # noqa: F821
+    """The problem's parameter table with nominal values replaced by ``theta`` (linear scale)."""
+    import pandas as pd
+
+    rows = []
+    for p, v in zip(problem.parameters, np.asarray(theta, dtype=float)):
+        row = {"parameterId": p.id, "parameterScale": p.scale, "lowerBound": p.lower, "upperBound": p.upper,
+               "nominalValue": float(v), "estimate": int(p.estimate)}
+        if p.prior_type:
+            row["objectivePriorType"] = p.prior_type
+            row["objectivePriorParameters"] = ";".join(repr(a) for a in p.prior_parameters)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+__all__ = ["StartResult", "FitResult", "latin_hypercube", "local_fit", "fit", "parameter_table", "from_scale"]
