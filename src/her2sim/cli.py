@@ -12,7 +12,7 @@ from .errors import Her2simError
 
 #: modules that add subcommands: each has ``add_parser(subparsers)`` (cheap imports only) and
 #: sets ``handler`` on its subparser; the handler takes the parsed args and returns an exit code
-EXTENSIONS: tuple[str, ...] = ("her2sim.screen_cli", "her2sim.sweep_cli", "her2sim.trial.cli")
+EXTENSIONS: tuple[str, ...] = ("her2sim.screen_cli", "her2sim.sweep_cli", "her2sim.trial.cli", "her2sim.explore.cli")
 
 DEFAULT_OBSERVE = ("pHER2", "pHER3", "pAKT", "pERK", "pS6", "ER_activity", "pRb", "proliferation_rate",
                    "apoptosis_rate", "viable_cells")
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mechanistic simulation of HER2-positive breast cancer signalling, drugs and resistance. "
                     "Internal units are nM and hours; write quantities with units, e.g. 1uM, '2 ug/mL', 72h.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"her2sim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("simulate", help="simulate a model (default: the bundled HER2 network on BT-474)",
@@ -77,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Each demo states what it shows, prints its measured metrics and the "
                                       "literature value they are compared with, and writes a PNG.")
     demo.add_argument("name", nargs="?", help="demo name (see --list)")
-    demo.add_argument("--list", action="store_true", help="list the demos, one per line")
+    demo.add_argument("--list", action="store_true", help="list the demos, one per line with what each shows")
     demo.add_argument("--plot", default=None, metavar="FILE.png", help="figure path (default: NAME.png)")
     demo.add_argument("--fast", action="store_true", help="fewer doses/time points (quicker, coarser figure)")
 
@@ -139,7 +142,14 @@ def _simulate(args) -> int:
             raise SystemExit(f"her2sim: error: --out must end in .csv or .nc, got {out.name}")
         print(f"wrote {out}")
     if args.plot:
-        fig = result.plot(observe)
+        from .plot import plot_simulation
+
+        control = None
+        if drugs:  # the untreated control of the same cells, drawn grey behind the treated curves
+            control = simulate(args.model, variants=args.variant, time=args.time, parameters=dict(args.params),
+                               method=args.method, rtol=args.rtol, atol=args.atol,
+                               preequilibrate=not args.no_preequilibrate)
+        fig = plot_simulation(result, observe, control=control, title=header)
         fig.savefig(args.plot, dpi=120)
         print(f"wrote {args.plot}")
     return 0
@@ -158,6 +168,10 @@ def _models(args) -> int:
         print("observables of the default model:")
         for o in spec.observables:
             print(f"  {o.name:<24} [{o.unit}] {o.description}")
+        print("relative counts (species reported as dimensionless, 1 = at dosing):")
+        for sp in spec.species:
+            if sp.relative:
+                print(f"  {sp.name:<24} [{sp.unit}] {sp.description}")
     if args.parameters:
         from .report import parameters_markdown
 
@@ -200,8 +214,10 @@ def _demo(args) -> int:
     from .demos import DEMOS, run_demo
 
     if args.list or not args.name:
-        for name, fn in DEMOS.items():
-            print(name)
+        from .demos import SUMMARIES
+
+        for name in DEMOS:
+            print(f"{name:<22} {SUMMARIES[name]}")
         return 0
     result = run_demo(args.name, fast=args.fast)
     print(f"{result.name}: {result.claim}")

@@ -40,7 +40,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-__all__ = ["DemoResult", "DEMOS", "run_demo"]
+__all__ = ["DemoResult", "DEMOS", "SUMMARIES", "run_demo"]
 
 #: in-vitro experiments have no NK cells
 IN_VITRO = {"NK_activity": 0}
@@ -552,6 +552,21 @@ DEMOS: dict[str, Callable[..., DemoResult]] = {
     "margetuximab_adcc": margetuximab_adcc,
     "adc_bystander": adc_bystander,
     "tki_washout": tki_washout,
+}
+
+
+#: one line per demonstration (``her2sim demo --list``, the explorer's lesson list)
+SUMMARIES: dict[str, str] = {
+    "her2_blockade": "trastuzumab vs lapatinib dose-response of pAKT, pERK and growth (HER2-amplified cells)",
+    "pi3k_resistance": "PIK3CA mutation / PTEN loss blunt trastuzumab; alpelisib or everolimus restore it",
+    "her3_feedback": "lapatinib -> FOXO -> HER3 up-regulation and pAKT rebound; a second drug holds pAKT down",
+    "mtor_feedback": "everolimus lowers pS6 but raises pAKT (relief of S6K negative feedback)",
+    "er_escape": "HER2 blockade raises ER activity in ER+ cells; lapatinib + fulvestrant beats either alone",
+    "cdk46": "palbociclib lowers pRb; CCND1 amplification resists lapatinib but not lapatinib + palbociclib",
+    "pertuzumab_heregulin": "with heregulin, pertuzumab (not trastuzumab) blocks HER2/HER3; both together best",
+    "margetuximab_adcc": "NK-cell ADCC: margetuximab beats trastuzumab, most for CD16A-158F carriers",
+    "adc_bystander": "T-DM1 kills regardless of PI3K status; T-DXd's payload also kills HER2-low neighbours",
+    "tki_washout": "neratinib's covalent inhibition outlasts washout, lapatinib's fades; tucatinib spares EGFR",
 }
 
 

@@ -33,10 +33,46 @@ def plot_timecourses(result, observe: Sequence[str] | None = None, *, ax=None):
             a.plot(result.time, vals[c], label=labels[c] if result.n_conditions > 1 else None)
         a.set_title(name)
         a.set_xlabel("time after dosing (h)")
-        a.set_ylabel(result.unit_of(name))
+        a.set_ylabel(unit_label(result.unit_of(name)))
     for a in list(axes)[len(names):]:
         a.set_visible(False)
     if result.n_conditions > 1:
         axes[0].legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def unit_label(unit: str) -> str:
+    """Axis text for a unit: 'nM', '1/h', or 'dimensionless' spelt out as a fraction/relative value."""
+    return {"dimensionless": "dimensionless (fraction / relative)", "1/h": "rate (1/h)"}.get(unit, unit)
+
+
+def plot_simulation(result, observe: Sequence[str], *, control=None, title: str = ""):
+    """Figure for one simulated condition (``her2sim simulate --plot``): one panel per observable,
+    the treated run in colour and, if given, the untreated ``control`` Result in grey; one legend
+    below the panels (covers no data); ``title`` says what was simulated. Sized for 1280x720."""
+    plt = pyplot()
+    names = list(observe)
+    cols = min(5, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.7 * rows + 1.2), squeeze=False)
+    axes = axes.ravel()
+    for k, name in enumerate(names):
+        a = axes[k]
+        if control is not None:
+            a.plot(control.time, control.values(name)[0], color="0.55", lw=2, ls="--", label="untreated control")
+        a.plot(result.time, result.values(name)[0], color="C3", lw=2, label="treated" if control is not None else name)
+        a.set_title(name, fontsize=11)
+        a.set_xlabel("time after dosing (h)", fontsize=9)
+        a.set_ylabel(unit_label(result.unit_of(name)), fontsize=9)
+        a.tick_params(labelsize=9)
+        a.set_ylim(bottom=min(0.0, a.get_ylim()[0]))
+    for a in axes[len(names):]:
+        a.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    if control is not None:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=11, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if control is not None else 0, 1, 0.95 if title else 1))
     return fig

@@ -113,6 +113,8 @@ def _write(ds, scores, path: Path) -> None:
     if path.suffix == ".nc":
         full = ds if scores is None else xr.merge([ds, scores.drop_vars([v for v in scores.coords if v in ds.coords])],
                                                   combine_attrs="override")
+        if scores is not None and "reference_model_warning" in scores.attrs:
+            full.attrs["reference_model_warning"] = scores.attrs["reference_model_warning"]
         full.to_netcdf(path, engine="scipy")
     elif path.suffix == ".csv":
         per_cell = ds if scores is None else xr.merge(

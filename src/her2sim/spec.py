@@ -20,7 +20,11 @@ class Compartment:
 
 @dataclass(frozen=True)
 class Species:
-    """A dynamic species; ``initial`` in nM. ``preequilibrate=False`` holds it fixed before dosing."""
+    """A dynamic species; ``initial`` in nM. ``preequilibrate=False`` holds it fixed before dosing.
+
+    ``relative=True`` marks a relative count (e.g. viable cells, 1 = at dosing): it is integrated in
+    nM like every state but reported as ``dimensionless`` (``unit``).
+    """
 
     name: str
     initial: float
@@ -29,6 +33,12 @@ class Species:
     description: str = ""
     preequilibrate: bool = True
     origin: str = ""
+    relative: bool = False
+
+    @property
+    def unit(self) -> str:
+        """Unit in which values are reported: 'dimensionless' for relative counts, else 'nM'."""
+        return "dimensionless" if self.relative else "nM"
 
 
 @dataclass(frozen=True)
