@@ -114,7 +114,7 @@ def test_simulate_plot_has_a_title_and_the_untreated_control(tmp_path, monkeypat
     assert main(["simulate", "--model", str(MODELS / "target.toml"), "--drug", "testinib=10nM", "--time", "12h",
                  "--observe", "p_fraction", "--plot", str(png)]) == 0
     fig = figures[0]
-    assert "testinib=10nM" in fig._suptitle.get_text()
+    assert "testinib 10nM vs untreated control" in fig._suptitle.get_text()
     ax = fig.axes[0]
     assert ax.get_xlabel() == "time after dosing (h)" and ax.get_ylabel()
     labels = [t.get_text() for t in fig.legends[0].get_texts()]

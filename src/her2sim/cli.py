@@ -149,7 +149,11 @@ def _simulate(args) -> int:
             control = simulate(args.model, variants=args.variant, time=args.time, parameters=dict(args.params),
                                method=args.method, rtol=args.rtol, atol=args.atol,
                                preequilibrate=not args.no_preequilibrate)
-        fig = plot_simulation(result, observe, control=control, title=header)
+        what = ", ".join(f"{k} {v}" for k, v in drugs.items()) + " vs untreated control" if drugs else "no drug"
+        cells = f"model {result.attrs['model']}" + (f" [{result.attrs['variants']}]" if result.attrs.get("variants") else "")
+        extra = "".join(f", {k}={v}" for k, v in args.params)
+        wash = f", washout at {args.washout}" if events else ""
+        fig = plot_simulation(result, observe, control=control, title=f"{what}: {cells}{extra}, {args.time}{wash}")
         fig.savefig(args.plot, dpi=120)
         print(f"wrote {args.plot}")
     return 0
