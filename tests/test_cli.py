@@ -121,3 +121,11 @@ def test_simulate_plot_has_a_title_and_the_untreated_control(tmp_path, monkeypat
     assert labels == ["untreated control", "treated"]
     control, treated = (line.get_ydata() for line in ax.get_lines()[:2])
     assert not np.allclose(control, treated)
+
+
+def test_main_job_without_drugs_says_what_to_try_next(capsys):
+    assert main(["simulate", "--time", "2h", "--observe", "pAKT"]) == 0
+    out = capsys.readouterr().out
+    assert "drug-free steady state" in out and "her2sim explore" in out and "--drug lapatinib=1uM" in out
+    assert main(["simulate", "--time", "2h", "--observe", "pAKT", "--drug", "lapatinib=1uM"]) == 0
+    assert "Next:" not in capsys.readouterr().out

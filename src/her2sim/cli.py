@@ -18,6 +18,14 @@ DEFAULT_OBSERVE = ("pHER2", "pHER3", "pAKT", "pERK", "pS6", "ER_activity", "pRb"
                    "apoptosis_rate", "viable_cells")
 
 
+#: printed after the main job (no drug): the untreated cells sit at their drug-free steady state
+NEXT_STEPS = """
+No drug was given, so the signals stay at the drug-free steady state (only viable_cells grows).
+Next: her2sim simulate --drug lapatinib=1uM --plot lapatinib.png   (treated vs untreated control)
+      her2sim demo --list      (ten resistance demonstrations with figures)
+      her2sim explore          (interactive pathway explorer with guided lessons, in the browser)"""
+
+
 def _parse_drug(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--drug expects NAME=DOSE such as lapatinib=1uM, got {text!r}")
@@ -132,6 +140,8 @@ def _simulate(args) -> int:
     header += f"; drugs: {', '.join(f'{k}={v}' for k, v in drugs.items()) or 'none'}; {args.time}"
     print(header)
     print(result.summary(observe))
+    if not drugs and not args.out and not args.plot:
+        print(NEXT_STEPS)
     if args.out:
         out = Path(args.out)
         if out.suffix == ".nc":
