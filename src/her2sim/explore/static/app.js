@@ -26,7 +26,10 @@
     if (a !== 0 && (a < 0.01 || a >= 1e4)) return v.toExponential(1);
     return +v.toPrecision(3) + "";
   }
-  function unitText(u) { return u === "dimensionless" ? "dimensionless" : u; }
+  function unitText(u, name) {
+    if (name && name.startsWith("viable_cells")) return "relative, 1 = at dosing";  // relative cell counts
+    return u;
+  }
 
   // ------------------------------------------------------------------ controls
   function buildControls(meta) {
@@ -293,7 +296,7 @@
     for (const v of xt) el("svg:text", { x: X(v), y: B + 12, "text-anchor": "middle", "font-size": 11 }, svg, fmt(v));
     el("svg:text", { x: (L + R) / 2, y: B + 24, "text-anchor": "middle", "font-size": 11 }, svg, "time after dosing (h)");
     el("svg:text", { x: 9, y: (T + B) / 2, "text-anchor": "middle", "font-size": 10.5,
-                     transform: `rotate(-90 9 ${(T + B) / 2})` }, svg, unitText(s.unit));
+                     transform: `rotate(-90 9 ${(T + B) / 2})` }, svg, unitText(s.unit, name));
     const path = (arr) => arr.map((v, j) => (v === null ? "" : (j ? "L" : "M") + X(t[j]).toFixed(1) + "," + Y(v).toFixed(1))).join("");
     el("svg:path", { d: path(s.control), fill: "none", stroke: "#888", "stroke-width": 2, "stroke-dasharray": "5 3",
                      "data-series": name, "data-role": "control", "data-last": s.control[s.control.length - 1] }, svg);
