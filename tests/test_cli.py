@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -77,3 +78,54 @@ def test_models_lists_bundled_files(capsys):
     out = capsys.readouterr().out
     for heading in ("models:", "modules:", "variants:", "drugs:"):
         assert heading in out
+
+
+def test_version_flag_prints_the_version(capsys):
+    import her2sim
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"her2sim {her2sim.__version__}"
+
+
+def test_demo_list_gives_one_described_line_per_demo(capsys):
+    from her2sim.demos import DEMOS
+
+    assert main(["demo", "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(DEMOS)
+    assert all(len(line.split(None, 1)[1]) > 30 for line in lines)
+
+
+def test_models_observables_lists_relative_counts_as_dimensionless(capsys):
+    assert main(["models", "--observables"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "viable_cells" in line and "[" in line]
+    assert lines and all("[dimensionless]" in line for line in lines)
+
+
+def test_simulate_plot_has_a_title_and_the_untreated_control(tmp_path, monkeypatch):
+    from her2sim import plot
+
+    figures = []
+    real = plot.plot_simulation
+    monkeypatch.setattr(plot, "plot_simulation", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    png = tmp_path / "p.png"
+    assert main(["simulate", "--model", str(MODELS / "target.toml"), "--drug", "testinib=10nM", "--time", "12h",
+                 "--observe", "p_fraction", "--plot", str(png)]) == 0
+    fig = figures[0]
+    assert "testinib 10nM vs untreated control" in fig._suptitle.get_text()
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "time after dosing (h)" and ax.get_ylabel()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["untreated control", "treated"]
+    control, treated = (line.get_ydata() for line in ax.get_lines()[:2])
+    assert not np.allclose(control, treated)
+
+
+def test_main_job_without_drugs_says_what_to_try_next(capsys):
+    assert main(["simulate", "--time", "2h", "--observe", "pAKT"]) == 0
+    out = capsys.readouterr().out
+    assert "drug-free steady state" in out and "her2sim explore" in out and "--drug lapatinib=1uM" in out
+    assert main(["simulate", "--time", "2h", "--observe", "pAKT", "--drug", "lapatinib=1uM"]) == 0
+    assert "Next:" not in capsys.readouterr().out

@@ -73,3 +73,33 @@ def test_plot_returns_figure(batch, tmp_path):
 def test_summary_mentions_every_observable(single):
     text = single.summary()
     assert "fraction_bound" in text and "total_A" in text
+
+
+def test_relative_counts_are_dimensionless_in_tables_files_and_batches(tmp_path):
+    """viable_cells (a relative count, 1 = at dosing) is integrated as nM but never labelled nM."""
+    xr = pytest.importorskip("xarray")
+    r = simulate("default", time="6 h", parameters={"NK_activity": 0})
+    assert r.unit_of("viable_cells") == "dimensionless" and r.unit_of("viable_cells_her2low") == "dimensionless"
+    assert r.unit_of("pHER2") == "nM" and r.unit_of("HER3") == "nM"  # signalling species stay nM
+    assert r.unit_of("viable_cells_low") == "dimensionless"  # the observable of the HER2-low count
+    assert "viable_cells" in r.summary(["viable_cells"]) and "nM" not in r.summary(["viable_cells"])
+    ds = xr.open_dataset(r.to_netcdf(tmp_path / "r.nc"), engine="scipy")
+    assert ds["species_unit"].sel(species_name="viable_cells").item() == "dimensionless"
+    assert ds["species_unit"].sel(species_name="HER2").item() == "nM"
+    from her2sim import compile_network, load_model, simulate_batch
+
+    net = compile_network(load_model("default"))
+    b = simulate_batch(net, t_eval=np.linspace(0.0, 1.0, 3)).to_result(net)
+    assert b.unit_of("viable_cells") == "dimensionless" and b.unit_of("pHER2") == "nM"
+
+
+def test_relative_must_be_a_boolean(tmp_path):
+    from her2sim import load_model
+    from her2sim.errors import ModelFileError
+
+    path = tmp_path / "m.toml"
+    path.write_text('[model]\nname = "m"\n[species.cells]\ninitial = "1 nM"\nrelative = "yes"\nsource = "assumed"\n'
+                    '[parameters.k]\nvalue = "0.1 1/h"\nsource = "assumed"\n'
+                    '[reactions.grow]\nproducts = ["cells"]\nrate = "k * cells"\nsource = "assumed"\n')
+    with pytest.raises(ModelFileError, match="relative must be true or false"):
+        load_model(path)

@@ -291,3 +291,22 @@ def test_screen_subcommand_runs_through_the_cli_extension_hook(monkeypatch, prod
     assert cli.main(["screen", "--model", product_model, "--drugs", "screen_a", "--doses", "screen_a=0,10",
                      "--readout", "nosuch@1h"]) == 2  # a Her2simError becomes a message and exit code 2
     assert "unknown observable 'nosuch'" in capsys.readouterr().err
+
+
+def test_loewe_and_ci_carry_a_warning_when_a_drug_plateaus_below_full_effect():
+    """Trastuzumab plateaus at ~40 % inhibition: CI/Loewe assume full effect, so the scores say so."""
+    grid = {"trastuzumab": [0, 0.3, 3, 30], "alpelisib": [0, 30, 300, 3000]}
+    ds = dose_matrix("default", ["trastuzumab", "alpelisib"], grid, "viable_cells@72h", parameters=IN_VITRO)
+    s = synergy_scores(ds)
+    assert s.fitted_emax_A.item() < 0.9
+    assert "read Bliss and HSA" in s.plateau_warning.item() and "trastuzumab" in s.attrs["reference_model_warning"]
+    from her2sim.screen import format_synergy_table
+
+    assert "warning: wild_type: fitted Emax below 90%" in format_synergy_table(s)
+    assert "plateau_warning" not in synergy_scores(ds, ("hsa", "bliss"), combination_index=False)
+
+
+def test_no_plateau_warning_for_drugs_that_reach_full_effect(product_matrix):
+    s = synergy_scores(product_matrix)
+    assert s.fitted_emax_A.item() > 0.9 and s.fitted_emax_B.item() > 0.9
+    assert s.plateau_warning.item() == "" and "reference_model_warning" not in s.attrs

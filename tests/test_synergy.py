@@ -209,3 +209,14 @@ def test_cross_check_against_synergy_package():
         mine = ours(A, B, e)
         assert np.max(np.abs(mine.scores[1:, 1:] - ref[1:, 1:])) < tol, ours.__name__
         assert mine.summary == pytest.approx(ref[1:, 1:].mean(), abs=tol), ours.__name__
+
+
+@pytest.mark.parametrize("emax", [0.42, 0.7, 1.0])
+def test_fitted_emax_recovers_the_plateau_of_a_hill_curve(emax):
+    doses = np.array([0.0, 1, 3, 10, 30, 100, 300, 1000])
+    inhibition = loglogistic4(doses, emax, 0.0, 20.0, 1.2)  # 0 at dose 0, rising to emax
+    assert sy.fitted_emax(doses, inhibition) == pytest.approx(emax, abs=0.02)
+
+
+def test_fitted_emax_falls_back_to_the_observed_maximum_on_small_grids():
+    assert sy.fitted_emax([0, 10, 100], [0.0, 0.2, 0.35]) == pytest.approx(0.35)

@@ -187,7 +187,7 @@ class BatchResult:
         labels = tuple({**c.doses, **c.parameters} for c in conditions) if conditions else ()
         return Result(self.time, states, obs.reshape(B, T, -1), network.species_names,
                       network.observable_names, network.observable_units, labels, self.status,
-                      {**self.attrs, "time_unit": "h", "concentration_unit": "nM"})
+                      {**self.attrs, "time_unit": "h", "concentration_unit": "nM"}, network.species_units)
 
 
 # ----------------------------------------------------------------------------- inputs

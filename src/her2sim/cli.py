@@ -11,10 +11,19 @@ from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, Her2simError, exit_code
 
 #: modules that add subcommands: each has ``add_parser(subparsers)`` (cheap imports only) and
 #: sets ``handler`` on its subparser; the handler takes the parsed args and returns an exit code
-EXTENSIONS: tuple[str, ...] = ("her2sim.screen_cli", "her2sim.sweep_cli", "her2sim.trial.cli", "her2sim.fit.cli")
+EXTENSIONS: tuple[str, ...] = ("her2sim.screen_cli", "her2sim.sweep_cli", "her2sim.trial.cli", "her2sim.fit.cli",
+                               "her2sim.explore.cli")
 
 DEFAULT_OBSERVE = ("pHER2", "pHER3", "pAKT", "pERK", "pS6", "ER_activity", "pRb", "proliferation_rate",
                    "apoptosis_rate", "viable_cells")
+
+
+#: printed after the main job (no drug): the untreated cells sit at their drug-free steady state
+NEXT_STEPS = """
+No drug was given, so the signals stay at the drug-free steady state (only viable_cells grows).
+Next: her2sim simulate --drug lapatinib=1uM --plot lapatinib.png   (treated vs untreated control)
+      her2sim demo --list      (ten resistance demonstrations with figures)
+      her2sim explore          (interactive pathway explorer with guided lessons, in the browser)"""
 
 
 def _parse_drug(text: str) -> tuple[str, str]:
@@ -41,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an error instead of the one-line message")
+
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"her2sim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("simulate", help="simulate a model (default: the bundled HER2 network on BT-474)",
@@ -79,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Each demo states what it shows, prints its measured metrics and the "
                                       "literature value they are compared with, and writes a PNG.")
     demo.add_argument("name", nargs="?", help="demo name (see --list)")
-    demo.add_argument("--list", action="store_true", help="list the demos, one per line")
+    demo.add_argument("--list", action="store_true", help="list the demos, one per line with what each shows")
     demo.add_argument("--plot", default=None, metavar="FILE.png", help="figure path (default: NAME.png)")
     demo.add_argument("--fast", action="store_true", help="fewer doses/time points (quicker, coarser figure)")
 
@@ -214,6 +227,8 @@ def _simulate(args) -> int:
     header += f"; drugs: {', '.join(f'{k}={v}' for k, v in drugs.items()) or 'none'}; {args.time}"
     print(header)
     print(result.summary(observe))
+    if not drugs and out is None and plot is None:
+        print(NEXT_STEPS)
     if out is not None:
         if out.suffix.lower() == ".nc":
             result.to_netcdf(out)
@@ -221,7 +236,18 @@ def _simulate(args) -> int:
             result.to_csv(out, observe)
         print(f"wrote {out}")
     if plot is not None:
-        fig = result.plot(observe)
+        from .plot import plot_simulation
+
+        control = None
+        if drugs:  # the untreated control of the same cells, drawn grey behind the treated curves
+            control = simulate(args.model, variants=args.variant, time=args.time, parameters=dict(args.params),
+                               method=args.method, rtol=args.rtol, atol=args.atol,
+                               preequilibrate=False if args.no_preequilibrate else None)
+        what = ", ".join(f"{k} {v}" for k, v in drugs.items()) + " vs untreated control" if drugs else "no drug"
+        cells = f"model {result.attrs['model']}" + (f" [{result.attrs['variants']}]" if result.attrs.get("variants") else "")
+        extra = "".join(f", {k}={v}" for k, v in args.params)
+        wash = f", washout at {args.washout}" if events else ""
+        fig = plot_simulation(result, observe, control=control, title=f"{what}: {cells}{extra}, {args.time}{wash}")
         with atomic_path(plot) as tmp:
             fig.savefig(tmp, dpi=120, format=plot.suffix[1:].lower())
         print(f"wrote {plot}")
@@ -241,6 +267,10 @@ def _models(args) -> int:
         print("observables of the default model:")
         for o in spec.observables:
             print(f"  {o.name:<24} [{o.unit}] {o.description}")
+        print("relative counts (species reported as dimensionless, 1 = at dosing):")
+        for sp in spec.species:
+            if sp.relative:
+                print(f"  {sp.name:<24} [{sp.unit}] {sp.description}")
     if args.parameters:
         from .report import parameters_markdown
 
@@ -285,8 +315,10 @@ def _demo(args) -> int:
     from .validate import PLOT_SUFFIXES, check_output_file
 
     if args.list or not args.name:
-        for name, fn in DEMOS.items():
-            print(name)
+        from .demos import SUMMARIES
+
+        for name in DEMOS:
+            print(f"{name:<22} {SUMMARIES[name]}")
         return 0
     if args.name not in DEMOS:
         raise UnknownNameError("demo", args.name, DEMOS, fix="Run `her2sim demo --list`.")

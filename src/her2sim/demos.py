@@ -40,7 +40,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-__all__ = ["DemoResult", "DEMOS", "run_demo"]
+__all__ = ["DemoResult", "DEMOS", "SUMMARIES", "run_demo"]
 
 #: in-vitro experiments have no NK cells
 IN_VITRO = {"NK_activity": 0}
@@ -60,6 +60,10 @@ class DemoResult:
     literature: str
     make_figure: Callable = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.make_figure is not None:
+            object.__setattr__(self, "make_figure", _titled(self.make_figure, self.claim))
+
     def plot(self, path: str | Path) -> Path:
         from .atomic import atomic_path
         from .plot import pyplot
@@ -67,12 +71,30 @@ class DemoResult:
         plt = pyplot()
         path = Path(path)
         fig = self.make_figure()
-        fig.suptitle(f"{self.name}: {self.claim}", fontsize=9, wrap=True)
-        fig.tight_layout(rect=(0, 0, 1, 0.93))
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format=path.suffix[1:].lower() or "png")
+            fig.savefig(tmp, dpi=100, format=path.suffix[1:].lower() or "png")
         plt.close(fig)
         return path
+
+
+#: type sizes for figures that are projected (a 12.8 x ~5 inch figure shown at 1280x720)
+STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
+         "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13}
+
+
+def _titled(make: Callable, claim: str) -> Callable:
+    """Wrap a figure builder: projection type sizes and the claim as the title (wrapped)."""
+    import textwrap
+
+    def build():
+        from .plot import pyplot
+
+        with pyplot().rc_context(STYLE):
+            fig = make()
+            fig.suptitle(textwrap.fill(claim, 120))  # constrained layout (see _fig) makes room for it
+        return fig
+
+    return build
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -104,20 +126,26 @@ def _ic50(doses, response):
     return float("nan")
 
 
-def _fig(ncols=2, nrows=1, w=5.0, h=3.6):
+def _fig(ncols=2, nrows=1, w=6.2, h=4.8):
     from .plot import pyplot
 
     plt = pyplot()
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False, layout="constrained")
     return fig, axes.ravel()
 
 
 def _bars(ax, labels, values, title, ylabel, colors=None):
     ax.bar(range(len(values)), values, color=colors or ["0.6"] + ["C0", "C1", "C2", "C3", "C4", "C5"][: len(values) - 1])
     ax.set_xticks(range(len(values)))
-    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=8)
-    ax.set_title(title, fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_xticklabels(labels)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+
+
+def _legend_below(ax, ncol=2):
+    """A legend under the axes and their x label (covers no data)."""
+    below = -0.2 if ax.get_xlabel() else -0.17
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, below), ncol=ncol, frameon=False)
 
 
 # ----------------------------------------------------------------------------- 1
@@ -154,14 +182,16 @@ def her2_blockade(*, fast: bool = False) -> DemoResult:
     def figure():
         fig, ax = _fig(2)
         for a, (drug, doses) in zip(ax, (("trastuzumab", tra), ("lapatinib", lap))):
-            for k in ("pAKT", "pERK", "proliferation_rate", "growth"):
+            for k, lab in (("pAKT", "pAKT"), ("pERK", "pERK"), ("proliferation_rate", "proliferation rate"),
+                           ("growth", "log growth over 72 h")):
                 v = out[drug][k]
-                a.semilogx(doses, v[1:] / v[0], "o-", label=k if k != "growth" else "log growth (72 h)")
-            a.axhline(1, color="0.7", lw=0.8)
-            a.set_xlabel(f"{drug} (nM)")
-            a.set_ylabel("fraction of untreated")
-            a.set_title(f"{drug}, 72 h, BT-474-like", fontsize=9)
-            a.legend(fontsize=7)
+                a.semilogx(doses, v[1:] / v[0], "o-", label=lab)
+            a.axhline(1, color="0.5", lw=1, ls="--", label="untreated control")
+            a.set_ylim(bottom=min(0.0, a.get_ylim()[0]))
+            a.set_xlabel(f"{drug} dose (nM, log scale)")
+            a.set_ylabel("fraction of untreated control")
+            a.set_title(f"{drug}, 72 h, BT-474-like cells in vitro")
+            _legend_below(a, ncol=3)
         return fig
 
     return DemoResult("her2_blockade",
@@ -198,16 +228,17 @@ def pi3k_resistance(*, fast: bool = False) -> DemoResult:
 
     def figure():
         fig, ax = _fig(2)
-        labels = ["control", "T", "T+alpelisib", "T+everolimus"]
+        labels = ["untreated", "T", "T +\nalpelisib 1 uM", "T +\neverolimus 10 nM"]
+        names = {"wild type": "wild type", "pik3ca_h1047r": "PIK3CA H1047R", "pten_loss": "PTEN loss"}
         x = np.arange(4)
         for a, k, title in ((ax[0], "pAKT", "pAKT at 72 h"), (ax[1], "prolif", "proliferation rate at 72 h")):
             for i, bg in enumerate(rows):
-                a.bar(x + (i - 1) * 0.27, rows[bg][k], width=0.27, label=bg)
+                a.bar(x + (i - 1) * 0.27, rows[bg][k], width=0.27, label=names[bg])
             a.set_xticks(x)
-            a.set_xticklabels(labels, fontsize=8)
-            a.set_ylabel("fraction of own untreated control", fontsize=8)
-            a.set_title(title + " (T = trastuzumab 10 nM)", fontsize=9)
-            a.legend(fontsize=7)
+            a.set_xticklabels(labels)
+            a.set_ylabel("fraction of own untreated control")
+            a.set_title(title + " (T = trastuzumab 10 nM)")
+            _legend_below(a, ncol=3)
         return fig
 
     return DemoResult("pi3k_resistance",
@@ -243,25 +274,30 @@ def her3_feedback(*, fast: bool = False) -> DemoResult:
         m[f"{key}_pAKT_48h_fraction"] = float(r.at("pAKT", 48) / pakt0)
 
     def figure():
-        fig, ax = _fig(3, w=4.2)
+        fig, ax = _fig(3, w=4.6, h=5.2)
         t = base.time
         ax[0].plot(t, base["HER3_total"] / base["HER3_total"][0], label="HER3 total")
         ax[0].plot(t, base["pHER3"] / base["pHER3"][0], label="pHER3")
         ax[0].plot(t, base["FOXO_nuclear"] / base["FOXO_nuclear"][0], label="nuclear FOXO")
-        ax[0].set_title("lapatinib 1 uM: FOXO -> HER3", fontsize=9)
+        ax[0].axhline(1, color="0.5", lw=1, ls="--", label="untreated (t = 0)")
+        ax[0].set_title("lapatinib 1 uM: FOXO -> HER3")
+        ax[0].set_ylabel("fold change from t = 0")
+        ax[1].axhline(1, color="0.5", lw=1, ls="--", label="untreated")
         for k, r in res.items():
             ax[1].plot(t, r["pAKT"] / pakt0, label=k)
         ax[1].set_ylim(0, None)
-        ax[1].set_title("pAKT (fraction of untreated)", fontsize=9)
+        ax[1].set_title("pAKT under lapatinib 1 uM +/- a second drug")
+        ax[1].set_ylabel("pAKT, fraction of untreated")
         ax[2].bar(range(len(res)), [m[f"{key}_rebound_pct_of_untreated"] for key in
                                     ("lapatinib", "with_alpelisib", "with_trastuzumab", "with_pertuzumab")],
                   color=["C0", "C1", "C2", "C3"])
         ax[2].set_xticks(range(len(res)))
-        ax[2].set_xticklabels(list(res), rotation=25, ha="right", fontsize=7)
-        ax[2].set_title("pAKT rebound 4 h -> 48 h (% of untreated)", fontsize=9)
+        ax[2].set_xticklabels(["lapatinib\nalone", "+ alpelisib", "+ trastu-\nzumab", "+ pertu-\nzumab"])
+        ax[2].set_title("pAKT rebound from 4 h to 48 h")
+        ax[2].set_ylabel("rebound (% of untreated pAKT)")
         for a in ax[:2]:
-            a.set_xlabel("hours")
-            a.legend(fontsize=7)
+            a.set_xlabel("time after dosing (h)")
+            _legend_below(a, ncol=2)
         return fig
 
     return DemoResult("her3_feedback",
@@ -286,12 +322,14 @@ def mtor_feedback(*, fast: bool = False) -> DemoResult:
 
     def figure():
         fig, ax = _fig(2)
-        for a, k in zip(ax, ("pAKT", "pS6")):
-            a.plot(r0.time, r0[k], color="0.5", label="control")
-            a.plot(r.time, r[k], color="C3", label="everolimus 10 nM")
-            a.set_title(k, fontsize=9)
-            a.set_xlabel("hours")
-            a.legend(fontsize=7)
+        for a, k, what in zip(ax, ("pAKT", "pS6"), ("pAKT rises (feedback relieved)", "pS6 falls (mTORC1 target)")):
+            a.plot(r0.time, r0[k], color="0.5", ls="--", lw=2, label="untreated control")
+            a.plot(r.time, r[k], color="C3", lw=2, label="everolimus 10 nM")
+            a.set_ylim(0, None)
+            a.set_title(f"{what}, BT-474-like, in vitro")
+            a.set_xlabel("time after dosing (h)")
+            a.set_ylabel(f"{k} (fraction phosphorylated)")
+            _legend_below(a)
         return fig
 
     return DemoResult("mtor_feedback", "Everolimus alone suppresses pS6 but raises pAKT by relieving S6K negative feedback.",
@@ -320,14 +358,20 @@ def er_escape(*, fast: bool = False) -> DemoResult:
 
     def figure():
         fig, ax = _fig(2)
+        styles = {"control": dict(color="0.5", ls="--", label="untreated control"),
+                  "lapatinib": dict(color="C0", label="lapatinib 1 uM"), "fulvestrant": dict(color="C1", label="fulvestrant 100 nM"),
+                  "lapatinib+fulvestrant": dict(color="C3", label="lapatinib + fulvestrant")}
         for i, k in enumerate(arms):
-            ax[0].plot(r.time, er[i], label=k)
-            ax[1].plot(r.time, r.values("viable_cells")[i], label=k)
-        ax[0].set_title("ER activity (nM active ER)", fontsize=9)
-        ax[1].set_title("viable cells (relative)", fontsize=9)
+            ax[0].plot(r.time, er[i], lw=2, **styles[k])
+            ax[1].plot(r.time, r.values("viable_cells")[i], lw=2, **styles[k])
+        ax[0].set_title("ER activity rises when HER2 is blocked")
+        ax[0].set_ylabel("ER activity (nM active ER)")
+        ax[1].set_title("viable cells: the combination wins")
+        ax[1].set_ylabel("viable cells (relative, 1 = at dosing)")
         for a in ax:
-            a.set_xlabel("hours")
-            a.legend(fontsize=7)
+            a.set_ylim(0, None)
+            a.set_xlabel("time after dosing (h)")
+            _legend_below(a)
         return fig
 
     return DemoResult("er_escape", "In ER-positive cells HER2 blockade raises ER activity, and HER2 blockade plus fulvestrant suppresses proliferation more than either alone.",
@@ -359,18 +403,22 @@ def cdk46(*, fast: bool = False) -> DemoResult:
 
     def figure():
         fig, ax = _fig(2)
-        ax[0].semilogx(doses, prb[1:] / prb[0], "o-")
-        ax[0].set_xlabel("palbociclib (nM)")
-        ax[0].set_ylabel("pRb, fraction of untreated (24 h)")
-        ax[0].set_title("CDK4/6 inhibition lowers pRb", fontsize=9)
+        ax[0].semilogx(doses, prb[1:] / prb[0], "o-", color="C3", label="palbociclib")
+        ax[0].axhline(1, color="0.5", lw=1, ls="--", label="untreated control")
+        ax[0].set_ylim(0, None)
+        ax[0].set_xlabel("palbociclib dose (nM, log scale)")
+        ax[0].set_ylabel("pRb at 24 h, fraction of untreated")
+        ax[0].set_title("CDK4/6 inhibition lowers pRb")
+        _legend_below(ax[0])
         x = np.arange(3)
         for i, bg in enumerate(out):
-            ax[1].bar(x + (i - 0.5) * 0.4, out[bg] / out[bg][0], width=0.4, label=bg)
+            ax[1].bar(x + (i - 0.5) * 0.4, out[bg] / out[bg][0], width=0.4,
+                      label={"wild type": "parent line", "ccnd1_amp": "CCND1 amplified"}[bg])
         ax[1].set_xticks(x)
-        ax[1].set_xticklabels(list(arms), fontsize=8)
-        ax[1].set_ylabel("proliferation rate (fraction of control)")
-        ax[1].set_title("CCND1 amplification vs lapatinib +/- palbociclib", fontsize=9)
-        ax[1].legend(fontsize=7)
+        ax[1].set_xticklabels(["untreated", "lapatinib 1 uM", "lapatinib +\npalbociclib 300 nM"])
+        ax[1].set_ylabel("proliferation rate at 72 h,\nfraction of own untreated")
+        ax[1].set_title("CCND1 amplification resists lapatinib alone")
+        _legend_below(ax[1])
         return fig
 
     return DemoResult("cdk46", "CDK4/6 inhibition lowers pRb and arrests G1; CCND1-amplified cells resist HER2 blockade but not HER2 blockade plus palbociclib.",
@@ -395,9 +443,11 @@ def pertuzumab_heregulin(*, fast: bool = False) -> DemoResult:
             m[f"{k}_{o}_fraction"] = float(v[o][i] / v[o][0])
 
     def figure():
-        fig, ax = _fig(3, w=3.8)
+        fig, ax = _fig(3, w=4.3, h=4.6)
+        what = {"pHER3": "pHER3", "pAKT": "pAKT", "proliferation_rate": "proliferation rate"}
         for a, o in zip(ax, v):
-            _bars(a, list(arms), v[o] / v[o][0], f"{o} with 1 nM HRG (72 h)", "fraction of HRG-only")
+            _bars(a, ["HRG only\n(no drug)", "trastu-\nzumab", "pertu-\nzumab", "both"], v[o] / v[o][0],
+                  f"{what[o]}, 1 nM heregulin, 72 h", "fraction of HRG-only control")
         return fig
 
     return DemoResult("pertuzumab_heregulin", "With heregulin present, pertuzumab blocks HER2/HER3 signalling where trastuzumab falls short, and the two together are best.",
@@ -428,15 +478,18 @@ def margetuximab_adcc(*, fast: bool = False) -> DemoResult:
 
     def figure():
         fig, ax = _fig(2)
-        x = np.arange(2)
-        for i, (geno, lab) in enumerate((("cd16a_158v", "158V/V"), ("cd16a_158f", "158F/F"))):
-            ax[0].bar(x + (i - 0.5) * 0.4, out[geno]["adcc"][:2], width=0.4, label=lab)
-            ax[1].bar(x + (i - 0.5) * 0.4, out[geno]["cells"][:2], width=0.4, label=lab)
-        for a, t in zip(ax, ("ADCC kill rate (1/h)", "viable cells at 72 h (relative)")):
+        x = np.arange(3)
+        order = [2, 0, 1]  # no antibody, trastuzumab, margetuximab
+        for i, (geno, lab) in enumerate((("cd16a_158v", "CD16A 158V/V host"), ("cd16a_158f", "CD16A 158F/F host"))):
+            ax[0].bar(x + (i - 0.5) * 0.4, out[geno]["adcc"][order], width=0.4, label=lab)
+            ax[1].bar(x + (i - 0.5) * 0.4, out[geno]["cells"][order], width=0.4, label=lab)
+        for a, t, yl in zip(ax, ("NK-cell ADCC kill rate at 72 h", "viable cells at 72 h"),
+                            ("ADCC kill rate (1/h)", "viable cells (relative, 1 = at dosing)")):
             a.set_xticks(x)
-            a.set_xticklabels(["trastuzumab", "margetuximab"])
-            a.set_title(t, fontsize=9)
-            a.legend(fontsize=7)
+            a.set_xticklabels(["no antibody", "trastuzumab\n70 nM", "margetuximab\n70 nM"])
+            a.set_title(t)
+            a.set_ylabel(yl)
+            _legend_below(a)
         return fig
 
     return DemoResult("margetuximab_adcc", "Margetuximab gives more ADCC than trastuzumab, and the gain is larger in CD16A-158F carriers.",
@@ -472,22 +525,23 @@ def adc_bystander(*, fast: bool = False) -> DemoResult:
          "her2high_fraction_of_control_tdxd": float(high[2, -1] / high[0, -1])}
 
     def figure():
-        fig, ax = _fig(2)
+        fig, ax = _fig(2, h=5.4)
         x = np.arange(3)
         ax[0].bar(x - 0.2, [logkill[b]["tdm1"] for b in logkill], width=0.4, label="T-DM1 10 nM")
         ax[0].bar(x + 0.2, [logkill[b]["lapatinib"] for b in logkill], width=0.4, label="lapatinib 300 nM")
         ax[0].set_xticks(x)
-        ax[0].set_xticklabels(list(logkill), fontsize=8)
-        ax[0].set_ylabel("log cell kill vs own control (72 h)")
-        ax[0].set_title("T-DM1 is PI3K-status independent", fontsize=9)
-        ax[0].legend(fontsize=7)
-        for i, (lab, col) in enumerate((("control", "0.5"), ("T-DM1", "C0"), ("T-DXd", "C3"))):
-            ax[1].plot(co.time, low[i], color=col, label=f"HER2-low, {lab}")
-            ax[1].plot(co.time, high[i], color=col, ls="--", label=f"HER2-high, {lab}")
+        ax[0].set_xticklabels(["wild type", "PIK3CA H1047R", "PTEN loss"])
+        ax[0].set_ylabel("log cell kill at 72 h,\nln(untreated / treated cells)")
+        ax[0].set_title("T-DM1 kill does not depend on PI3K status")
+        _legend_below(ax[0])
+        for i, (lab, col) in enumerate((("untreated", "0.5"), ("T-DM1 10 nM", "C0"), ("T-DXd 10 nM", "C3"))):
+            ax[1].plot(co.time, low[i], color=col, lw=2, label=f"HER2-low cells, {lab}")
+            ax[1].plot(co.time, high[i], color=col, lw=2, ls=":", label=f"HER2-high cells, {lab}")
         ax[1].set_yscale("log")
-        ax[1].set_xlabel("hours")
-        ax[1].set_title("co-culture: bystander killing", fontsize=9)
-        ax[1].legend(fontsize=6)
+        ax[1].set_xlabel("time after dosing (h)")
+        ax[1].set_ylabel("viable cells (relative, 1 = at dosing; log)")
+        ax[1].set_title("co-culture: T-DXd's payload reaches HER2-low cells")
+        _legend_below(ax[1])
         return fig
 
     return DemoResult("adc_bystander", "T-DM1 kills independently of PIK3CA/PTEN status, and in co-culture T-DXd's permeable payload kills HER2-low cells that T-DM1 spares.",
@@ -521,21 +575,24 @@ def tki_washout(*, fast: bool = False) -> DemoResult:
 
     def figure():
         fig, ax = _fig(2)
-        ax[0].plot(ctrl.time, ctrl["pHER2"] / ctrl["pHER2"][0], color="0.5", label="control")
-        ax[0].plot(lap.time, lap["pHER2"] / ctrl["pHER2"][0], label="lapatinib 1 uM (reversible)")
-        ax[0].plot(ner.time, ner["pHER2"] / ctrl["pHER2"][0], label="neratinib 100 nM (covalent)")
-        ax[0].axvline(24, color="k", ls=":", lw=0.8)
-        ax[0].text(24.5, 0.05, "washout", fontsize=7)
-        ax[0].set_xlabel("hours")
-        ax[0].set_title("pHER2 (fraction of control)", fontsize=9)
-        ax[0].legend(fontsize=7)
-        x = np.arange(2)
-        ax[1].bar(x - 0.2, [ph2[1] / ph2[0], ph2[2] / ph2[0]], width=0.4, label="pHER2")
-        ax[1].bar(x + 0.2, [pe[1] / pe[0], pe[2] / pe[0]], width=0.4, label="pEGFR")
+        ax[0].plot(ctrl.time, ctrl["pHER2"] / ctrl["pHER2"][0], color="0.5", ls="--", lw=2, label="untreated control")
+        ax[0].plot(lap.time, lap["pHER2"] / ctrl["pHER2"][0], lw=2, label="lapatinib 1 uM (reversible)")
+        ax[0].plot(ner.time, ner["pHER2"] / ctrl["pHER2"][0], lw=2, label="neratinib 100 nM (covalent)")
+        ax[0].axvline(24, color="k", ls=":", lw=1)
+        ax[0].text(24.5, 0.5, "washout", rotation=90, va="center")
+        ax[0].set_ylim(0, None)
+        ax[0].set_xlabel("time after dosing (h)")
+        ax[0].set_ylabel("pHER2, fraction of untreated")
+        ax[0].set_title("pHER2 before and after washout at 24 h")
+        _legend_below(ax[0])
+        x = np.arange(3)
+        ax[1].bar(x - 0.2, [1.0, ph2[1] / ph2[0], ph2[2] / ph2[0]], width=0.4, label="pHER2")
+        ax[1].bar(x + 0.2, [1.0, pe[1] / pe[0], pe[2] / pe[0]], width=0.4, label="pEGFR")
         ax[1].set_xticks(x)
-        ax[1].set_xticklabels(["lapatinib 300 nM", "tucatinib 300 nM"])
-        ax[1].set_title("with 1 nM EGF: equal HER2 block, EGFR spared by tucatinib", fontsize=9)
-        ax[1].legend(fontsize=7)
+        ax[1].set_xticklabels(["untreated", "lapatinib 300 nM", "tucatinib 300 nM"])
+        ax[1].set_ylabel("fraction of untreated at 24 h")
+        ax[1].set_title("with 1 nM EGF: tucatinib spares EGFR")
+        _legend_below(ax[1])
         return fig
 
     return DemoResult("tki_washout", "After washout, neratinib's irreversible inhibition persists while lapatinib's fades; tucatinib spares EGFR at equal HER2 inhibition.",
@@ -554,6 +611,21 @@ DEMOS: dict[str, Callable[..., DemoResult]] = {
     "margetuximab_adcc": margetuximab_adcc,
     "adc_bystander": adc_bystander,
     "tki_washout": tki_washout,
+}
+
+
+#: one line per demonstration (``her2sim demo --list``, the explorer's lesson list)
+SUMMARIES: dict[str, str] = {
+    "her2_blockade": "trastuzumab vs lapatinib dose-response of pAKT, pERK and growth (HER2-amplified cells)",
+    "pi3k_resistance": "PIK3CA mutation / PTEN loss blunt trastuzumab; alpelisib or everolimus restore it",
+    "her3_feedback": "lapatinib -> FOXO -> HER3 up-regulation and pAKT rebound; a second drug holds pAKT down",
+    "mtor_feedback": "everolimus lowers pS6 but raises pAKT (relief of S6K negative feedback)",
+    "er_escape": "HER2 blockade raises ER activity in ER+ cells; lapatinib + fulvestrant beats either alone",
+    "cdk46": "palbociclib lowers pRb; CCND1 amplification resists lapatinib but not lapatinib + palbociclib",
+    "pertuzumab_heregulin": "with heregulin, pertuzumab (not trastuzumab) blocks HER2/HER3; both together best",
+    "margetuximab_adcc": "NK-cell ADCC: margetuximab beats trastuzumab, most for CD16A-158F carriers",
+    "adc_bystander": "T-DM1 kills regardless of PI3K status; T-DXd's payload also kills HER2-low neighbours",
+    "tki_washout": "neratinib's covalent inhibition outlasts washout, lapatinib's fades; tucatinib spares EGFR",
 }
 
 

@@ -27,7 +27,7 @@ SECTIONS = ("compartments", "species", "parameters", "expressions", "reactions",
 HEADERS = ("model", "module", "variant", "background", "drug")
 _ALLOWED_KEYS = {
     "compartments": {"size", "source", "description"},
-    "species": {"initial", "compartment", "source", "description", "preequilibrate"},
+    "species": {"initial", "compartment", "source", "description", "preequilibrate", "relative"},
     "parameters": {"value", "unit", "source", "description", "input"},
     "expressions": {"expr", "description"},
     "reactions": {"reactants", "products", "modifiers", "rate", "source", "description"},
@@ -366,8 +366,12 @@ def _build(draft: _Draft, name: str, description: str, drugs: list, variants: li
         if value < 0:
             err(f"negative initial amount {value:g} nM; amounts must be >= 0", e.origin, where)
         pre = e.table.get("preequilibrate", True)
+        relative = e.table.get("relative", False)
+        if not isinstance(relative, bool):
+            err(f"relative must be true or false, got {relative!r}", e.origin, where)
+            relative = False
         species.append(Species(sname, value, cname, str(e.table.get("source", "")),
-                               str(e.table.get("description", "")), bool(pre), e.origin))
+                               str(e.table.get("description", "")), bool(pre), e.origin, relative=relative))
         unit_of[sname] = Quantity(1.0, "nM")
 
     params = []

@@ -51,6 +51,8 @@ class Network:
     species_names, parameter_names, observable_names, reaction_names : tuples of str.
     stoichiometry : (n_species, n_reactions) float array N, with dx/dt = N @ v(x, p).
     x0 : (n_species,) initial state in nM (``initial_state(p0)``).  p0 : (n_params,) parameter values.
+    observable_units, species_units : reported unit per observable / species ('dimensionless' for
+    relative counts such as viable_cells, which are integrated as nM).
     jac_rows, jac_cols : structural non-zeros of the Jacobian d(dx/dt)/dx.
     conservation_laws : (n_laws, n_species) integer matrix C with C @ N = 0.
     preequilibrate_mask : (n_species,) 1.0 where the species evolves during pre-equilibration.
@@ -71,6 +73,7 @@ class Network:
     conservation_laws: np.ndarray = field(init=False, repr=False)
     preequilibrate_mask: np.ndarray = field(init=False, repr=False)
     observable_units: tuple = field(init=False, repr=False)
+    species_units: tuple = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         spec = self.spec
@@ -78,6 +81,7 @@ class Network:
         self.parameter_names = spec.parameter_names
         self.observable_names = spec.observable_names
         self.observable_units = tuple(o.unit for o in spec.observables)
+        self.species_units = tuple(s.unit for s in spec.species)
         self.reaction_names = tuple(r.name for r in spec.reactions)
         n, R = len(self.species_names), len(spec.reactions)
         sidx = {s: i for i, s in enumerate(self.species_names)}

@@ -30,7 +30,7 @@ class Result:
     Attributes
     ----------
     time : (T,) hours after dosing (pre-equilibration is not included).
-    species : (C, T, n_species) nM.
+    species : (C, T, n_species) nM, except relative counts (``species_units`` 'dimensionless').
     observables : (C, T, n_observables) in ``observable_units``.
     conditions : per-condition labels, e.g. ``{"lapatinib": 1000.0}`` (doses in nM).
     status : per-condition Status; failed members hold NaN and say why.
@@ -45,6 +45,7 @@ class Result:
     conditions: tuple = ()
     status: tuple = ()
     attrs: dict = field(default_factory=dict)
+    species_units: tuple = ()
 
     @property
     def n_conditions(self) -> int:
@@ -76,6 +77,8 @@ class Result:
     def unit_of(self, name: str) -> str:
         if name in self.observable_names:
             return self.observable_units[self.observable_names.index(name)]
+        if name in self.species_names and self.species_units:
+            return self.species_units[self.species_names.index(name)]
         return "nM"
 
     def _labels(self) -> list[str]:
@@ -120,7 +123,9 @@ class Result:
             raise OptionalDependencyError("xarray", "xarray", "Result.to_xarray") from None
         ds = xr.Dataset(
             {
-                "species": (("condition", "time", "species_name"), self.species, {"units": "nM"}),
+                "species": (("condition", "time", "species_name"), self.species,
+                            {"long_name": "species amounts; unit per species in species_unit (nM, or "
+                             "dimensionless for relative counts)"}),
                 "observables": (("condition", "time", "observable"), self.observables),
             },
             coords={
@@ -130,6 +135,7 @@ class Result:
                 "species_name": list(self.species_names),
                 "observable": list(self.observable_names),
                 "observable_unit": ("observable", list(self.observable_units)),
+                "species_unit": ("species_name", [self.unit_of(n) for n in self.species_names]),
                 "status": ("condition", [s.code for s in self.status] or ["ok"] * self.n_conditions),
                 "status_message": ("condition", [s.message for s in self.status] or [""] * self.n_conditions),
             },

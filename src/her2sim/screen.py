@@ -72,6 +72,9 @@ SYNERGY_METHODS = ("hsa", "bliss", "loewe", "zip")
 #: most conditions one in-memory screen runs (each holds its whole time course); larger: a sweep
 MAX_SCREEN_CONDITIONS = 100_000
 LETTERS = ("A", "B", "C")
+#: a single agent whose fitted maximal inhibition is below this plateaus: Loewe and the Chou-Talalay
+#: CI assume drugs that reach full effect, so their scores are then not to be read (use Bliss/HSA)
+EMAX_FULL_EFFECT = 0.9
 EFFECT_SCALE = ("inhibition = 1 - readout / readout of the untreated control of the same background "
                 "(fraction: 0 = no effect, 1 = readout abolished, < 0 = the drugs raise the readout)")
 SIGN_CONVENTION = ("synergy score = observed - expected inhibition: positive = more effect than expected "
@@ -133,7 +136,8 @@ class Readout:
         if self.kind == "gr":
             return "dimensionless"
         base = (network.observable_units[network.observable_names.index(self.name)]
-                if self.name in network.observable_names else "nM")
+                if self.name in network.observable_names
+                else network.species_units[network.species_names.index(self.name)])
         return f"({base})*h" if self.kind == "auc" else base
 
     def check(self, network: Network, run_h: float) -> None:
@@ -697,6 +701,8 @@ def synergy_scores(ds, methods: Sequence[str] = SYNERGY_METHODS, *, combination_
     ci, ci_summary = np.full(ds.inhibition.shape, np.nan), np.full(len(bgs), np.nan)
     clipped = np.zeros(len(bgs), dtype=int)
     notes = np.full(len(bgs), "ok", dtype=object)
+    emax = np.full((len(bgs), 2), np.nan)
+    plateau = np.full(len(bgs), "", dtype=object)
     axes = [ds[f"dose_{x}"].values for x in letters]
     for b in range(len(bgs)):
         e = ds.inhibition.values[b]
@@ -720,6 +726,13 @@ def synergy_scores(ds, methods: Sequence[str] = SYNERGY_METHODS, *, combination_
                 cells[m][b], expected[m][b], summary[m][b] = score, exp_, summ
             except dr.DoseResponseInputError as exc:
                 problems.append(f"{m}: {exc}")
+        if len(letters) == 2 and ("loewe" in methods or ci_on):
+            emax[b] = [sy.fitted_emax(axes[k], e[:, 0] if k == 0 else e[0, :]) for k in (0, 1)]
+            low = [f"{ds.attrs[f'drug_{x}']} {emax[b][k]:.0%}" for k, x in enumerate(letters)
+                   if emax[b][k] < EMAX_FULL_EFFECT]
+            if low:
+                plateau[b] = (f"fitted Emax below {EMAX_FULL_EFFECT:.0%} ({', '.join(low)}): Loewe and CI assume drugs "
+                              "that reach full effect; read Bliss and HSA instead")
         if ci_on:
             try:
                 res = sy.combination_index(axes[0], axes[1], e)
@@ -737,11 +750,21 @@ def synergy_scores(ds, methods: Sequence[str] = SYNERGY_METHODS, *, combination_
         variables["ci_summary"] = ("background", ci_summary, {"long_name": "geometric mean CI over combination cells"})
     variables["clipped_cells"] = ("background", clipped)
     variables["synergy_status"] = ("background", notes.astype(str))
+    if len(letters) == 2 and ("loewe" in methods or ci_on):
+        for k, x in enumerate(letters):
+            variables[f"fitted_emax_{x}"] = ("background", emax[:, k], {
+                "long_name": f"fitted maximal inhibition of drug {x} alone (4PL; observed maximum if the fit fails)",
+                "units": "1"})
+        variables["plateau_warning"] = ("background", plateau.astype(str))
     coords = {k: ds.coords[k] for k in ds.inhibition.coords}
     attrs = {k: ds.attrs[k] for k in ("readout", "drugs", "effect_scale", "sign_convention") if k in ds.attrs}
     attrs.update({k: v for k, v in ds.attrs.items() if k.startswith("drug_")})
     attrs["methods"] = ",".join(methods)
+    warned = [f"{b}: {w}" for b, w in zip(bgs, plateau) if w]
+    if warned:
+        attrs["reference_model_warning"] = "; ".join(warned)
     return xr.Dataset(variables, coords=coords, attrs=attrs)
+
 
 
 def _score_nd(method: str, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -793,4 +816,8 @@ def format_synergy_table(scores) -> str:
         vals = [float(scores[f"{c}_summary"].values[k]) for c in cols]
         note = str(scores.synergy_status.values[k])
         lines.append(f"{b!s:<24}" + "".join(f"{v:>10.4f}" for v in vals) + f"  {'' if note == 'ok' else note}")
+    if "plateau_warning" in scores:
+        for b, w in zip(scores.background.values, scores.plateau_warning.values):
+            if str(w):
+                lines.append(f"warning: {b}: {w}")
     return "\n".join(lines)

@@ -122,6 +122,8 @@ def _write(ds, scores, path: Path) -> None:
     if path.suffix.lower() == ".nc":
         full = ds if scores is None else xr.merge([ds, scores.drop_vars([v for v in scores.coords if v in ds.coords])],
                                                   combine_attrs="override")
+        if scores is not None and "reference_model_warning" in scores.attrs:
+            full.attrs["reference_model_warning"] = scores.attrs["reference_model_warning"]
         with atomic_path(path) as tmp:
             full.to_netcdf(tmp, engine="scipy")
     elif path.suffix.lower() == ".csv":

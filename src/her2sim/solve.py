@@ -436,7 +436,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                   labels, tuple(status),
                   {"model": network.spec.name, "variants": ",".join(v.name for v in network.spec.variants),
                    "solver_method": chosen, "solver_mode": "block" if use_block else "loop", "rtol": rtol, "atol": atol,
-                   "time_unit": network.spec.time_unit, "concentration_unit": "nM"})
+                   "time_unit": network.spec.time_unit, "concentration_unit": "nM"}, network.species_units)
 
 
 def _parameters_over_time(network: Network, P: np.ndarray, conds, grid) -> np.ndarray:

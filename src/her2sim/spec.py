@@ -28,6 +28,8 @@ class Species:
     ``quantity`` says what the state holds: ``"concentration"`` (her2sim's nM), ``"amount"``
     (an SBML species with ``hasOnlySubstanceUnits``), ``"value"`` (an SBML parameter with a rate
     rule) or ``"time"`` (model time, d/dt = 1 from 0; the engines report it exactly on the grid).
+    ``relative=True`` marks a relative count (e.g. viable cells, 1 = at dosing): it is integrated in
+    nM like every state but reported as ``dimensionless`` (``unit``).
     """
 
     name: str
@@ -39,6 +41,15 @@ class Species:
     origin: str = ""
     initial_expr: Node | None = None
     quantity: str = "concentration"
+    relative: bool = False
+
+    @property
+    def unit(self) -> str:
+        """Unit in which values are reported: 'dimensionless' for relative counts, 'nM' for
+        concentrations; imported SBML states in amounts, values or model time report their kind."""
+        if self.relative:
+            return "dimensionless"
+        return "nM" if self.quantity == "concentration" else self.quantity
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,8 @@ def readout_units(spec: SweepSpec, network: Network) -> list[str]:
     units = []
     for r in spec.readouts:
         u = (network.observable_units[network.observable_names.index(r.target)]
-             if r.target in network.observable_names else "nM")
+             if r.target in network.observable_names
+             else network.species_units[network.species_names.index(r.target)])
         units.append(("h" if u == "dimensionless" else f"{u}*h") if r.kind == "auc" else u)
     return units
 

@@ -47,6 +47,7 @@ __all__ = [
     "bliss",
     "combination_index",
     "fit_median_effect",
+    "fitted_emax",
     "hsa",
     "loewe",
     "zip",
@@ -354,3 +355,24 @@ def combination_index(doses_a: ArrayLike, doses_b: ArrayLike, inhibition: ArrayL
     good = np.isfinite(cells) & (cells > 0)
     summary = float(np.exp(np.mean(np.log(cells[good])))) if good.any() else math.nan
     return CombinationIndex(ci, summary, fit_a, fit_b)
+
+
+def fitted_emax(doses: ArrayLike, inhibition: ArrayLike) -> float:
+    """Maximal inhibition of one drug alone, in [0, 1].
+
+    The asymptote of a 4PL fit (:func:`her2sim.doseresponse.fit_loglogistic4`) when ``doses`` (shape
+    (n,), starting with 0) has at least three non-zero doses and the fit converges, else the
+    largest observed inhibition. Loewe additivity and the Chou-Talalay CI assume drugs that reach
+    full effect (Emax ~1); below ~0.9 read Bliss or HSA instead [1]_.
+    """
+    d, e = _as_array("doses", doses), _as_array("inhibition", inhibition)
+    observed = float(np.max(e))
+    if d.size - 1 < _MIN_FIT_DOSES:
+        return observed
+    try:
+        fit = fit_loglogistic4(d, e)
+    except DoseResponseInputError:
+        return observed
+    if not fit.converged or not np.isfinite(fit.bottom):
+        return observed
+    return float(np.clip(max(fit.bottom, fit.top), 0.0, 1.0))
