@@ -114,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see README "Errors and exit codes"):
     0 done, 1 a failure during the work, 2 bad input (checked before any work), 130 interrupted
     (Ctrl-C; 143 for SIGTERM), 141 output pipe closed (``her2sim ... | head``)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    # guarded from the first import on: Ctrl-C while the subcommands load is one line and 130 too
+    return run_guarded(lambda: _dispatch(words), debug="--debug" in words)
+
+
+def _dispatch(argv: list[str]) -> int:
+    """Parse the command line and run its subcommand."""
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "simulate"
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"simulate": _simulate, "models": _models, "check": _check, "drugs": _drugs, "demo": _demo,
                 "export-sbml": _export_sbml}
     handler = handlers.get(command) or args.handler
-    return run_guarded(lambda: handler(args), debug=args.debug)
+    return handler(args)
 
 
 def run_guarded(work, *, debug: bool = False, prog: str = "her2sim") -> int:
