@@ -406,8 +406,9 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     tab = TABLEAUS[method]
     plan = lu_plan(network, ordering)
 
+    # NaN-filled by each worker for its own rows (the first touch of a large array costs page faults:
+    # done in parallel, not before the workers start)
     states = _shared_empty((B, len(grid), n)) if workers > 1 and B > 1 else np.empty((B, len(grid), n))
-    states.fill(np.nan)
     status = np.zeros(B, dtype=np.int8)
     steps = np.zeros(B, dtype=np.int64)
     rejected = np.zeros(B, dtype=np.int64)
@@ -563,6 +564,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     stage_coef = [np.array([tab.a[i][:i], tab.c[i][:i]], dtype=float) for i in range(tab.stages)]
     messages: dict[int, str] = {}
     out = job.states
+    out[lo:hi].fill(np.nan)
     span = t_end - job.t0
     h_floor = 16 * np.finfo(float).eps * max(abs(job.t0), abs(t_end), span)
 
