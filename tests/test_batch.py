@@ -247,6 +247,23 @@ def test_workers_give_the_same_answer_as_one_process():
     assert one.messages == two.messages
 
 
+def test_slabs_of_the_batch_give_the_same_answer(monkeypatch):
+    """Members are integrated in slabs of at most batch.SLAB (in one process, or handed to the
+    workers one slab at a time); the split does not change any member's result."""
+    from her2sim import batch as batch_module
+
+    net = net_of(MODELS / "batch_chain.toml")
+    P = varied_parameters(net, 7, seed=3)
+    t = np.linspace(0, 12, 13)
+    whole = simulate_batch(net, P=P, t_eval=t, certify=None)
+    monkeypatch.setattr(batch_module, "SLAB", 2)
+    assert batch_module._slabs(7, 1) == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    for workers in (1, 2):
+        split = simulate_batch(net, P=P, t_eval=t, certify=None, workers=workers)
+        np.testing.assert_allclose(split.states, whole.states, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(split.steps, whole.steps)
+
+
 def test_output_grid_need_not_start_at_zero_and_t_span_can_extend_it():
     net = net_of(MODELS / "binding.toml")
     t = np.array([0.5, 1.0, 3.0])

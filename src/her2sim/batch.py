@@ -420,9 +420,9 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         _run_parallel(job, int(workers), status, steps, rejected, messages)
     else:
         with np.errstate(all="ignore"):
-            msgs = _integrate(job, 0, B, status, steps, rejected)
-        for i, msg in msgs.items():
-            messages[i] = msg
+            for lo, hi in _slabs(B, 1):
+                for i, msg in _integrate(job, lo, hi, status, steps, rejected).items():
+                    messages[i] = msg
     attrs = {"method": method, "rtol": rtol, "atol": atol, "ordering": ordering, "workers": int(workers),
              "wall_time_s": _time.perf_counter() - clock, "lu_nnz": plan.nnz, "lu_fill": plan.n_fill,
              "certificate": None}
@@ -433,6 +433,21 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
 
 
 # ----------------------------------------------------------------------------- worker processes
+#: most members integrated together in one process: the step's work arrays (~400 rows of B floats)
+#: then stay in cache. Measured on the HER2 model, rtol 1e-4, 8,000 members in one process (CPU
+#: time, best of 4, busy machine): slabs of 8,000 / 4,000 / 2,000 / 1,000 gave 3,326 / 3,927 /
+#: 3,827 / 3,141 conditions/s.
+SLAB = 3000
+
+
+def _slabs(B: int, workers: int) -> list[tuple[int, int]]:
+    """Member ranges [lo, hi) of at most SLAB members, at least one per worker; workers take the
+    next slab when they finish one (load balance)."""
+    size = max(1, min(SLAB, -(-B // workers)))
+    edges = list(range(0, B, size)) + [B]
+    return list(itertools.pairwise(edges))
+
+
 def _shared_empty(shape) -> np.ndarray:
     """A float array in anonymous shared memory (inherited by forked workers)."""
     nbytes = max(int(np.prod(shape)) * 8, 8)
@@ -468,11 +483,11 @@ def _run_parallel(job, workers, status, steps, rejected, messages) -> None:
     if "fork" not in mp.get_all_start_methods():
         raise RuntimeError("workers > 1 needs the 'fork' start method (Linux or macOS); use workers=1")
     B = len(status)
-    edges = np.linspace(0, B, min(workers, B) + 1).astype(int)
+    slabs = _slabs(B, workers)
     _FORKED_JOB = job
     try:
-        with mp.get_context("fork").Pool(len(edges) - 1) as pool:
-            for lo, st, sp_, rj, msgs in pool.map(_worker, list(itertools.pairwise(edges))):
+        with mp.get_context("fork").Pool(min(workers, len(slabs))) as pool:
+            for lo, st, sp_, rj, msgs in pool.imap_unordered(_worker, slabs):
                 status[lo:lo + len(st)] = st
                 steps[lo:lo + len(st)] = sp_
                 rejected[lo:lo + len(st)] = rj
