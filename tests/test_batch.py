@@ -257,7 +257,7 @@ def test_slabs_of_the_batch_give_the_same_answer(monkeypatch):
     t = np.linspace(0, 12, 13)
     whole = simulate_batch(net, P=P, t_eval=t, certify=None)
     monkeypatch.setattr(batch_module, "SLAB", 2)
-    assert batch_module._slabs(7, 1) == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert batch_module.slab_ranges(7, 1) == [(0, 2), (2, 4), (4, 6), (6, 7)]
     for workers in (1, 2):
         split = simulate_batch(net, P=P, t_eval=t, certify=None, workers=workers)
         np.testing.assert_allclose(split.states, whole.states, rtol=1e-12, atol=1e-15)

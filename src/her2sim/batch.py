@@ -420,7 +420,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         _run_parallel(job, int(workers), status, steps, rejected, messages)
     else:
         with np.errstate(all="ignore"):
-            for lo, hi in _slabs(B, 1):
+            for lo, hi in slab_ranges(B, 1):
                 for i, msg in _integrate(job, lo, hi, status, steps, rejected).items():
                     messages[i] = msg
     attrs = {"method": method, "rtol": rtol, "atol": atol, "ordering": ordering, "workers": int(workers),
@@ -440,7 +440,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
 SLAB = 3000
 
 
-def _slabs(B: int, workers: int) -> list[tuple[int, int]]:
+def slab_ranges(B: int, workers: int) -> list[tuple[int, int]]:
     """Member ranges [lo, hi) of at most SLAB members, at least one per worker; workers take the
     next slab when they finish one (load balance)."""
     size = max(1, min(SLAB, -(-B // workers)))
@@ -483,7 +483,7 @@ def _run_parallel(job, workers, status, steps, rejected, messages) -> None:
     if "fork" not in mp.get_all_start_methods():
         raise RuntimeError("workers > 1 needs the 'fork' start method (Linux or macOS); use workers=1")
     B = len(status)
-    slabs = _slabs(B, workers)
+    slabs = slab_ranges(B, workers)
     _FORKED_JOB = job
     try:
         with mp.get_context("fork").Pool(min(workers, len(slabs))) as pool:
@@ -523,10 +523,11 @@ class _Work:
     active set only shrinks). ``y``/``y1`` are two state buffers that swap roles when every member
     accepts its step."""
 
-    def __init__(self, capacity: int, n: int, stages: int, njac: int, plan: SparseLU):
+    def __init__(self, capacity: int, n: int, stages: int, njac: int, plan: SparseLU, dense_rows: int):
         self.n, self.njac, self.ngather = n, njac, plan.gather_rows
         rows = {"f0": n, "jv": njac, "V": plan.nnz, "G": self.ngather, "U": stages * n, "ac": 2 * n, "f": n,
-                "solve": 2 * n + plan.max_terms, "err": n, "w": n, "w2": n, "ya": n, "yb": n}
+                "solve": 2 * n + plan.max_terms, "err": n, "w": n, "w2": n, "ya": n, "yb": n,
+                "dense": dense_rows * n}
         self._buf = {k: np.empty(r * capacity) for k, r in rows.items()}
         self._cur, self._next = "ya", "yb"
 
@@ -556,12 +557,6 @@ def _rms0(x: np.ndarray, inplace: bool = False) -> np.ndarray:
     return np.sqrt(np.add.reduce(sq, axis=0) / x.shape[0])
 
 
-def _combine(coef, U: np.ndarray, k: int) -> np.ndarray:
-    """sum_j coef[j] * U[j] over j < k, U (s, n, B) -> (n, B)."""
-    coef = np.asarray(coef[:k], dtype=float)
-    return np.einsum("k,knb->nb", coef, U[:k])
-
-
 def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int = 0) -> dict:
     """Integrate members lo..hi-1 of the job, writing job.states rows; fills status/steps/rejected
     (indexed from ``offset``) and returns {member: message} for failures."""
@@ -576,6 +571,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     stiffly_accurate = (sources[-1] == "new" and tuple(tab.m[:-1]) == tuple(tab.a[-1])[:s_count - 1]
                         and tab.m[-1] == 1.0)
     error_is_last = tuple(tab.e) == (0.0,) * (s_count - 1) + (1.0,)
+    dense_coef = np.asarray(tab.dense, dtype=float)
     stage_coef = [np.array([tab.a[i][:i], tab.c[i][:i]], dtype=float) for i in range(tab.stages)]
     messages: dict[int, str] = {}
     out = job.states
@@ -591,7 +587,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
 
     # --- active-set arrays (species-major: (n, Ba)); the (n, Ba)-sized work arrays are views of
     # buffers allocated once for the whole slab (no large temporaries inside the loop) ---
-    work = _Work(hi - lo, n, s_count, len(net.jac_rows), plan)
+    work = _Work(hi - lo, n, s_count, len(net.jac_rows), plan, len(tab.dense))
     idx = np.arange(lo, hi)
     y = work.y(hi - lo)
     y[...] = job.X0[lo:hi].T
@@ -704,10 +700,13 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         t_new = np.where(last, t_stop, t + hh)
         pend = accept & (nout < T)
         pend[pend] = grid[nout[pend]] <= t_new[pend]
+        if pend.any():  # the dense-output vectors of every member in one pass over the stages
+            D = work.view("dense", len(tab.dense), n, Ba)
+            np.dot(dense_coef, U2, out=D.reshape(len(tab.dense), -1))
         while pend.any():
             sel = np.nonzero(pend)[0]
             theta = (grid[nout[sel]] - t[sel]) / hh[sel]
-            vals = _dense(tab, y[:, sel], y1[:, sel], U[:, :, sel], theta)
+            vals = _dense(D[:, :, sel], y[:, sel], y1[:, sel], theta)
             out[idx[sel], nout[sel]] = vals.T
             nout[sel] += 1
             more = nout[sel] < T
@@ -824,9 +823,9 @@ def _initial_step(rhs, y, P, f0, remaining, rtol, atol, order) -> np.ndarray:
     return np.where(np.isfinite(h) & (h > 0), h, np.minimum(1e-6, remaining))
 
 
-def _dense(tab, y0, y1, U, theta) -> np.ndarray:
-    """Continuous output at t0 + theta*h for a few members: (n, m)."""
-    D = np.einsum("ks,snm->knm", np.asarray(tab.dense, dtype=float), U)
+def _dense(D, y0, y1, theta) -> np.ndarray:
+    """Continuous output at t0 + theta*h for a few members: (n, m); ``D`` (K, n, m) holds the
+    vectors D1..DK of the tableau's dense output."""
     inner = D[-1]
     for k in range(len(D) - 2, -1, -1):  # Horner: D1 + s (D2 + s (D3 ...))
         inner = D[k] + theta * inner
