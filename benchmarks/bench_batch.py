@@ -37,6 +37,7 @@ import numpy as np
 import scipy
 
 import her2sim
+import her2sim.certify
 from her2sim.batch import lu_plan, simulate_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,11 +104,16 @@ def roadrunner_path(model, net, names, P, rtol):
     return out["states"], out["seconds"], out["version"]
 
 
-def _child(conn, net, P, rtol, workers, x_rest):
+def _child(conn, net, P, rtol, workers, x_rest, method, certify):
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    res = simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, workers=workers)
+    res = simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, workers=workers, method=method,
+                         certify=certify)
     dt = time.perf_counter() - t0
+    if certify is not None:  # report the certificate and its share of the wall time
+        conn.send((dt, res.attrs["certificate"]))
+        conn.close()
+        return
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     conn.send((dt, res.states[:64].copy(), res.steps.mean(), res.rejected.mean(), int(res.ok.sum()),
@@ -115,10 +121,12 @@ def _child(conn, net, P, rtol, workers, x_rest):
     conn.close()
 
 
-def batch_path(net, P, rtol, workers, x_rest):
-    """Run in a forked child so peak memory is measured per configuration."""
+def batch_path(net, P, rtol, workers, x_rest, method="rodas4", certify=None):
+    """Run in a forked child so peak memory is measured per configuration (without the accuracy
+    certificate unless ``certify`` is given: its cost is reported separately)."""
     parent, child = mp.get_context("fork").Pipe()
-    proc = mp.get_context("fork").Process(target=_child, args=(child, net, P, rtol, workers, x_rest))
+    proc = mp.get_context("fork").Process(target=_child, args=(child, net, P, rtol, workers, x_rest, method,
+                                                               certify))
     proc.start()
     out = parent.recv()
     proc.join()
@@ -129,7 +137,7 @@ def profile_run(net, P, rtol, x_rest):
     prof = cProfile.Profile()
     prof.enable()
     t0 = time.perf_counter()
-    simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL)
+    simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, certify=None)
     wall = time.perf_counter() - t0
     prof.disable()
     st = pstats.Stats(prof)
@@ -146,9 +154,10 @@ def profile_run(net, P, rtol, x_rest):
         "Jacobian (network.jacobian_values)": jac,
         "LU: assemble I/(h*gamma) - J": c("sparse_lu.py", "assemble"),
         "LU: numeric factorisation": c("sparse_lu.py", "factor"),
-        "triangular solves (6 per step)": c("sparse_lu.py", "solve"),
-        "stage combinations (einsum)": cum.get(("~", "<built-in method numpy._core._multiarray_umath.c_einsum>"),
-                                               (0, 0))[1],
+        "triangular solves (6 per step) and gathering their factors": (
+            c("sparse_lu.py", "solve") + c("sparse_lu.py", "solve_into") + c("sparse_lu.py", "gather_factors")),
+        "stage combinations (einsum / dot)": sum(
+            v[1] for (f, fn), v in cum.items() if f == "~" and ("c_einsum" in fn or fn.endswith(".dot>"))),
         "dense output": c("batch.py", "_dense"),
     }
     integ = c("batch.py", "_integrate")
@@ -169,6 +178,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="100,1000,10000", help="batch sizes, comma-separated")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--rr", type=int, default=200, help="conditions for the libRoadRunner loop (0: skip)")
+    ap.add_argument("--methods", default="rodas4,rodas5p", help="batch-path tableaus, comma-separated")
     args = ap.parse_args()
 
     net, model = load(args.model)
@@ -194,6 +204,9 @@ def main() -> None:
     say("| engine | rtol | conditions | cond/s | vs LSODA loop | max rel. error | steps/member | peak RSS MB |")
     say("|---|---|---|---|---|---|---|---|")
     base = {}
+    rr_curve = []  # (rtol, error, cond/s) of libRoadRunner for the equal-error comparison
+    batch_rows = []  # (method, rtol, B, workers, error, cond/s)
+    certs = []
     for rtol in (1e-6, 1e-4):
         n = max(args.loop, args.refs)
         Y, dt = scipy_path(net, names, P_all[:n], rtol, "LSODA", "loop", x_rest)
@@ -214,12 +227,51 @@ def main() -> None:
             nr = len(Y)
             say(f"| libRoadRunner {version} loop (CVODE, atol {ATOL:g} nM per species) | {rtol:g} | {nr} | "
                 f"{nr / dt:.0f} | {nr / dt / base[rtol]:.1f} | {max_err(Y[:args.refs], ref):.1e} | | |")
-        for B in sizes:
-            for workers in ((1, 2) if B >= 1000 else (1,)):
-                dt, Y, steps, rej, n_ok, mem = batch_path(net, P_all[:B], rtol, workers, x_rest)
-                say(f"| batch rodas4, workers={workers} | {rtol:g} | {B} | {B / dt:.0f} | {B / dt / base[rtol]:.1f} | "
-                    f"{max_err(Y[:args.refs], ref):.1e} | {steps:.0f} (+{rej:.1f} rej.) | {mem:.0f} |"
-                    + ("" if n_ok == B else f" {B - n_ok} failed"))
+            rr_curve.append((rtol, max_err(Y[:args.refs], ref), nr / dt))
+        for method in args.methods.split(","):
+            for B in sizes:
+                for workers in ((1, 2) if B >= 1000 else (1,)):
+                    dt, Y, steps, rej, n_ok, mem = batch_path(net, P_all[:B], rtol, workers, x_rest, method)
+                    err = max_err(Y[:args.refs], ref)
+                    batch_rows.append((method, rtol, B, workers, err, B / dt))
+                    say(f"| batch {method}, workers={workers} | {rtol:g} | {B} | {B / dt:.0f} | "
+                        f"{B / dt / base[rtol]:.1f} | {err:.1e} | {steps:.0f} (+{rej:.1f} rej.) | {mem:.0f} |"
+                        + ("" if n_ok == B else f" {B - n_ok} failed"))
+            B = sizes[-1]
+            dt_c, cert = batch_path(net, P_all[:B], rtol, 1, x_rest, method, certify=her2sim.certify.CertifyOptions())
+            certs.append((method, rtol, B, dt_c, cert))
+    say()
+    say("Accuracy certificate (default: 0.5 % of the batch, at least 2, re-integrated with Radau at rtol/20), one "
+        "worker, same conditions as above:")
+    say()
+    say("| method | rtol | conditions | members checked | certified max rel. error | certificate s | "
+        "share of the run |")
+    say("|---|---|---|---|---|---|---|")
+    for method, rtol, B, dt_c, cert in certs:
+        say(f"| {method} | {rtol:g} | {B} | {len(cert['members'])} | {cert['max_rel_error']:.1e} | "
+            f"{cert['seconds']:.2f} | {100 * cert['seconds'] / dt_c:.0f} % |")
+    if rr_curve and args.rr:
+        for rtol in (1e-5, 1e-7, 1e-8):  # the rest of libRoadRunner's error-throughput curve
+            rr = roadrunner_path(model, net, names, P_all[:max(args.rr, args.refs)], rtol)
+            Y, dt, _ = rr
+            rr_curve.append((rtol, max_err(Y[:args.refs], ref), len(Y) / dt))
+        rr_curve.sort(key=lambda r: r[1])
+        say()
+        say("libRoadRunner's error-throughput curve (rtol 1e-4..1e-8, same run): "
+            + ", ".join(f"rtol {r:g}: error {e:.1e} at {v:.0f}/s" for r, e, v in sorted(rr_curve, reverse=True)) + ".")
+        say("At equal error (libRoadRunner's throughput interpolated log-log at the batch path's error), one "
+            "worker unless stated:")
+        say()
+        say("| batch | rtol | conditions | workers | error | cond/s | libRoadRunner at that error | ratio |")
+        say("|---|---|---|---|---|---|---|---|")
+        le, lv = np.log([r[1] for r in rr_curve]), np.log([r[2] for r in rr_curve])
+        for method, rtol, B, workers, err, speed in batch_rows:
+            if B != sizes[-1]:
+                continue
+            inside = le[0] <= np.log(err) <= le[-1]
+            rr_speed = float(np.exp(np.interp(np.log(err), le, lv)))
+            say(f"| {method} | {rtol:g} | {B} | {workers} | {err:.1e} | {speed:.0f} | {rr_speed:.0f}"
+                f"{'' if inside else ' (outside its curve: its end value)'} | {speed / rr_speed:.1f}x |")
     if args.no_profile:
         return
     say()

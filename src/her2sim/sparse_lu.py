@@ -167,7 +167,7 @@ class SparseLU:
         order :meth:`solve_into` reads them, followed by the reciprocal pivots: (n_gather + n, B)."""
         B = V.shape[1]
         G = np.empty((len(self._gather) + self.n, B)) if out is None else out
-        np.take(V, self._gather, axis=0, out=G[:len(self._gather)], mode="clip")
+        V.take(self._gather, axis=0, out=G[:len(self._gather)], mode="clip")
         G[len(self._gather):] = rpiv
         return G
 
@@ -178,15 +178,15 @@ class SparseLU:
         one subtract over the batch (no per-level accumulator)."""
         n, B = self.n, b.shape[1]
         y, x, tmp = work[:n], work[n:2 * n], work[2 * n:]
-        np.take(b, self._fwd_in, axis=0, out=y, mode="clip")
+        b.take(self._fwd_in, axis=0, out=y, mode="clip")
         for st, terms in zip(self._fwd, self._fwd_terms):
             _apply_terms(G, y, st.start, terms, tmp)
-        np.take(y, self._fwd_to_bwd, axis=0, out=x, mode="clip")
+        y.take(self._fwd_to_bwd, axis=0, out=x, mode="clip")
         piv = G[len(self._gather):]
         for st, terms in zip(self._bwd, self._bwd_terms):
             _apply_terms(G, x, st.start, terms, tmp)
             np.multiply(x[st.start:st.stop], piv[st.start:st.stop], out=x[st.start:st.stop])
-        return np.take(x, self._bwd_out, axis=0, out=out, mode="clip")
+        return x.take(self._bwd_out, axis=0, out=out, mode="clip")
 
     def to_dense(self, V: np.ndarray, member: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(L, U) of one member in the permuted order (for tests and inspection)."""
@@ -214,7 +214,7 @@ def _apply_terms(G: np.ndarray, z: np.ndarray, start: int, terms, tmp: np.ndarra
     """z[start:start + m] -= G[g:g + m] * z[cols] for each term (g, m, cols) of one level."""
     for g, m, cols in terms:
         t = tmp[:m]
-        np.take(z, cols, axis=0, out=t, mode="clip")
+        z.take(cols, axis=0, out=t, mode="clip")
         np.multiply(t, G[g:g + m], out=t)
         np.subtract(z[start:start + m], t, out=z[start:start + m])
 
