@@ -67,9 +67,9 @@ def run_screen_cli(args) -> int:
     """Run ``her2sim screen`` from parsed arguments; prints tables, writes --out/--plot; returns 0."""
     from .screen import (SYNERGY_METHODS, ScreenInputError, _letters, dose_matrix, dose_response,
                          format_metrics_table, format_synergy_table, single_agent_metrics, synergy_scores)
-    from .validate import PLOT_SUFFIXES, check_output_file, check_time, check_tolerances
+    from .validate import PLOT_SUFFIXES, check_output_file, check_rtol, check_time
 
-    check_tolerances(args.rtol, names=("--rtol", "--atol"))  # every option before any work
+    check_rtol(args.rtol, "--rtol")  # every option before any work
     check_time(args.time, "--time")
     out = check_output_file(args.out, "--out", (".nc", ".csv")) if args.out else None
     plot = check_output_file(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
