@@ -338,7 +338,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     if t_eval is not None:
         try:
             grid = np.asarray(t_eval, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidArgument(f"t_eval must be a 1-D array of hours, got {type(t_eval).__name__}") from None
         if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(np.diff(grid) <= 0) \
                 or grid[0] < 0 or grid[-1] > t_end + 1e-12:
