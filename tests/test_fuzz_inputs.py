@@ -285,14 +285,14 @@ def _run_options_cleanly(argv: list[str], monkeypatch, capsys) -> None:
             assert sorted(p.name for p in Path(folder).iterdir()) == ["file", "spec.toml"], argv
 
 
-@FAST
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(argv=trial_and_sweep_command_lines())
 def test_generated_trial_and_sweep_options_end_cleanly(argv, monkeypatch, capsys):
     _run_options_cleanly(argv, monkeypatch, capsys)
 
 
 @pytest.mark.slow
-@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))  # each loads a spec
 @given(argv=trial_and_sweep_command_lines())
 def test_many_generated_trial_and_sweep_options(argv, monkeypatch, capsys):
     _run_options_cleanly(argv, monkeypatch, capsys)
