@@ -32,6 +32,7 @@ SIMULATE_CASES = [
     ("rtol-bool", {"rtol": True}, InvalidArgument, "rtol"),
     ("atol-negative", {"atol": -1.0}, InvalidArgument, "atol"),
     ("atol-inf", {"atol": math.inf}, InvalidArgument, "atol"),
+    ("atol-none", {"atol": None}, InvalidArgument, "atol"),
     ("max-steps-zero", {"max_steps": 0}, InvalidArgument, "max_steps"),
     ("max-steps-fraction", {"max_steps": 1.5}, InvalidArgument, "max_steps"),
     ("method", {"method": "Euler"}, InvalidArgument, "method"),

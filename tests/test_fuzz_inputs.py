@@ -215,3 +215,84 @@ def test_generated_command_lines_end_cleanly(argv, capsys):
 @given(argv=command_lines())
 def test_many_generated_command_lines(argv, capsys):
     _run_cli_cleanly(argv, capsys)
+
+
+# ----------------------------------------------------------------------------- trial and sweep options
+INTS = st.one_of(st.integers(-5, 5), st.integers(-10**20, 10**20), st.sampled_from(["1e9", "x", "", "2.5", "-0"]))
+
+
+@st.composite
+def trial_and_sweep_command_lines(draw) -> list[str]:
+    if draw(st.booleans()):
+        argv = ["trial", draw(st.sampled_from(["emilia_like", "nosuch", "", "/dev/null"]))]
+        for flag in ("--patients", "--seed", "--workers", "--block"):
+            if draw(st.booleans()):
+                argv.append(f"{flag}={draw(INTS)}")
+    else:
+        argv = ["sweep", draw(st.sampled_from(["spec.toml", "nosuch.toml", "file"])), "--out",
+                draw(st.sampled_from(["out", "file", "nope/deeper/out", ".", ""]))]
+        if draw(st.booleans()):
+            argv.append(f"--chunk={draw(INTS)}")
+    if draw(st.booleans()):
+        argv += ["--scheduler", draw(st.sampled_from(["local", "threads", "processes", "dask:/x", ""]))]
+    if argv[0] == "trial" and draw(st.booleans()):
+        argv += ["--out", draw(st.sampled_from(["out", "file", "nope/deeper", "."]))]
+    return argv
+
+
+def _run_options_cleanly(argv: list[str], monkeypatch, capsys) -> None:
+    """The options layer only: the (minutes-long) work is replaced by a stub that checks what it got."""
+    from her2sim import cli, sweep
+    from her2sim.trial import trial
+
+    calls = []
+
+    def fake_trial(spec, patients, seed, *, workers, block, scheduler, progress):
+        assert 2 <= patients <= 10**6 and seed >= 0 and workers >= 1 and (block is None or block >= 1)
+        calls.append("trial")
+        raise KeyboardInterrupt  # stop here: the work itself is not under test
+
+    def fake_executor(scheduler, fn, ctx, who):  # the sweep's own checks run; its work does not
+        assert ctx.spec.chunk >= 1
+        calls.append("sweep")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trial, "run_trial", fake_trial)
+    monkeypatch.setattr(sweep, "open_executor", fake_executor)
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "file").write_text("x")
+        (Path(folder) / "spec.toml").write_text(f'[sweep]\nmodel = "{MODELS / "screen_product.toml"}"\n'
+                                                'time = "1 h"\nreadouts = ["R@1h"]\n[drugs.screen_a]\n'
+                                                'doses = ["0 nM", "1 nM"]\n')
+        cwd = os.getcwd()
+        os.chdir(folder)
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            os.chdir(cwd)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "internal error" not in err, (argv, err)
+        if argv[:2] == ["trial", ""]:
+            assert code in (0, 2)  # no spec: lists the bundled trials (after argparse's own checks)
+        elif calls:
+            assert code == 130, (argv, code, err)
+            assert sorted(p.name for p in Path(folder).iterdir()) == ["file", "spec.toml"], argv
+        else:
+            assert code == 2, (argv, code, err)
+            assert err.startswith("usage:") or len(err.strip().splitlines()) == 1, (argv, err)
+            assert sorted(p.name for p in Path(folder).iterdir()) == ["file", "spec.toml"], argv
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(argv=trial_and_sweep_command_lines())
+def test_generated_trial_and_sweep_options_end_cleanly(argv, monkeypatch, capsys):
+    _run_options_cleanly(argv, monkeypatch, capsys)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))  # each loads a spec
+@given(argv=trial_and_sweep_command_lines())
+def test_many_generated_trial_and_sweep_options(argv, monkeypatch, capsys):
+    _run_options_cleanly(argv, monkeypatch, capsys)

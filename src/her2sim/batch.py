@@ -406,7 +406,10 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     check_size(B * len(np.atleast_1d(t_eval)) * n, "the output (members x times x species)", MAX_OUTPUT_BYTES // 8,
                "fewer output times (t_eval) or split the members into batches (a sweep does this in chunks)",
                bytes_each=8)
-    grid = np.asarray(t_eval, dtype=float)
+    try:
+        grid = np.asarray(t_eval, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidArgument(f"t_eval must be a 1-D array of hours, got {type(t_eval).__name__}") from None
     if grid.ndim != 1 or len(grid) == 0 or np.any(np.diff(grid) <= 0) or not np.all(np.isfinite(grid)):
         raise InvalidArgument(f"t_eval must be a non-empty increasing 1-D array of hours, got {t_eval!r}")
     t0, t_end = (0.0, float(grid[-1])) if t_span is None else (float(t_span[0]), float(t_span[1]))

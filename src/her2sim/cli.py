@@ -210,7 +210,8 @@ def _silence_stdout() -> None:
 
 def _simulate(args) -> int:
     from .atomic import atomic_path
-    from .solve import simulate
+    from .errors import UnknownNameError
+    from .solve import as_network, simulate
     from .validate import PLOT_SUFFIXES, check_output_file, check_time, check_tolerances
 
     check_tolerances(args.rtol, args.atol, names=("--rtol", "--atol"))  # every option before any work
@@ -221,13 +222,15 @@ def _simulate(args) -> int:
     plot = check_output_file(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
     drugs = dict(args.drug)
     events = [(args.washout, {k: 0 for k in drugs})] if args.washout and drugs else []
-    result = simulate(args.model, drugs=drugs, variants=args.variant, time=args.time, parameters=dict(args.params),
+    network = as_network(args.model, variants=args.variant, drugs=list(drugs))
+    known = set(network.observable_names) | set(network.species_names)
+    observe = args.observe or [o for o in DEFAULT_OBSERVE if o in known] or list(network.observable_names)
+    for name in observe:  # before the work
+        if name not in known:
+            raise UnknownNameError("observable", name, known, fix="See `her2sim models --observables`.")
+    result = simulate(network, drugs=drugs, time=args.time, parameters=dict(args.params),
                       events=events, method=args.method, rtol=args.rtol, atol=args.atol,
                       preequilibrate=False if args.no_preequilibrate else None)  # None: the model's default
-    known = set(result.observable_names) | set(result.species_names)
-    observe = args.observe or [o for o in DEFAULT_OBSERVE if o in known] or list(result.observable_names)
-    for name in observe:
-        result.values(name)  # unknown names fail here with a hint
     header = f"model {result.attrs['model']}"
     if result.attrs.get("variants"):
         header += f" [{result.attrs['variants']}]"

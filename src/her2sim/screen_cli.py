@@ -67,11 +67,21 @@ def run_screen_cli(args) -> int:
     """Run ``her2sim screen`` from parsed arguments; prints tables, writes --out/--plot; returns 0."""
     from .screen import (SYNERGY_METHODS, ScreenInputError, _letters, dose_matrix, dose_response,
                          format_metrics_table, format_synergy_table, single_agent_metrics, synergy_scores)
-    from .validate import PLOT_SUFFIXES, check_output_file, check_time, check_tolerances
+    from .units import parse_quantity
+    from .validate import PLOT_SUFFIXES, check_output_file, check_rtol, check_time
 
-    check_tolerances(args.rtol, names=("--rtol", "--atol"))  # every option before any work
+    check_rtol(args.rtol, "--rtol")  # every option before any work
     check_time(args.time, "--time")
     out = check_output_file(args.out, "--out", (".nc", ".csv")) if args.out else None
+    if args.methods:
+        unknown = [m.strip() for m in args.methods.split(",") if m.strip() not in SYNERGY_METHODS]
+        if unknown:
+            raise ScreenInputError(f"--methods: unknown synergy method(s) {unknown}; use {', '.join(SYNERGY_METHODS)}")
+        fitted = {"loewe", "zip"} & {m.strip() for m in args.methods.split(",")}
+        few = [d for d, g in args.doses if sum(1 for x in g if parse_quantity(x).magnitude != 0) < 3]
+        if fitted and few:
+            raise ScreenInputError(f"--methods {', '.join(sorted(fitted))} fit a Hill curve per drug and need >= 3 "
+                                   f"non-zero doses; {few} have fewer: add doses or use hsa,bliss")
     plot = check_output_file(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
 
     drugs = [d.strip() for d in args.drugs.split(",") if d.strip()]

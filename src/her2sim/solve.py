@@ -104,7 +104,7 @@ def parameter_value(network: Network, name: str, value) -> float:
     """Convert a parameter override to internal units, checking the dimension."""
     spec = network.spec.parameter(name)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        v = float(value)
+        v = float(value) if isinstance(value, float) or abs(value) < 2**1000 else float("inf")
     else:
         q = parse_quantity(value, what=f"parameter {name}")
         expected = parse_unit(spec.unit, what=f"parameter {name}") if spec.unit != "dimensionless" else None
@@ -370,7 +370,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     if t_eval is not None:
         try:
             grid = np.asarray(t_eval, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidArgument(f"t_eval must be a 1-D array of times, got {type(t_eval).__name__}") from None
         if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(np.diff(grid) <= 0) \
                 or grid[0] < 0 or grid[-1] > t_end + 1e-12:
@@ -378,7 +378,9 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     else:
         grid = np.linspace(0.0, t_end, int(min(t_end, 1000)) + 1)
     n_cond = len(conditions) if conditions is not None else 1
-    check_size(n_cond * len(grid) * network.n_species, "the output (conditions x times x species)",
+    per_point = network.n_species + network.n_params + len(network.observable_names)  # states, doses, readouts
+    check_size(n_cond * len(grid) * per_point, "the output (conditions x times x (species + parameters + "
+               "observables))",
                MAX_OUTPUT_BYTES // 8, "use fewer output times (t_eval) or split the conditions over several "
                "calls, or run them as a sweep (her2sim sweep), which writes chunk by chunk", bytes_each=8)
     base = make_condition(network, drugs, parameters, events)

@@ -39,7 +39,7 @@ import numpy as np
 
 from .atomic import clean_stale
 from .batch import simulate_batch
-from .errors import IntegrationError
+from .errors import IntegrationError, InvalidArgument
 from .executors import Progress, check_scheduler, duration, open_executor
 from .network import Network, compile_network
 from .sweep_spec import SweepSpec, load_sweep_spec
@@ -424,6 +424,8 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
     check_scheduler(scheduler)
     if chunk is not None:
         check_count(chunk, "chunk", fix="conditions per chunk, e.g. 2000")
+    if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+        raise InvalidArgument(f"out_dir must be a directory path, got {out_dir!r}")
     out = Path(out_dir)
     _check_out_dir(out)
     damaged_manifest = None

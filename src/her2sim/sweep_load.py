@@ -19,6 +19,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import Her2simError, ModelFileError, UnitError, UnknownNameError
+from .errors import InvalidArgument
 from .validate import MAX_AXIS_VALUES, MAX_CONDITIONS
 from .sweep_spec import (DEFAULT_CHUNK, LHS_MAX_POINTS, SAMPLE_METHODS,
                          Axis, Readout, SampledParameter, Samples, Solver, SweepSpec, SweepSpecError,
@@ -58,7 +59,7 @@ def load_sweep_spec(source: str | Path | Mapping | SweepSpec, *, chunk: int | No
     if isinstance(source, Mapping):
         return _build(dict(source), None, "", chunk)
     if not isinstance(source, (str, Path)):
-        raise TypeError(f"spec must be a path, a dict or a SweepSpec, got {type(source).__name__}")
+        raise InvalidArgument(f"spec must be a path, a dict or a SweepSpec, got {type(source).__name__}")
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")

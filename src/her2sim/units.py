@@ -112,7 +112,7 @@ def convert(text: str | float, expected: str, *, what: str = "quantity", molecul
     """
     target = ureg.Unit(expected)
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return to_internal(Quantity(float(text), target))
+        return to_internal(Quantity(_finite_or_inf(text, what), target))
     q = parse_quantity(text, what=what)
     if q.dimensionality == MASS_CONCENTRATION and target.dimensionality == CONCENTRATION:
         if molecular_weight is None:

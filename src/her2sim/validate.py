@@ -24,9 +24,13 @@ from .errors import InvalidArgument, QuantityRangeError, TooLargeError
 MAX_CONDITIONS = 100_000_000
 #: largest number of values on one sweep axis or dose grid
 MAX_AXIS_VALUES = 1_000_000
-#: largest number of patients in one trial run (cohort tables are held in memory; ~10 GB at the limit)
+#: largest number of patients in one trial run: at the measured ~26 patients/s per core
+#: (benchmarks/README.md) 1e6 patients are ~11 core-hours, and the driver holds the whole cohort
+#: and patients table (sampling 2e5 patients: 0.4 s, 149 MB peak RSS in all)
 MAX_PATIENTS = 1_000_000
-#: largest array the scipy path allocates for outputs, bytes (conditions x times x species x 8)
+#: largest output the scipy and batch paths allocate in one call, bytes (conditions x times x
+#: values x 8 B); a quarter of a 16 GB machine, and far above any screen (1e4 conditions x 73 times
+#: x 36 species of the default model is 0.2 GB)
 MAX_OUTPUT_BYTES = 4 * 2**30
 #: figure formats the --plot options accept (matplotlib's Agg and vector backends)
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -45,7 +49,7 @@ def check_real(value, name: str, *, low: float | None = None, high: float | None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidArgument(f"{name} must be a number, got {type(value).__name__} {_shown(value)}"
                               + (f"; {fix}" if fix else ""))
-    v = float(value)
+    v = _number(value, name)
     bad = not math.isfinite(v)
     if low is not None:
         bad |= v <= low if low_open else v < low
@@ -60,24 +64,35 @@ def check_real(value, name: str, *, low: float | None = None, high: float | None
     return v
 
 
-def check_tolerances(rtol, atol=None, *, names: tuple[str, str] = ("rtol", "atol")) -> tuple[float, float | None]:
-    """rtol in (0, 1) and atol > 0 (atol may be None when a caller has no atol)."""
-    r = _number(rtol, names[0])
+def check_tolerances(rtol, atol, *, names: tuple[str, str] = ("rtol", "atol")) -> tuple[float, float]:
+    """rtol in (0, 1) and atol > 0 (nM)."""
+    return check_rtol(rtol, names[0]), check_atol(atol, names[1])
+
+
+def check_rtol(rtol, name: str = "rtol") -> float:
+    """A relative tolerance in (0, 1)."""
+    r = _number(rtol, name)
     if not (math.isfinite(r) and 0 < r < 1):
-        raise InvalidArgument(f"{names[0]} must be in (0, 1), got {_shown(rtol)}; typical values 1e-8..1e-3")
-    if atol is None:
-        return r, None
-    a = _number(atol, names[1])
+        raise InvalidArgument(f"{name} must be in (0, 1), got {_shown(rtol)}; typical values 1e-8..1e-3")
+    return r
+
+
+def check_atol(atol, name: str = "atol") -> float:
+    """An absolute tolerance > 0 (nM)."""
+    a = _number(atol, name)
     if not (math.isfinite(a) and a > 0):
-        raise InvalidArgument(f"{names[1]} must satisfy {names[1].lstrip('-')} > 0 (an absolute tolerance in nM), got "
+        raise InvalidArgument(f"{name} must satisfy {name.lstrip('-')} > 0 (an absolute tolerance in nM), got "
                               f"{_shown(atol)}; typical values 1e-12..1e-6")
-    return r, a
+    return a
 
 
 def _number(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidArgument(f"{name} must be a number, got {type(value).__name__} {_shown(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range
+        return math.inf if value > 0 else -math.inf
 
 
 def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None, fix: str = "") -> int:
@@ -175,7 +190,8 @@ def check_names(value, name: str, example: str) -> tuple[str, ...]:
     items = tuple(value)
     bad = [v for v in items if not isinstance(v, str) or not v.strip()]
     if bad:
-        raise InvalidArgument(f"{name} must hold non-empty names (strings), got {_shown(bad[0])}; e.g. {name}={example}")
+        raise InvalidArgument(f"{name} must hold non-empty names (strings), got {_shown(bad[0])}; "
+                              f"e.g. {name}={example}")
     return items
 
 

@@ -72,6 +72,3 @@ def handle(args) -> int:
         trial_figure(result, out / "trial.png")
         print(f"wrote {out}/{', '.join(OUT_FILES)}")
     return 0
-
-
-

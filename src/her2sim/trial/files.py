@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import ModelFileError, UnitError, UnknownNameError
+from ..errors import InvalidArgument, ModelFileError, UnitError, UnknownNameError
 from ..load import models_dir, read_toml
 from ..units import parse_quantity, ureg
 
@@ -26,6 +26,8 @@ def trial_models_dir() -> Path:
 
 def resolve(kind: str, name_or_path: str | Path) -> Path:
     """Path of a bundled file of ``kind`` by name (``"trastuzumab_q3w"``) or an explicit path."""
+    if isinstance(name_or_path, bool) or not isinstance(name_or_path, (str, Path)) or not str(name_or_path).strip():
+        raise InvalidArgument(f"{kind} must be a bundled name or a path to a TOML file, got {name_or_path!r}")
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists() or len(p.parts) > 1:
         if not p.exists():

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..executors import Progress, check_scheduler, map_tasks
 from ..validate import check_count
-from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h, check_trial_size,
-                    exposure, load_trial, merge_outcomes, patient_table, plan_arm, sample_trial, summarise, tumour_inputs)
+from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h,
+                    check_trial_size, exposure, load_trial, merge_outcomes, patient_table, plan_arm, sample_trial,
+                    summarise, tumour_inputs)
 
 #: patients per task: ~120 MB of hourly concentrations and daily rates per task for a 24-month trial
 DEFAULT_BLOCK = 1000
