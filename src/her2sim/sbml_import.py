@@ -59,13 +59,14 @@ How SBML maps onto her2sim (the API other modules, e.g. PEtab, rely on)
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from . import expr as ex
 from .errors import OptionalDependencyError, SBMLImportError, UnsupportedSBMLError
-from .spec import Compartment, Expression, ModelSpec, Observable, Parameter, Reaction, Species
+from .spec import Compartment, Drug, Expression, ModelSpec, Observable, Parameter, Reaction, Species
 
 __all__ = ["import_sbml", "name_map", "RESERVED_NAMES"]
 
@@ -560,8 +561,13 @@ def _topological(expressions: dict) -> list:
     return order
 
 
-def import_sbml(source: str | Path) -> ModelSpec:
+def import_sbml(source: str | Path, *, inputs=()) -> ModelSpec:
     """Import an SBML Level 2/3 core model (a path or the XML text) as a ModelSpec.
+
+    ``inputs``: SBML ids of constant parameters to expose as her2sim *drugs* (dose parameters),
+    so that ``simulate(drugs=...)``, screens and sweeps can set them by name, e.g.
+    ``import_sbml("m.xml", inputs=["EGF"])`` then ``dose_response(spec, "EGF", [0, 1, 10], "S@5")``.
+    Doses are numbers in the parameter's own unit (no unit conversion).
 
     Raises :class:`~her2sim.errors.UnsupportedSBMLError` (one line: construct and element id) for
     anything outside the supported set (see the module docstring), :class:`SBMLImportError` for
@@ -569,4 +575,20 @@ def import_sbml(source: str | Path) -> ModelSpec:
     """
     libsbml = _libsbml()
     doc, label = _read(source, libsbml)
-    return _Importer(doc, label, libsbml).build()
+    spec = _Importer(doc, label, libsbml).build()
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not inputs:
+        return spec
+    names = dict(spec.name_map)
+    params = {p.name: p for p in spec.parameters}
+    drugs, new_params = [], list(spec.parameters)
+    for sid in inputs:
+        name = names.get(sid, sid)
+        if name not in params:
+            raise SBMLImportError(f"inputs: {sid!r} is not a constant parameter of the model; inputs must be "
+                                  f"among {sorted(params)[:20]}")
+        drugs.append(Drug(name, (sid,) if sid != name else (), "SBML input parameter", (), f"sets parameter {sid}",
+                          name, None, "SBML", label))
+        new_params = [replace(p, is_input=True) if p.name == name else p for p in new_params]
+    return replace(spec, drugs=tuple(drugs), parameters=tuple(new_params))

@@ -91,6 +91,15 @@ def model_time(network: Network, value, *, what: str = "time") -> float:
 def dose_nM(network: Network, drug: str, dose) -> tuple[str, float]:
     """Resolve a drug name/alias and convert its dose to nM; returns (dose_parameter, nM)."""
     d = network.spec.drug(drug)
+    if d.drug_class == "SBML input parameter":  # an imported model's parameter, in its own unit
+        try:
+            nm = float(dose)
+        except (TypeError, ValueError):
+            raise UnitError(f"dose of {drug}: {dose!r} is not a number; an SBML input parameter takes a plain "
+                            "number in the parameter's own unit") from None
+        if not np.isfinite(nm) or nm < 0:
+            raise UnitError(f"dose of {drug}: {dose!r} is negative or not finite; doses must be >= 0")
+        return d.dose_parameter, nm
     nm = convert(dose, "nM", what=f"dose of {drug}", molecular_weight=d.molecular_weight_g_per_mol)
     if not np.isfinite(nm) or nm < 0:
         raise UnitError(f"dose of {drug}: {dose!r} is negative or not finite; doses must be >= 0 (use 0 for no drug)")
