@@ -141,8 +141,13 @@ def test_reserved_ids_are_renamed_deterministically_and_exposed():
 REFUSED = [
     ("algebraic_rule", '<listOfRules><algebraicRule><math {m}><apply><minus/><ci>p</ci><cn>1</cn></apply></math>'
                        '</algebraicRule></listOfRules>', "algebraic rule"),
-    ("event", '<listOfEvents><event id="ev" useValuesFromTriggerTime="true"><trigger initialValue="true" '
-              'persistent="true"><math {m}><true/></math></trigger></event></listOfEvents>', "event in 'ev'"),
+    ("state_event", '<listOfEvents><event id="ev" useValuesFromTriggerTime="true"><trigger initialValue="true" '
+                    'persistent="true"><math {m}><apply><gt/><ci>p</ci><cn>1</cn></apply></math></trigger></event>'
+                    '</listOfEvents>', "(state-triggered event) in 'ev'"),
+    ("event_delay", '<listOfEvents><event id="ev" useValuesFromTriggerTime="true"><trigger initialValue="true" '
+                    'persistent="true"><math {m}><apply><geq/><csymbol encoding="text" definitionURL='
+                    '"http://www.sbml.org/sbml/symbols/time">t</csymbol><cn>1</cn></apply></math></trigger>'
+                    '<delay><math {m}><cn>1</cn></math></delay></event></listOfEvents>', "event with delay in 'ev'"),
     ("delay", '<listOfRules><assignmentRule variable="p"><math {m}><apply><csymbol encoding="text" '
               'definitionURL="http://www.sbml.org/sbml/symbols/delay">d</csymbol><ci>k</ci><cn>1</cn></apply>'
               '</math></assignmentRule></listOfRules>', "MathML delay in 'assignmentRule p'"),
@@ -213,6 +218,66 @@ def test_dose_response_screen_on_an_sbml_model_on_both_engines():
         fu = ds.fraction_unaffected.values[0]
         assert (ds.status.values == "ok").all() and np.all(np.diff(fu) < 0) and fu[-1] < 0.1
     np.testing.assert_allclose(by_engine[0].readout.values, by_engine[1].readout.values, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- timed events
+TIME = '<csymbol encoding="text" definitionURL="http://www.sbml.org/sbml/symbols/time">t</csymbol>'
+DOSING = sbml(f"""
+  <listOfCompartments><compartment id="c" size="1" constant="true"/></listOfCompartments>
+  <listOfSpecies><species id="S" compartment="c" initialConcentration="1" hasOnlySubstanceUnits="false"
+    boundaryCondition="false" constant="false"/></listOfSpecies>
+  <listOfParameters><parameter id="k" value="0.5" constant="false"/><parameter id="t_dose" value="2" constant="true"/>
+    <parameter id="dose" value="3" constant="true"/></listOfParameters>
+  <listOfReactions><reaction id="decay" reversible="false">
+    <listOfReactants><speciesReference species="S" stoichiometry="1" constant="true"/></listOfReactants>
+    <kineticLaw><math {MATH}><apply><times/><ci>k</ci><ci>S</ci></apply></math></kineticLaw></reaction></listOfReactions>
+  <listOfEvents>
+    <event id="bolus" useValuesFromTriggerTime="true"><trigger initialValue="false" persistent="true">
+      <math {MATH}><apply><geq/>{TIME}<ci>t_dose</ci></apply></math></trigger>
+      <listOfEventAssignments><eventAssignment variable="S"><math {MATH}><apply><plus/><ci>S</ci><ci>dose</ci></apply>
+      </math></eventAssignment></listOfEventAssignments></event>
+    <event id="faster" useValuesFromTriggerTime="true"><trigger initialValue="false" persistent="true">
+      <math {MATH}><apply><gt/>{TIME}<cn>3</cn></apply></math></trigger>
+      <listOfEventAssignments><eventAssignment variable="k"><math {MATH}><apply><times/><cn>2</cn><ci>k</ci></apply>
+      </math></eventAssignment></listOfEventAssignments></event>
+  </listOfEvents>""")
+
+
+def _dosing_closed_form(t, t_dose=2.0, dose=3.0):
+    s_dose = np.exp(-0.5 * t_dose) + dose  # just after the bolus
+    s3 = s_dose * np.exp(-0.5 * (3 - t_dose))
+    return np.where(t < t_dose, np.exp(-0.5 * t),
+                    np.where(t <= 3, s_dose * np.exp(-0.5 * (t - t_dose)), s3 * np.exp(-1.0 * (t - 3))))
+
+
+@pytest.mark.parametrize("engine", ["scipy", "batch"])
+def test_timed_events_apply_state_and_parameter_assignments_on_both_engines(engine):
+    from her2sim.batch import simulate_batch
+
+    spec = import_sbml(DOSING)
+    spec = replace(spec, observables=spec.observables + (Observable("k_now", ex.Sym("k"), "k", ""),))
+    net = her2sim.compile_network(spec)
+    t = np.array([0, 1, 2, 2.5, 3, 4, 5])
+    if engine == "scipy":
+        res = her2sim.simulate(net, time=5, t_eval=t, rtol=1e-10, atol=1e-12)
+    else:
+        res = simulate_batch(net, t_eval=t, rtol=1e-10, atol=1e-12).to_result(net)
+    # at t = 2 (time >= 2) the output shows the bolus; at t = 3 (time > 3) not yet the faster decay
+    np.testing.assert_allclose(res.values("S")[0], _dosing_closed_form(t), rtol=1e-7)
+    np.testing.assert_array_equal(res.values("k_now")[0], [0.5, 0.5, 0.5, 0.5, 0.5, 1.0, 1.0])
+
+
+def test_event_times_follow_the_parameters_per_condition():
+    net = her2sim.compile_network(import_sbml(DOSING))
+    P = np.tile(net.p0, (2, 1))
+    P[1, net.parameter_index("t_dose")] = 1.0
+    np.testing.assert_array_equal(net.event_times(P), [[2.0, 3.0], [1.0, 3.0]])
+    t = np.array([0, 1, 2, 4])
+    res = her2sim.simulate(net, time=4, t_eval=t, rtol=1e-10, atol=1e-12,
+                           conditions=[{}, {"parameters": {"t_dose": 1.0}}])
+    np.testing.assert_allclose(res.values("S")[1], _dosing_closed_form(t, t_dose=1.0), rtol=1e-7)
+    with pytest.raises(Her2simError, match="<= 0"):
+        her2sim.simulate(net, time=4, parameters={"t_dose": 0.0})
 
 
 # ----------------------------------------------------------------------------- round trip
