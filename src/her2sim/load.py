@@ -575,7 +575,7 @@ def load_model(model: str | Path = "default", *, variants: Sequence[str] = (), d
     ----------
     model : bundled model name (``"default"``), path to a model/module TOML file, or path to an
         SBML file (``.xml``/``.sbml``, imported by :func:`her2sim.sbml_import.import_sbml`; no
-        variants or drugs).
+        variants; ``drugs`` name constant SBML parameters to dose, e.g. in screens).
     variants : names of variant or background overlays, applied in order after the model's own.
     drugs : drug names or aliases (``"t-dm1"``) whose overlays are added (doses start at 0 nM).
 
@@ -584,12 +584,12 @@ def load_model(model: str | Path = "default", *, variants: Sequence[str] = (), d
     ModelFileError listing every problem found; UnknownNameError for unknown variant/drug names.
     """
     if is_sbml_path(model):
-        if variants or drugs:
-            raise ModelFileError("variants and drugs apply to her2sim TOML models, not to an imported SBML model",
+        if variants:
+            raise ModelFileError("variants apply to her2sim TOML models, not to an imported SBML model",
                                  path=str(model))
         from .sbml_import import import_sbml
 
-        return import_sbml(model)
+        return import_sbml(model, inputs=list(drugs))  # an SBML model's "drugs" are its input parameters
     path = resolve_model_path(model)
     root = models_dir()
     extra = [path.parent] if path.parent != root else []

@@ -39,6 +39,8 @@ class _Compiled:
     jac_scalar: Callable
     observables_array: Callable
     initial_array: Callable
+    event_times_array: Callable
+    event_values: tuple
 
 
 @dataclass(eq=False)
@@ -150,7 +152,12 @@ class Network:
             jac_scalar=dag.function(jac_ids, "scalar"),
             observables_array=dag.function(obs_ids, "array", into=True),
             initial_array=self._initial_function(pidx),
+            event_times_array=self._event_time_function(pidx),
+            event_values=tuple(tuple(ex.compile_expr(ex.simplify(ex.expand(node)), sidx, pidx)
+                                     for _, node in e.assignments) for e in spec.events),
         )
+        self._event_targets = tuple(tuple(("x", sidx[t]) if t in sidx else ("p", pidx[t]) for t, _ in e.assignments)
+                                    for e in spec.events)
         self.dag_size = len(dag.nodes)
 
     def _initial_function(self, pidx: Mapping[str, int]) -> Callable:
@@ -159,6 +166,39 @@ class Network:
         ids = [dag.intern(ex.simplify(ex.expand(s.initial_expr)) if s.initial_expr is not None else ex.Num(s.initial))
                for s in self.spec.species]
         return dag.function(ids, "array", into=True)
+
+    def _event_time_function(self, pidx: Mapping[str, int]) -> Callable:
+        dag = Dag({}, pidx)
+        ids = [dag.intern(ex.simplify(ex.expand(e.time))) for e in self.spec.events]
+        return dag.function(ids, "array", into=True)
+
+    @property
+    def event_names(self) -> tuple:
+        return tuple(e.name for e in self.spec.events)
+
+    @property
+    def event_strict(self) -> tuple:
+        """Per timed event: True when it fires just after its time (output at that time precedes it)."""
+        return tuple(e.strict for e in self.spec.events)
+
+    def event_times(self, p) -> np.ndarray:
+        """Times of the model's timed events: (n_params,) -> (K,), (B, n_params) -> (B, K)."""
+        p = np.asarray(p, dtype=float)
+        p2 = p[None, :] if p.ndim == 1 else p
+        out = self._eval.event_times_array([], np.ascontiguousarray(p2.T), np.empty((len(self.spec.events), p2.shape[0])))
+        return out[:, 0].copy() if p.ndim == 1 else out.T.copy()
+
+    def apply_events(self, events, x, p) -> tuple[np.ndarray, np.ndarray]:
+        """Apply the timed events ``events`` (indices) that fire together: every value is computed
+        from ``x`` (B, n_species) and ``p`` (B, n_params) before any is assigned. Returns new arrays."""
+        x2, p2 = np.array(x, dtype=float, ndmin=2), np.array(p, dtype=float, ndmin=2)
+        xT, pT = np.ascontiguousarray(x2.T), np.ascontiguousarray(p2.T)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            values = [(kind, i, np.broadcast_to(f(xT, pT), (x2.shape[0],)).copy())
+                      for k in events for (kind, i), f in zip(self._event_targets[k], self._eval.event_values[k])]
+        for kind, i, v in values:
+            (x2 if kind == "x" else p2)[:, i] = v
+        return x2, p2
 
     def initial_state(self, p) -> np.ndarray:
         """Initial state for parameters ``p``: (n_params,) -> (n_species,), (B, n_params) -> (B, n_species).

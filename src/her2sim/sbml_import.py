@@ -47,8 +47,18 @@ How SBML maps onto her2sim (the API other modules, e.g. PEtab, rely on)
   ``piecewise``, relations, ``and/or/xor/not/implies``, trigonometric and hyperbolic functions
   (and their inverses), ``floor``, ``ceiling``, ``root``, ``log`` with a base, ``min/max``,
   ``pi``, ``exponentiale``, ``avogadro``, ``true/false``, ``INF``/``NaN`` are supported.
+* **Events with time triggers** (``time >= t_e`` or ``time > t_e``, ``t_e`` an expression of
+  parameters, > 0; dose steps, washouts, parameter switches) become
+  :class:`~her2sim.spec.TimedEvent`\ s (``spec.events``): both engines stop exactly at
+  ``t_e`` (per condition: ``Network.event_times(P)`` is (B, K)) and apply every assignment of
+  the events firing together, computed from the values just before them; parameter changes
+  persist. Output at ``t_e`` shows the values after a ``>=`` event and before a ``>`` event
+  (which fires just after ``t_e``), as SBML prescribes.
 * **Refused** (:class:`~her2sim.errors.UnsupportedSBMLError`, one line naming construct and
-  element): algebraic rules, events, ``delay``, ``rateOf``, ``factorial``, ``quotient``/``rem``,
+  element): algebraic rules, state-triggered events (any other trigger), events with delay or
+  priority, events firing at or before t = 0, events that assign a compartment, a stoichiometry,
+  a value defined by an initial assignment or a parameter an initial assignment reads,
+  ``delay``, ``rateOf``, ``factorial``, ``quotient``/``rem``,
   fast reactions, rules or initial assignments on compartments that change in time (variable
   compartments), stoichiometry math or stoichiometries set by rules/assignments, conversion
   factors, reactions without kinetic law, species without an initial value, concentration
@@ -59,13 +69,14 @@ How SBML maps onto her2sim (the API other modules, e.g. PEtab, rely on)
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from . import expr as ex
 from .errors import OptionalDependencyError, SBMLImportError, UnsupportedSBMLError
-from .spec import Compartment, Expression, ModelSpec, Observable, Parameter, Reaction, Species
+from .spec import Compartment, Drug, Expression, ModelSpec, Observable, Parameter, Reaction, Species, TimedEvent
 
 __all__ = ["import_sbml", "name_map", "RESERVED_NAMES"]
 
@@ -152,8 +163,23 @@ class _Importer:
                 uri = ns.getURI(i)
                 if uri != core and self.doc.getPackageRequired(uri):
                     raise UnsupportedSBMLError("SBML Level 3 package", ns.getPrefix(i) or uri)
-        if m.getNumEvents():
-            raise UnsupportedSBMLError("event", m.getEvent(0).getId() or "event #1")
+        for i in range(m.getNumEvents()):
+            ev = m.getEvent(i)
+            eid = ev.getId() or f"event #{i + 1}"
+            if ev.isSetDelay():
+                raise UnsupportedSBMLError("event with delay", eid)
+            if ev.isSetPriority():
+                raise UnsupportedSBMLError("event priority", eid)
+            if not ev.isSetTrigger() or ev.getTrigger().getMath() is None:
+                raise UnsupportedSBMLError("element without math", eid)
+            for k in range(ev.getNumEventAssignments()):
+                var = ev.getEventAssignment(k).getVariable()
+                if var in self.compartments:
+                    raise UnsupportedSBMLError("variable compartment (event assigns a compartment size)", eid)
+                if var in self.species_refs:
+                    raise UnsupportedSBMLError("stoichiometry set by an event", eid)
+                if var in self.assign_rules:
+                    raise SBMLImportError(f"event {eid!r} assigns {var!r}, which an assignment rule sets")
         if self.level == 3 and m.isSetConversionFactor():
             raise UnsupportedSBMLError("conversion factor", m.getConversionFactor())
         for var in list(self.assign_rules) + list(self.rate_rules) + list(self.init_assign):
@@ -396,6 +422,7 @@ class _Importer:
                 v = ex.Num(s.getInitialConcentration())
                 init_raw[n[sid]] = ex.Bin("*", v, ex.Sym(cname)) if amount else v
         rate_rule_math = {var: self.math(rule, f"rateRule {var}") for var, rule in self.rate_rules.items()}
+        raw_events = [self.event_math(m.getEvent(i), i) for i in range(m.getNumEvents())]
         # reactions: kinetic laws with local parameters as global parameters
         rates: dict[str, ex.Node] = {}
         for rid, r in self.reactions.items():
@@ -496,6 +523,11 @@ class _Importer:
             resolve(name)
         ordered = _topological(expressions)
         exprs = tuple(Expression(k, node, ex.to_text(node), unit) for k, (node, unit) in ordered)
+        inlined: dict[str, ex.Node] = {}
+        for k, (node, _) in ordered:
+            inlined[k] = ex.substitute(node, inlined)
+        events = self.timed_events(raw_events, inlined, param_values, pidx, p0,
+                                   {k: resolved[k] for k in ia_constants}, {s[0] for s in states})
         observables = tuple(Observable(n[sid], ex.Sym(n[sid]), n[sid], "", description=self.species[sid].getName())
                             for sid in self.species)
         time_unit = self._time_unit()
@@ -503,7 +535,54 @@ class _Importer:
                          compartments=tuple(compartments), species=tuple(species), parameters=tuple(parameters),
                          expressions=exprs, reactions=tuple(reactions), observables=observables,
                          files=(self.label,), preequilibrate=False, nonnegative=False, time_unit=time_unit,
+                         events=events,
                          name_map=tuple(self.names.items()))
+
+    def event_math(self, ev, i: int):
+        """(id, trigger time expression, [(variable, value)], strict) of an event ``time >= t_e``
+        (or ``time > t_e``: strict); other triggers (state-triggered events) are refused."""
+        L, eid = self.L, ev.getId() or f"event #{i + 1}"
+        trig = ev.getTrigger().getMath()
+        kinds = [trig.getChild(k).getType() for k in range(trig.getNumChildren())]
+        ty, two = trig.getType(), len(kinds) == 2
+        if ty in (L.AST_RELATIONAL_GEQ, L.AST_RELATIONAL_GT) and two and kinds[0] == L.AST_NAME_TIME:
+            other, strict = trig.getChild(1), ty == L.AST_RELATIONAL_GT
+        elif ty in (L.AST_RELATIONAL_LEQ, L.AST_RELATIONAL_LT) and two and kinds[1] == L.AST_NAME_TIME:
+            other, strict = trig.getChild(0), ty == L.AST_RELATIONAL_LT
+        else:
+            raise UnsupportedSBMLError("event trigger other than time >= t_e (state-triggered event)", eid)
+        t_e = self.math(other, f"trigger of event {eid}")
+        assignments = []
+        for k in range(ev.getNumEventAssignments()):
+            ea = ev.getEventAssignment(k)
+            if ea.getMath() is None:
+                raise UnsupportedSBMLError("element without math", f"{eid}/{ea.getVariable()}")
+            if ea.getVariable() not in self.names:
+                raise SBMLImportError(f"event {eid!r} assigns unknown symbol {ea.getVariable()!r}")
+            assignments.append((self.names[ea.getVariable()], self.math(ea.getMath(), f"event {eid}")))
+        return eid, t_e, assignments, strict
+
+    def timed_events(self, raw_events, inlined, param_values, pidx, p0, ia_nodes, state_names) -> tuple:
+        """Validated :class:`TimedEvent` objects (expressions inlined, targets checked)."""
+        out = []
+        for eid, t_e, assignments, strict in raw_events:
+            t_node = ex.simplify(ex.substitute(t_e, inlined))
+            if not ex.free_names(t_node) <= set(param_values):
+                raise UnsupportedSBMLError("event trigger that depends on the state (state-triggered event)", eid)
+            when = _value(t_node, pidx, p0)
+            if not when > 0:  # also NaN
+                raise UnsupportedSBMLError("event firing at or before t = 0", eid)
+            checked = []
+            for target, value in assignments:
+                if target not in state_names and target not in param_values:
+                    raise UnsupportedSBMLError("event assigning a value defined by an initial assignment", eid)
+                users = [k for k, node in ia_nodes.items() if target in ex.free_names(node)]
+                if users:
+                    raise UnsupportedSBMLError("event assigning a parameter that an initial assignment reads",
+                                               f"{eid} -> {users[0]}")
+                checked.append((target, ex.simplify(ex.substitute(value, inlined))))
+            out.append(TimedEvent(eid, t_node, tuple(checked), strict))
+        return tuple(out)
 
     def _time_unit(self) -> str:
         """The model's time unit as pint text ("s", "min", "h", "day") or "model time" if undeclared
@@ -560,8 +639,13 @@ def _topological(expressions: dict) -> list:
     return order
 
 
-def import_sbml(source: str | Path) -> ModelSpec:
+def import_sbml(source: str | Path, *, inputs=()) -> ModelSpec:
     """Import an SBML Level 2/3 core model (a path or the XML text) as a ModelSpec.
+
+    ``inputs``: SBML ids of constant parameters to expose as her2sim *drugs* (dose parameters),
+    so that ``simulate(drugs=...)``, screens and sweeps can set them by name, e.g.
+    ``import_sbml("m.xml", inputs=["EGF"])`` then ``dose_response(spec, "EGF", [0, 1, 10], "S@5")``.
+    Doses are numbers in the parameter's own unit (no unit conversion).
 
     Raises :class:`~her2sim.errors.UnsupportedSBMLError` (one line: construct and element id) for
     anything outside the supported set (see the module docstring), :class:`SBMLImportError` for
@@ -569,4 +653,20 @@ def import_sbml(source: str | Path) -> ModelSpec:
     """
     libsbml = _libsbml()
     doc, label = _read(source, libsbml)
-    return _Importer(doc, label, libsbml).build()
+    spec = _Importer(doc, label, libsbml).build()
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not inputs:
+        return spec
+    names = dict(spec.name_map)
+    params = {p.name: p for p in spec.parameters}
+    drugs, new_params = [], list(spec.parameters)
+    for sid in inputs:
+        name = names.get(sid, sid)
+        if name not in params:
+            raise SBMLImportError(f"inputs: {sid!r} is not a constant parameter of the model; inputs must be "
+                                  f"among {sorted(params)[:20]}")
+        drugs.append(Drug(name, (sid,) if sid != name else (), "SBML input parameter", (), f"sets parameter {sid}",
+                          name, None, "SBML", label))
+        new_params = [replace(p, is_input=True) if p.name == name else p for p in new_params]
+    return replace(spec, drugs=tuple(drugs), parameters=tuple(new_params))

@@ -94,6 +94,15 @@ def model_time(network: Network, value, *, what: str = "time") -> float:
 def dose_nM(network: Network, drug: str, dose) -> tuple[str, float]:
     """Resolve a drug name/alias and convert its dose to nM; returns (dose_parameter, nM)."""
     d = network.spec.drug(drug)
+    if d.drug_class == "SBML input parameter":  # an imported model's parameter, in its own unit
+        try:
+            nm = float(dose)
+        except (TypeError, ValueError):
+            raise UnitError(f"dose of {drug}: {dose!r} is not a number; an SBML input parameter takes a plain "
+                            "number in the parameter's own unit") from None
+        if not np.isfinite(nm) or nm < 0:
+            raise UnitError(f"dose of {drug}: {dose!r} is negative or not finite; doses must be >= 0")
+        return d.dose_parameter, nm
     nm = convert(dose, "nM", what=f"dose of {drug}", molecular_weight=d.molecular_weight_g_per_mol)
     if not np.isfinite(nm) or nm < 0:
         raise UnitError(f"dose of {drug}: {dose!r} is negative or not finite; doses must be >= 0 (use 0 for no drug)")
@@ -410,6 +419,9 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     if preequilibrate:
         X0 = _preequilibrate_all(network, X0, P, status, single)
     out = np.full((len(conds), len(grid), network.n_species), np.nan)
+    if network.spec.events:  # model events: one condition at a time (each has its own event times)
+        use_block = False
+        P_model = np.empty((len(conds), len(grid), network.n_params))
     same_schedule = all(c.events == conds[0].events and set(c.doses) == set(conds[0].doses) for c in conds)
     if use_block and same_schedule and len(conds) > 1:
         ok = [i for i, s in enumerate(status) if s.ok]
@@ -423,6 +435,10 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
             if not status[i].ok:
                 continue
             try:
+                if network.spec.events:
+                    out[i], P_model[i] = _run_schedule_events(network, X0[i], P[i], c, grid, t_end, chosen, rtol,
+                                                              atol, max_steps)
+                    continue
                 out[i] = _run_schedule(network, X0[i], P[i], c, grid, t_end, chosen, rtol, atol, max_steps)
             except IntegrationError as exc:
                 if single:
@@ -430,7 +446,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                 status[i] = Status("failed", str(exc))
     if network.time_index is not None:  # model time is the output time, not its integrated copy
         out[:, :, network.time_index] = grid
-    P_t = _parameters_over_time(network, P, conds, grid)
+    P_t = P_model if network.spec.events else _parameters_over_time(network, P, conds, grid)
     obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(out.shape[0] * out.shape[1], network.n_params))
     obs = obs.reshape(len(conds), len(grid), -1)
     labels = tuple({**c.doses, **c.parameters} for c in conds)
@@ -481,6 +497,53 @@ def _run_schedule(network, x0, p, cond: Condition, grid, t_end, method, rtol, at
         out[sel] = y[keep]
         x = y[-1]
     return out
+
+
+def model_event_times(network: Network, p: np.ndarray) -> list[tuple[float, list[int]]]:
+    """[(t, [event indices])] of the model's timed events for parameters ``p``, ascending; events
+    at the same time are grouped (they fire together). Raises for a time <= 0 or NaN."""
+    times = network.event_times(p)
+    for k, t in enumerate(times):
+        if not t > 0:
+            raise UnitError(f"event {network.event_names[k]!r} fires at t = {t!r} <= 0 for these parameters; "
+                            "events at or before the start are not supported")
+    groups: dict[float, list[int]] = {}
+    for k in np.argsort(times, kind="stable"):
+        if np.isfinite(times[k]):
+            groups.setdefault(float(times[k]), []).append(int(k))
+    return sorted(groups.items())
+
+
+def _run_schedule_events(network, x0, p, cond: Condition, grid, t_end, method, rtol, atol, max_steps):
+    """Like _run_schedule, also stopping at the model's timed events and applying them: their
+    parameter changes persist; output at an event time shows the values after it (before it for
+    a strict event, which fires just after its time). Returns (states (T, n), parameters (T, n_params))."""
+    out = np.empty((len(grid), network.n_species))
+    p_out = np.empty((len(grid), network.n_params))
+    model_events = dict(model_event_times(network, _dosed(network, p, _doses_at(cond, 0.0))))
+    strict = network.event_strict
+    stops = sorted({te for te, _ in cond.events if 0 < te < t_end} | {te for te in model_events if te < t_end})
+    x, p_cur, t0 = np.asarray(x0, dtype=float), p.copy(), 0.0
+    for t1 in stops + [t_end]:
+        pd = _dosed(network, p_cur, _doses_at(cond, t0))
+        sel = ((grid > t0) | ((t0 == 0.0) & (grid == 0.0))) & (grid < t1)  # outputs at stops are written below
+        pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
+        y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
+        keep = np.isin(pts, grid[sel])
+        out[sel], p_out[sel] = y[keep], pd
+        x = y[-1]
+        fired = model_events.get(t1, [])
+        now, later = [k for k in fired if not strict[k]], [k for k in fired if strict[k]]
+        if now:
+            xs, ps = network.apply_events(now, x, _dosed(network, p_cur, _doses_at(cond, t1)))
+            x, p_cur = xs[0], ps[0]
+        at = grid == t1
+        out[at], p_out[at] = x, _dosed(network, p_cur, _doses_at(cond, t1))
+        if later and t1 < t_end:
+            xs, ps = network.apply_events(later, x, _dosed(network, p_cur, _doses_at(cond, t1)))
+            x, p_cur = xs[0], ps[0]
+        t0 = t1
+    return out, p_out
 
 
 def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol, max_steps):

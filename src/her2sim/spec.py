@@ -104,6 +104,23 @@ class Observable:
 
 
 @dataclass(frozen=True)
+class TimedEvent:
+    """An event at a time set by parameters (an SBML event triggered by ``time >= t_e``).
+
+    At ``t = time`` (an expression of parameters; model time, > 0) every assignment's value is
+    computed from the state and parameters just before the event, then assigned; ``assignments``
+    are (target, value) pairs whose target is a species (state) or a parameter name. Output at
+    the event time shows the values after it, unless ``strict`` (SBML ``time > t_e``: the event
+    fires just after ``t_e``, so output at ``t_e`` shows the values before it).
+    """
+
+    name: str
+    time: Node
+    assignments: tuple[tuple[str, Node], ...]
+    strict: bool = False
+
+
+@dataclass(frozen=True)
 class Drug:
     """A drug overlay: class, targets, and the input parameter its dose sets (nM)."""
 
@@ -151,6 +168,8 @@ class ModelSpec:
     time_unit: str = "h"
     #: (SBML id, her2sim name) pairs of an imported model (names differ only for reserved ids)
     name_map: tuple[tuple[str, str], ...] = ()
+    #: time-triggered events (imported SBML models); both engines stop at each and apply it
+    events: tuple[TimedEvent, ...] = ()
 
     @property
     def species_names(self) -> tuple[str, ...]:
