@@ -307,3 +307,24 @@ def test_cli_fit_writes_tables_and_figures(decay, tmp_path, capsys):
     assert main(["fit", decay.path, "--starts", "2"]) == 2     # a fit needs --out
     assert main(["fit", str(tmp_path / "missing.yaml"), "--evaluate"]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_her2sim_lapatinib_problem_reproduces_her2sim_simulate():
+    """models/calibration/her2_lapatinib: the default network exported to SBML, re-imported and
+    simulated on the batch path from PEtab tables equals her2sim.simulate (scipy path, TOML model)."""
+    pytest.importorskip("libsbml")
+    import her2sim
+    from her2sim.fit.export import EXAMPLE_DOSES_nM, EXAMPLE_TIMES_h
+
+    path = Path(__file__).parents[1] / "models" / "calibration" / "her2_lapatinib" / "her2_lapatinib.yaml"
+    problem = read_problem(path)
+    ev = Objective(problem).evaluate(problem.nominal())
+    assert ev.ok[0]
+    for d in EXAMPLE_DOSES_nM:
+        res = her2sim.simulate("default", drugs={"lapatinib": f"{d} nM"}, t_eval=list(EXAMPLE_TIMES_h),
+                               time=f"{EXAMPLE_TIMES_h[-1]} h", rtol=1e-10, atol=1e-12)
+        for o in ("pAKT", "pERK"):
+            ks = [k for k, m in enumerate(problem.measurements)
+                  if m.condition == f"lapatinib_{int(d)}nM" and m.observable == f"obs_{o}"]
+            np.testing.assert_allclose(ev.simulated[0, ks], np.ravel(res.values(o)), rtol=1e-5, err_msg=f"{o} {d}")

@@ -382,7 +382,12 @@ def read_problem(yaml_path, *, model=None) -> PetabProblem:
 
     Raises :class:`PetabError` naming the table, row and column of the first problem found.
     """
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        from ..errors import OptionalDependencyError
+
+        raise OptionalDependencyError("pyyaml", "fit", "reading a PEtab problem YAML") from None
 
     path = Path(yaml_path)
     if not path.is_file():
