@@ -328,3 +328,20 @@ def test_her2sim_lapatinib_problem_reproduces_her2sim_simulate():
             ks = [k for k, m in enumerate(problem.measurements)
                   if m.condition == f"lapatinib_{int(d)}nM" and m.observable == f"obs_{o}"]
             np.testing.assert_allclose(ev.simulated[0, ks], np.ravel(res.values(o)), rtol=1e-5, err_msg=f"{o} {d}")
+
+
+def test_start_groups_are_picklable_tasks_for_any_scheduler(decay):
+    """map_tasks sends (problem, options, max_evaluations) to workers: it must pickle, and a group of
+    starts run as one task equals the same starts fitted one by one."""
+    import pickle
+
+    from her2sim.fit.optimize import local_fit, run_starts, start_points
+
+    obj = Objective(decay)
+    shared = pickle.loads(pickle.dumps((decay, {"rtol": 1e-8, "atol": 1e-12}, 50)))
+    X0 = start_points(obj, 2, seed=4)
+    together = run_starts(shared, [0, 1], X0)
+    for k in range(2):
+        alone = local_fit(obj, X0[k], max_evaluations=50)
+        assert together[k]["nllh"] == pytest.approx(alone.nllh, rel=1e-9)
+        np.testing.assert_allclose(together[k]["x"], alone.x, rtol=1e-7, atol=1e-9)
