@@ -4,7 +4,6 @@ pre-equilibration and steady-state measurements, finite-difference gradients, re
 parameters within profile intervals, resume, bad input (one line naming table, row, column), CLI."""
 
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import Her2simError
 from .objective import Objective
-from .problem import PetabProblem, from_scale
+from .problem import PetabProblem
 
 
 @dataclass(frozen=True)
@@ -342,4 +342,5 @@ def parameter_table(problem: PetabProblem, theta) -> "pandas.DataFrame":  # noqa
     return pd.DataFrame(rows)
 
 
-__all__ = ["StartResult", "FitResult", "latin_hypercube", "local_fit", "fit", "parameter_table", "from_scale"]
+__all__ = ["StartResult", "FitResult", "Lockstep", "latin_hypercube", "local_fit", "local_fits", "fit",
+           "parameter_table"]
