@@ -4,7 +4,6 @@ pre-equilibration and steady-state measurements, finite-difference gradients, re
 parameters within profile intervals, resume, bad input (one line naming table, row, column), CLI."""
 
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -307,3 +306,41 @@ def test_cli_fit_writes_tables_and_figures(decay, tmp_path, capsys):
     assert main(["fit", decay.path, "--starts", "2"]) == 2     # a fit needs --out
     assert main(["fit", str(tmp_path / "missing.yaml"), "--evaluate"]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_her2sim_lapatinib_problem_reproduces_her2sim_simulate():
+    """models/calibration/her2_lapatinib: the default network exported to SBML, re-imported and
+    simulated on the batch path from PEtab tables equals her2sim.simulate (scipy path, TOML model)."""
+    pytest.importorskip("libsbml")
+    import her2sim
+    from her2sim.fit.export import EXAMPLE_DOSES_nM, EXAMPLE_TIMES_h
+
+    path = Path(__file__).parents[1] / "models" / "calibration" / "her2_lapatinib" / "her2_lapatinib.yaml"
+    problem = read_problem(path)
+    ev = Objective(problem).evaluate(problem.nominal())
+    assert ev.ok[0]
+    for d in EXAMPLE_DOSES_nM:
+        res = her2sim.simulate("default", drugs={"lapatinib": f"{d} nM"}, t_eval=list(EXAMPLE_TIMES_h),
+                               time=f"{EXAMPLE_TIMES_h[-1]} h", rtol=1e-10, atol=1e-12)
+        for o in ("pAKT", "pERK"):
+            ks = [k for k, m in enumerate(problem.measurements)
+                  if m.condition == f"lapatinib_{int(d)}nM" and m.observable == f"obs_{o}"]
+            np.testing.assert_allclose(ev.simulated[0, ks], np.ravel(res.values(o)), rtol=1e-5, err_msg=f"{o} {d}")
+
+
+def test_start_groups_are_picklable_tasks_for_any_scheduler(decay):
+    """map_tasks sends (problem, options, max_evaluations) to workers: it must pickle, and a group of
+    starts run as one task equals the same starts fitted one by one."""
+    import pickle
+
+    from her2sim.fit.optimize import local_fit, run_starts, start_points
+
+    obj = Objective(decay)
+    shared = pickle.loads(pickle.dumps((decay, {"rtol": 1e-8, "atol": 1e-12}, 50)))
+    X0 = start_points(obj, 2, seed=4)
+    together = run_starts(shared, [0, 1], X0)
+    for k in range(2):
+        alone = local_fit(obj, X0[k], max_evaluations=50)
+        assert together[k]["nllh"] == pytest.approx(alone.nllh, rel=1e-9)
+        np.testing.assert_allclose(together[k]["x"], alone.x, rtol=1e-7, atol=1e-9)

@@ -606,7 +606,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     out = job.states
     out[lo:hi].fill(np.nan)
     span = t_end - job.t0
-    h_floor = 16 * np.finfo(float).eps * max(abs(job.t0), abs(t_end), span)
+    eps16 = 16 * np.finfo(float).eps
+    h_floor = eps16 * span  # plus 16 eps |t| below: the spacing of floats near t
 
     def rhs(y, P):
         return net.rhs_T(y, P)
@@ -777,7 +778,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
                                          f"min x = {ymin[k]:.3g} nM); check for an unphysical parameter")
                 status[idx[k] - offset] = DIVERGED
                 done[k] = True
-        tiny = ~done & (h < h_floor * np.maximum(1.0, np.abs(t)))
+        tiny = ~done & (h < np.maximum(h_floor, eps16 * np.abs(t)))
         for k in np.nonzero(tiny)[0]:
             messages[int(idx[k])] = (f"step size underflow (h={h[k]:.3g} h) at t={t[k]:.6g} h: the tolerance "
                                      "cannot be met; try a looser rtol/atol or check parameters")

@@ -496,10 +496,18 @@ class Objective:
 
     def nllh_and_gradient(self, x, active=None) -> tuple:
         """(nllh, gradient (n,)) at x by central differences over ``active``, 2n+1 points in one batch."""
-        X, h = self.perturbations(x, active)
-        v = self.evaluate(self.theta(X)).nllh
-        n = len(h)
-        return float(v[0]), (v[1:n + 1] - v[n + 1:]) / (2 * h)
+        return self.nllh_and_gradient_many([x], active)[0]
+
+    def nllh_and_gradient_many(self, xs, active=None) -> list:
+        """[(nllh, gradient)] for several points, all (2n+1) x len(xs) evaluations in one batch."""
+        parts = [self.perturbations(x, active) for x in xs]
+        v = self.evaluate(self.theta(np.vstack([X for X, _ in parts]))).nllh
+        out, at = [], 0
+        for X, h in parts:
+            n, w = len(h), v[at:at + len(X)]
+            out.append((float(w[0]), (w[1:n + 1] - w[n + 1:]) / (2 * h)))
+            at += len(X)
+        return out
 
     def residual_parts(self, ev: Evaluation) -> np.ndarray:
         """(K, R) least-squares residuals with 0.5 * sum(r^2) = nllh + constant (normal noise only).
@@ -540,13 +548,21 @@ class Objective:
         return np.stack(cols, axis=1) if cols else np.zeros((x.shape[0], 0))
 
     def residuals_and_jacobian(self, x, active=None) -> tuple:
-        """(r (R,), J (R, n), Evaluation) at x; J by central differences over ``active`` in one batch."""
-        X, h = self.perturbations(x, active)
+        """(r (R,), J (R, n), nllh) at x; J by central differences over ``active`` in one batch."""
+        return self.residuals_and_jacobian_many([x], active)[0]
+
+    def residuals_and_jacobian_many(self, xs, active=None) -> list:
+        """[(r, J, nllh)] for several points, all (2n+1) x len(xs) evaluations in one batch."""
+        parts = [self.perturbations(x, active) for x in xs]
+        X = np.vstack([X for X, _ in parts])
         ev = self.evaluate(self.theta(X))
         R = np.concatenate([self.residual_parts(ev), self.prior_residuals(X)], axis=1)
-        n = len(h)
-        J = (R[1:n + 1] - R[n + 1:]).T / (2 * h)
-        return R[0], J, ev
+        out, at = [], 0
+        for Xk, h in parts:
+            n, Rk = len(h), R[at:at + len(Xk)]
+            out.append((Rk[0], (Rk[1:n + 1] - Rk[n + 1:]).T / (2 * h), float(ev.nllh[at])))
+            at += len(Xk)
+        return out
 
     def simulation_table(self, theta) -> "pandas.DataFrame":  # noqa: F821
         """PEtab simulation table (the measurement table with ``simulation`` instead of ``measurement``)."""

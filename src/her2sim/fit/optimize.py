@@ -1,6 +1,6 @@
 """Multi-start local optimisation of a PEtab objective within bounds on the parameter scale.
 
-Each start is an independent task ``run_start(shared, index, x0)`` run with
+Groups of starts are tasks ``run_starts(shared, indices, X0)`` run with
 :func:`her2sim.executors.map_tasks`, so starts go to this process, local processes or a Dask
 cluster. Starting points are a Latin hypercube over the bounds (McKay, Beckman & Conover,
 Technometrics 1979) from a seeded generator. With Gaussian noise and normal (or no) priors the
@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import Her2simError
 from .objective import Objective
-from .problem import PetabProblem, from_scale
+from .problem import PetabProblem
 
 
 @dataclass(frozen=True)
@@ -104,16 +104,68 @@ def _options(objective: Objective) -> dict:
             "fd_step": objective.fd_step, "max_steps": objective.max_steps}
 
 
+class Lockstep:
+    """Evaluate the requests of several optimiser threads together, in one batch.
+
+    Each thread calls :meth:`call` with its point and blocks; when every running thread has a
+    request waiting, the last one to arrive evaluates all of them with ``fn_many(points)`` (one
+    batch-path integration for all starts and perturbations) and wakes the others. A thread that
+    finishes calls :meth:`leave`. With one thread this is a plain call.
+    """
+
+    def __init__(self, fn_many, threads: int):
+        import threading
+
+        self.fn_many, self.running = fn_many, threads
+        self.cond = threading.Condition()
+        self.pending: dict = {}
+        self.results: dict = {}
+        self.error = None
+
+    def _flush(self) -> None:
+        keys = list(self.pending)
+        try:
+            values = self.fn_many([self.pending[k] for k in keys])
+        except BaseException as exc:  # re-raised in every waiting thread
+            self.error = exc
+            values = [None] * len(keys)
+        self.results.update(zip(keys, values))
+        self.pending.clear()
+        self.cond.notify_all()
+
+    def call(self, key, x):
+        with self.cond:
+            self.pending[key] = x
+            if len(self.pending) >= self.running:
+                self._flush()
+            while key not in self.results and self.error is None:
+                self.cond.wait()
+            if self.error is not None:
+                raise self.error
+            return self.results.pop(key)
+
+    def leave(self) -> None:
+        with self.cond:
+            self.running -= 1
+            if self.pending and len(self.pending) >= self.running:
+                self._flush()
+
+
 def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int = 200,
-              active=None) -> StartResult:
+              active=None, evaluate=None) -> StartResult:
     """One bounded local optimisation from ``x0`` (parameter scale) over the ``active`` indices
-    (default: all; the others stay at their ``x0`` values, as in a profile)."""
+    (default: all; the others stay at their ``x0`` values, as in a profile). ``evaluate(x)``
+    returns (r, J) or (f, g) for the optimiser; default: the objective's batched differences."""
     from scipy.optimize import least_squares, minimize
 
     clock = time.perf_counter()
     x0 = np.clip(np.asarray(x0, dtype=float), objective.lower, objective.upper)
     act = np.arange(len(x0)) if active is None else np.asarray(active, dtype=np.intp)
     lo, hi = objective.lower[act], objective.upper[act]
+    squares = not objective.least_squares_refusal()
+    if evaluate is None:
+        evaluate = (lambda x: objective.residuals_and_jacobian(x, act)) if squares else \
+            (lambda x: objective.nllh_and_gradient(x, act))
 
     def full(y):
         x = x0.copy()
@@ -123,7 +175,7 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
     count = [0]
     y0 = x0[act]
     try:
-        if not objective.least_squares_refusal():
+        if squares:
             memo: dict = {}
 
             def both(y):
@@ -131,7 +183,7 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
                 if key not in memo:
                     memo.clear()
                     count[0] += 1
-                    r, J, _ = objective.residuals_and_jacobian(full(y), act)
+                    r, J, _ = evaluate(full(y))
                     memo[key] = (r, np.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0))
                 return memo[key]
 
@@ -143,14 +195,14 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
         else:
             def fg(y):
                 count[0] += 1
-                f, g = objective.nllh_and_gradient(full(y), act)
+                f, g = evaluate(full(y))
                 return (f, g) if np.isfinite(f) else (1e30, np.zeros_like(y))
 
             res = minimize(fg, y0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
                            options={"maxfun": max_evaluations, "maxiter": max_evaluations})
             status = "converged" if res.success else ("max_evaluations" if res.status == 1 else "failed")
         x, message = full(res.x), str(res.message)
-        value = float(objective.nllh(x))
+        value = float(evaluate(x)[2 if squares else 0])
         if not np.isfinite(value):
             status, message = "failed", "the model cannot be simulated at the end point"
     except Her2simError as exc:
@@ -159,10 +211,42 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
                        time.perf_counter() - clock)
 
 
-def run_start(shared, index: int, x0) -> dict:
-    """Task for :func:`her2sim.executors.map_tasks`: ``shared = (problem, options, max_evaluations)``."""
+def local_fits(objective: Objective, X0, *, indices=None, max_evaluations: int = 200) -> list:
+    """Local fits from every row of X0 (S, n_free), run in lockstep threads: each round of
+    objective evaluations of all S optimisers is one batch-path integration."""
+    import threading
+
+    X0 = np.atleast_2d(np.asarray(X0, dtype=float))
+    indices = list(range(len(X0))) if indices is None else list(indices)
+    squares = not objective.least_squares_refusal()
+    many = objective.residuals_and_jacobian_many if squares else objective.nllh_and_gradient_many
+    step = Lockstep(many, len(X0))
+    results: list = [None] * len(X0)
+
+    def worker(k):
+        try:
+            results[k] = local_fit(objective, X0[k], index=indices[k], max_evaluations=max_evaluations,
+                                   evaluate=lambda x: step.call(k, x))
+        finally:
+            step.leave()
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(len(X0))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if step.error is not None:
+        raise step.error
+    return results
+
+
+def run_starts(shared, indices, X0) -> list:
+    """Task for :func:`her2sim.executors.map_tasks`: a group of starts in lockstep.
+    ``shared = (problem, options, max_evaluations)``; returns one dict per start."""
     problem, options, max_evaluations = shared
-    return asdict(local_fit(Objective(problem, **options), x0, index=index, max_evaluations=max_evaluations))
+    fits = local_fits(Objective(problem, **options), np.asarray(X0), indices=indices,
+                      max_evaluations=max_evaluations)
+    return [asdict(r) for r in fits]
 
 
 def start_points(objective: Objective, starts: int, seed) -> np.ndarray:
@@ -171,7 +255,8 @@ def start_points(objective: Objective, starts: int, seed) -> np.ndarray:
 
 
 def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=None, resume: bool = False,
-        objective: Objective | None = None, max_evaluations: int = 200, progress: bool = False) -> FitResult:
+        objective: Objective | None = None, max_evaluations: int = 200, progress: bool = False,
+        group: int | None = None) -> FitResult:
     """Multi-start fit of a PEtab problem.
 
     Parameters
@@ -182,6 +267,8 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
     out : directory for per-start JSON files (``starts/``); with ``resume`` finished starts are reused.
     objective : an :class:`Objective` (for its tolerances and step); default ``Objective(problem)``.
     max_evaluations : objective+derivative evaluations per start.
+    group : starts optimised together in lockstep per task (default: all starts in this process;
+        one group per core on other schedulers). With ``out``, groups are also the unit of saving.
     """
     from ..executors import Progress, map_tasks
 
@@ -204,20 +291,26 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
     todo = [(i, X0[i]) for i in range(int(starts)) if i not in done]
     shared = (problem, _options(objective), int(max_evaluations))
     bar = Progress(len(todo), enabled=progress, what="fit", unit="starts") if progress else None
-    # in rounds (one start locally, one per core otherwise) so an interruption loses one round at most
+    # groups of starts run in lockstep (one batch integration per round of evaluations); with an
+    # output folder each group's starts are written when it finishes, so an interruption loses one group
     from ..executors import cores
 
-    size = len(todo) if folder is None else (1 if scheduler in (None, "local") else 2 * cores())
+    if group is None:
+        group = max(1, len(todo) if scheduler in (None, "local") else -(-len(todo) // cores()))
+        if folder is not None:
+            group = min(group, 10)
+    groups = [todo[lo:lo + group] for lo in range(0, len(todo), max(int(group), 1))]
+    rounds = [groups] if folder is None else [[g] for g in groups]
     results = []
-    for lo in range(0, len(todo), max(size, 1)):
-        batch = todo[lo:lo + max(size, 1)]
-        got = map_tasks(run_start, shared, batch, scheduler=scheduler)
-        for r in got:
-            if folder is not None:
-                (folder / f"start_{r['index']:04d}.json").write_text(json.dumps({**r, "seed": _seed_key(seed)}))
-            if bar is not None:
-                bar.update(1, failed=int(r["status"] == "failed"))
-        results.extend(got)
+    for batch in rounds:
+        tasks = [([i for i, _ in g], np.array([x for _, x in g])) for g in batch]
+        for got in map_tasks(run_starts, shared, tasks, scheduler=scheduler):
+            for r in got:
+                if folder is not None:
+                    (folder / f"start_{r['index']:04d}.json").write_text(json.dumps({**r, "seed": _seed_key(seed)}))
+                if bar is not None:
+                    bar.update(1, failed=int(r["status"] == "failed"))
+            results.extend(got)
     if bar is not None:
         bar.close()
     for r in results:
@@ -249,4 +342,5 @@ def parameter_table(problem: PetabProblem, theta) -> "pandas.DataFrame":  # noqa
     return pd.DataFrame(rows)
 
 
-__all__ = ["StartResult", "FitResult", "latin_hypercube", "local_fit", "fit", "parameter_table", "from_scale"]
+__all__ = ["StartResult", "FitResult", "Lockstep", "latin_hypercube", "local_fit", "local_fits", "fit",
+           "parameter_table"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -111,7 +111,6 @@ class PetabProblem:
     observables: Mapping[str, ObservableRow]
     conditions: Mapping[str, Mapping[str, object]]
     measurements: tuple
-    compartments: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def parameter_ids(self) -> tuple:
@@ -382,7 +381,12 @@ def read_problem(yaml_path, *, model=None) -> PetabProblem:
 
     Raises :class:`PetabError` naming the table, row and column of the first problem found.
     """
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        from ..errors import OptionalDependencyError
+
+        raise OptionalDependencyError("pyyaml", "fit", "reading a PEtab problem YAML") from None
 
     path = Path(yaml_path)
     if not path.is_file():
@@ -465,7 +469,6 @@ def validate(problem: PetabProblem) -> PetabProblem:
                     continue
                 raise PetabError(f"observable table row {row} ({oid}) column {col!r}: {n!r} is not a model entity, "
                                  "a parameter-table id or a placeholder of this observable")
-    preeq_times: set = set()
     for m in problem.measurements:
         where = f"measurement table row {m.row}"
         if m.observable not in problem.observables:
@@ -486,5 +489,4 @@ def validate(problem: PetabProblem) -> PetabProblem:
         if o.transformation != "lin" and m.value <= 0:
             raise PetabError(f"{where} column 'measurement': observable {o.id!r} is on the {o.transformation} "
                              f"scale, so measurements must be > 0, got {m.value!r}")
-        preeq_times.add(m.time)
     return problem
