@@ -168,3 +168,14 @@ def test_concurrent_requests_from_a_class_get_the_same_answers(server, explorer)
     for body, reply in zip(bodies, replies):
         alone = explorer.simulate(parse_controls(body))
         assert reply["series"]["pAKT"]["treated"] == alone["series"]["pAKT"]["treated"]
+
+
+def test_a_port_in_use_is_one_clear_error_before_any_work():
+    from her2sim.explore.app import serve
+
+    busy = make_server(Explorer(), "127.0.0.1", 0)
+    try:
+        with pytest.raises(ExploreInputError, match=r"--port \d+: cannot listen .* --port 0 for any free port"):
+            serve(port=busy.server_address[1], open_browser=False)
+    finally:
+        busy.server_close()

@@ -56,7 +56,7 @@ def plot_km(result, *, ax=None):
     ax.set_xlabel("time (months)")
     ax.set_ylabel("progression-free survival (fraction)")
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)  # below: covers no curve
     ax.set_title("PFS (Kaplan-Meier)", fontsize=10)
     return ax
 
@@ -75,7 +75,8 @@ def plot_waterfall(result, *, ax=None):
     ax.set_xticks([])
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=f"C{k}", label=n) for k, n in enumerate(names)], fontsize=8)
+    ax.legend(handles=[Patch(color=f"C{k}", label=n) for k, n in enumerate(names)], fontsize=8,
+              loc="upper center", bbox_to_anchor=(0.5, -0.04), frameon=False)
     ax.set_title("waterfall (RECIST 1.1: -30% PR, +20% PD)", fontsize=10)
     return ax
 
@@ -104,15 +105,17 @@ def plot_forest(result, *, ax=None, arm: str | None = None):
     ax.xaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.5, 1, 2, 5]))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.set_xlabel(f"PFS hazard ratio, {arm} vs {result.spec.control.name} (log scale)", fontsize=9)
-    ax.set_title("subgroups", fontsize=10)
+    import textwrap
+
+    ax.set_xlabel("PFS hazard ratio (log scale)\n< 1 favours the experimental arm", fontsize=9)
+    ax.set_title(textwrap.fill(f"subgroups: {arm} vs {result.spec.control.name}", 42), fontsize=10)
     return ax
 
 
 def trial_figure(result, path=None):
     """A three-panel figure (KM, waterfall, forest); saved to ``path`` if given. Returns the Figure."""
     plt = _plt()
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, ax = plt.subplots(1, 3, figsize=(15, 5.5))
     plot_km(result, ax=ax[0])
     plot_waterfall(result, ax=ax[1])
     plot_forest(result, ax=ax[2])
