@@ -157,3 +157,25 @@ def test_http_api_does_not_serve_other_files(server):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(server + path, timeout=10)
         assert err.value.code == 404
+
+
+def test_concurrent_requests_from_a_class_get_the_same_answers(server, explorer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"drugs": {"lapatinib": d}, "hours": 24} for d in (10, 100, 1000, 10, 100, 1000)]
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda b: _post(server + "/api/simulate", json.dumps(b).encode())[1], bodies))
+    for body, reply in zip(bodies, replies):
+        alone = explorer.simulate(parse_controls(body))
+        assert reply["series"]["pAKT"]["treated"] == alone["series"]["pAKT"]["treated"]
+
+
+def test_a_port_in_use_is_one_clear_error_before_any_work():
+    from her2sim.explore.app import serve
+
+    busy = make_server(Explorer(), "127.0.0.1", 0)
+    try:
+        with pytest.raises(ExploreInputError, match=r"--port \d+: cannot listen .* --port 0 for any free port"):
+            serve(port=busy.server_address[1], open_browser=False)
+    finally:
+        busy.server_close()

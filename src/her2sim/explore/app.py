@@ -194,6 +194,9 @@ class Explorer:
     networks: OrderedDict = field(default_factory=OrderedDict, repr=False)
     controls_cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: simulations run one at a time: the scipy path keeps a steady-state cache on each Network that
+    #: is not documented as thread-safe, and the GIL would serialise most of the work anyway
+    run_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def network(self, variants: tuple[str, ...]):
         """Compiled network for a variant set (compiled on first use, then cached)."""
@@ -225,8 +228,10 @@ class Explorer:
     def _run(self, controls: Controls, drugs: dict, events=()):
         from ..solve import simulate
 
-        return simulate(self.network(controls.variants), drugs=drugs, time=controls.hours,
-                        t_eval=self.times(controls.hours), parameters=controls.parameters(), events=events)
+        network = self.network(controls.variants)
+        with self.run_lock:
+            return simulate(network, drugs=drugs, time=controls.hours, t_eval=self.times(controls.hours),
+                            parameters=controls.parameters(), events=events)
 
     def control(self, controls: Controls):
         """Untreated control of the same cells and medium (cached)."""

@@ -125,7 +125,8 @@ LESSONS: tuple[Lesson, ...] = (
         "ER activity rising under lapatinib (red on the diagram); the viable-cell curves of "
         "lapatinib alone and with fulvestrant against the untreated control.",
         "Why does blocking HER2 make these cells more dependent on estrogen signalling?",
-        ("In tumours that express both HER2 and ER the two pathways restrain each other. AKT keeps "
+        ("In tumours that express both HER2 and ER, HER2/PI3K signalling holds ER back and makes the "
+         "tumour less sensitive to endocrine therapy (Rygiel 2020). AKT keeps "
          "FOXO3a out of the nucleus, and FOXO3a drives ESR1 (Guo & Sonenshein 2004); when HER2 is "
          "blocked, ER expression and activity rise and ER signalling carries proliferation. After two "
          "weeks of neoadjuvant lapatinib ER rose and 18 % of ER-negative tumours became ER-positive "
@@ -208,7 +209,7 @@ LESSONS: tuple[Lesson, ...] = (
          "EMILIA PIK3CA mutation shortened PFS on capecitabine plus lapatinib but not on T-DM1 "
          "(Baselga 2016).",
          "T-DXd's topoisomerase-I payload is membrane-permeable and leaves the target cell to kill "
-         "neighbours (the bystander effect); T-DM1's charged DM1 metabolite stays inside. In co-culture "
+         "neighbours (the bystander effect); T-DM1's payload stays in the target cell. In co-culture "
          "T-DXd, not T-DM1, killed HER2-negative cells next to HER2-positive ones (Ogitani 2016), which "
          "is why T-DXd works in HER2-low and heterogeneous tumours."),
         ("Baselga 2016 Clin Cancer Res 22:3755 (EMILIA)", "Ogitani 2016 Cancer Sci 107:1039"),
@@ -224,8 +225,8 @@ LESSONS: tuple[Lesson, ...] = (
         "pHER2 after the washout line: which drug's inhibition outlasts the drug?",
         "What does a covalent bond to the kinase change for a patient between doses?",
         ("Lapatinib binds the kinase reversibly: when the drug is removed it dissociates and pHER2 "
-         "recovers within hours. Neratinib forms a covalent bond with a cysteine of EGFR, HER2 and "
-         "HER4, so inhibition persists after washout until new receptor is made (Rabindran 2004).",
+         "recovers within hours. Neratinib binds the EGFR, HER2 and HER4 kinases covalently "
+         "(irreversibly), so inhibition persists after washout until new receptor is made (Rabindran 2004).",
          "Tucatinib is HER2-selective (over 1000-fold over EGFR in cells, Kulukian 2020): at equal HER2 "
          "inhibition it spares EGFR signalling, which is why it causes less EGFR-type toxicity; it also "
          "crosses the blood-brain barrier best of the TKIs (HER2CLIMB, in the review)."),

@@ -27,7 +27,7 @@
     return +v.toPrecision(3) + "";
   }
   function unitText(u, name) {
-    if (name && name.startsWith("viable_cells")) return "relative, 1 = at dosing";  // relative cell counts
+    if (name && name.startsWith("viable_cells")) return "relative to dosing";  // relative cell counts, 1 = at t = 0
     return u;
   }
 
