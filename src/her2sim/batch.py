@@ -326,8 +326,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
 #: most members integrated together in one process: the step's work arrays (~400 rows of B floats)
 #: then stay in cache. Measured on the HER2 model, rtol 1e-4, 8,000 members in one process (CPU
 #: time, best of 4, busy machine): slabs of 8,000 / 4,000 / 2,000 / 1,000 gave 3,326 / 3,927 /
-#: 3,827 / 3,141 conditions/s.
-SLAB = 3000
+#: 3,827 / 3,141 conditions/s. Smaller slabs pay more per-call overhead (~1 us per NumPy call).
+SLAB = 4000
 
 
 def slab_ranges(B: int, workers: int) -> list[tuple[int, int]]:
