@@ -232,8 +232,9 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         ``time_h`` is a scalar or (B,) array (``inf``/NaN: no change for that member); values are
         scalars or (B,) arrays (NaN: unchanged for that member). The integrator steps exactly to
         each time and continues with the new values; see :func:`breakpoints_from_conditions`.
-    workers : processes (one slab of the batch each; fork start method, Linux/macOS). Pin BLAS
-        to one thread per process (``OPENBLAS_NUM_THREADS=1``) when using more than one.
+    workers : processes (fork start method, Linux/macOS). The batch is integrated in slabs of at
+        most :data:`SLAB` members (cache-sized work arrays); workers take slabs from a queue, with
+        BLAS pinned to one thread each (threadpoolctl, if installed).
     progress : print progress to stderr.
     ordering : fill-reducing ordering of the sparse LU (see :func:`her2sim.sparse_lu.symbolic_lu`).
     fixed_step : integrate with this constant step (h) and no error control; for convergence
