@@ -106,6 +106,16 @@ def test_rodas5p_matches_radau_within_tolerance(model, rtol):
         assert err_in_tol(res.states[b], ref, rtol) < ERR_FACTOR_RODAS5P
 
 
+def test_auto_method_is_resolved_and_recorded():
+    net = net_of(MODELS / "binding.toml")
+    t = np.linspace(0, 4, 5)
+    for rtol, expected in ((1e-6, "rodas5p"), (1e-3, "rodas5p"), (1e-2, "rodas4")):
+        res = simulate_batch(net, t_eval=t, rtol=rtol, method="auto", certify=None)
+        assert res.attrs["method"] == expected
+        same = simulate_batch(net, t_eval=t, rtol=rtol, method=expected, certify=None)
+        np.testing.assert_array_equal(res.states, same.states)
+
+
 def test_robertson_long_horizon_conserves_mass_and_matches_radau():
     net = net_of(MODELS / "batch_robertson.toml")
     t = np.geomspace(1e-3, 1e5, 25)
