@@ -28,6 +28,7 @@ SIMULATE_CASES = [
     ("rtol-zero", {"rtol": 0.0}, InvalidArgument, "rtol"),
     ("rtol-two", {"rtol": 2.0}, InvalidArgument, "rtol"),
     ("rtol-nan", {"rtol": float("nan")}, InvalidArgument, "rtol"),
+    ("rtol-below-round-off", {"rtol": 1e-15}, InvalidArgument, "rtol"),
     ("rtol-string", {"rtol": "1e-6"}, InvalidArgument, "rtol"),
     ("rtol-bool", {"rtol": True}, InvalidArgument, "rtol"),
     ("atol-negative", {"atol": -1.0}, InvalidArgument, "atol"),

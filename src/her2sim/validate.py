@@ -32,6 +32,8 @@ MAX_PATIENTS = 1_000_000
 #: values x 8 B); a quarter of a 16 GB machine, and far above any screen (1e4 conditions x 73 times
 #: x 36 species of the default model is 0.2 GB)
 MAX_OUTPUT_BYTES = 4 * 2**30
+#: smallest relative tolerance: 100 x machine epsilon is where scipy's solvers stop honouring it
+MIN_RTOL = 1e-13
 #: figure formats the --plot options accept (matplotlib's Agg and vector backends)
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 #: seeds are whole numbers in [0, MAX_SEED] (numpy's SeedSequence takes any non-negative int)
@@ -70,10 +72,13 @@ def check_tolerances(rtol, atol, *, names: tuple[str, str] = ("rtol", "atol")) -
 
 
 def check_rtol(rtol, name: str = "rtol") -> float:
-    """A relative tolerance in (0, 1)."""
+    """A relative tolerance in [MIN_RTOL, 1)."""
     r = _number(rtol, name)
     if not (math.isfinite(r) and 0 < r < 1):
         raise InvalidArgument(f"{name} must be in (0, 1), got {_shown(rtol)}; typical values 1e-8..1e-3")
+    if r < MIN_RTOL:
+        raise InvalidArgument(f"{name} = {r:g} is below {MIN_RTOL:g}, under double-precision round-off (scipy would "
+                              "silently raise it); typical values 1e-8..1e-3")
     return r
 
 
