@@ -22,6 +22,9 @@ from .errors import InvalidArgument, QuantityRangeError, TooLargeError
 #: largest number of conditions one call or one sweep runs (a sweep of 1e8 conditions at ~1,000
 #: conditions/s per core is more than a day on a 32-core node; beyond it, split the sweep)
 MAX_CONDITIONS = 100_000_000
+#: most conditions in one sweep chunk: the batch integrator holds every member's state, stages, LU
+#: values and parameters at once (~7 kB per member on the default model, so ~0.7 GB at the limit)
+MAX_CHUNK = 100_000
 #: largest number of values on one sweep axis or dose grid
 MAX_AXIS_VALUES = 1_000_000
 #: largest number of patients in one trial run: at the measured ~26 patients/s per core
