@@ -28,6 +28,7 @@ SIMULATE_CASES = [
     ("rtol-zero", {"rtol": 0.0}, InvalidArgument, "rtol"),
     ("rtol-two", {"rtol": 2.0}, InvalidArgument, "rtol"),
     ("rtol-nan", {"rtol": float("nan")}, InvalidArgument, "rtol"),
+    ("rtol-below-round-off", {"rtol": 1e-15}, InvalidArgument, "rtol"),
     ("rtol-string", {"rtol": "1e-6"}, InvalidArgument, "rtol"),
     ("rtol-bool", {"rtol": True}, InvalidArgument, "rtol"),
     ("atol-negative", {"atol": -1.0}, InvalidArgument, "atol"),
@@ -148,8 +149,9 @@ def test_sweep_conditions_over_the_limit_say_how_big_and_how_to_split(tmp_path):
 
 @pytest.mark.parametrize("kwargs, error, named", [
     ({"chunk": 0}, InvalidArgument, "chunk"),
+    ({"chunk": 10**7}, InvalidArgument, "chunk"),
     ({"scheduler": "threads"}, SchedulerError, "scheduler"),
-], ids=["chunk-zero", "scheduler"])
+], ids=["chunk-zero", "chunk-huge", "scheduler"])
 def test_run_sweep_rejects_arguments_before_writing(tmp_path, kwargs, error, named):
     from her2sim.sweep import run_sweep
 
@@ -178,6 +180,7 @@ TRIAL_CASES = [
     ("seed-text", {"seed": "1"}, InvalidArgument, "seed"),
     ("workers-zero", {"workers": 0}, InvalidArgument, "workers"),
     ("block-zero", {"block": 0}, InvalidArgument, "block"),
+    ("block-too-large", {"patients": 200_000, "block": 200_000}, TooLargeError, "smaller block"),
 ]
 
 

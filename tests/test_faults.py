@@ -224,6 +224,27 @@ def test_damaged_chunk_and_manifest_are_named_and_rerun_on_resume(sweep_referenc
     assert open_sweep(out).load().identical(reference)
 
 
+def test_damaged_samples_file_is_written_again_on_resume(tmp_path, capsys):
+    from her2sim.sweep import open_sweep, run_sweep
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SWEEP + textwrap.dedent("""
+        [samples]
+        method = "sobol"
+        n = 4
+        [samples.parameters]
+        kU = { start = 0.5, stop = 2, scale = "log", relative = true }
+    """))
+    out = tmp_path / "out"
+    run_sweep(spec, out)
+    reference = open_sweep(out).load().copy(deep=True)  # its coordinates map samples.npy
+    samples = out / "samples.npy"
+    samples.write_bytes(samples.read_bytes()[:90])
+    run_sweep(spec, out, resume=True)
+    assert "samples.npy is damaged" in capsys.readouterr().err
+    assert open_sweep(out).load().identical(reference)
+
+
 def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys):
     from her2sim.executors import CONNECT_TIMEOUT_S
 

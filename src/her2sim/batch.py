@@ -53,7 +53,7 @@ from .result import Result, Status
 from .solve import Condition, _dosed, _doses_at
 from .sparse_lu import SparseLU, symbolic_lu
 from .tableaus import RODAS4, RODAS5P, TABLEAUS, RosenbrockTableau, auto_method  # noqa: F401 (re-exported)
-from .validate import MAX_OUTPUT_BYTES, check_count, check_size, check_tolerances
+from .validate import MAX_OUTPUT_BYTES, check_count, check_real, check_size, check_tolerances
 
 #: status codes of :class:`BatchResult` (``status_code``)
 STATUS_CODES = {0: "ok", 1: "max_steps", 2: "step_size_underflow", 3: "not_finite", 4: "diverged"}
@@ -278,18 +278,22 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         raise InvalidArgument(f"method must be one of {('auto', *TABLEAUS)}, got {method!r}")
     check_tolerances(rtol, atol)
     check_count(max_steps, "max_steps", fix="right-hand-side evaluations per member, e.g. 100000")
-    if fixed_step is not None and (isinstance(fixed_step, bool) or not isinstance(fixed_step, (int, float, np.number))
-                                   or not 0 < fixed_step < float("inf")):
-        raise InvalidArgument(f"fixed_step must be > 0 hours or None, got {fixed_step!r}")
+    if fixed_step is not None:
+        check_real(fixed_step, "fixed_step", low=0.0, low_open=True, fix="a step in hours, or None for adaptive steps")
     check_count(workers, "workers", fix="processes, e.g. 1 or the number of cores")
     cert_options = certify_options(certify)
     n, p = network.n_species, network.n_params
-    P = np.asarray(network.p0 if P is None else P, dtype=float)
-    if X0 is None:
-        if P.shape[-1:] != (p,) or P.ndim > 2:
-            raise InvalidArgument(f"P must have shape (B, {p}) or ({p},), got {P.shape}")
-        X0 = network.initial_state(P)
-    X0 = np.asarray(X0, dtype=float)
+    try:
+        P = np.asarray(network.p0 if P is None else P, dtype=float)
+        if X0 is None:
+            if P.shape[-1:] != (p,) or P.ndim > 2:
+                raise InvalidArgument(f"P must have shape (B, {p}) or ({p},), got {P.shape}")
+            X0 = network.initial_state(P)
+        X0 = np.asarray(X0, dtype=float)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, InvalidArgument):
+            raise
+        raise InvalidArgument("X0 and P must be numeric arrays (B, n_species) and (B, n_params)") from None
     if X0.shape[-1:] != (n,) or X0.ndim > 2:
         raise InvalidArgument(f"X0 must have shape (B, {n}) or ({n},), got {X0.shape}")
     if P.shape[-1:] != (p,) or P.ndim > 2:

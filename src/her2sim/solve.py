@@ -8,6 +8,7 @@ and the integration restarts at each event (a discontinuity is never stepped ove
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -199,7 +200,8 @@ def _solve_one(network: Network, x0, p, t_span, t_eval, method, rtol, atol, mask
             return network.jacobian(y, p) * mask[:, None]
 
     kwargs = {"jac": jac} if method in ("BDF", "Radau", "LSODA") else {}
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="lsoda:", category=UserWarning)  # its failure is raised below
         sol = solve_ivp(fun, t_span, x0, method=method, t_eval=t_eval, rtol=rtol, atol=atol, **kwargs)
     if not sol.success:
         raise IntegrationError(

@@ -47,7 +47,7 @@ from .sweep_store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, 
                           READOUT_NOT_FINITE, SAMPLES, STATUS_CODES, DamagedManifestError, SweepDirectoryError,
                           accuracy_summary, chunk_path, finished_chunks, load_chunk, merge_certificates, new_manifest,
                           open_sweep, read_manifest, verify_chunks, write_chunk, write_manifest, write_samples)
-from .validate import check_count, check_writable_folder
+from .validate import MAX_CHUNK, check_count, check_writable_folder
 
 #: horizons (h) of the batch-path equilibration; a member still drifting after the last one fails
 EQUILIBRATION_HORIZONS = (1e4, 1e6)
@@ -423,7 +423,8 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
     """
     check_scheduler(scheduler)
     if chunk is not None:
-        check_count(chunk, "chunk", fix="conditions per chunk, e.g. 2000")
+        check_count(chunk, "chunk", limit=MAX_CHUNK, fix="conditions per chunk, e.g. 2000",
+                    split="every condition of a chunk is held in memory at once; use e.g. 2000")
     if isinstance(out_dir, bool) or not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
         raise InvalidArgument(f"out_dir must be a directory path, got {out_dir!r}")
     out = Path(out_dir)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import Her2simError, ModelFileError, UnitError, UnknownNameError
 from .errors import InvalidArgument
-from .validate import MAX_AXIS_VALUES, MAX_CONDITIONS
+from .validate import MAX_AXIS_VALUES, MAX_CHUNK, MAX_CONDITIONS
 from .sweep_spec import (DEFAULT_CHUNK, LHS_MAX_POINTS, SAMPLE_METHODS,
                          Axis, Readout, SampledParameter, Samples, Solver, SweepSpec, SweepSpecError,
                          parse_readout)
@@ -75,10 +75,11 @@ def load_sweep_spec(source: str | Path | Mapping | SweepSpec, *, chunk: int | No
 
 
 def _check_chunk(chunk, problems) -> int:
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        message = f"chunk must be a whole number >= 1 (conditions per chunk), got {chunk!r}; e.g. chunk = 2000"
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_CHUNK:
+        message = (f"chunk must be a whole number >= 1 and at most {MAX_CHUNK:,} (conditions per chunk, all held in "
+                   f"memory at once), got {chunk!r}; e.g. chunk = 2000")
         if problems is None:
-            raise ValueError(message)
+            raise InvalidArgument(message)
         problems.add("sweep.chunk", message)
         return DEFAULT_CHUNK
     return chunk

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import zipfile
 from collections import OrderedDict
@@ -204,9 +205,17 @@ def new_manifest(spec: SweepSpec, network: Network) -> dict:
 def write_samples(out: Path, spec: SweepSpec, block_rows: int = 65536) -> None:
     """samples.npy, written in blocks (memory O(block_rows * d)) through a memory map."""
     path = out / SAMPLES
-    if spec.samples is None or path.exists():
+    if spec.samples is None:
         return
     s = spec.samples
+    if path.exists():  # a resumed sweep: keep it only if it is whole
+        try:
+            ok = np.load(path, mmap_mode="r").shape == (s.size, len(s.parameters))
+        except (OSError, ValueError, EOFError):
+            ok = False
+        if ok:
+            return
+        print(f"her2sim sweep: {path} is damaged; it is written again from the spec", file=sys.stderr)
     d = len(s.parameters)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # plain writes, no memory map: a full disk is
         np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False,  # an OSError, not SIGBUS

@@ -22,6 +22,9 @@ from .errors import InvalidArgument, QuantityRangeError, TooLargeError
 #: largest number of conditions one call or one sweep runs (a sweep of 1e8 conditions at ~1,000
 #: conditions/s per core is more than a day on a 32-core node; beyond it, split the sweep)
 MAX_CONDITIONS = 100_000_000
+#: most conditions in one sweep chunk: the batch integrator holds every member's state, stages, LU
+#: values and parameters at once (~7 kB per member on the default model, so ~0.7 GB at the limit)
+MAX_CHUNK = 100_000
 #: largest number of values on one sweep axis or dose grid
 MAX_AXIS_VALUES = 1_000_000
 #: largest number of patients in one trial run: at the measured ~26 patients/s per core
@@ -32,6 +35,8 @@ MAX_PATIENTS = 1_000_000
 #: values x 8 B); a quarter of a 16 GB machine, and far above any screen (1e4 conditions x 73 times
 #: x 36 species of the default model is 0.2 GB)
 MAX_OUTPUT_BYTES = 4 * 2**30
+#: smallest relative tolerance: 100 x machine epsilon is where scipy's solvers stop honouring it
+MIN_RTOL = 1e-13
 #: figure formats the --plot options accept (matplotlib's Agg and vector backends)
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 #: seeds are whole numbers in [0, MAX_SEED] (numpy's SeedSequence takes any non-negative int)
@@ -70,10 +75,13 @@ def check_tolerances(rtol, atol, *, names: tuple[str, str] = ("rtol", "atol")) -
 
 
 def check_rtol(rtol, name: str = "rtol") -> float:
-    """A relative tolerance in (0, 1)."""
+    """A relative tolerance in [MIN_RTOL, 1)."""
     r = _number(rtol, name)
     if not (math.isfinite(r) and 0 < r < 1):
         raise InvalidArgument(f"{name} must be in (0, 1), got {_shown(rtol)}; typical values 1e-8..1e-3")
+    if r < MIN_RTOL:
+        raise InvalidArgument(f"{name} = {r:g} is below {MIN_RTOL:g}, under double-precision round-off (scipy would "
+                              "silently raise it); typical values 1e-8..1e-3")
     return r
 
 

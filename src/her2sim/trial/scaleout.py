@@ -20,13 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from ..executors import Progress, check_scheduler, map_tasks
-from ..validate import check_count
+from ..validate import MAX_OUTPUT_BYTES, check_count, check_size
 from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h,
                     check_trial_size, exposure, load_trial, merge_outcomes, patient_table, plan_arm, sample_trial,
                     summarise, tumour_inputs)
 
 #: patients per task: ~120 MB of hourly concentrations and daily rates per task for a 24-month trial
 DEFAULT_BLOCK = 1000
+#: memory of a task per patient and simulated hour (~120 MB per 1,000 patients over 24 months)
+BYTES_PER_PATIENT_HOUR = 120e6 / (1000 * 24 * 730.5)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
     if not isinstance(spec, TrialSpec):
         spec = load_trial(spec)
     check_trial_size(spec, patients, seed)  # before any table is built
+    check_size(min(int(block), int(patients)) * spec.follow_up_h, "one patient block (patients x simulated hours)",
+               int(MAX_OUTPUT_BYTES / BYTES_PER_PATIENT_HOUR),
+               f"use a smaller block (default {DEFAULT_BLOCK:,}) or a shorter follow_up",
+               bytes_each=BYTES_PER_PATIENT_HOUR)
     clock = time.perf_counter()
     s = sample_trial(spec, int(patients), seed)
     timings = {"sample_s": time.perf_counter() - clock}
