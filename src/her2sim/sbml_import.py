@@ -49,7 +49,7 @@ How SBML maps onto her2sim (the API other modules, e.g. PEtab, rely on)
   ``pi``, ``exponentiale``, ``avogadro``, ``true/false``, ``INF``/``NaN`` are supported.
 * **Events with time triggers** (``time >= t_e`` or ``time > t_e``, ``t_e`` an expression of
   parameters, > 0; dose steps, washouts, parameter switches) become
-  :class:`~her2sim.spec.TimedEvent`\ s (``spec.events``): both engines stop exactly at
+  :class:`~her2sim.spec.TimedEvent` objects (``spec.events``): both engines stop exactly at
   ``t_e`` (per condition: ``Network.event_times(P)`` is (B, K)) and apply every assignment of
   the events firing together, computed from the values just before them; parameter changes
   persist. Output at ``t_e`` shows the values after a ``>=`` event and before a ``>`` event
