@@ -340,7 +340,7 @@ def test_every_suite_case_passes_or_is_refused(engine, every):
     outcomes = [suite.run_case(d, engine) for d in dirs[::every]]
     failed = [f"{o.case}: {o.message}" for o in outcomes if o.verdict == "failed"]
     assert not failed, failed[:10]
-    assert sum(o.verdict == "passed" for o in outcomes) >= 720 // every
+    assert sum(o.verdict == "passed" for o in outcomes) >= 0.35 * len(outcomes)  # 722 of 1821 pass
 
 
 # ----------------------------------------------------------------------------- Chen 2009
