@@ -517,7 +517,7 @@ class _Importer:
         for name, cname, quantity, sid in states:
             node = resolve(name)
             value = _value(node, pidx, p0)
-            species.append(Species(name, value, cname, source="SBML", preequilibrate=True, origin=sid,
+            species.append(Species(name, value, cname, source="SBML", preequilibrate=quantity != "time", origin=sid,
                                    initial_expr=None if isinstance(node, ex.Num) else node, quantity=quantity))
         for name in list(expressions):  # rate expressions of referenced reactions are evaluated too
             resolve(name)
