@@ -330,13 +330,17 @@ def test_suite_runner_on_a_few_cases_passes_refuses_and_detects_a_wrong_result(t
 
 @needs_suite
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["scipy", "batch"])
-def test_every_suite_case_passes_or_is_refused(engine):
+@pytest.mark.parametrize("engine, every", [("scipy", 1), ("batch", 3)], ids=["scipy-all", "batch-every-3rd"])
+def test_every_suite_case_passes_or_is_refused(engine, every):
+    """All 1821 cases on the scipy engine; every third case on the batch engine (its B = 1 runs
+    cost ~5x more; `python benchmarks/sbml_test_suite.py --engine batch` runs all of them)."""
     suite = _suite()
-    outcomes = [suite.run_case(d, engine) for d in suite.case_dirs(SUITE)]
+    dirs = suite.case_dirs(SUITE)
+    assert len(dirs) == 1821
+    outcomes = [suite.run_case(d, engine) for d in dirs[::every]]
     failed = [f"{o.case}: {o.message}" for o in outcomes if o.verdict == "failed"]
-    assert len(outcomes) == 1821 and not failed, failed[:10]
-    assert sum(o.verdict == "passed" for o in outcomes) >= 700
+    assert not failed, failed[:10]
+    assert sum(o.verdict == "passed" for o in outcomes) >= 0.35 * len(outcomes)  # 722 of 1821 pass
 
 
 # ----------------------------------------------------------------------------- Chen 2009
@@ -361,3 +365,11 @@ def test_chen_2009_on_both_engines_matches_libroadrunner():
     floor = 1e-6 * np.abs(want).max()
     for got, tol in ((scipy_x, 1e-6), (batch.states[0][:, cols], 1e-5)):
         assert np.max(np.abs(got - want) / np.maximum(np.abs(want), floor)) < tol
+    # the PEtab time course: ligand steps at t = 1800 (10 ms ramps, stops on both engines) and 2660
+    grid = np.linspace(0.0, 9000.0, 16)
+    rr.reset()
+    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-6, 1e-8
+    want = np.asarray(rr.simulate(times=grid, selections=[f"[{s}]" for s in names]))
+    got = her2sim.simulate(net, time=grid[-1], t_eval=grid, rtol=1e-6, atol=1e-8, method="BDF").species[0][:, cols]
+    floor = 1e-6 * np.abs(want).max()
+    assert np.max(np.abs(got - want) / np.maximum(np.abs(want), floor)) < 1e-3

@@ -49,7 +49,7 @@ How SBML maps onto her2sim (the API other modules, e.g. PEtab, rely on)
   ``pi``, ``exponentiale``, ``avogadro``, ``true/false``, ``INF``/``NaN`` are supported.
 * **Events with time triggers** (``time >= t_e`` or ``time > t_e``, ``t_e`` an expression of
   parameters, > 0; dose steps, washouts, parameter switches) become
-  :class:`~her2sim.spec.TimedEvent`\ s (``spec.events``): both engines stop exactly at
+  :class:`~her2sim.spec.TimedEvent` objects (``spec.events``): both engines stop exactly at
   ``t_e`` (per condition: ``Network.event_times(P)`` is (B, K)) and apply every assignment of
   the events firing together, computed from the values just before them; parameter changes
   persist. Output at ``t_e`` shows the values after a ``>=`` event and before a ``>`` event
@@ -517,7 +517,7 @@ class _Importer:
         for name, cname, quantity, sid in states:
             node = resolve(name)
             value = _value(node, pidx, p0)
-            species.append(Species(name, value, cname, source="SBML", preequilibrate=True, origin=sid,
+            species.append(Species(name, value, cname, source="SBML", preequilibrate=quantity != "time", origin=sid,
                                    initial_expr=None if isinstance(node, ex.Num) else node, quantity=quantity))
         for name in list(expressions):  # rate expressions of referenced reactions are evaluated too
             resolve(name)
@@ -528,6 +528,8 @@ class _Importer:
             inlined[k] = ex.substitute(node, inlined)
         events = self.timed_events(raw_events, inlined, param_values, pidx, p0,
                                    {k: resolved[k] for k in ia_constants}, {s[0] for s in states})
+        events += self.time_switches([r.rate for r in reactions] + [node for node, _ in expressions.values()],
+                                     {float(_value(e.time, pidx, p0)) for e in events})
         observables = tuple(Observable(n[sid], ex.Sym(n[sid]), n[sid], "", description=self.species[sid].getName())
                             for sid in self.species)
         time_unit = self._time_unit()
@@ -584,6 +586,31 @@ class _Importer:
             out.append(TimedEvent(eid, t_node, tuple(checked), strict))
         return tuple(out)
 
+    def time_switches(self, nodes, taken: set) -> tuple:
+        """Stops (events without assignments) at the constant times where a comparison with model
+        time switches, e.g. ``piecewise(0, time < 1800, 1)``: both engines then step exactly to
+        the discontinuity instead of resolving it by step-size control."""
+        if self.time_name is None:
+            return ()
+        time = ex.Sym(self.time_name)
+        found: set = set()
+
+        def walk(node):
+            if isinstance(node, ex.Cmp):
+                for a, b in ((node.left, node.right), (node.right, node.left)):
+                    if a == time and isinstance(b, ex.Num):
+                        found.add(b.value)
+                    if isinstance(a, ex.Bin) and a.op == "-" and a.left == time and isinstance(a.right, ex.Num) \
+                            and b == ex.ZERO:
+                        found.add(a.right.value)
+            for child in _children(node):
+                walk(child)
+
+        for node in nodes:
+            walk(ex.simplify(node))
+        times = sorted(t for t in found if math.isfinite(t) and t > 0 and t not in taken)
+        return tuple(TimedEvent(f"time_switch_{k + 1}", ex.Num(t), ()) for k, t in enumerate(times))
+
     def _time_unit(self) -> str:
         """The model's time unit as pint text ("s", "min", "h", "day") or "model time" if undeclared
         or unusual. L2 models default to seconds (or their unit definition ``time``)."""
@@ -601,6 +628,22 @@ class _Importer:
         factor = ud.getUnit(0).getMultiplier() * 10.0 ** ud.getUnit(0).getScale()
         known = {1.0: "s", 60.0: "min", 3600.0: "h", 86400.0: "day"}
         return next((v for k, v in known.items() if abs(factor - k) <= 1e-12 * k), "model time")
+
+
+def _children(node) -> tuple:
+    if isinstance(node, ex.Bin):
+        return (node.left, node.right)
+    if isinstance(node, ex.Neg):
+        return (node.arg,)
+    if isinstance(node, ex.Call):
+        return node.args
+    if isinstance(node, ex.Cmp):
+        return (node.left, node.right)
+    if isinstance(node, ex.Piecewise):
+        return tuple(n for pair in node.pieces for n in pair) + (node.otherwise,)
+    if isinstance(node, ex.Select):
+        return (node.a, node.b, node.if_less, node.otherwise)
+    return ()
 
 
 def _fold(op: str, kids: list, empty: ex.Node) -> ex.Node:

@@ -414,9 +414,14 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
         if given.shape not in ((network.n_species,), (len(conds), network.n_species)):
             raise ValueError(f"initial_state must have shape ({network.n_species},) or ({len(conds)}, "
                              f"{network.n_species}), got {given.shape}")
-        if not np.all(np.isfinite(given)) or np.any(given < -1e-6):
-            raise ValueError("initial_state must be finite and >= 0 (amounts in nM)")
-        X0 = np.maximum(np.broadcast_to(given, X0.shape), 0.0)  # round-off below zero from a solve
+        if not network.spec.nonnegative:  # imported SBML models: states may be negative
+            if not np.all(np.isfinite(given)):
+                raise ValueError("initial_state must be finite")
+            X0 = np.array(np.broadcast_to(given, X0.shape))
+        else:
+            if not np.all(np.isfinite(given)) or np.any(given < -1e-6):
+                raise ValueError("initial_state must be finite and >= 0 (amounts in nM)")
+            X0 = np.maximum(np.broadcast_to(given, X0.shape), 0.0)  # round-off below zero from a solve
     status = [Status() for _ in conds]
     if preequilibrate:
         X0 = _preequilibrate_all(network, X0, P, status, single)
