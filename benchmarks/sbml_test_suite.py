@@ -151,7 +151,7 @@ def run_case(case_dir: Path, engine: str = "scipy") -> Outcome:
         return Outcome(case, "unsupported", tags, exc.construct, time.perf_counter() - clock)
     except Exception as exc:  # noqa: BLE001 - any other error is a failure of the case
         return Outcome(case, "failed", tags, f"{type(exc).__name__}: {exc}", time.perf_counter() - clock)
-    cols = [header.index(v) for v in settings["variables"]]
+    cols = [1 + header[1:].index(v) for v in settings["variables"]]  # column 0 is time (ids may be 'time')
     miss = compare(got, data[:, cols], settings["absolute"], settings["relative"])
     return Outcome(case, "failed" if miss else "passed", tags, miss, time.perf_counter() - clock)
 

@@ -150,6 +150,8 @@ class BatchResult:
     parameters: np.ndarray
     species_names: tuple
     attrs: dict = field(default_factory=dict)
+    #: (B, T, n_params) parameters in force at each output time, for models with timed events
+    parameter_trajectory: np.ndarray | None = None
 
     @property
     def n_members(self) -> int:
@@ -171,14 +173,20 @@ class BatchResult:
         :func:`her2sim.solve.make_condition`) supply the doses in force at each output time;
         without them the parameters are taken as constant."""
         B, T, n = self.states.shape
-        if conditions is None:
+        states = self.states
+        if network.time_index is not None:  # model time is the output time, not its integrated copy
+            states = states.copy()
+            states[:, :, network.time_index] = self.time
+        if self.parameter_trajectory is not None:
+            P_t = self.parameter_trajectory
+        elif conditions is None:
             P_t = np.broadcast_to(self.parameters[:, None, :], (B, T, network.n_params))
         else:
             P_t = np.array([[_dosed(network, self.parameters[i], _doses_at(c, t)) for t in self.time]
                             for i, c in enumerate(conditions)])
-        obs = network.observables(self.states.reshape(-1, n), P_t.reshape(B * T, network.n_params))
+        obs = network.observables(states.reshape(-1, n), P_t.reshape(B * T, network.n_params))
         labels = tuple({**c.doses, **c.parameters} for c in conditions) if conditions else ()
-        return Result(self.time, self.states, obs.reshape(B, T, -1), network.species_names,
+        return Result(self.time, states, obs.reshape(B, T, -1), network.species_names,
                       network.observable_names, network.observable_units, labels, self.status,
                       {**self.attrs, "time_unit": "h", "concentration_unit": "nM"})
 
@@ -192,6 +200,7 @@ class _Schedule:
     times: np.ndarray
     index: np.ndarray
     values: np.ndarray
+    event: np.ndarray | None = None  # (B, K) index of the model's timed event (-1: a parameter change)
 
     @property
     def K(self) -> int:
@@ -352,17 +361,24 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         raise ValueError(f"t_span must be (t0, t_end) with t0 < t_end containing t_eval; got t_span={t_span!r} "
                          f"and t_eval in [{grid[0]:g}, {grid[-1]:g}]")
     schedule = _as_schedule(network, breakpoints, B)
+    if network.spec.events:
+        schedule = _with_model_events(network, schedule, P, t0)
     tab = TABLEAUS[method]
     plan = lu_plan(network, ordering)
 
     states = _shared_empty((B, len(grid), n)) if workers > 1 and B > 1 else np.empty((B, len(grid), n))
     states.fill(np.nan)
+    p_traj = None
+    if network.spec.events:
+        p_traj = _shared_empty((B, len(grid), p)) if workers > 1 and B > 1 else np.empty((B, len(grid), p))
+        p_traj.fill(np.nan)
     status = np.zeros(B, dtype=np.int8)
     steps = np.zeros(B, dtype=np.int64)
     rejected = np.zeros(B, dtype=np.int64)
     messages = [""] * B
     clock = _time.perf_counter()
     job = _Job(network, plan, tab, X0, P, schedule, t0, t_end, grid, rtol, atol, int(max_steps), progress, states,
+               p_traj,
                None if fixed_step is None else float(fixed_step))
     if workers > 1 and B > 1:
         _run_parallel(job, int(workers), status, steps, rejected, messages)
@@ -373,7 +389,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
             messages[i] = msg
     attrs = {"method": method, "rtol": rtol, "atol": atol, "ordering": ordering, "workers": int(workers),
              "wall_time_s": _time.perf_counter() - clock, "lu_nnz": plan.nnz, "lu_fill": plan.n_fill}
-    return BatchResult(grid, states, status, tuple(messages), steps, rejected, P, network.species_names, attrs)
+    return BatchResult(grid, states, status, tuple(messages), steps, rejected, P, network.species_names, attrs,
+                       None if p_traj is None else np.array(p_traj))
 
 
 # ----------------------------------------------------------------------------- worker processes
@@ -443,6 +460,7 @@ class _Job:
     max_steps: int
     progress: bool
     states: np.ndarray
+    params_out: np.ndarray | None  # (B, T, n_params) parameters at the output times (models with events)
     fixed_step: float | None = None
 
 
@@ -505,6 +523,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     at_start = grid == job.t0
     if at_start.any():
         out[lo:hi, np.nonzero(at_start)[0][0]] = job.X0[lo:hi]
+        if job.params_out is not None:
+            job.params_out[lo:hi, np.nonzero(at_start)[0][0]] = P.T
         nout += 1
     f0 = rhs(y, P)
     h = (_initial_step(rhs, y, P, f0, t_stop - t, rtol, atol, tab.order) if job.fixed_step is None
@@ -585,6 +605,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             theta = (grid[nout[sel]] - t[sel]) / hh[sel]
             vals = _dense(tab, y[:, sel], y1[:, sel], U[:, :, sel], theta)
             out[idx[sel], nout[sel]] = vals.T
+            if job.params_out is not None:
+                job.params_out[idx[sel], nout[sel]] = P[:, sel].T
             nout[sel] += 1
             more = nout[sel] < T
             more[more] = grid[nout[sel][more]] <= t_new[sel][more]
@@ -611,7 +633,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             ymax = np.max(np.abs(y), axis=0)
             ymin = np.min(y, axis=0)
             blown = ymax > _BLOWUP
-            if job.fixed_step is None:  # with error control, a large negative value is a blow-up
+            if job.fixed_step is None and job.network.spec.nonnegative:  # with error control, a large negative
+                # value is a blow-up (not for models whose states may be negative, e.g. imported SBML)
                 blown |= ymin < -np.maximum(1e-2 * ymax, 1e6 * atol)
             blown &= accept & ~done
             for k in np.nonzero(blown)[0]:
@@ -636,12 +659,23 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         finished = hit & (t_stop >= t_end)
         done |= finished
         at_bp = np.nonzero(hit & ~finished)[0]
+        if sched.event is not None:  # timed events at t_end still change the last output
+            ends = np.nonzero(finished)[0]
+            due = (nbp[ends] < sched.K) & (sched.times[idx[ends], np.minimum(nbp[ends], sched.K - 1)] <= t[ends])
+            at_bp = np.concatenate([at_bp, ends[due]])
         if len(at_bp):
+            fired: dict[int, list] = {}
             while len(at_bp):
+                if sched.event is not None:
+                    for m, k in zip(at_bp, sched.event[idx[at_bp], nbp[at_bp]]):
+                        if k >= 0:
+                            fired.setdefault(int(m), []).append(int(k))
                 _apply_breakpoints(P, sched, idx, nbp, at_bp)
                 k_next = np.minimum(nbp[at_bp], sched.K - 1)
                 again = (nbp[at_bp] < sched.K) & (sched.times[idx[at_bp], k_next] <= t[at_bp])
                 at_bp = at_bp[again]
+            if fired:
+                _fire_events(job, fired, y, P, t, idx, nout)
             t_stop = _next_stop(sched, idx, nbp, t_end)
             have_acc[hit] = False
             rej_last[hit] = False
@@ -664,6 +698,48 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             print(f"simulate_batch: {hi - lo - Ba}/{hi - lo} members done, {Ba} active, "
                   f"min t = {t.min() if Ba else t_end:.4g} h", file=sys.stderr, flush=True)
     return messages
+
+
+def _with_model_events(network: Network, sched: _Schedule, P: np.ndarray, t0: float) -> _Schedule:
+    """The schedule plus one breakpoint per timed event of the model, at its time for each member."""
+    times = network.event_times(P)  # (B, K_model)
+    bad = ~(times > t0)
+    if bad.any():
+        i, k = np.argwhere(bad)[0]
+        raise ValueError(f"event {network.event_names[k]!r} fires at t = {times[i, k]!r} <= t0 = {t0:g} for member "
+                         f"{i}; events at or before the start are not supported")
+    B, K = sched.times.shape
+    event = np.concatenate([np.full((B, K), -1), np.tile(np.arange(times.shape[1]), (B, 1))], axis=1)
+    all_times = np.concatenate([sched.times, times], axis=1)
+    values = np.concatenate([sched.values, np.full((B, times.shape[1], sched.values.shape[2]), np.nan)], axis=1)
+    order = np.argsort(all_times, axis=1, kind="stable")
+    return _Schedule(np.take_along_axis(all_times, order, axis=1), sched.index,
+                     np.take_along_axis(values, order[:, :, None], axis=1), np.take_along_axis(event, order, axis=1))
+
+
+def _fire_events(job, fired: dict, y, P, t, idx, nout) -> None:
+    """Apply the model's timed events that fired together for each member (active-set positions
+    in ``fired``); rewrite an output at exactly the event time with the values after it."""
+    groups: dict[tuple, list] = {}
+    for m, ks in fired.items():
+        groups.setdefault(tuple(ks), []).append(m)
+    grid, strict = job.grid, job.network.event_strict
+    for ks, members in groups.items():
+        sel = np.array(members)
+        now, later = [k for k in ks if not strict[k]], [k for k in ks if strict[k]]
+        if now:  # fire at the time: an output at exactly that time shows the values after them
+            x_new, p_new = job.network.apply_events(now, y[:, sel].T, P[:, sel].T)
+            y[:, sel], P[:, sel] = x_new.T, p_new.T
+            pos = np.searchsorted(grid, t[sel])
+            hit = (pos < len(grid)) & (pos < nout[sel])
+            hit[hit] = grid[pos[hit]] == t[sel][hit]
+            if hit.any():
+                job.states[idx[sel[hit]], pos[hit]] = x_new[hit]
+                if job.params_out is not None:
+                    job.params_out[idx[sel[hit]], pos[hit]] = p_new[hit]
+        if later:  # strict events fire just after the time: the output there precedes them
+            x_new, p_new = job.network.apply_events(later, y[:, sel].T, P[:, sel].T)
+            y[:, sel], P[:, sel] = x_new.T, p_new.T
 
 
 def _apply_breakpoints(P, sched: _Schedule, idx, nbp, sel) -> None:

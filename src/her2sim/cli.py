@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="simulate a model (default: the bundled HER2 network on BT-474)",
                        description="Pre-equilibrate cells without drug, add the drugs at t=0 and integrate. "
                                    "With no arguments: the default model for 72 h and a summary table.")
-    s.add_argument("--model", default="default", help="bundled model name or path to a model TOML (default: default)")
+    s.add_argument("--model", default="default",
+                   help="bundled model name, path to a model TOML or an SBML file (.xml) (default: default)")
     s.add_argument("--variant", action="append", default=[], metavar="V",
                    help="variant or background to apply (repeatable), e.g. pik3ca_h1047r")
     s.add_argument("--drug", action="append", default=[], type=_parse_drug, metavar="NAME=DOSE",
@@ -118,7 +119,7 @@ def _simulate(args) -> int:
     events = [(args.washout, {k: 0 for k in drugs})] if args.washout and drugs else []
     result = simulate(args.model, drugs=drugs, variants=args.variant, time=args.time, parameters=dict(args.params),
                       events=events, method=args.method, rtol=args.rtol, atol=args.atol,
-                      preequilibrate=not args.no_preequilibrate)
+                      preequilibrate=False if args.no_preequilibrate else None)  # None: the model's default
     known = set(result.observable_names) | set(result.species_names)
     observe = args.observe or [o for o in DEFAULT_OBSERVE if o in known] or list(result.observable_names)
     for name in observe:

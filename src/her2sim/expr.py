@@ -238,6 +238,8 @@ def substitute(node: Node, mapping: Mapping[str, Node]) -> Node:
 def to_text(node: Node) -> str:
     """Readable text of a tree (fully parenthesised where needed)."""
     if isinstance(node, Num):
+        if not math.isfinite(node.value):  # SBML INF/NaN; not parseable back, for display only
+            return repr(node.value)
         return repr(node.value) if node.value != int(node.value) or abs(node.value) > 1e15 else str(int(node.value))
     if isinstance(node, Sym):
         return node.name

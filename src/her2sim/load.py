@@ -526,12 +526,23 @@ def resolve_model_path(model: str | Path) -> Path:
     return _find_named("model", str(model), models_dir())
 
 
+#: file suffixes read as SBML (by :func:`her2sim.sbml_import.import_sbml`)
+SBML_SUFFIXES = (".xml", ".sbml")
+
+
+def is_sbml_path(model) -> bool:
+    """True for a path ending in .xml or .sbml (an SBML model to import)."""
+    return isinstance(model, (str, Path)) and Path(model).suffix.lower() in SBML_SUFFIXES
+
+
 def load_model(model: str | Path = "default", *, variants: Sequence[str] = (), drugs: Sequence[str] = ()) -> ModelSpec:
     """Load, compose and validate a model.
 
     Parameters
     ----------
-    model : bundled model name (``"default"``) or path to a model/module TOML file.
+    model : bundled model name (``"default"``), path to a model/module TOML file, or path to an
+        SBML file (``.xml``/``.sbml``, imported by :func:`her2sim.sbml_import.import_sbml`; no
+        variants; ``drugs`` name constant SBML parameters to dose, e.g. in screens).
     variants : names of variant or background overlays, applied in order after the model's own.
     drugs : drug names or aliases (``"t-dm1"``) whose overlays are added (doses start at 0 nM).
 
@@ -539,6 +550,13 @@ def load_model(model: str | Path = "default", *, variants: Sequence[str] = (), d
     ------
     ModelFileError listing every problem found; UnknownNameError for unknown variant/drug names.
     """
+    if is_sbml_path(model):
+        if variants:
+            raise ModelFileError("variants apply to her2sim TOML models, not to an imported SBML model",
+                                 path=str(model))
+        from .sbml_import import import_sbml
+
+        return import_sbml(model, inputs=list(drugs))  # an SBML model's "drugs" are its input parameters
     path = resolve_model_path(model)
     root = models_dir()
     extra = [path.parent] if path.parent != root else []
@@ -591,6 +609,15 @@ def _drug_from_header(head: dict, path: Path) -> Drug:
 def check_file(path: str | Path) -> list[str]:
     """Validate one file of any kind; return the list of problems (empty when valid)."""
     p = Path(path)
+    if is_sbml_path(p):
+        from .errors import Her2simError
+        from .sbml_import import import_sbml
+
+        try:
+            import_sbml(p)
+        except Her2simError as exc:
+            return [str(exc)]
+        return []
     try:
         data = read_toml(p)
         kind, head = header_of(data, p)

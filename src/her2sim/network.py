@@ -39,6 +39,8 @@ class _Compiled:
     jac_scalar: Callable
     observables_array: Callable
     initial_array: Callable
+    event_times_array: Callable
+    event_values: tuple
 
 
 @dataclass(eq=False)
@@ -54,6 +56,8 @@ class Network:
     jac_rows, jac_cols : structural non-zeros of the Jacobian d(dx/dt)/dx.
     conservation_laws : (n_laws, n_species) integer matrix C with C @ N = 0.
     preequilibrate_mask : (n_species,) 1.0 where the species evolves during pre-equilibration.
+    time_index : index of the model-time state (imported SBML models that use ``time``) or None;
+        results report it exactly as the output time.
     """
 
     spec: ModelSpec
@@ -87,6 +91,8 @@ class Network:
                 N[sidx[s], r] += c
         self.stoichiometry = N
         self.p0 = np.array([p.value for p in spec.parameters], dtype=float)
+        #: index of the model-time state (SBML ``time``; d/dt = 1 from 0) or None
+        self.time_index = next((i for i, s in enumerate(spec.species) if s.quantity == "time"), None)
         self.preequilibrate_mask = np.array([1.0 if s.preequilibrate else 0.0 for s in spec.species])
         self.conservation_laws = conservation_laws(N)
         self._build()
@@ -142,7 +148,12 @@ class Network:
             jac_scalar=dag.function(jac_ids, "scalar"),
             observables_array=dag.function(obs_ids, "array", into=True),
             initial_array=self._initial_function(pidx),
+            event_times_array=self._event_time_function(pidx),
+            event_values=tuple(tuple(ex.compile_expr(ex.simplify(ex.expand(node)), sidx, pidx)
+                                     for _, node in e.assignments) for e in spec.events),
         )
+        self._event_targets = tuple(tuple(("x", sidx[t]) if t in sidx else ("p", pidx[t]) for t, _ in e.assignments)
+                                    for e in spec.events)
         self.dag_size = len(dag.nodes)
 
     def _initial_function(self, pidx: Mapping[str, int]) -> Callable:
@@ -151,6 +162,39 @@ class Network:
         ids = [dag.intern(ex.simplify(ex.expand(s.initial_expr)) if s.initial_expr is not None else ex.Num(s.initial))
                for s in self.spec.species]
         return dag.function(ids, "array", into=True)
+
+    def _event_time_function(self, pidx: Mapping[str, int]) -> Callable:
+        dag = Dag({}, pidx)
+        ids = [dag.intern(ex.simplify(ex.expand(e.time))) for e in self.spec.events]
+        return dag.function(ids, "array", into=True)
+
+    @property
+    def event_names(self) -> tuple:
+        return tuple(e.name for e in self.spec.events)
+
+    @property
+    def event_strict(self) -> tuple:
+        """Per timed event: True when it fires just after its time (output at that time precedes it)."""
+        return tuple(e.strict for e in self.spec.events)
+
+    def event_times(self, p) -> np.ndarray:
+        """Times of the model's timed events: (n_params,) -> (K,), (B, n_params) -> (B, K)."""
+        p = np.asarray(p, dtype=float)
+        p2 = p[None, :] if p.ndim == 1 else p
+        out = self._eval.event_times_array([], np.ascontiguousarray(p2.T), np.empty((len(self.spec.events), p2.shape[0])))
+        return out[:, 0].copy() if p.ndim == 1 else out.T.copy()
+
+    def apply_events(self, events, x, p) -> tuple[np.ndarray, np.ndarray]:
+        """Apply the timed events ``events`` (indices) that fire together: every value is computed
+        from ``x`` (B, n_species) and ``p`` (B, n_params) before any is assigned. Returns new arrays."""
+        x2, p2 = np.array(x, dtype=float, ndmin=2), np.array(p, dtype=float, ndmin=2)
+        xT, pT = np.ascontiguousarray(x2.T), np.ascontiguousarray(p2.T)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            values = [(kind, i, np.broadcast_to(f(xT, pT), (x2.shape[0],)).copy())
+                      for k in events for (kind, i), f in zip(self._event_targets[k], self._eval.event_values[k])]
+        for kind, i, v in values:
+            (x2 if kind == "x" else p2)[:, i] = v
+        return x2, p2
 
     def initial_state(self, p) -> np.ndarray:
         """Initial state for parameters ``p``: (n_params,) -> (n_species,), (B, n_params) -> (B, n_species).
@@ -319,30 +363,46 @@ def conservation_laws(N: np.ndarray) -> np.ndarray:
     n, R = N.shape
     if n == 0:
         return np.zeros((0, 0), dtype=int)
-    A = [[Fraction(v).limit_denominator(10**6) for v in row] for row in N.T.tolist()]  # (R, n)
-    pivots, r = [], 0
+    # sparse exact Gauss-Jordan elimination (rows: reactions); the reduced row echelon form is unique,
+    # so the basis is the same as from dense elimination, at a fraction of the cost for large networks
+    rows = [{j: Fraction(v).limit_denominator(10**6) for j, v in enumerate(col) if v != 0} for col in N.T.tolist()]
+    col_rows: dict[int, set] = {}
+    for i, row in enumerate(rows):
+        for j in row:
+            col_rows.setdefault(j, set()).add(i)
+    used: set = set()
+    pivot_row: dict[int, int] = {}
     for c in range(n):
-        pivot = next((i for i in range(r, len(A)) if A[i][c] != 0), None)
-        if pivot is None:
+        candidates = [i for i in col_rows.get(c, ()) if i not in used]
+        if not candidates:
             continue
-        A[r], A[pivot] = A[pivot], A[r]
-        inv = 1 / A[r][c]
-        A[r] = [v * inv for v in A[r]]
-        for i in range(len(A)):
-            if i != r and A[i][c] != 0:
-                f = A[i][c]
-                A[i] = [a - f * b for a, b in zip(A[i], A[r])]
-        pivots.append(c)
-        r += 1
-        if r == len(A):
-            break
-    free = [c for c in range(n) if c not in pivots]
+        i = min(candidates)
+        inv = 1 / rows[i][c]
+        row = rows[i] = {k: v * inv for k, v in rows[i].items()}
+        for other in list(col_rows[c]):
+            if other == i:
+                continue
+            o, f = rows[other], rows[other][c]
+            for k, v in row.items():
+                nv = o.get(k, 0) - f * v
+                if nv == 0:
+                    o.pop(k, None)
+                    col_rows[k].discard(other)
+                else:
+                    if k not in o:
+                        col_rows.setdefault(k, set()).add(other)
+                    o[k] = nv
+        used.add(i)
+        pivot_row[c] = i
+    free = [c for c in range(n) if c not in pivot_row]
+    pivots = list(pivot_row)
+    A = [rows[pivot_row[c]] for c in pivots]
     basis = []
     for fcol in free:
         vec = [Fraction(0)] * n
         vec[fcol] = Fraction(1)
         for row, pc in enumerate(pivots):
-            vec[pc] = -A[row][fcol]
+            vec[pc] = -A[row].get(fcol, Fraction(0))
         denom = np.lcm.reduce([v.denominator for v in vec])
         ints = np.array([int(v * denom) for v in vec])
         g = np.gcd.reduce(np.abs(ints[ints != 0])) if np.any(ints) else 1

@@ -47,8 +47,18 @@ How SBML maps onto her2sim (the API other modules, e.g. PEtab, rely on)
   ``piecewise``, relations, ``and/or/xor/not/implies``, trigonometric and hyperbolic functions
   (and their inverses), ``floor``, ``ceiling``, ``root``, ``log`` with a base, ``min/max``,
   ``pi``, ``exponentiale``, ``avogadro``, ``true/false``, ``INF``/``NaN`` are supported.
+* **Events with time triggers** (``time >= t_e`` or ``time > t_e``, ``t_e`` an expression of
+  parameters, > 0; dose steps, washouts, parameter switches) become
+  :class:`~her2sim.spec.TimedEvent`\ s (``spec.events``): both engines stop exactly at
+  ``t_e`` (per condition: ``Network.event_times(P)`` is (B, K)) and apply every assignment of
+  the events firing together, computed from the values just before them; parameter changes
+  persist. Output at ``t_e`` shows the values after a ``>=`` event and before a ``>`` event
+  (which fires just after ``t_e``), as SBML prescribes.
 * **Refused** (:class:`~her2sim.errors.UnsupportedSBMLError`, one line naming construct and
-  element): algebraic rules, events, ``delay``, ``rateOf``, ``factorial``, ``quotient``/``rem``,
+  element): algebraic rules, state-triggered events (any other trigger), events with delay or
+  priority, events firing at or before t = 0, events that assign a compartment, a stoichiometry,
+  a value defined by an initial assignment or a parameter an initial assignment reads,
+  ``delay``, ``rateOf``, ``factorial``, ``quotient``/``rem``,
   fast reactions, rules or initial assignments on compartments that change in time (variable
   compartments), stoichiometry math or stoichiometries set by rules/assignments, conversion
   factors, reactions without kinetic law, species without an initial value, concentration
@@ -59,19 +69,20 @@ How SBML maps onto her2sim (the API other modules, e.g. PEtab, rely on)
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from . import expr as ex
 from .errors import OptionalDependencyError, SBMLImportError, UnsupportedSBMLError
-from .spec import Compartment, Expression, ModelSpec, Observable, Parameter, Reaction, Species
+from .spec import Compartment, Drug, Expression, ModelSpec, Observable, Parameter, Reaction, Species, TimedEvent
 
 __all__ = ["import_sbml", "name_map", "RESERVED_NAMES"]
 
 #: names an SBML id may not keep (her2sim function names); ids containing "__" are renamed too
 RESERVED_NAMES = frozenset(set(ex.FUNCTIONS) | set(ex.LOGIC) | {"select_lt", "sign", "pow"})
-AVOGADRO = 6.02214076e23
+AVOGADRO = 6.02214179e23  # the value the SBML L3 specification prescribes
 
 
 def _libsbml():
@@ -117,8 +128,6 @@ class _Importer:
         self.functions = {}
         for i in range(m.getNumFunctionDefinitions()):
             fd = m.getFunctionDefinition(i)
-            if fd.getMath() is None or fd.getBody() is None:
-                raise SBMLImportError(f"function definition {fd.getId()!r} has no body")
             self.functions[fd.getId()] = ([fd.getArgument(k).getName() for k in range(fd.getNumArguments())],
                                           fd.getBody())
         self.species = {m.getSpecies(i).getId(): m.getSpecies(i) for i in range(m.getNumSpecies())}
@@ -147,17 +156,30 @@ class _Importer:
     # -- refusals ----------------------------------------------------------------------------
     def refuse_unsupported(self) -> None:
         m = self.m
-        for i in range(self.doc.getNumPlugins()):
-            package = self.doc.getPlugin(i).getPackageName()
-            # libsbml's own plugin for L3V2 core math is core; Level 2 has no packages (libsbml attaches
-            # layout/render plugins for diagram annotations); a Level 3 package declared
-            # required="false" (e.g. layout, render) cannot change the model's mathematical meaning
-            if package != "l3v2extendedmath" and self.level >= 3 and self.doc.getPackageRequired(package):
-                raise UnsupportedSBMLError("SBML Level 3 package", package)
-        if self.doc.getNumUnknownPackages():
-            raise UnsupportedSBMLError("SBML Level 3 package", self.doc.getUnknownPackageURI(0))
-        if m.getNumEvents():
-            raise UnsupportedSBMLError("event", m.getEvent(0).getId() or "event #1")
+        if self.level == 3:  # packages that change the model's meaning declare required="true"
+            ns = self.doc.getNamespaces()
+            core = self.doc.getSBMLNamespaces().getURI()
+            for i in range(ns.getNumNamespaces()):
+                uri = ns.getURI(i)
+                if uri != core and self.doc.getPackageRequired(uri):
+                    raise UnsupportedSBMLError("SBML Level 3 package", ns.getPrefix(i) or uri)
+        for i in range(m.getNumEvents()):
+            ev = m.getEvent(i)
+            eid = ev.getId() or f"event #{i + 1}"
+            if ev.isSetDelay():
+                raise UnsupportedSBMLError("event with delay", eid)
+            if ev.isSetPriority():
+                raise UnsupportedSBMLError("event priority", eid)
+            if not ev.isSetTrigger() or ev.getTrigger().getMath() is None:
+                raise UnsupportedSBMLError("element without math", eid)
+            for k in range(ev.getNumEventAssignments()):
+                var = ev.getEventAssignment(k).getVariable()
+                if var in self.compartments:
+                    raise UnsupportedSBMLError("variable compartment (event assigns a compartment size)", eid)
+                if var in self.species_refs:
+                    raise UnsupportedSBMLError("stoichiometry set by an event", eid)
+                if var in self.assign_rules:
+                    raise SBMLImportError(f"event {eid!r} assigns {var!r}, which an assignment rule sets")
         if self.level == 3 and m.isSetConversionFactor():
             raise UnsupportedSBMLError("conversion factor", m.getConversionFactor())
         for var in list(self.assign_rules) + list(self.rate_rules) + list(self.init_assign):
@@ -224,7 +246,7 @@ class _Importer:
     def math(self, node, where: str, scope: dict | None = None, depth: int = 0) -> ex.Node:
         """Translate a libsbml ASTNode into a her2sim expression tree (no text is evaluated)."""
         if node is None:
-            raise SBMLImportError(f"{where}: missing math")
+            raise UnsupportedSBMLError("element without math", where)
         if depth > 200:
             raise UnsupportedSBMLError("recursive function definitions", where)
         L, scope = self.L, scope or {}
@@ -314,6 +336,8 @@ class _Importer:
             if name not in self.functions:
                 raise SBMLImportError(f"{where}: call of undefined function {name!r}")
             bvars, body = self.functions[name]
+            if body is None:
+                raise UnsupportedSBMLError("function definition without a body", name)
             args = [self.math(node.getChild(i), where, scope, depth + 1) for i in range(node.getNumChildren())]
             if len(args) != len(bvars):
                 raise SBMLImportError(f"{where}: function {name!r} takes {len(bvars)} arguments, got {len(args)}")
@@ -397,6 +421,8 @@ class _Importer:
             else:
                 v = ex.Num(s.getInitialConcentration())
                 init_raw[n[sid]] = ex.Bin("*", v, ex.Sym(cname)) if amount else v
+        rate_rule_math = {var: self.math(rule, f"rateRule {var}") for var, rule in self.rate_rules.items()}
+        raw_events = [self.event_math(m.getEvent(i), i) for i in range(m.getNumEvents())]
         # reactions: kinetic laws with local parameters as global parameters
         rates: dict[str, ex.Node] = {}
         for rid, r in self.reactions.items():
@@ -447,7 +473,7 @@ class _Importer:
                 raise SBMLImportError(f"rate rule for constant species {var!r}")
             if var in self.params and self.params[var].getConstant():
                 raise SBMLImportError(f"rate rule for constant parameter {var!r}")
-            node = self.math(rule, f"rateRule {var}")
+            node = rate_rule_math[var]
             name = self.fresh(f"rate_rule_{var}")
             reactions.append(Reaction(name, (), ((n[var], 1.0),), (), node, ex.to_text(node), source="SBML rate rule",
                                       origin=var))
@@ -460,7 +486,7 @@ class _Importer:
         if self.time_name is None and not states:  # a network needs one state: model time serves
             self.time_name = self.fresh("time")
         if self.time_name is not None:
-            states.append((self.time_name, "", "value", ""))
+            states.append((self.time_name, "", "time", ""))
             init_raw[self.time_name] = ex.ZERO
             reactions.append(Reaction(self.fresh("model_clock"), (), ((self.time_name, 1.0),), (), ex.ONE, "1",
                                       source="model time: d(time)/dt = 1"))
@@ -497,22 +523,84 @@ class _Importer:
             resolve(name)
         ordered = _topological(expressions)
         exprs = tuple(Expression(k, node, ex.to_text(node), unit) for k, (node, unit) in ordered)
+        inlined: dict[str, ex.Node] = {}
+        for k, (node, _) in ordered:
+            inlined[k] = ex.substitute(node, inlined)
+        events = self.timed_events(raw_events, inlined, param_values, pidx, p0,
+                                   {k: resolved[k] for k in ia_constants}, {s[0] for s in states})
         observables = tuple(Observable(n[sid], ex.Sym(n[sid]), n[sid], "", description=self.species[sid].getName())
                             for sid in self.species)
         time_unit = self._time_unit()
         return ModelSpec(name=m.getId() or Path(self.label).stem, description=m.getName(),
                          compartments=tuple(compartments), species=tuple(species), parameters=tuple(parameters),
                          expressions=exprs, reactions=tuple(reactions), observables=observables,
-                         files=(self.label,), preequilibrate=False, time_unit=time_unit,
+                         files=(self.label,), preequilibrate=False, nonnegative=False, time_unit=time_unit,
+                         events=events,
                          name_map=tuple(self.names.items()))
 
+    def event_math(self, ev, i: int):
+        """(id, trigger time expression, [(variable, value)], strict) of an event ``time >= t_e``
+        (or ``time > t_e``: strict); other triggers (state-triggered events) are refused."""
+        L, eid = self.L, ev.getId() or f"event #{i + 1}"
+        trig = ev.getTrigger().getMath()
+        kinds = [trig.getChild(k).getType() for k in range(trig.getNumChildren())]
+        ty, two = trig.getType(), len(kinds) == 2
+        if ty in (L.AST_RELATIONAL_GEQ, L.AST_RELATIONAL_GT) and two and kinds[0] == L.AST_NAME_TIME:
+            other, strict = trig.getChild(1), ty == L.AST_RELATIONAL_GT
+        elif ty in (L.AST_RELATIONAL_LEQ, L.AST_RELATIONAL_LT) and two and kinds[1] == L.AST_NAME_TIME:
+            other, strict = trig.getChild(0), ty == L.AST_RELATIONAL_LT
+        else:
+            raise UnsupportedSBMLError("event trigger other than time >= t_e (state-triggered event)", eid)
+        t_e = self.math(other, f"trigger of event {eid}")
+        assignments = []
+        for k in range(ev.getNumEventAssignments()):
+            ea = ev.getEventAssignment(k)
+            if ea.getMath() is None:
+                raise UnsupportedSBMLError("element without math", f"{eid}/{ea.getVariable()}")
+            if ea.getVariable() not in self.names:
+                raise SBMLImportError(f"event {eid!r} assigns unknown symbol {ea.getVariable()!r}")
+            assignments.append((self.names[ea.getVariable()], self.math(ea.getMath(), f"event {eid}")))
+        return eid, t_e, assignments, strict
+
+    def timed_events(self, raw_events, inlined, param_values, pidx, p0, ia_nodes, state_names) -> tuple:
+        """Validated :class:`TimedEvent` objects (expressions inlined, targets checked)."""
+        out = []
+        for eid, t_e, assignments, strict in raw_events:
+            t_node = ex.simplify(ex.substitute(t_e, inlined))
+            if not ex.free_names(t_node) <= set(param_values):
+                raise UnsupportedSBMLError("event trigger that depends on the state (state-triggered event)", eid)
+            when = _value(t_node, pidx, p0)
+            if not when > 0:  # also NaN
+                raise UnsupportedSBMLError("event firing at or before t = 0", eid)
+            checked = []
+            for target, value in assignments:
+                if target not in state_names and target not in param_values:
+                    raise UnsupportedSBMLError("event assigning a value defined by an initial assignment", eid)
+                users = [k for k, node in ia_nodes.items() if target in ex.free_names(node)]
+                if users:
+                    raise UnsupportedSBMLError("event assigning a parameter that an initial assignment reads",
+                                               f"{eid} -> {users[0]}")
+                checked.append((target, ex.simplify(ex.substitute(value, inlined))))
+            out.append(TimedEvent(eid, t_node, tuple(checked), strict))
+        return tuple(out)
+
     def _time_unit(self) -> str:
-        m = self.m
-        if self.level == 3 and m.isSetTimeUnits():
-            return m.getTimeUnits()
-        if self.level == 2 and m.getUnitDefinition("time") is not None:
-            return "time (unit definition 'time')"
-        return "model time"
+        """The model's time unit as pint text ("s", "min", "h", "day") or "model time" if undeclared
+        or unusual. L2 models default to seconds (or their unit definition ``time``)."""
+        m, L = self.m, self.L
+        uid = m.getTimeUnits() if self.level == 3 and m.isSetTimeUnits() else ("time" if self.level == 2 else "")
+        if not uid:
+            return "model time"
+        if uid == "second":
+            return "s"
+        ud = m.getUnitDefinition(uid)
+        if ud is None:
+            return "s" if self.level == 2 else "model time"
+        if ud.getNumUnits() != 1 or ud.getUnit(0).getKind() != L.UNIT_KIND_SECOND or ud.getUnit(0).getExponent() != 1:
+            return "model time"
+        factor = ud.getUnit(0).getMultiplier() * 10.0 ** ud.getUnit(0).getScale()
+        known = {1.0: "s", 60.0: "min", 3600.0: "h", 86400.0: "day"}
+        return next((v for k, v in known.items() if abs(factor - k) <= 1e-12 * k), "model time")
 
 
 def _fold(op: str, kids: list, empty: ex.Node) -> ex.Node:
@@ -551,8 +639,13 @@ def _topological(expressions: dict) -> list:
     return order
 
 
-def import_sbml(source: str | Path) -> ModelSpec:
+def import_sbml(source: str | Path, *, inputs=()) -> ModelSpec:
     """Import an SBML Level 2/3 core model (a path or the XML text) as a ModelSpec.
+
+    ``inputs``: SBML ids of constant parameters to expose as her2sim *drugs* (dose parameters),
+    so that ``simulate(drugs=...)``, screens and sweeps can set them by name, e.g.
+    ``import_sbml("m.xml", inputs=["EGF"])`` then ``dose_response(spec, "EGF", [0, 1, 10], "S@5")``.
+    Doses are numbers in the parameter's own unit (no unit conversion).
 
     Raises :class:`~her2sim.errors.UnsupportedSBMLError` (one line: construct and element id) for
     anything outside the supported set (see the module docstring), :class:`SBMLImportError` for
@@ -560,4 +653,20 @@ def import_sbml(source: str | Path) -> ModelSpec:
     """
     libsbml = _libsbml()
     doc, label = _read(source, libsbml)
-    return _Importer(doc, label, libsbml).build()
+    spec = _Importer(doc, label, libsbml).build()
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not inputs:
+        return spec
+    names = dict(spec.name_map)
+    params = {p.name: p for p in spec.parameters}
+    drugs, new_params = [], list(spec.parameters)
+    for sid in inputs:
+        name = names.get(sid, sid)
+        if name not in params:
+            raise SBMLImportError(f"inputs: {sid!r} is not a constant parameter of the model; inputs must be "
+                                  f"among {sorted(params)[:20]}")
+        drugs.append(Drug(name, (sid,) if sid != name else (), "SBML input parameter", (), f"sets parameter {sid}",
+                          name, None, "SBML", label))
+        new_params = [replace(p, is_input=True) if p.name == name else p for p in new_params]
+    return replace(spec, drugs=tuple(drugs), parameters=tuple(new_params))

@@ -288,7 +288,9 @@ def _integrate(network: Network, conditions: Sequence[Mapping], t_eval: np.ndarr
     conds = [make_condition(network, c.get("drugs"), c.get("parameters")) for c in conditions]
     status = [Status() for _ in conds]
     P0 = np.array([network.parameters_with(c.parameters) for c in conds])
-    X0 = _preequilibrate_all(network, np.tile(network.x0, (len(conds), 1)), P0, status, False)
+    X0 = network.initial_state(P0)
+    if network.spec.preequilibrate:  # imported SBML models start from their initial state
+        X0 = _preequilibrate_all(network, X0, P0, status, False)
     P, breakpoints = breakpoints_from_conditions(network, conds)
     res = simulate_batch(network, X0, P, t_eval=t_eval, t_span=(0.0, float(t_eval[-1])), rtol=rtol, atol=atol,
                          breakpoints=breakpoints).to_result(network, conds)

@@ -64,9 +64,42 @@ def hours(value, *, what: str = "time") -> float:
     return h
 
 
+def model_time(network: Network, value, *, what: str = "time") -> float:
+    """A time in the model's time unit: hours for her2sim models (:func:`hours`); for an imported
+    SBML model numbers are its own time unit and '30 min'-style strings are converted to it
+    (refused when the model's unit is undeclared)."""
+    unit = network.spec.time_unit
+    if unit == "h":
+        return hours(value, what=what)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            q = parse_quantity(value, what=what)
+            try:
+                value = q.to(parse_unit(unit, what="model time unit")).magnitude
+            except Exception:
+                raise UnitError(f"{what}: {value!r} has a unit, but this model's time unit is {unit!r}; "
+                                "give a plain number in the model's time unit") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise UnitError(f"{what}: expected a number or a time such as '72 h', got {value!r}")
+    if value < 0:
+        raise UnitError(f"{what}: {value!r} is negative; times must be >= 0")
+    return float(value)
+
+
 def dose_nM(network: Network, drug: str, dose) -> tuple[str, float]:
     """Resolve a drug name/alias and convert its dose to nM; returns (dose_parameter, nM)."""
     d = network.spec.drug(drug)
+    if d.drug_class == "SBML input parameter":  # an imported model's parameter, in its own unit
+        try:
+            nm = float(dose)
+        except (TypeError, ValueError):
+            raise UnitError(f"dose of {drug}: {dose!r} is not a number; an SBML input parameter takes a plain "
+                            "number in the parameter's own unit") from None
+        if not np.isfinite(nm) or nm < 0:
+            raise UnitError(f"dose of {drug}: {dose!r} is negative or not finite; doses must be >= 0")
+        return d.dose_parameter, nm
     nm = convert(dose, "nM", what=f"dose of {drug}", molecular_weight=d.molecular_weight_g_per_mol)
     if not np.isfinite(nm) or nm < 0:
         raise UnitError(f"dose of {drug}: {dose!r} is negative or not finite; doses must be >= 0 (use 0 for no drug)")
@@ -96,7 +129,7 @@ def make_condition(network: Network, drugs=None, parameters=None, events=()) -> 
     params = {k: parameter_value(network, k, v) for k, v in (parameters or {}).items()}
     evs = []
     for t, change in events:
-        evs.append((hours(t, what="event time"), dict(dose_nM(network, k, v) for k, v in change.items())))
+        evs.append((model_time(network, t, what="event time"), dict(dose_nM(network, k, v) for k, v in change.items())))
     return Condition(doses, params, tuple(sorted(evs, key=lambda e: e[0])))
 
 
@@ -279,6 +312,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
         weight) or numbers in nM; given at t = 0 after pre-equilibration.
     variants : variant/background names applied (only when ``model`` is a name or path).
     time : end time ("72 h", "3 day" or hours). t_eval : output times in hours (default: hourly).
+        Imported SBML models use their own time unit (``spec.time_unit``) for numbers.
     parameters : {parameter: value} overrides, e.g. {"HRG": "1 nM"}; numbers are internal units.
     events : [(time, {drug: dose}), ...] piecewise-constant dose changes, e.g. a washout.
     conditions : list of {"drugs": ..., "parameters": ..., "events": ...} for a batch; each is
@@ -308,7 +342,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     if not (0 < rtol < 1) or not (atol > 0):
         raise ValueError(f"rtol must be in (0, 1) and atol > 0, got rtol={rtol!r}, atol={atol!r}")
     network = as_network(model, variants=variants, drugs=_drug_names_in(drugs, events, conditions))
-    t_end = hours(time, what="time")
+    t_end = model_time(network, time, what="time")
     if t_end <= 0:
         raise UnitError(f"time: {time!r} must be > 0")
     grid = np.asarray(t_eval, dtype=float) if t_eval is not None else np.linspace(0.0, t_end, int(min(t_end, 1000)) + 1)
@@ -344,6 +378,9 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     if preequilibrate:
         X0 = _preequilibrate_all(network, X0, P, status, single)
     out = np.full((len(conds), len(grid), network.n_species), np.nan)
+    if network.spec.events:  # model events: one condition at a time (each has its own event times)
+        use_block = False
+        P_model = np.empty((len(conds), len(grid), network.n_params))
     same_schedule = all(c.events == conds[0].events and set(c.doses) == set(conds[0].doses) for c in conds)
     if use_block and same_schedule and len(conds) > 1:
         ok = [i for i, s in enumerate(status) if s.ok]
@@ -357,12 +394,18 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
             if not status[i].ok:
                 continue
             try:
+                if network.spec.events:
+                    out[i], P_model[i] = _run_schedule_events(network, X0[i], P[i], c, grid, t_end, chosen, rtol,
+                                                              atol, max_steps)
+                    continue
                 out[i] = _run_schedule(network, X0[i], P[i], c, grid, t_end, chosen, rtol, atol, max_steps)
             except IntegrationError as exc:
                 if single:
                     raise
                 status[i] = Status("failed", str(exc))
-    P_t = _parameters_over_time(network, P, conds, grid)
+    if network.time_index is not None:  # model time is the output time, not its integrated copy
+        out[:, :, network.time_index] = grid
+    P_t = P_model if network.spec.events else _parameters_over_time(network, P, conds, grid)
     obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(out.shape[0] * out.shape[1], network.n_params))
     obs = obs.reshape(len(conds), len(grid), -1)
     labels = tuple({**c.doses, **c.parameters} for c in conds)
@@ -413,6 +456,53 @@ def _run_schedule(network, x0, p, cond: Condition, grid, t_end, method, rtol, at
         out[sel] = y[keep]
         x = y[-1]
     return out
+
+
+def model_event_times(network: Network, p: np.ndarray) -> list[tuple[float, list[int]]]:
+    """[(t, [event indices])] of the model's timed events for parameters ``p``, ascending; events
+    at the same time are grouped (they fire together). Raises for a time <= 0 or NaN."""
+    times = network.event_times(p)
+    for k, t in enumerate(times):
+        if not t > 0:
+            raise UnitError(f"event {network.event_names[k]!r} fires at t = {t!r} <= 0 for these parameters; "
+                            "events at or before the start are not supported")
+    groups: dict[float, list[int]] = {}
+    for k in np.argsort(times, kind="stable"):
+        if np.isfinite(times[k]):
+            groups.setdefault(float(times[k]), []).append(int(k))
+    return sorted(groups.items())
+
+
+def _run_schedule_events(network, x0, p, cond: Condition, grid, t_end, method, rtol, atol, max_steps):
+    """Like _run_schedule, also stopping at the model's timed events and applying them: their
+    parameter changes persist; output at an event time shows the values after it (before it for
+    a strict event, which fires just after its time). Returns (states (T, n), parameters (T, n_params))."""
+    out = np.empty((len(grid), network.n_species))
+    p_out = np.empty((len(grid), network.n_params))
+    model_events = dict(model_event_times(network, _dosed(network, p, _doses_at(cond, 0.0))))
+    strict = network.event_strict
+    stops = sorted({te for te, _ in cond.events if 0 < te < t_end} | {te for te in model_events if te < t_end})
+    x, p_cur, t0 = np.asarray(x0, dtype=float), p.copy(), 0.0
+    for t1 in stops + [t_end]:
+        pd = _dosed(network, p_cur, _doses_at(cond, t0))
+        sel = ((grid > t0) | ((t0 == 0.0) & (grid == 0.0))) & (grid < t1)  # outputs at stops are written below
+        pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
+        y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
+        keep = np.isin(pts, grid[sel])
+        out[sel], p_out[sel] = y[keep], pd
+        x = y[-1]
+        fired = model_events.get(t1, [])
+        now, later = [k for k in fired if not strict[k]], [k for k in fired if strict[k]]
+        if now:
+            xs, ps = network.apply_events(now, x, _dosed(network, p_cur, _doses_at(cond, t1)))
+            x, p_cur = xs[0], ps[0]
+        at = grid == t1
+        out[at], p_out[at] = x, _dosed(network, p_cur, _doses_at(cond, t1))
+        if later and t1 < t_end:
+            xs, ps = network.apply_events(later, x, _dosed(network, p_cur, _doses_at(cond, t1)))
+            x, p_cur = xs[0], ps[0]
+        t0 = t1
+    return out, p_out
 
 
 def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol, max_steps):

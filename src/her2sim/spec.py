@@ -26,8 +26,8 @@ class Species:
     initial assignment); when set, :meth:`her2sim.network.Network.initial_state` evaluates it for
     each parameter vector and ``initial`` is its value at the model's parameters.
     ``quantity`` says what the state holds: ``"concentration"`` (her2sim's nM), ``"amount"``
-    (an SBML species with ``hasOnlySubstanceUnits``) or ``"value"`` (an SBML parameter with a rate
-    rule, or model time).
+    (an SBML species with ``hasOnlySubstanceUnits``), ``"value"`` (an SBML parameter with a rate
+    rule) or ``"time"`` (model time, d/dt = 1 from 0; the engines report it exactly on the grid).
     """
 
     name: str
@@ -93,6 +93,23 @@ class Observable:
 
 
 @dataclass(frozen=True)
+class TimedEvent:
+    """An event at a time set by parameters (an SBML event triggered by ``time >= t_e``).
+
+    At ``t = time`` (an expression of parameters; model time, > 0) every assignment's value is
+    computed from the state and parameters just before the event, then assigned; ``assignments``
+    are (target, value) pairs whose target is a species (state) or a parameter name. Output at
+    the event time shows the values after it, unless ``strict`` (SBML ``time > t_e``: the event
+    fires just after ``t_e``, so output at ``t_e`` shows the values before it).
+    """
+
+    name: str
+    time: Node
+    assignments: tuple[tuple[str, Node], ...]
+    strict: bool = False
+
+
+@dataclass(frozen=True)
 class Drug:
     """A drug overlay: class, targets, and the input parameter its dose sets (nM)."""
 
@@ -133,10 +150,15 @@ class ModelSpec:
     #: pre-equilibrate (drug-free steady state) before t = 0 unless the caller says otherwise;
     #: False for imported SBML models, which start at t = 0 from their initial state
     preequilibrate: bool = True
+    #: states are concentrations that cannot go negative (the batch path treats a large negative
+    #: value as a blow-up); False for imported SBML models, whose states may legally be negative
+    nonnegative: bool = True
     #: the unit of the model's time axis ("h" for her2sim models; an SBML model's own unit)
     time_unit: str = "h"
     #: (SBML id, her2sim name) pairs of an imported model (names differ only for reserved ids)
     name_map: tuple[tuple[str, str], ...] = ()
+    #: time-triggered events (imported SBML models); both engines stop at each and apply it
+    events: tuple[TimedEvent, ...] = ()
 
     @property
     def species_names(self) -> tuple[str, ...]:
