@@ -39,15 +39,24 @@ REFERENCE = reference_llh()
 REFUSED: dict = {}
 #: imported and simulated, but not verified here: one evaluation ran over 15 min on the shared 2-core
 #: machine (AMICI needs 1 s compiled); to be checked on a quiet machine
-UNVERIFIED = {"Smith_BMCSystBiol2013": "one evaluation takes over 15 min here"}
+UNVERIFIED = {"Smith_BMCSystBiol2013": "one evaluation takes over 15 min here",
+              "Chen_MSB2009": "501 states: one evaluation takes tens of minutes on the batch path here, beyond the "
+                              "CI budget; `her2sim fit Chen_MSB2009.yaml --evaluate` result is in the README"}
 #: simulatedData tables that are not at the problem's nominal parameters (checked with libRoadRunner below)
 STALE_TABLES = {"Sneyd_PNAS2002": "the table's noise column (0.0227) is not the nominal sigma either"}
-SLOW = {"Isensee_JCB2018", "Chen_MSB2009", "Borghans_BiophysChem1997", "Elowitz_Nature2000"}
+SLOW = {"Isensee_JCB2018", "Borghans_BiophysChem1997", "Elowitz_Nature2000"}
 SUPPORTED = sorted(set(REFERENCE) - set(REFUSED) - set(UNVERIFIED))
 
 
 def test_the_readme_lists_the_eleven_reference_problems():
     assert len(REFERENCE) == 11 and "Chen_MSB2009" in REFERENCE
+
+
+@pytest.mark.parametrize("name", sorted(UNVERIFIED))
+def test_unverified_problems_at_least_import(name):
+    """Problems too slow to simulate in CI here must still read and compile (no refusal)."""
+    problem = read_problem(_yaml(name))
+    assert len(problem.measurements) > 0 and Objective(problem).network.n_species > 0
 
 
 def _yaml(name: str) -> Path:
