@@ -10,7 +10,8 @@ Usage:  python benchmarks/bench_fit.py [--problems Boehm_JProteomeRes2014,...] [
 2. Gradient accuracy (Boehm): the batched central differences at several steps against a tight
    reference (scipy Radau at rtol 1e-12, atol 1e-16, central differences with Richardson
    extrapolation), at the nominal point and two random points; error = |g - g_ref|_inf / |g_ref|_inf.
-3. A multi-start fit of Boehm from Latin hypercube starts (seed 0): wall time, the share of starts
+3. A multi-start fit of Boehm from Latin hypercube starts (seed 0, all starts in lockstep, at most
+   --max-evaluations each, max_steps 20000 as in `her2sim fit`): wall time, the share of starts
    within 0.1 of the best known nllh 138.222, peak memory (ru_maxrss).
 A peer (pyPESTO + AMICI) is run where installed; otherwise the script says so.
 """
@@ -84,13 +85,14 @@ def gradient_accuracy(name: str = "Boehm_JProteomeRes2014", steps=(1e-2, 1e-3, 1
     return rows
 
 
-def boehm_fit(starts: int) -> dict:
+def boehm_fit(starts: int, max_evaluations: int) -> dict:
     problem = read_problem(_yaml("Boehm_JProteomeRes2014"))
+    objective = Objective(problem, max_steps=20000)  # as `her2sim fit` does
     t = time.perf_counter()
-    result = fit(problem, starts=starts, seed=0)
+    result = fit(problem, starts=starts, seed=0, objective=objective, max_evaluations=max_evaluations)
     wall = time.perf_counter() - t
     vals = np.array([s.nllh for s in result.starts])
-    return {"starts": starts, "wall_s": wall, "best_nllh": float(vals.min()),
+    return {"starts": starts, "max_evaluations": max_evaluations, "wall_s": wall, "best_nllh": float(vals.min()),
             "share_within_0.1_of_138.22": float(np.mean(vals <= BOEHM_BEST + 0.1)),
             "converged": int(sum(s.status == "converged" for s in result.starts)),
             "median_evaluations": float(np.median([s.n_evaluations for s in result.starts])),
@@ -102,6 +104,7 @@ def main() -> None:
     ap.add_argument("--problems", default="Boehm_JProteomeRes2014,Fiedler_BMCSystBiol2016,Chen_MSB2009")
     ap.add_argument("--starts", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--max-evaluations", type=int, default=200)
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args()
@@ -116,8 +119,8 @@ def main() -> None:
             print(f"gradient accuracy Boehm point {r['point']} step {r['step']:g}: rel error {r['rel_error']:.2e} "
                   f"(|g_ref|_inf {r['grad_norm']:.3g})", flush=True)
     if not args.skip_fit:
-        r = boehm_fit(args.starts)
-        print(f"Boehm {r['starts']}-start fit: {r['wall_s']:.0f} s wall, best nllh {r['best_nllh']:.4f}, "
+        r = boehm_fit(args.starts, args.max_evaluations)
+        print(f"Boehm {r['starts']}-start fit (<= {r['max_evaluations']} evaluations each): {r['wall_s']:.0f} s wall, best nllh {r['best_nllh']:.4f}, "
               f"{100 * r['share_within_0.1_of_138.22']:.0f}% of starts within 0.1 of 138.22, "
               f"{r['converged']} converged, median {r['median_evaluations']:.0f} evaluations, "
               f"peak RSS {r['peak_rss_MiB']:.0f} MiB", flush=True)

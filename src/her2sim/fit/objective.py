@@ -113,8 +113,7 @@ def _time_switches(spec):
 
     from ..spec import Parameter
 
-    clock = next((r.products[0][0] for r in spec.reactions
-                  if r.source.startswith("model time") and len(r.products) == 1), None)
+    clock = next((sp.name for sp in spec.species if getattr(sp, "quantity", "") == "time"), None)
     if clock is None:
         return spec, []
     params = {p.name for p in spec.parameters}
@@ -195,8 +194,10 @@ class Objective:
         self.upper = np.array([to_scale(problem.parameter(p).upper, s) for p, s in zip(problem.free, self.scales)])
         self.conditions = problem.simulation_conditions()
         #: the model-time state of an imported SBML model (d/dt = 1); reset to 0 after pre-equilibration
-        self.time_index = next((net.species_index(r.products[0][0]) for r in spec.reactions
-                                if r.source.startswith("model time") and len(r.products) == 1), None)
+        self.time_index = getattr(net, "time_index", None)
+        if method == "scipy" and (self._switches or getattr(spec, "events", ())):
+            raise PetabError("model: method='scipy' does not apply SBML events or time-switched inputs; "
+                             "use the batch path")
         self._build_conditions()
         self._build_observables()
 
@@ -360,14 +361,21 @@ class Objective:
         """P (B, n_params) -> X0 (B, n_species): the model's (symbolic) initial values."""
         return self.network.initial_state(P)
 
-    def _integrate(self, X0, P, t_eval):
-        """(states (B, T, n), ok (B,), messages) on the chosen path."""
+    def _integrate(self, X0, P, t_eval, trajectory: bool = False):
+        """(states (B, T, n), ok (B,), messages[, parameters in force (B, T, n_params)])."""
         if self.method == "batch":
             t_span = (0.0, max(float(t_eval[-1]), 1e-9))
             res = simulate_batch(self.network, X0, P, t_eval=t_eval, t_span=t_span, rtol=self.rtol, atol=self.atol,
                                  max_steps=self.max_steps, breakpoints=self._breakpoints(P, t_span[1]),
-                                 certify=None)  # per evaluation it would double a fit's cost; fits certify their best point
-            return res.states, res.ok, res.messages
+                                 certify=None)  # per evaluation it would double a fit's cost
+            if not trajectory:
+                return res.states, res.ok, res.messages
+            Pt = getattr(res, "parameter_trajectory", None)
+            if Pt is None:
+                Pt = np.repeat(P[:, None, :], len(t_eval), axis=1)
+                for j, t, before, after in self._switch_values(P):
+                    Pt[:, :, j] = np.where((t[:, None] > 0) & (t_eval[None, :] >= t[:, None]), after, Pt[:, :, j])
+            return res.states, res.ok, res.messages, np.nan_to_num(Pt, nan=0.0)
         from scipy.integrate import solve_ivp
 
         net = self.network
@@ -388,6 +396,8 @@ class Objective:
                 ok[b] = True
             else:
                 msgs[b] = sol.message
+        if trajectory:
+            return states, ok, tuple(msgs), np.repeat(P[:, None, :], len(t_eval), axis=1)
         return states, ok, tuple(msgs)
 
     def _steady(self, X0, P):
@@ -403,7 +413,8 @@ class Objective:
         return X, ok & converged, msgs
 
     def simulate_states(self, theta: np.ndarray):
-        """theta (K, n_parameters) -> (states (K, C, T[+1], n_species), ok (K, C), messages (K, C)).
+        """theta (K, n_parameters) -> (states (K, C, T[+1], n_species), ok (K, C), messages (K, C),
+        parameters in force (K, C, T[+1], n_params)).
 
         The last time slot holds the steady state when any measurement is at ``time = inf``.
         """
@@ -430,15 +441,17 @@ class Objective:
             ok[pre] &= okq
             messages[np.flatnonzero(pre)] = [f"pre-equilibration: {m}" if m else "" for m in mq]
         X0 = np.where(np.isnan(Xs), X0, Xs)
-        states, ok_main, msgs = self._integrate(X0, P, self.t_eval)
+        states, ok_main, msgs, Pt = self._integrate(X0, P, self.t_eval, trajectory=True)
         ok &= ok_main
         messages = np.where(messages == "", np.array(msgs, dtype=object), messages)
         if self.needs_steady:
             Xinf, ok_inf, mi = self._steady(X0, P)
             states = np.concatenate([states, Xinf[:, None, :]], axis=1)
+            Pt = np.concatenate([Pt, P[:, None, :]], axis=1)
             ok &= ok_inf
             messages = np.where(messages == "", np.array(mi, dtype=object), messages)
-        return (states.reshape(K, C, *states.shape[1:]), ok.reshape(K, C), messages.reshape(K, C), P.reshape(K, C, -1))
+        return (states.reshape(K, C, *states.shape[1:]), ok.reshape(K, C), messages.reshape(K, C),
+                Pt.reshape(K, C, *Pt.shape[1:]))
 
     def evaluate(self, theta) -> Evaluation:
         """Simulate and score K parameter vectors theta (K, n_parameters) (linear scale)."""
@@ -451,7 +464,7 @@ class Objective:
         for o, ks, cidx, tidx, compiled in self._obs:
             n = len(ks)
             xT = np.ascontiguousarray(states[:, cidx, tidx, :].reshape(K * n, -1).T)
-            pm = P[:, cidx, :].reshape(K * n, -1).T
+            pm = P[:, cidx, tidx, :].reshape(K * n, -1).T
             outs = []
             for fn, eidx, econst in compiled:
                 extra = _take(theta, eidx, econst)  # (K, E, n)
