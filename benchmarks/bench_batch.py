@@ -76,9 +76,9 @@ def max_err(states, ref):
 
 def rest_state(net):
     """Drug-free steady state of the nominal model: the common starting point of every engine."""
-    from her2sim.solve import _input_free, steady_state
+    from her2sim.solve import input_free, steady_state
 
-    return np.maximum(steady_state(net, net.x0, _input_free(net, net.p0)), 0.0)
+    return np.maximum(steady_state(net, net.x0, input_free(net, net.p0)), 0.0)
 
 
 def scipy_path(net, names, P, rtol, method, mode, x_rest, atol=ATOL):

@@ -87,7 +87,7 @@ def _machine_busy_s() -> float:
 def child(mode: str, n: int, rtol: float, chunk: int, out: str) -> dict:
     """One run in this (fresh) process; returns timings and peak memory."""
     from her2sim.sweep import _networks, run_sweep
-    from her2sim.sweep_spec import load_sweep_spec
+    from her2sim.sweep_load import load_sweep_spec
 
     spec = load_sweep_spec(make_spec(n, rtol, chunk))
     _networks(spec)  # imports and compilation count in the baseline, not in the sweep

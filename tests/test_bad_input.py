@@ -130,14 +130,14 @@ def _sweep_spec(tmp_path, doses: str) -> Path:
 
 
 def test_sweep_axis_over_the_limit_is_named_before_allocation(tmp_path):
-    from her2sim.sweep_spec import load_sweep_spec
+    from her2sim.sweep_load import load_sweep_spec
 
     with pytest.raises(ModelFileError, match=r"num = 1,000,000,000 values.*limit"):
         load_sweep_spec(_sweep_spec(tmp_path, '{ start = "1 nM", stop = "1 uM", num = 1000000000, scale = "log" }'))
 
 
 def test_sweep_conditions_over_the_limit_say_how_big_and_how_to_split(tmp_path):
-    from her2sim.sweep_spec import load_sweep_spec
+    from her2sim.sweep_load import load_sweep_spec
 
     spec = SWEEP.replace("{DOSES}", '{ start = "1 nM", stop = "1 uM", num = 100000, scale = "log" }')
     spec += '[drugs.screen_b]\ndoses = { start = "1 nM", stop = "1 uM", num = 100000, scale = "log" }\n'

@@ -15,7 +15,7 @@ import her2sim
 from her2sim import sweep as sw
 from her2sim import sweep_store
 from her2sim.sweep import (STATUS_CODES, ChunkOutput, SweepDirectoryError, open_sweep, run_sweep, sobol_indices)
-from her2sim.sweep_spec import load_sweep_spec
+from her2sim.sweep_load import load_sweep_spec
 
 MODEL = Path(__file__).parent / "models" / "screen_product.toml"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from her2sim.sweep_spec import SweepSpecError, load_sweep_spec, parse_readout
+from her2sim.sweep_load import load_sweep_spec
+from her2sim.sweep_spec import SweepSpecError, parse_readout
 
 MODEL = Path(__file__).parent / "models" / "screen_product.toml"
 
@@ -266,7 +267,7 @@ def test_enumeration_is_the_same_in_another_process(tmp_path):
     path = write(tmp_path, HUGE)
     code = textwrap.dedent(f"""
         import hashlib, json, numpy as np
-        from her2sim.sweep_spec import load_sweep_spec
+        from her2sim.sweep_load import load_sweep_spec
         spec = load_sweep_spec({str(path)!r}, chunk=1000)
         b = spec.block(5_000_000, 5_001_000)
         h = hashlib.sha256(b.doses["screen_a"].tobytes() + b.doses["screen_b"].tobytes()

@@ -19,13 +19,13 @@ def table():
 def _net_rate(drugs, conc):
     """Independent reference: the network's mean per-capita net rate of the HER2-high cells over 24-72 h."""
     from her2sim.batch import simulate_batch
-    from her2sim.solve import _input_free, steady_state
+    from her2sim.solve import input_free, steady_state
     from her2sim.trial.exposure import CD16A, PDL1, _network_for, background_parameters
 
     net = _network_for(drugs)
     p = background_parameters(net, BG)
     p[net.parameter_index("CD16A_158V_fraction")], p[net.parameter_index("PDL1_level")] = CD16A["VF"], PDL1["positive"]
-    x0 = steady_state(net, net.x0, _input_free(net, p))
+    x0 = steady_state(net, net.x0, input_free(net, p))
     for d, c in zip(drugs, conc):
         p[net.parameter_index(net.spec.drug(d).dose_parameter)] = c
     t = np.linspace(24.0, 72.0, 9)

@@ -50,7 +50,7 @@ from .certify import CertifyOptions, certify_batch, certify_options
 from .errors import InvalidArgument
 from .network import Network
 from .result import Result, Status
-from .solve import Condition, _dosed, _doses_at
+from .solve import Condition, dosed, doses_at
 from .sparse_lu import SparseLU, symbolic_lu
 from .tableaus import RODAS4, RODAS5P, TABLEAUS, RosenbrockTableau, auto_method  # noqa: F401 (re-exported)
 from .validate import MAX_OUTPUT_BYTES, check_count, check_real, check_size, check_tolerances
@@ -121,7 +121,7 @@ class BatchResult:
         elif conditions is None:
             P_t = np.broadcast_to(self.parameters[:, None, :], (B, T, network.n_params))
         else:
-            P_t = np.array([[_dosed(network, self.parameters[i], _doses_at(c, t)) for t in self.time]
+            P_t = np.array([[dosed(network, self.parameters[i], doses_at(c, t)) for t in self.time]
                             for i, c in enumerate(conditions)])
         obs = network.observables(states.reshape(-1, n), P_t.reshape(B * T, network.n_params))
         labels = tuple({**c.doses, **c.parameters} for c in conditions) if conditions else ()
@@ -192,7 +192,7 @@ def breakpoints_from_conditions(network: Network, conditions: Sequence[Condition
     where a member has fewer events) and the doses in force after it.
     """
     B = len(conditions)
-    P = np.array([_dosed(network, network.parameters_with(c.parameters), c.doses) for c in conditions])
+    P = np.array([dosed(network, network.parameters_with(c.parameters), c.doses) for c in conditions])
     K = max((len(c.events) for c in conditions), default=0)
     dose_params = sorted({d for c in conditions for _, ch in c.events for d in ch})
     bps = []
@@ -384,7 +384,7 @@ _FORKED_JOB = None
 def _worker(bounds):
     lo, hi = bounds
     job = _FORKED_JOB
-    _limit_blas_threads()
+    limit_blas_threads()
     status = np.zeros(hi - lo, dtype=np.int8)
     steps = np.zeros(hi - lo, dtype=np.int64)
     rejected = np.zeros(hi - lo, dtype=np.int64)
@@ -393,7 +393,7 @@ def _worker(bounds):
     return lo, status, steps, rejected, msgs
 
 
-def _limit_blas_threads() -> None:
+def limit_blas_threads() -> None:
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # the caller pins BLAS through OPENBLAS_NUM_THREADS etc.

@@ -51,7 +51,7 @@ class DoseResponseInputError(Her2simError, ValueError):
 
 
 # ---------------------------------------------------------------- validation
-def _as_array(name: str, x: ArrayLike, *, ndim: int | None = 1, nonneg: bool = False) -> np.ndarray:
+def as_array(name: str, x: ArrayLike, *, ndim: int | None = 1, nonneg: bool = False) -> np.ndarray:
     """Float array, finite, optionally of fixed ``ndim`` and >= 0; else DoseResponseInputError."""
     try:
         arr = np.asarray(x, dtype=float)
@@ -226,8 +226,8 @@ def fit_loglogistic4(
         Negative/NaN doses, NaN responses, shape mismatch, unknown parameter names,
         fewer points than free parameters, or fewer than 2 distinct positive doses.
     """
-    d = _as_array("doses", doses, nonneg=True)
-    r = _as_array("responses", responses)
+    d = as_array("doses", doses, nonneg=True)
+    r = as_array("responses", responses)
     _same_shape("doses", d, "responses", r)
     fixed = dict(fixed or {})
     unknown = (set(fixed) | set(bounds or {})) - set(PARAMETER_NAMES)
@@ -347,8 +347,8 @@ def interpolate_ic50(doses: ArrayLike, fraction_unaffected: ArrayLike, level: fl
     IC50Estimate
         NaN value with status ``"not_reached"`` or ``"below_range"`` if not crossed.
     """
-    d = _as_array("doses", doses, nonneg=True)
-    f = _as_array("fraction_unaffected", fraction_unaffected)
+    d = as_array("doses", doses, nonneg=True)
+    f = as_array("fraction_unaffected", fraction_unaffected)
     _same_shape("doses", d, "fraction_unaffected", f)
     if np.unique(d).size != d.size:
         raise DoseResponseInputError("doses: contains repeated doses; average replicates per dose first.")
@@ -420,7 +420,7 @@ def find_ic50(
 
 def emax(fraction_unaffected: ArrayLike) -> float:
     """Maximal observed effect :math:`E_{max} = 1 - \\min_d f(d)` (fraction inhibited, dimensionless)."""
-    return float(1.0 - _as_array("fraction_unaffected", fraction_unaffected, ndim=None).min())
+    return float(1.0 - as_array("fraction_unaffected", fraction_unaffected, ndim=None).min())
 
 
 def emax_fitted(fit: LogLogisticFit) -> float:
@@ -444,9 +444,9 @@ def gr_value(x_treated: ArrayLike, x_control: ArrayLike, x0: ArrayLike) -> np.nd
         Non-positive or non-finite counts, or ``x_control <= x0`` (no control growth:
         GR is undefined; lengthen the assay or check the time-zero count).
     """
-    xt = _as_array("x_treated", x_treated, ndim=None)
-    xc = _as_array("x_control", x_control, ndim=None)
-    x0a = _as_array("x0", x0, ndim=None)
+    xt = as_array("x_treated", x_treated, ndim=None)
+    xc = as_array("x_control", x_control, ndim=None)
+    x0a = as_array("x0", x0, ndim=None)
     for name, arr in (("x_treated", xt), ("x_control", xc), ("x0", x0a)):
         if np.any(arr <= 0):
             raise DoseResponseInputError(f"{name}: cell counts must be > 0 (log2 is taken); check for empty wells.")
@@ -525,8 +525,8 @@ def gr_metrics(doses: ArrayLike, gr_values: ArrayLike, *, flat_pvalue: float = 0
     -------
     GRMetrics
     """
-    d = _as_array("doses", doses, nonneg=True)
-    g = _as_array("gr_values", gr_values)
+    d = as_array("doses", doses, nonneg=True)
+    g = as_array("gr_values", gr_values)
     _same_shape("doses", d, "gr_values", g)
     d, g = d[d > 0], g[d > 0]
     levels = np.unique(d)

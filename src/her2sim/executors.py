@@ -95,9 +95,9 @@ _WORKER_TASK: tuple | None = None   # (fn, shared) of a pool worker process, set
 def _init_pool_worker(fn: Callable, shared) -> None:
     global _WORKER_TASK
     _WORKER_TASK = (fn, shared)
-    from .batch import _limit_blas_threads
+    from .batch import limit_blas_threads
 
-    _limit_blas_threads()
+    limit_blas_threads()
 
 
 def _run_in_pool(*args):

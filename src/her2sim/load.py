@@ -514,7 +514,7 @@ def _topological(nodes: dict, known: set, draft: _Draft, entries: dict) -> list[
 
 
 # ----------------------------------------------------------------------------- lookup
-def _find_named(kind: str, name: str, root: Path, extra_dirs: Sequence[Path] = ()) -> Path:
+def find_named(kind: str, name: str, root: Path, extra_dirs: Sequence[Path] = ()) -> Path:
     folders = {"variant": ["variants", "backgrounds"], "drug": ["drugs"], "model": ["."]}[kind]
     candidates = {}
     for base in list(extra_dirs) + [root]:
@@ -556,7 +556,7 @@ def resolve_model_path(model: str | Path) -> Path:
         if not p.exists():
             raise ModelFileError("file not found; check the path or run `her2sim models`", path=str(p))
         return p.resolve()
-    return _find_named("model", str(model), models_dir())
+    return find_named("model", str(model), models_dir())
 
 
 #: file suffixes read as SBML (by :func:`her2sim.sbml_import.import_sbml`)
@@ -601,7 +601,7 @@ def load_model(model: str | Path = "default", *, variants: Sequence[str] = (), d
                              path=str(path))
     applied: list[Variant] = []
     for vname in list(head.get("variants", [])) + list(variants):
-        vpath = _find_named("variant", vname, root, extra)
+        vpath = find_named("variant", vname, root, extra)
         data = read_toml(vpath)
         vkind, vhead = header_of(data, vpath)
         if vkind not in ("variant", "background"):
@@ -612,7 +612,7 @@ def load_model(model: str | Path = "default", *, variants: Sequence[str] = (), d
         applied.append(Variant(str(vhead.get("name", vpath.stem)), str(vhead.get("description", "")), vkind, str(vpath)))
     drug_specs: list[Drug] = []
     for dname in drugs:
-        dpath = _find_named("drug", dname, root, extra)
+        dpath = find_named("drug", dname, root, extra)
         if any(d.path == str(dpath) for d in drug_specs):
             continue
         data = read_toml(dpath)

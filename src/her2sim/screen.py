@@ -49,10 +49,14 @@ from . import synergy as sy
 from .errors import Her2simError, UnknownNameError
 from .network import Network
 from .result import Result, Status
-from .screen_cli import ENGINES, WILD_TYPE  # shared with the cheap-to-import CLI module
 from .solve import as_network, dose_nM, hours, make_condition, simulate
 from .units import parse_quantity
 from .validate import check_mapping, check_size, check_tolerances
+
+#: the background label of cells with no extra variant
+WILD_TYPE = "wild_type"
+#: the engines a screen can run on
+ENGINES = ("scipy", "batch")
 
 __all__ = [
     "READOUT_KINDS", "STEADY_HORIZON_H", "SYNERGY_METHODS", "Readout", "ScreenInputError",
@@ -290,14 +294,14 @@ def _integrate(network: Network, conditions: Sequence[Mapping], t_eval: np.ndarr
         return simulate(network, conditions=list(conditions), time=float(t_eval[-1]), t_eval=t_eval, mode=mode,
                         rtol=rtol, atol=atol)
     from .batch import breakpoints_from_conditions, simulate_batch
-    from .solve import _preequilibrate_all
+    from .solve import preequilibrate_all
 
     conds = [make_condition(network, c.get("drugs"), c.get("parameters")) for c in conditions]
     status = [Status() for _ in conds]
     P0 = np.array([network.parameters_with(c.parameters) for c in conds])
     X0 = network.initial_state(P0)
     if network.spec.preequilibrate:  # imported SBML models start from their initial state
-        X0 = _preequilibrate_all(network, X0, P0, status, False)
+        X0 = preequilibrate_all(network, X0, P0, status, False)
     P, breakpoints = breakpoints_from_conditions(network, conds)
     res = simulate_batch(network, X0, P, t_eval=t_eval, t_span=(0.0, float(t_eval[-1])), rtol=rtol, atol=atol,
                          breakpoints=breakpoints).to_result(network, conds)
@@ -507,7 +511,7 @@ def _edge(ds, letter: str):
     return ds.isel(others)
 
 
-def _letters(ds) -> list[str]:
+def dose_letters(ds) -> list[str]:
     return [d[-1] for d in ds.readout.dims if d.startswith("dose_")]
 
 
@@ -572,7 +576,7 @@ def single_agent_metrics(ds, *, level: float = 0.5, refine: bool = True, model=N
     """
     import xarray as xr
 
-    letters = _letters(ds)
+    letters = dose_letters(ds)
     bgs = [str(b) for b in ds.background.values]
     keys = ("ic50", "ic50_interpolated", "ec50", "ec50_interpolated", "emax", "hill_local", "fit_ic50", "fit_ec50",
             "fit_hill", "fit_top", "fit_bottom", "fit_emax", "fit_rms")
@@ -681,7 +685,7 @@ def synergy_scores(ds, methods: Sequence[str] = SYNERGY_METHODS, *, combination_
     import xarray as xr
 
     methods = [methods] if isinstance(methods, str) else list(methods)
-    letters = _letters(ds)
+    letters = dose_letters(ds)
     unknown = [m for m in methods if m not in SYNERGY_METHODS]
     if unknown or not methods:
         raise ScreenInputError(f"methods must be a non-empty subset of {SYNERGY_METHODS}, got {methods!r}")

@@ -1,5 +1,4 @@
-"""``her2sim screen``: the command line of :mod:`her2sim.screen` (cheap to import; the screen
-machinery is imported when the command runs)."""
+"""``her2sim screen``: the command line of :mod:`her2sim.screen` (parses, checks and calls the API)."""
 
 from __future__ import annotations
 
@@ -7,9 +6,7 @@ import argparse
 from pathlib import Path
 
 from .errors import Her2simError
-
-WILD_TYPE = "wild_type"
-ENGINES = ("scipy", "batch")
+from .screen import ENGINES, WILD_TYPE
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -65,7 +62,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_screen_cli(args) -> int:
     """Run ``her2sim screen`` from parsed arguments; prints tables, writes --out/--plot; returns 0."""
-    from .screen import (SYNERGY_METHODS, ScreenInputError, _letters, dose_matrix, dose_response,
+    from .screen import (SYNERGY_METHODS, ScreenInputError, dose_letters, dose_matrix, dose_response,
                          format_metrics_table, format_synergy_table, single_agent_metrics, synergy_scores)
     from .units import parse_quantity
     from .validate import PLOT_SUFFIXES, check_output_file, check_rtol, check_time
@@ -96,7 +93,7 @@ def run_screen_cli(args) -> int:
         ds = dose_response(args.model, drugs[0], grids[drugs[0]], args.readout, **common)
     else:
         ds = dose_matrix(args.model, drugs, [grids[d] for d in drugs], args.readout, **common)
-    print(f"screen: {', '.join(ds.attrs[f'drug_{x}'] for x in _letters(ds))}; readout {ds.attrs['readout']} "
+    print(f"screen: {', '.join(ds.attrs[f'drug_{x}'] for x in dose_letters(ds))}; readout {ds.attrs['readout']} "
           f"[{ds.attrs['readout_unit']}]; {int((ds.status != 'ok').sum())} of {ds.status.size} members not ok")
     metrics = single_agent_metrics(ds, refine=False)
     print(format_metrics_table(metrics))
@@ -105,7 +102,7 @@ def run_screen_cli(args) -> int:
         if args.methods:
             methods = [m.strip() for m in args.methods.split(",")]
         else:
-            enough = all(ds[f"dose_{x}"].size > 3 for x in _letters(ds)) and len(drugs) == 2
+            enough = all(ds[f"dose_{x}"].size > 3 for x in dose_letters(ds)) and len(drugs) == 2
             methods = list(SYNERGY_METHODS if enough else ("hsa", "bliss"))
         scores = synergy_scores(ds, methods)
         print(format_synergy_table(scores))

@@ -283,7 +283,7 @@ def steady_state(network: Network, x0, p, *, method: str = "LSODA", rtol: float 
         "The model may oscillate or grow without bound; pass preequilibrate=False or fix the model.")
 
 
-def _cached_steady_state(network: Network, x0: np.ndarray, p: np.ndarray) -> np.ndarray:
+def cached_steady_state(network: Network, x0: np.ndarray, p: np.ndarray) -> np.ndarray:
     """steady_state() memoised on the network instance per (x0, p): repeated what-ifs on one
     compiled network (dose series, drug panels) share the rest state."""
     cache = network.__dict__.setdefault("_steady_state_cache", {})
@@ -295,7 +295,7 @@ def _cached_steady_state(network: Network, x0: np.ndarray, p: np.ndarray) -> np.
     return cache[key].copy()
 
 
-def _input_free(network: Network, p: np.ndarray) -> np.ndarray:
+def input_free(network: Network, p: np.ndarray) -> np.ndarray:
     """Copy of p with every drug dose parameter set to 0 (cells at rest before dosing)."""
     q = p.copy()
     for d in network.spec.drugs:
@@ -424,7 +424,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
             X0 = np.maximum(np.broadcast_to(given, X0.shape), 0.0)  # round-off below zero from a solve
     status = [Status() for _ in conds]
     if preequilibrate:
-        X0 = _preequilibrate_all(network, X0, P, status, single)
+        X0 = preequilibrate_all(network, X0, P, status, single)
     out = np.full((len(conds), len(grid), network.n_species), np.nan)
     if network.spec.events:  # model events: one condition at a time (each has its own event times)
         use_block = False
@@ -469,22 +469,22 @@ def _parameters_over_time(network: Network, P: np.ndarray, conds, grid) -> np.nd
     out = np.empty((len(conds), len(grid), network.n_params))
     for i, c in enumerate(conds):
         for k, t in enumerate(grid):
-            out[i, k] = _dosed(network, P[i], _doses_at(c, t))
+            out[i, k] = dosed(network, P[i], doses_at(c, t))
     return out
 
 
-def _dosed(network: Network, p: np.ndarray, doses: Mapping[str, float]) -> np.ndarray:
+def dosed(network: Network, p: np.ndarray, doses: Mapping[str, float]) -> np.ndarray:
     q = p.copy()
     for name, v in doses.items():
         q[network.parameter_index(name)] = v
     return q
 
 
-def _preequilibrate_all(network, X0, P, status, single):
+def preequilibrate_all(network, X0, P, status, single):
     out = X0.copy()
     for i in range(len(X0)):
         try:
-            out[i] = _cached_steady_state(network, X0[i], _input_free(network, P[i]))
+            out[i] = cached_steady_state(network, X0[i], input_free(network, P[i]))
         except IntegrationError as exc:
             if single:
                 raise
@@ -496,7 +496,7 @@ def _run_schedule(network, x0, p, cond: Condition, grid, t_end, method, rtol, at
     out = np.empty((len(grid), network.n_species))
     x = x0
     for t0, t1, doses in _segments(t_end, cond, cond.doses):
-        pd = _dosed(network, p, doses)
+        pd = dosed(network, p, doses)
         sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
         pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
         y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
@@ -527,12 +527,12 @@ def _run_schedule_events(network, x0, p, cond: Condition, grid, t_end, method, r
     a strict event, which fires just after its time). Returns (states (T, n), parameters (T, n_params))."""
     out = np.empty((len(grid), network.n_species))
     p_out = np.empty((len(grid), network.n_params))
-    model_events = dict(model_event_times(network, _dosed(network, p, _doses_at(cond, 0.0))))
+    model_events = dict(model_event_times(network, dosed(network, p, doses_at(cond, 0.0))))
     strict = network.event_strict
     stops = sorted({te for te, _ in cond.events if 0 < te < t_end} | {te for te in model_events if te < t_end})
     x, p_cur, t0 = np.asarray(x0, dtype=float), p.copy(), 0.0
     for t1 in stops + [t_end]:
-        pd = _dosed(network, p_cur, _doses_at(cond, t0))
+        pd = dosed(network, p_cur, doses_at(cond, t0))
         sel = ((grid > t0) | ((t0 == 0.0) & (grid == 0.0))) & (grid < t1)  # outputs at stops are written below
         pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
         y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
@@ -542,12 +542,12 @@ def _run_schedule_events(network, x0, p, cond: Condition, grid, t_end, method, r
         fired = model_events.get(t1, [])
         now, later = [k for k in fired if not strict[k]], [k for k in fired if strict[k]]
         if now:
-            xs, ps = network.apply_events(now, x, _dosed(network, p_cur, _doses_at(cond, t1)))
+            xs, ps = network.apply_events(now, x, dosed(network, p_cur, doses_at(cond, t1)))
             x, p_cur = xs[0], ps[0]
         at = grid == t1
-        out[at], p_out[at] = x, _dosed(network, p_cur, _doses_at(cond, t1))
+        out[at], p_out[at] = x, dosed(network, p_cur, doses_at(cond, t1))
         if later and t1 < t_end:
-            xs, ps = network.apply_events(later, x, _dosed(network, p_cur, _doses_at(cond, t1)))
+            xs, ps = network.apply_events(later, x, dosed(network, p_cur, doses_at(cond, t1)))
             x, p_cur = xs[0], ps[0]
         t0 = t1
     return out, p_out
@@ -558,7 +558,7 @@ def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol, 
     X = X0
     template = conds[0]
     for t0, t1, _ in _segments(t_end, template, template.doses):
-        Pd = np.array([_dosed(network, P[i], dict(_doses_at(c, t0))) for i, c in enumerate(conds)])
+        Pd = np.array([dosed(network, P[i], dict(doses_at(c, t0))) for i, c in enumerate(conds)])
         sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
         pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
         Y = _solve_block(network, X, Pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
@@ -568,7 +568,7 @@ def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol, 
     return out
 
 
-def _doses_at(cond: Condition, t: float) -> dict:
+def doses_at(cond: Condition, t: float) -> dict:
     current = dict(cond.doses)
     for te, change in cond.events:
         if te <= t:

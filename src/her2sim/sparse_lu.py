@@ -176,7 +176,7 @@ class SparseLU:
         ``b`` and ``out`` (n, B) in the original order (distinct arrays), ``work`` at least
         (2 n + max_terms, B) contiguous rows. Each term of a level is one gather, one multiply and
         one subtract over the batch (no per-level accumulator)."""
-        n, B = self.n, b.shape[1]
+        n = self.n
         y, x, tmp = work[:n], work[n:2 * n], work[2 * n:]
         b.take(self._fwd_in, axis=0, out=y, mode="clip")
         for st, terms in zip(self._fwd, self._fwd_terms):

@@ -42,7 +42,8 @@ from .batch import simulate_batch
 from .errors import IntegrationError, InvalidArgument
 from .executors import Progress, check_scheduler, duration, open_executor
 from .network import Network, compile_network
-from .sweep_spec import SweepSpec, load_sweep_spec
+from .sweep_load import load_sweep_spec
+from .sweep_spec import SweepSpec
 from .sweep_store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, PREEQUILIBRATION,  # noqa: F401
                           READOUT_NOT_FINITE, SAMPLES, STATUS_CODES, DamagedManifestError, SweepDirectoryError,
                           accuracy_summary, chunk_path, finished_chunks, load_chunk, merge_certificates, new_manifest,
@@ -271,7 +272,7 @@ def _drift(network: Network, X: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 def _equilibrate(network: Network, X: np.ndarray, P: np.ndarray, solver, *, scipy_ok: bool):
     """Steady states of (X, P) rows with held species fixed: (states, codes (m,), {row: reason})."""
-    from .solve import _cached_steady_state
+    from .solve import cached_steady_state
 
     m, n = X.shape
     out = X.copy()
@@ -286,7 +287,7 @@ def _equilibrate(network: Network, X: np.ndarray, P: np.ndarray, solver, *, scip
     if scipy_ok:  # one rest state per network: scipy's LSODA, cached on the network
         for u in range(len(U)):
             try:
-                Xu[u] = _cached_steady_state(network, Xu[u], Pu[u])
+                Xu[u] = cached_steady_state(network, Xu[u], Pu[u])
             except IntegrationError as exc:
                 bad[u] = str(exc)
     else:

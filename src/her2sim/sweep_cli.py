@@ -50,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run_sweep_cli(args) -> int:
     """Handler of ``her2sim sweep``: 0 when every chunk ran, 1 if a chunk failed, 130 on Ctrl-C."""
     from .sweep import run_sweep
-    from .sweep_spec import load_sweep_spec
+    from .sweep_load import load_sweep_spec
 
     if args.dry_run:
         print(load_sweep_spec(args.spec, chunk=args.chunk).describe())

@@ -333,15 +333,15 @@ def _build(data: dict, path: Path | None, text: str, chunk_override) -> SweepSpe
 
 
 def _drug_file(name: str, extra_dirs) -> Path:
-    from .load import _find_named, models_dir
+    from .load import find_named, models_dir
 
-    return _find_named("drug", name, models_dir(), extra_dirs)
+    return find_named("drug", name, models_dir(), extra_dirs)
 
 
 def _variant_file(name: str, extra_dirs) -> Path:
-    from .load import _find_named, models_dir
+    from .load import find_named, models_dir
 
-    return _find_named("variant", name, models_dir(), extra_dirs)
+    return find_named("variant", name, models_dir(), extra_dirs)
 
 
 def _parameter_ok(network, name: str, where: str, dose_params: set, problems: _Problems) -> bool:

@@ -400,5 +400,3 @@ def parse_readout(text: str, *, end_time_h: float | None = None) -> Readout:
     t = base.time_h if base.time_h is not None else end_time_h
     return Readout(name, base.kind, base.name, t if base.kind == "at" else (None if t is None else 0.0), t)
 
-
-from .sweep_load import load_sweep_spec  # noqa: E402,F401  (re-exported: the public entry point)

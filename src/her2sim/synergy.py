@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from her2sim.doseresponse import DoseResponseInputError, LogLogisticFit, _as_array, fit_loglogistic4
+from her2sim.doseresponse import DoseResponseInputError, LogLogisticFit, as_array, fit_loglogistic4
 
 __all__ = [
     "INHIBITION_TOLERANCE",
@@ -85,8 +85,8 @@ class SynergyScore:
 
 
 def _check_matrix(doses_a: ArrayLike, doses_b: ArrayLike, inhibition: ArrayLike):
-    a = _as_array("doses_a", doses_a, nonneg=True)
-    b = _as_array("doses_b", doses_b, nonneg=True)
+    a = as_array("doses_a", doses_a, nonneg=True)
+    b = as_array("doses_b", doses_b, nonneg=True)
     for name, d in (("doses_a", a), ("doses_b", b)):
         if d.size < 2:
             raise DoseResponseInputError(f"{name}: need the 0 control plus at least one positive dose.")
@@ -97,7 +97,7 @@ def _check_matrix(doses_a: ArrayLike, doses_b: ArrayLike, inhibition: ArrayLike)
             )
         if np.any(np.diff(d) <= 0):
             raise DoseResponseInputError(f"{name}: must be strictly increasing; sort doses and the matrix together.")
-    e = _as_array("inhibition", inhibition, ndim=2)
+    e = as_array("inhibition", inhibition, ndim=2)
     if e.shape != (a.size, b.size):
         raise DoseResponseInputError(
             f"inhibition: shape {e.shape} does not match (len(doses_a), len(doses_b)) = {(a.size, b.size)}; "
@@ -299,8 +299,8 @@ def fit_median_effect(doses: ArrayLike, fraction_affected: ArrayLike) -> MedianE
     DoseResponseInputError
         Fewer than 2 usable points (need distinct positive doses with 0 < fa < 1).
     """
-    d = _as_array("doses", doses, nonneg=True)
-    fa = _as_array("fraction_affected", fraction_affected)
+    d = as_array("doses", doses, nonneg=True)
+    fa = as_array("fraction_affected", fraction_affected)
     if d.shape != fa.shape:
         raise DoseResponseInputError(f"fraction_affected: shape {fa.shape} does not match doses {d.shape}.")
     use = (d > 0) & (fa > 0) & (fa < 1)
@@ -365,7 +365,7 @@ def fitted_emax(doses: ArrayLike, inhibition: ArrayLike) -> float:
     largest observed inhibition. Loewe additivity and the Chou-Talalay CI assume drugs that reach
     full effect (Emax ~1); below ~0.9 read Bliss or HSA instead [1]_.
     """
-    d, e = _as_array("doses", doses), _as_array("inhibition", inhibition)
+    d, e = as_array("doses", doses), as_array("inhibition", inhibition)
     observed = float(np.max(e))
     if d.size - 1 < _MIN_FIT_DOSES:
         return observed

@@ -17,7 +17,8 @@ from .population import Cohort, PopulationSpec, load_population, sample_populati
 from .recist import assess, classify
 from .regimen import Regimen, list_regimens, load_regimen
 from .survival import CoxResult, KaplanMeier, cox_single, kaplan_meier, logrank, median_survival
-from .trial import TrialResult, TrialSpec, evaluate, load_trial, prepare_trial, run_trial, run_trial_task
+from .scaleout import run_trial, run_trial_task
+from .trial import TrialResult, TrialSpec, evaluate, load_trial, prepare_trial
 from .tumour import TumourParameters, load_tumour
 
 __all__ = [

@@ -38,7 +38,8 @@ def handle(args) -> int:
     from ..atomic import atomic_path, atomic_write_text
     from ..executors import check_scheduler
     from ..validate import check_count, check_output_dir
-    from .trial import check_trial_size, load_trial, run_trial
+    from .scaleout import run_trial
+    from .trial import check_trial_size, load_trial
 
     if args.list or not args.spec:
         from .files import trial_models_dir

@@ -262,7 +262,7 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     import time
 
     from ..batch import simulate_batch
-    from ..solve import _input_free, steady_state
+    from ..solve import input_free, steady_state
 
     clock = time.perf_counter()
     drugs = tuple(drugs)
@@ -280,7 +280,7 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     values = np.empty((len(backgrounds), len(hosts)) + (L,) * D + (len(OUTPUTS),))
     for b, bg in enumerate(backgrounds):
         p = background_parameters(net, bg)
-        x0 = steady_state(net, net.x0, _input_free(net, p))
+        x0 = steady_state(net, net.x0, input_free(net, p))
         P = np.tile(p, (len(grid), 1))
         for d in range(D):
             P[:, dose_idx[d]] = levels[d, grid[:, d]]

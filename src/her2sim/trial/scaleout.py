@@ -114,3 +114,36 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
     summary = summarise(spec, df, curves)
     timings["total_s"] = time.perf_counter() - clock
     return TrialResult(spec, df, summary, curves, sld, timings)
+
+
+def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
+              block: int | None = None, workers: int = 1, progress: bool = False, **overrides) -> TrialResult:
+    """Run a virtual trial end to end (see the module docstring), in blocks of patients.
+
+    ``scheduler`` (None = this process, "processes", "dask://HOST:PORT" or a distributed.Client)
+    and ``block`` (patients per task, default :data:`DEFAULT_BLOCK`) go to
+    :func:`run_trial_blocks`; the results do not depend on either.
+    ``overrides`` are :func:`her2sim.trial.trial.tumour_inputs`' calibration knobs.
+
+    Examples
+    --------
+    >>> from her2sim.trial import run_trial
+    >>> res = run_trial("emilia_like", patients=100, seed=1)  # doctest: +SKIP
+    >>> res.summary["arms"]["T-DM1"]["median_pfs"]  # doctest: +SKIP
+    """
+    return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=DEFAULT_BLOCK if block is None else block,
+                            workers=workers, progress=progress, **overrides)
+
+
+def run_trial_task(task: dict) -> dict:
+    """Picklable entry point for many trials: ``{"spec": name/path, "patients": n, "seed": s, **overrides}``
+    -> the summary dict (plus timings). Overrides are :func:`her2sim.trial.trial.tumour_inputs`' calibration knobs.
+
+    >>> from concurrent.futures import ProcessPoolExecutor
+    >>> tasks = [{"spec": "emilia_like", "patients": 200, "seed": s} for s in range(4)]
+    >>> with ProcessPoolExecutor(2) as pool:  # doctest: +SKIP
+    ...     summaries = list(pool.map(run_trial_task, tasks))
+    """
+    task = dict(task)
+    res = run_trial(task.pop("spec"), task.pop("patients", 200), task.pop("seed", 0), **task)
+    return {"summary": res.summary, "timings": res.timings}

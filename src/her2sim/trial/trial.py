@@ -16,7 +16,7 @@ Pipeline (each stage a function, the expensive ones cached):
 
 OS is not modelled (no post-progression therapy or death model): trials report PFS, ORR, DCR, CBR.
 
-Scale-out: :func:`run_trial` runs stages 2-3 in blocks of patients through
+Scale-out: :func:`her2sim.trial.scaleout.run_trial` runs stages 2-3 in blocks of patients through
 :mod:`her2sim.trial.scaleout` on any scheduler of :mod:`her2sim.executors` (this process, local
 processes, a dask cluster), with results identical to :func:`prepare_trial` + :func:`evaluate`,
 which keep every arm's daily rates in memory so that calibration can re-run stage 3 alone.
@@ -699,41 +699,6 @@ def _compare(t, e, x) -> dict:
     except ValueError as exc:
         return {"hazard_ratio": float("nan"), "ci": (float("nan"), float("nan")), "cox_p": float("nan"),
                 "logrank_chi2": float("nan"), "logrank_p": float("nan"), "note": str(exc)}
-
-
-def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
-              block: int | None = None, workers: int = 1, progress: bool = False, **overrides) -> TrialResult:
-    """Run a virtual trial end to end (see the module docstring), in blocks of patients.
-
-    ``scheduler`` (None = this process, "processes", "dask://HOST:PORT" or a distributed.Client)
-    and ``block`` (patients per task, default :data:`her2sim.trial.scaleout.DEFAULT_BLOCK`) go to
-    :func:`her2sim.trial.scaleout.run_trial_blocks`; the results do not depend on either.
-    ``overrides`` are :func:`tumour_inputs`' calibration knobs.
-
-    Examples
-    --------
-    >>> from her2sim.trial import run_trial
-    >>> res = run_trial("emilia_like", patients=100, seed=1)  # doctest: +SKIP
-    >>> res.summary["arms"]["T-DM1"]["median_pfs"]  # doctest: +SKIP
-    """
-    from .scaleout import DEFAULT_BLOCK, run_trial_blocks
-
-    return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=DEFAULT_BLOCK if block is None else block,
-                            workers=workers, progress=progress, **overrides)
-
-
-def run_trial_task(task: dict) -> dict:
-    """Picklable entry point for many trials: ``{"spec": name/path, "patients": n, "seed": s, **overrides}``
-    -> the summary dict (plus timings). Overrides are :func:`tumour_inputs`' calibration knobs.
-
-    >>> from concurrent.futures import ProcessPoolExecutor
-    >>> tasks = [{"spec": "emilia_like", "patients": 200, "seed": s} for s in range(4)]
-    >>> with ProcessPoolExecutor(2) as pool:  # doctest: +SKIP
-    ...     summaries = list(pool.map(run_trial_task, tasks))
-    """
-    task = dict(task)
-    res = run_trial(task.pop("spec"), task.pop("patients", 200), task.pop("seed", 0), **task)
-    return {"summary": res.summary, "timings": res.timings}
 
 
 def target_value(result: TrialResult, target: Target) -> float:
