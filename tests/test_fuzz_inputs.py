@@ -243,7 +243,7 @@ def trial_and_sweep_command_lines(draw) -> list[str]:
 def _run_options_cleanly(argv: list[str], monkeypatch, capsys) -> None:
     """The options layer only: the (minutes-long) work is replaced by a stub that checks what it got."""
     from her2sim import cli, sweep
-    from her2sim.trial import trial
+    from her2sim.trial import scaleout
 
     calls = []
 
@@ -257,7 +257,7 @@ def _run_options_cleanly(argv: list[str], monkeypatch, capsys) -> None:
         calls.append("sweep")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trial, "run_trial", fake_trial)
+    monkeypatch.setattr(scaleout, "run_trial", fake_trial)
     monkeypatch.setattr(sweep, "open_executor", fake_executor)
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "file").write_text("x")
