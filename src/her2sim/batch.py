@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backend import resolve_backend
+from .batch_xp import integrate_array
 from .certify import CertifyOptions, certify_batch, certify_options
 from .errors import InvalidArgument
 from .network import Network
@@ -224,7 +226,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
                    rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 100000, breakpoints=None,
                    workers: int = 1, progress: bool = False, ordering: str = "markowitz",
                    fixed_step: float | None = None,
-                   certify: float | CertifyOptions | None = CertifyOptions()) -> BatchResult:
+                   certify: float | CertifyOptions | None = CertifyOptions(), backend="numpy",
+                   slab: int | None = None) -> BatchResult:
     """Integrate B conditions of one network together with a stiff Rosenbrock method.
 
     Parameters
@@ -255,6 +258,10 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         finished members (default 0.5 %, at least 2) is re-integrated with scipy's Radau at a
         20x tighter tolerance and the largest relative error goes to ``attrs["certificate"]``.
         A fraction, a :class:`~her2sim.certify.CertifyOptions`, or None/0 to skip it.
+    backend : "numpy" (default), "cupy" (GPU), "array-api-strict" or an array namespace
+        (:mod:`her2sim.backend`); other than "numpy" it runs :mod:`her2sim.batch_xp` (no
+        breakpoints, model events, fixed_step or workers there). Results are NumPy arrays.
+    slab : members integrated together on a non-NumPy backend (default :data:`DEVICE_SLAB`).
 
     Returns
     -------
@@ -282,6 +289,14 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         check_real(fixed_step, "fixed_step", low=0.0, low_open=True, fix="a step in hours, or None for adaptive steps")
     check_count(workers, "workers", fix="processes, e.g. 1 or the number of cores")
     cert_options = certify_options(certify)
+    bk = resolve_backend(backend)
+    if not bk.is_numpy:
+        for used, what in ((breakpoints, "breakpoints"), (network.spec.events, "timed model events"),
+                           (fixed_step is not None, "fixed_step"), (workers != 1, "workers > 1")):
+            if used:
+                raise InvalidArgument(f"{what} are not supported with backend={bk.name!r}; use backend='numpy'")
+        if slab is not None:
+            check_count(slab, "slab", fix="members integrated together on the device, e.g. 100000")
     n, p = network.n_species, network.n_params
     try:
         P = np.asarray(network.p0 if P is None else P, dtype=float)
@@ -338,14 +353,25 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     job = _Job(network, plan, tab, X0, P, schedule, t0, t_end, grid, rtol, atol, int(max_steps), progress, states,
                p_traj,
                None if fixed_step is None else float(fixed_step))
-    if workers > 1 and B > 1:
+    if not bk.is_numpy:
+        size = int(slab or DEVICE_SLAB)
+        for lo in range(0, B, size):
+            hi = min(B, lo + size)
+            with np.errstate(all="ignore"):
+                st, sp_, rj, msgs = integrate_array(bk, network, plan, tab, X0[lo:hi], P[lo:hi], t0, t_end, grid,
+                                                    rtol, atol, int(max_steps), states[lo:hi], offset=lo,
+                                                    progress=progress)
+            status[lo:hi], steps[lo:hi], rejected[lo:hi] = st, sp_, rj
+            for i, msg in msgs.items():
+                messages[i] = msg
+    elif workers > 1 and B > 1:
         _run_parallel(job, int(workers), status, steps, rejected, messages)
     else:
         with np.errstate(all="ignore"):
             for lo, hi in slab_ranges(B, 1):
                 for i, msg in _integrate(job, lo, hi, status, steps, rejected).items():
                     messages[i] = msg
-    attrs = {"method": method, "rtol": rtol, "atol": atol, "ordering": ordering, "workers": int(workers),
+    attrs = {"method": method, "backend": bk.name, "rtol": rtol, "atol": atol, "ordering": ordering, "workers": int(workers),
              "wall_time_s": _time.perf_counter() - clock, "lu_nnz": plan.nnz, "lu_fill": plan.n_fill,
              "certificate": None}
     if cert_options is not None:
@@ -361,6 +387,9 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
 #: time, best of 4, busy machine): slabs of 8,000 / 4,000 / 2,000 / 1,000 gave 3,326 / 3,927 /
 #: 3,827 / 3,141 conditions/s. Smaller slabs pay more per-call overhead (~1 us per NumPy call).
 SLAB = 4000
+#: members integrated together by a non-NumPy backend (:mod:`her2sim.batch_xp`): large, so each
+#: device operation has enough work; ~20 kB of device memory per member on the HER2 model
+DEVICE_SLAB = 262144
 
 
 def slab_ranges(B: int, workers: int) -> list[tuple[int, int]]:

@@ -9,8 +9,10 @@ temporaries ``t<N>``, float constants, arithmetic operators and the fixed helper
 because names in the trees are replaced by integer subscripts during interning (an unknown name
 raises before any code is built).
 
-Two flavours: ``"array"`` (``x`` is a sequence of (B,) rows, NumPy functions; any batch size)
-and ``"scalar"`` (``x`` is a list of Python floats, :mod:`math` functions; fastest for B = 1).
+Three flavours: ``"array"`` (``x`` is a sequence of (B,) rows, NumPy functions; any batch size),
+``"scalar"`` (``x`` is a list of Python floats, :mod:`math` functions; fastest for B = 1) and
+``"array-api"`` (``x`` is an (n, B) array of any array-API namespace, e.g. CuPy; rows are read as
+``x[k, ...]`` and the functions come from :func:`array_api_functions`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,59 @@ _SCALAR_FUNCS = {
     **{_CMP_NAMES[op]: (lambda f: lambda a, b: 1.0 if f(a, b) else 0.0)(f) for op, f in ex.SCALAR_COMPARISONS.items()},
 }
 _OPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
+
+
+def array_api_functions(xp) -> dict:
+    """The helper functions of the ``"array-api"`` flavour for namespace ``xp``: only calls of the
+    array API standard (Python floats are lifted to 0-d arrays where the standard wants arrays)."""
+    f64 = xp.float64
+
+    def arr(a):
+        return a if hasattr(a, "shape") else xp.asarray(a, dtype=f64)
+
+    def where(cond, a, b):
+        return xp.where(cond, arr(a), arr(b))
+
+    def flag(cond):
+        return xp.astype(cond, f64)
+
+    def nonzero(a):
+        return xp.not_equal(arr(a), 0.0)
+
+    def fold(op, args):
+        out = nonzero(args[0])
+        for a in args[1:]:
+            out = op(out, nonzero(a))
+        return flag(out)
+
+    def piecewise(*args):
+        out = args[-1]
+        for k in range(len(args) - 3, -1, -2):
+            out = where(nonzero(args[k + 1]), args[k], out)
+        return out
+
+    def unary(name):
+        fn = getattr(xp, name)
+        return lambda a: fn(arr(a))
+
+    def binary(name):
+        fn = getattr(xp, name)
+        return lambda a, b: fn(arr(a), arr(b))
+
+    funcs = {name: unary(api) for name, api in (
+        ("exp", "exp"), ("log", "log"), ("log10", "log10"), ("sqrt", "sqrt"), ("abs", "abs"), ("sign", "sign"),
+        ("sin", "sin"), ("cos", "cos"), ("tan", "tan"), ("asin", "asin"), ("acos", "acos"), ("atan", "atan"),
+        ("sinh", "sinh"), ("cosh", "cosh"), ("tanh", "tanh"), ("asinh", "asinh"), ("acosh", "acosh"),
+        ("atanh", "atanh"), ("floor", "floor"), ("ceil", "ceil"))}
+    funcs.update({"min": binary("minimum"), "max": binary("maximum"), "pow": binary("pow"),
+                  "select": lambda a, b, c, d: where(xp.less(arr(a), arr(b)), c, d),
+                  "piecewise": piecewise,
+                  "and": lambda *a: fold(xp.logical_and, a), "or": lambda *a: fold(xp.logical_or, a),
+                  "xor": lambda *a: fold(xp.logical_xor, a), "not": lambda a: flag(xp.equal(arr(a), 0.0))})
+    for op, api in (("<", "less"), ("<=", "less_equal"), (">", "greater"), (">=", "greater_equal"),
+                    ("==", "equal"), ("!=", "not_equal")):
+        funcs[_CMP_NAMES[op]] = (lambda fn: lambda a, b: flag(fn(arr(a), arr(b))))(getattr(xp, api))
+    return funcs
 
 
 class Dag:
@@ -133,9 +188,12 @@ class Dag:
             total = term if total is None else self._make(("bin", "+", (total, term)))
         return self._make(("const", 0.0, ())) if total is None else total
 
-    def function(self, outputs: Sequence[int], flavour: str = "array", *, into: bool = False) -> Callable:
+    def function(self, outputs: Sequence[int], flavour: str = "array", *, into: bool = False,
+                 xp=None) -> Callable:
         """Synthesise ``f(x, p) -> tuple`` of the output ids' values, or with ``into=True``
-        ``f(x, p, out)`` assigning output k to ``out[k]`` (rows of a (K, B) buffer)."""
+        ``f(x, p, out)`` assigning output k to ``out[k]`` (rows of a (K, B) buffer).
+        ``flavour="array-api"`` needs the namespace ``xp``."""
+        full = flavour == "array-api"  # x[k, ...]: the standard has no implicit trailing axes
         reachable = self._reachable(outputs)
         uses: dict[int, int] = {}
         for k in reachable:
@@ -153,7 +211,7 @@ class Dag:
             if kind == "const":
                 return ast.Constant(payload)
             if kind in ("x", "p"):
-                return ast.Subscript(ast.Name(kind, ast.Load()), ast.Constant(payload), ast.Load())
+                return ast.Subscript(ast.Name(kind, ast.Load()), _row(payload, full), ast.Load())
             args = [emit(c) for c in kids]
             if kind == "neg":
                 return ast.UnaryOp(ast.USub(), args[0])
@@ -174,7 +232,7 @@ class Dag:
                 body.append(ast.Assign([ast.Name(temps[k], ast.Store())], value))
         if into:
             for row, k in enumerate(outputs):
-                target = ast.Subscript(ast.Name("out", ast.Load()), ast.Constant(row), ast.Store())
+                target = ast.Subscript(ast.Name("out", ast.Load()), _row(row, full), ast.Store())
                 body.append(ast.Assign([target], emit(k)))
             body.append(ast.Return(ast.Name("out", ast.Load())))
         else:
@@ -187,7 +245,9 @@ class Dag:
             body=body, decorator_list=[], returns=None, type_params=[],
         )
         module = ast.fix_missing_locations(ast.Module([fn], type_ignores=[]))
-        funcs = _ARRAY_FUNCS if flavour == "array" else _SCALAR_FUNCS
+        if full and xp is None:
+            raise ValueError("flavour 'array-api' needs the namespace xp")
+        funcs = {"array": _ARRAY_FUNCS, "scalar": _SCALAR_FUNCS}[flavour] if not full else array_api_functions(xp)
         namespace = {f"_{name}": f for name, f in funcs.items()}
         module_code = compile(module, "<her2sim generated>", "exec")
         fn_code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType))
@@ -203,3 +263,10 @@ class Dag:
             seen.add(k)
             stack.extend(self.nodes[k][2])
         return seen
+
+
+def _row(k: int, full: bool) -> ast.expr:
+    """Subscript of row k: ``[k]``, or ``[k, ...]`` for the array-API flavour."""
+    if not full:
+        return ast.Constant(k)
+    return ast.Tuple([ast.Constant(k), ast.Constant(Ellipsis)], ast.Load())

@@ -41,6 +41,9 @@ class _Compiled:
     initial_array: Callable
     event_times_array: Callable
     event_values: tuple
+    dag: Dag            # kept for evaluators of other array namespaces (array_api_functions)
+    rhs_ids: tuple
+    jac_ids: tuple
 
 
 @dataclass(eq=False)
@@ -155,6 +158,7 @@ class Network:
             event_times_array=self._event_time_function(pidx),
             event_values=tuple(tuple(ex.compile_expr(ex.simplify(ex.expand(node)), sidx, pidx)
                                      for _, node in e.assignments) for e in spec.events),
+            dag=dag, rhs_ids=tuple(rhs_ids), jac_ids=tuple(jac_ids),
         )
         self._event_targets = tuple(tuple(("x", sidx[t]) if t in sidx else ("p", pidx[t]) for t, _ in e.assignments)
                                     for e in spec.events)
@@ -308,6 +312,14 @@ class Network:
         out = np.empty((len(self.jac_rows), xT.shape[1])) if out is None else out
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return self._eval.jac_array(xT, pT, out)
+
+    def array_api_functions(self, xp) -> tuple[Callable, Callable]:
+        """``(rhs, jac)`` for array namespace ``xp`` (built on each call, a few ms): ``rhs(xT, pT,
+        out)`` fills out (n_species, B) with dx/dt and ``jac(xT, pT, out)`` fills out (nnz, B) with
+        the Jacobian values, xT (n_species, B), pT (n_params, B), using only array-API calls."""
+        ev = self._eval
+        return (ev.dag.function(ev.rhs_ids, "array-api", into=True, xp=xp),
+                ev.dag.function(ev.jac_ids, "array-api", into=True, xp=xp))
 
     def jacobian(self, x, p) -> np.ndarray:
         """Dense Jacobian d(dx/dt)/dx, shape (B, n, n) (or (n, n) for 1-D x)."""

@@ -188,6 +188,10 @@ class SparseLU:
             np.multiply(x[st.start:st.stop], piv[st.start:st.stop], out=x[st.start:st.stop])
         return x.take(self._bwd_out, axis=0, out=out, mode="clip")
 
+    def on(self, xp) -> "ArrayLU":
+        """This program for array namespace ``xp`` (index arrays copied to its device once)."""
+        return ArrayLU(self, xp)
+
     def to_dense(self, V: np.ndarray, member: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(L, U) of one member in the permuted order (for tests and inspection)."""
         L, U = np.eye(self.n), np.zeros((self.n, self.n))
@@ -197,6 +201,86 @@ class SparseLU:
             else:
                 U[i, j] = V[pos, member]
         return L, U
+
+
+class ArrayLU:
+    """The numeric phase of a :class:`SparseLU` written against the Python array API standard
+    (NumPy, CuPy, array-api-strict): same program and arithmetic as :meth:`SparseLU.factor` and
+    :meth:`SparseLU.solve`, with gathers as ``xp.take``, contiguous slice updates and no scatter
+    (the standard has none): :meth:`assemble` gathers from the Jacobian values instead."""
+
+    def __init__(self, lu: SparseLU, xp):
+        self.xp, self.n, self.nnz = xp, lu.n, lu.nnz
+
+        def ix(a):
+            return xp.asarray(np.ascontiguousarray(a, dtype=np.int64), dtype=xp.int64)
+
+        # assemble: value position -> input entry (or the appended zero row), and the diagonal mask
+        source = np.full(lu.nnz, len(lu.positions), dtype=np.int64)
+        source[lu.positions] = np.arange(len(lu.positions))
+        self._source = ix(source)
+        mask = np.zeros((lu.nnz, 1))
+        mask[lu.diagonal, 0] = 1.0
+        self._diag = xp.asarray(mask, dtype=xp.float64)
+        self._steps = []
+        for st in lu._steps:
+            if isinstance(st.divide, slice):
+                runs = [(st.divide.start, st.divide.stop, ix(st.pivots))] if st.pivots.size else []
+            else:  # contiguous runs of the divided entries (a slice update each)
+                runs, k = [], 0
+                d = st.divide
+                while k < len(d):
+                    e = k + 1
+                    while e < len(d) and d[e] == d[e - 1] + 1:
+                        e += 1
+                    runs.append((int(d[k]), int(d[e - 1]) + 1, ix(st.pivots[k:e])))
+                    k = e
+            self._steps.append((st.start, st.n_upd, st.counts, tuple(ix(a) for a in st.left),
+                                tuple(ix(a) for a in st.right), runs))
+        self._fwd = [(st.start, st.n_upd, st.counts, tuple(ix(a) for a in st.vals), tuple(ix(a) for a in st.cols))
+                     for st in lu._fwd]
+        self._bwd = [(st.start, st.n_upd, st.stop, st.counts, tuple(ix(a) for a in st.vals),
+                      tuple(ix(a) for a in st.cols)) for st in lu._bwd]
+        self._fwd_in, self._fwd_to_bwd, self._bwd_out = ix(lu._fwd_in), ix(lu._fwd_to_bwd), ix(lu._bwd_out)
+        self._pivot_bwd = ix(lu._pivot_bwd)
+
+    def assemble(self, values, diagonal_shift, *, scale: float = 1.0):
+        """(nnz, B) values of ``scale * A + diag(diagonal_shift)``; ``values`` (len(rows), B),
+        ``diagonal_shift`` (B,)."""
+        xp = self.xp
+        B = values.shape[1]
+        ext = xp.concat([values * scale if scale != 1.0 else values, xp.zeros((1, B), dtype=values.dtype)], axis=0)
+        return xp.take(ext, self._source, axis=0) + self._diag * xp.reshape(diagonal_shift, (1, B))
+
+    def _dot(self, A, X, counts, left, right):
+        xp = self.xp
+        acc = xp.take(A, left[0], axis=0) * xp.take(X, right[0], axis=0)
+        for m, li, ri in zip(counts[1:], left[1:], right[1:]):
+            acc[:m, ...] += xp.take(A, li, axis=0) * xp.take(X, ri, axis=0)
+        return acc
+
+    def factor(self, V):
+        """Overwrite (nnz, B) ``V`` with L and U; returns the reciprocal pivots (n, B)."""
+        xp = self.xp
+        for start, n_upd, counts, left, right, runs in self._steps:
+            if n_upd:
+                V[start:start + n_upd, ...] -= self._dot(V, V, counts, left, right)
+            for a, b, piv in runs:
+                V[a:b, ...] = V[a:b, ...] / xp.take(V, piv, axis=0)
+        return 1.0 / xp.take(V, self._pivot_bwd, axis=0)
+
+    def solve(self, V, rpiv, b):
+        """x (n, B) with A x = b for every member (``V``, ``rpiv`` from :meth:`factor`)."""
+        xp = self.xp
+        y = xp.take(b, self._fwd_in, axis=0)
+        for start, n_upd, counts, vals, cols in self._fwd:
+            y[start:start + n_upd, ...] -= self._dot(V, y, counts, vals, cols)
+        x = xp.take(y, self._fwd_to_bwd, axis=0)
+        for start, n_upd, stop, counts, vals, cols in self._bwd:
+            if n_upd:
+                x[start:start + n_upd, ...] -= self._dot(V, x, counts, vals, cols)
+            x[start:stop, ...] *= rpiv[start:stop, ...]
+        return xp.take(x, self._bwd_out, axis=0)
 
 
 def _dot_terms(A: np.ndarray, X: np.ndarray, counts, left, right) -> np.ndarray:
