@@ -9,8 +9,9 @@ Problem (as benchmarks/bench_batch.py): the bundled HER2 model, 72 h, 73 output 
 8 parameters varied log-uniformly within +-2x of nominal (seed 0), every member starting from the
 drug-free steady state of the nominal model. For each rtol (1e-4, 1e-6) and batch size the device
 backend integrates the batch (``method="auto"``, in chunks of --chunk members per
-``simulate_batch`` call so host memory stays bounded, each chunk in device slabs of --slab
-members); the NumPy backend runs B = --numpy-size on one process and on all cores (workers) as the
+``simulate_batch`` call, by default the most whose (B, 73, 36) float64 states fit one in-memory
+result (4 GiB, ~204k members), so host memory stays bounded; each chunk in device slabs of at most
+--slab members); the NumPy backend runs B = --numpy-size on one process and on all cores (workers) as the
 baseline, in the same run. Beside every speed: the largest relative error, max |x - ref| /
 max(|ref|, 1e-3 nM), over --refs members sampled (seed 1) from the first --numpy-size members,
 against Radau at rtol 1e-10, atol 1e-12. The first device call compiles kernels: a warm-up run
@@ -40,6 +41,7 @@ import her2sim
 from her2sim.backend import resolve_backend
 from her2sim.batch import simulate_batch
 from her2sim.errors import InvalidArgument
+from her2sim.validate import MAX_OUTPUT_BYTES
 
 T_EVAL = np.linspace(0.0, 72.0, 73)
 ATOL = 1e-9
@@ -154,7 +156,9 @@ def main() -> int:
     ap.add_argument("--numpy-size", type=int, default=10000, help="B of the NumPy baseline")
     ap.add_argument("--numpy-workers", type=int, default=os.cpu_count() or 1,
                     help="processes of the all-cores NumPy baseline (1: skip it)")
-    ap.add_argument("--chunk", type=float, default=1e6, help="members per simulate_batch call (host memory)")
+    ap.add_argument("--chunk", type=float, default=0,
+                    help="members per simulate_batch call (default: the most whose states fit one in-memory result, "
+                         "her2sim.validate.MAX_OUTPUT_BYTES = 4 GiB: 204,288 here)")
     ap.add_argument("--slab", type=float, default=1e6, help="members integrated together on the device")
     args = ap.parse_args()
     clock = time.perf_counter()
@@ -168,13 +172,14 @@ def main() -> int:
     dev = Device(bk)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     rtols = [float(r) for r in args.rtols.split(",")]
-    chunk, slab = int(args.chunk), int(args.slab)
+    net = her2sim.compile_network(her2sim.load_model("default"))
+    chunk = int(args.chunk) or MAX_OUTPUT_BYTES // (8 * len(T_EVAL) * net.n_species)
+    slab = min(int(args.slab), chunk)
     nb = args.numpy_size
 
     def left() -> float:
         return args.budget_s - (time.perf_counter() - clock)
 
-    net = her2sim.compile_network(her2sim.load_model("default"))
     names, P_all = varied_parameters(net, max(sizes + [nb]))
     x_rest = rest_state(net)
     rng = np.random.default_rng(1)
