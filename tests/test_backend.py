@@ -133,7 +133,7 @@ def test_strict_rejects_numpy_idioms():
 
 # ----------------------------------------------------------------------------- building blocks
 FORMULAS = ["exp(-x0) * p0 + sqrt(x1)", "min(x0, p0) - max(x1, 0.5)", "x0**2.5 / (1 + x1**2)",
-            "piecewise(x0, x0 < x1, p0, x1 >= 3, 0.25)", "log(x0 + 1) + log10(p0 + 1) + abs(x0 - x1)",
+            "piecewise(x0, x0 < x1, p0, x1 >= 3, 0.25)", "piecewise(1, x0 < x1, 0.5) + piecewise(2, p0 > 1, x1)", "log(x0 + 1) + log10(p0 + 1) + abs(x0 - x1)",
             "hill(x0, p0 + 0.5, 2) + inhibit(x1, 1.5) + mm(x0, p0 + 2)",
             "tanh(x0) + atan(x1) + floor(x0 * 3) + ceil(p0) + acosh(x1 + 1)"]
 

@@ -72,17 +72,19 @@ _OPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
 
 def array_api_functions(xp) -> dict:
     """The helper functions of the ``"array-api"`` flavour for namespace ``xp``: only calls of the
-    array API standard (Python floats are lifted to 0-d arrays where the standard wants arrays)."""
+    array API standard (2024.12+: Python scalars are accepted beside arrays in element-wise
+    functions and ``where``; a lone Python float is lifted to a 0-d array only where no array is
+    involved, so no host-to-device copy happens per call)."""
     f64 = xp.float64
 
     def arr(a):
         return a if hasattr(a, "shape") else xp.asarray(a, dtype=f64)
 
-    def where(cond, a, b):
-        return xp.where(cond, arr(a), arr(b))
-
     def flag(cond):
         return xp.astype(cond, f64)
+
+    def where(cond, a, b):
+        return xp.where(cond, a, b) if hasattr(a, "shape") or hasattr(b, "shape") else xp.where(cond, arr(a), b)
 
     def nonzero(a):
         return xp.not_equal(arr(a), 0.0)
@@ -105,7 +107,7 @@ def array_api_functions(xp) -> dict:
 
     def binary(name):
         fn = getattr(xp, name)
-        return lambda a, b: fn(arr(a), arr(b))
+        return lambda a, b: fn(a, b) if hasattr(a, "shape") or hasattr(b, "shape") else fn(arr(a), b)
 
     funcs = {name: unary(api) for name, api in (
         ("exp", "exp"), ("log", "log"), ("log10", "log10"), ("sqrt", "sqrt"), ("abs", "abs"), ("sign", "sign"),
@@ -113,13 +115,13 @@ def array_api_functions(xp) -> dict:
         ("sinh", "sinh"), ("cosh", "cosh"), ("tanh", "tanh"), ("asinh", "asinh"), ("acosh", "acosh"),
         ("atanh", "atanh"), ("floor", "floor"), ("ceil", "ceil"))}
     funcs.update({"min": binary("minimum"), "max": binary("maximum"), "pow": binary("pow"),
-                  "select": lambda a, b, c, d: where(xp.less(arr(a), arr(b)), c, d),
+                  "select": lambda a, b, c, d: where(binary("less")(a, b), c, d),
                   "piecewise": piecewise,
                   "and": lambda *a: fold(xp.logical_and, a), "or": lambda *a: fold(xp.logical_or, a),
                   "xor": lambda *a: fold(xp.logical_xor, a), "not": lambda a: flag(xp.equal(arr(a), 0.0))})
     for op, api in (("<", "less"), ("<=", "less_equal"), (">", "greater"), (">=", "greater_equal"),
                     ("==", "equal"), ("!=", "not_equal")):
-        funcs[_CMP_NAMES[op]] = (lambda fn: lambda a, b: flag(fn(arr(a), arr(b))))(getattr(xp, api))
+        funcs[_CMP_NAMES[op]] = (lambda cmp: lambda a, b: flag(cmp(a, b)))(binary(api))
     return funcs
 
 
