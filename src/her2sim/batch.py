@@ -371,7 +371,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
             for lo, hi in slab_ranges(B, 1):
                 for i, msg in _integrate(job, lo, hi, status, steps, rejected).items():
                     messages[i] = msg
-    attrs = {"method": method, "backend": bk.name, "rtol": rtol, "atol": atol, "ordering": ordering, "workers": int(workers),
+    attrs = {"method": method, "backend": bk.name, "rtol": rtol, "atol": atol, "ordering": ordering,
+             "workers": int(workers),
              "wall_time_s": _time.perf_counter() - clock, "lu_nnz": plan.nnz, "lu_fill": plan.n_fill,
              "certificate": None}
     if cert_options is not None:
@@ -388,7 +389,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
 #: 3,827 / 3,141 conditions/s. Smaller slabs pay more per-call overhead (~1 us per NumPy call).
 SLAB = 4000
 #: members integrated together by a non-NumPy backend (:mod:`her2sim.batch_xp`): large, so each
-#: device operation has enough work; ~20 kB of device memory per member on the HER2 model
+#: device operation has enough work to hide its launch cost (not yet tuned on a GPU)
 DEVICE_SLAB = 262144
 
 
