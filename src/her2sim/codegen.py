@@ -18,6 +18,7 @@ Three flavours: ``"array"`` (``x`` is a sequence of (B,) rows, NumPy functions; 
 from __future__ import annotations
 
 import ast
+import builtins
 import math
 import types
 from typing import Callable, Mapping, Sequence
@@ -251,6 +252,10 @@ class Dag:
             raise ValueError("flavour 'array-api' needs the namespace xp")
         funcs = {"array": _ARRAY_FUNCS, "scalar": _SCALAR_FUNCS}[flavour] if not full else array_api_functions(xp)
         namespace = {f"_{name}": f for name, f in funcs.items()}
+        if full:
+            # CuPy's ufunc dispatch reads the calling frame's __builtins__; the generated body
+            # itself only names the functions above and its arguments (built from a whitelisted AST).
+            namespace["__builtins__"] = builtins
         module_code = compile(module, "<her2sim generated>", "exec")
         fn_code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType))
         return types.FunctionType(fn_code, namespace, "evaluate")
