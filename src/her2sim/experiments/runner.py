@@ -81,6 +81,29 @@ def check_readouts(network: Network, readouts, end_time_h: float | None) -> tupl
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class ConditionRun:
+    """The arrays of :func:`run_conditions` without labels (what :func:`run_condition_arrays`
+    returns; no xarray, e.g. inside sweep workers). Shapes: (B, R) for value/initial/drift,
+    (B,) for the rest; ``certificate_parts`` is a list of (certificate, member indices)."""
+
+    readouts: tuple
+    value: np.ndarray
+    initial: np.ndarray
+    drift: np.ndarray
+    code: np.ndarray
+    message: tuple
+    rest_code: np.ndarray
+    rest_message: tuple
+    steps: int
+    certificate_parts: list
+    options: RunOptions
+
+    def to_dataset(self, network: Network):
+        """The labelled :class:`xarray.Dataset` described in :func:`run_conditions`."""
+        return _dataset(network, self)
+
+
 def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine: str = "batch", scheduler=None,
                    time: float | None = None, rtol: float = 1e-6, atol: float = 1e-9, method: str | None = None,
                    max_steps: int | None = None, output_step: float = DEFAULT_OUTPUT_STEP, rest_engine: str = "auto",
@@ -111,8 +134,22 @@ def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine:
     (the readout's target at dosing, for GR), ``drift`` (steady readouts: relative drift at the
     state found, 1/h); per condition ``code`` (:class:`Outcome`), ``status`` (its name),
     ``message``, and the pre-equilibration part's own ``rest_code`` / ``rest_message``. Attributes:
-    engine settings, ``steps`` and the batch engine's ``certificate`` (with ``certificate_members``).
+    engine settings, ``steps`` and the batch engine's ``certificate`` (``certificate_parts``: a list
+    of (certificate, member indices) when the batch ran in several tasks).
     """
+    return run_condition_arrays(network, batch, readouts, engine=engine, scheduler=scheduler, time=time, rtol=rtol,
+                                atol=atol, method=method, max_steps=max_steps, output_step=output_step,
+                                rest_engine=rest_engine, rest_states=rest_states, certify=certify,
+                                chunk=chunk).to_dataset(network)
+
+
+def run_condition_arrays(network: Network, batch: ConditionBatch, readouts, *, engine: str = "batch",
+                         scheduler=None, time: float | None = None, rtol: float = 1e-6, atol: float = 1e-9,
+                         method: str | None = None, max_steps: int | None = None,
+                         output_step: float = DEFAULT_OUTPUT_STEP, rest_engine: str = "auto",
+                         rest_states: RestStates | None = None, certify=CertifyOptions(),
+                         chunk: int | None = None) -> ConditionRun:
+    """:func:`run_conditions` as plain arrays (a :class:`ConditionRun`); same arguments."""
     if not isinstance(network, Network):
         raise InvalidArgument(f"network must be a compiled her2sim Network (her2sim.compile_network), got "
                               f"{type(network).__name__}")
@@ -145,41 +182,41 @@ def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine:
         bounds = [(lo, min(lo + size, len(batch))) for lo in range(0, len(batch), size)]
         parts = map_tasks(_run, (network, rds, opts, rest_states), [(batch[lo:hi],) for lo, hi in bounds],
                           scheduler=scheduler)
-    return _dataset(network, batch, rds, opts, parts, bounds)
+    R = len(rds)
 
+    def cat(key, shape):
+        return np.concatenate([p[key] for p in parts]).reshape(shape)
 
-def _dataset(network, batch, rds, opts, parts, bounds):
-    import xarray as xr
-
-    def cat(key):
-        return np.concatenate([p[key] for p in parts]) if parts else np.zeros(0)
-
-    code = cat("code").astype(np.int8)
-    rest_code = cat("rest_code").astype(np.int8)
     cert_parts = [(p["certificate"], p["certificate_members"] + lo) for p, (lo, _) in zip(parts, bounds)
                   if p["certificate"] is not None]
-    labels = [r.label for r in rds]
+    return ConditionRun(rds, cat("value", (-1, R)), cat("initial", (-1, R)), cat("drift", (-1, R)),
+                        cat("code", (-1,)).astype(np.int8), tuple(m for p in parts for m in p["message"]),
+                        cat("rest_code", (-1,)).astype(np.int8), tuple(m for p in parts for m in p["rest_message"]),
+                        int(sum(p["steps"] for p in parts)), cert_parts, opts)
+
+
+def _dataset(network: Network, run: ConditionRun):
+    import xarray as xr
+
+    rds, opts = run.readouts, run.options
     dims = ("condition", "readout")
     data = {
-        "value": (dims, cat("value").reshape(len(batch), len(rds))),
-        "initial": (dims, cat("initial").reshape(len(batch), len(rds)),
-                    {"long_name": "the readout's target at dosing (t = 0)"}),
-        "drift": (dims, cat("drift").reshape(len(batch), len(rds)),
-                  {"long_name": "steady readouts: relative drift at the state found", "units": "1/h"}),
-        "code": ("condition", code, {"flag_values": [int(o) for o in Outcome],
-                                     "flag_meanings": " ".join(o.label for o in Outcome)}),
-        "status": ("condition", np.array([Outcome(int(c)).label for c in code], dtype=object).astype(str)),
-        "message": ("condition", np.array(cat("message"), dtype=object).astype(str)),
-        "rest_code": ("condition", rest_code),
-        "rest_message": ("condition", np.array(cat("rest_message"), dtype=object).astype(str)),
+        "value": (dims, run.value),
+        "initial": (dims, run.initial, {"long_name": "the readout's target at dosing (t = 0)"}),
+        "drift": (dims, run.drift, {"long_name": "steady readouts: relative drift at the state found", "units": "1/h"}),
+        "code": ("condition", run.code, {"flag_values": [int(o) for o in Outcome],
+                                         "flag_meanings": " ".join(o.label for o in Outcome)}),
+        "status": ("condition", np.array([Outcome(int(c)).label for c in run.code], dtype=object).astype(str)),
+        "message": ("condition", np.array(run.message, dtype=object).astype(str)),
+        "rest_code": ("condition", run.rest_code),
+        "rest_message": ("condition", np.array(run.rest_message, dtype=object).astype(str)),
     }
-    coords = {"condition": np.arange(len(batch)), "readout": labels,
+    coords = {"condition": np.arange(len(run.code)), "readout": [r.label for r in rds],
               "kind": ("readout", [r.kind for r in rds]), "target": ("readout", [r.name for r in rds]),
               "unit": ("readout", [readout_unit(network, r) for r in rds])}
     attrs = {"engine": opts.engine, "rtol": opts.rtol, "atol": opts.atol, "model": network.spec.name,
-             "steps": int(sum(p["steps"] for p in parts)),
-             "certificate": cert_parts[0][0] if len(cert_parts) == 1 else None,
-             "certificate_parts": cert_parts}
+             "steps": run.steps, "certificate": run.certificate_parts[0][0] if len(run.certificate_parts) == 1 else None,
+             "certificate_parts": run.certificate_parts}
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
