@@ -90,8 +90,8 @@ class Readout:
         if self.time_h is None:
             return head
         if self.start_h:
-            return f"{head}@{self.start_h:g}h..{self.time_h:g}h"
-        return f"{head}@{self.time_h:g}h"
+            return f"{head}@{_hours_text(self.start_h)}h..{_hours_text(self.time_h)}h"
+        return f"{head}@{_hours_text(self.time_h)}h"
 
     @property
     def label(self) -> str:
@@ -121,6 +121,12 @@ class Readout:
         if self.time_h is None and end_time_h is not None and self.kind in TIMED_KINDS:
             return replace(self, time_h=float(end_time_h))
         return self
+
+
+def _hours_text(h: float) -> str:
+    """Shortest text of ``h`` that reads back to the same float ('24', '0.5', '1000.125')."""
+    short = f"{h:g}"
+    return short if float(short) == h else repr(float(h))
 
 
 def _hours(text: str, what: str) -> float:
