@@ -414,7 +414,7 @@ def sobol_indices(values, parameters: Sequence[str] | int, *, dim: str = "sample
     labelled = hasattr(values, "dims")
     Y = np.asarray(values.transpose(..., dim).values if labelled else values, dtype=float)
     if Y.shape[-1] % (d + 2):
-        raise ValueError(f"values: the {dim} axis has {Y.shape[-1]} entries, not a multiple of d + 2 = {d + 2} "
+        raise InvalidArgument(f"values: the {dim} axis has {Y.shape[-1]} entries, not a multiple of d + 2 = {d + 2} "
                          "(is this a Saltelli design with these parameters?)")
     Y = Y.reshape(Y.shape[:-1] + (-1, d + 2))
     Y = np.where(np.isfinite(Y).all(axis=-1, keepdims=True), Y, np.nan)

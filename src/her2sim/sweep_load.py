@@ -362,14 +362,14 @@ def _dose(network, drug: str, value) -> float:
 
 
 def _converter(network, name: str, relative: bool):
-    """value -> internal units (or a factor when relative); raises UnitError/ValueError with the fix."""
+    """value -> internal units (or a factor when relative); raises UnitError/InvalidArgument with the fix."""
     from .solve import parameter_value
 
     def convert(value, where: str) -> float:
         if not relative:
             return parameter_value(network, name, value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"with relative = true, values are factors of the model's value (numbers >= 0), "
+            raise InvalidArgument(f"with relative = true, values are factors of the model's value (numbers >= 0), "
                              f"got {value!r}")
         return float(value)
 

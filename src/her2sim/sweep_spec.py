@@ -18,7 +18,6 @@ Readouts (``"pAKT@24h"``, ``"auc:pERK"``, ``"mean:pS6@0h..24h"``, ``"steady:pAKT
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math

@@ -242,7 +242,7 @@ class _Series:
 def _run(shared, batch: ConditionBatch) -> dict:
     """Run one batch (module level: a scheduler task). Never raises for a failing member."""
     network, rds, opts, rest_states = shared
-    B, R, n = len(batch), len(rds), network.n_species
+    B, R = len(batch), len(rds)
     value, initial, drift = np.full((B, R), np.nan), np.full((B, R), np.nan), np.full((B, R), np.nan)
     code, rest_code = np.zeros(B, dtype=np.int8), np.zeros(B, dtype=np.int8)
     message, rest_message = [""] * B, [""] * B
