@@ -222,18 +222,21 @@ def _dataset(network: Network, run: ConditionRun):
 
 class _Series:
     """Values of readout targets from states (m, T, n) and parameters in force (m, T, n_params);
-    observables are evaluated once per time index."""
+    observables are evaluated once per time index and only the targets' columns are kept (memory
+    stays one chunk's states)."""
 
-    def __init__(self, network: Network, states: np.ndarray, P_t: np.ndarray):
+    def __init__(self, network: Network, states: np.ndarray, P_t: np.ndarray, targets):
         self.net, self.states, self.P_t = network, states, P_t
-        self._obs: dict[int, np.ndarray] = {}
+        self.columns = {t: network.observable_names.index(t) for t in targets if t in network.observable_names}
+        self._obs: dict[tuple, np.ndarray] = {}
 
     def at(self, target: str, k: int) -> np.ndarray:
-        if target in self.net.species_names:
+        if target not in self.columns:
             return self.states[:, k, self.net.species_names.index(target)]
-        if k not in self._obs:
-            self._obs[k] = self.net.observables(self.states[:, k, :], self.P_t[:, k, :])
-        return self._obs[k][:, self.net.observable_names.index(target)]
+        if (target, k) not in self._obs:
+            obs = self.net.observables(self.states[:, k, :], self.P_t[:, k, :])
+            self._obs.update({(t, k): obs[:, j].copy() for t, j in self.columns.items()})
+        return self._obs[(target, k)]
 
     def window(self, target: str, ks: np.ndarray) -> np.ndarray:
         return np.stack([self.at(target, int(k)) for k in ks], axis=1)
@@ -268,13 +271,14 @@ def _run(shared, batch: ConditionBatch) -> dict:
                 rest_code[k] = code[k] = Outcome.PREEQUILIBRATION
                 rest_message[k] = message[k] = f"pre-equilibration: {why}"
         alive = code == Outcome.OK
+        targets = {r.name for r in rds}
         timed = [r for r in rds if r.kind in TIMED_KINDS]
         if timed and alive.any():
             run = np.nonzero(alive)[0]
             grid = output_grid(timed, opts.output_step)
             states, P_t = _integrate(network, batch[run], X0[run], P_base[run], grid, opts, code, message, run, out,
                                      batch_kwargs)
-            series = _Series(network, states, P_t)
+            series = _Series(network, states, P_t, targets)
             for j, r in enumerate(rds):
                 if r.kind in ("at", "gr"):
                     value[run, j] = series.at(r.name, time_index(grid, r.time_h))
@@ -284,7 +288,7 @@ def _run(shared, batch: ConditionBatch) -> dict:
                     value[run, j] = window_value(r.kind, series.window(r.name, ks), grid[ks], r.start_h, r.time_h)
                     initial[run, j] = series.at(r.name, 0)
         if any(r.kind == "rest" for r in rds) and alive.any():
-            rest_series = _Series(network, X0[:, None, :], P_rest[:, None, :])
+            rest_series = _Series(network, X0[:, None, :], P_rest[:, None, :], targets)
             for j, r in enumerate(rds):
                 if r.kind == "rest":
                     value[alive, j] = rest_series.at(r.name, 0)[alive]
@@ -296,9 +300,9 @@ def _run(shared, batch: ConditionBatch) -> dict:
                 horizon = rds[j].time_h
                 engine = opts.steady_engine or opts.engine
                 found = rest_states.solve(network, X0[live], P0, engine=engine, max_time_h=horizon, **batch_kwargs)
-                ss = _Series(network, found.states[:, None, :], P0[:, None, :])
+                ss = _Series(network, found.states[:, None, :], P0[:, None, :], targets)
                 value[live, j] = np.where(found.ok, ss.at(rds[j].name, 0), np.nan)
-                initial[live, j] = _Series(network, X0[live][:, None, :], P0[:, None, :]).at(rds[j].name, 0)
+                initial[live, j] = _Series(network, X0[live][:, None, :], P0[:, None, :], targets).at(rds[j].name, 0)
                 drift[live, j] = found.drift
                 for k, why in found.messages.items():
                     if code[live[k]] == Outcome.OK:
@@ -327,7 +331,7 @@ def _integrate(network, sub: ConditionBatch, X0, P_base, grid, opts, code, messa
         for k in np.nonzero(~res.ok)[0]:
             code[run[k]] = int(res.status_code[k])
             message[run[k]] = f"{Outcome(int(res.status_code[k])).label}: {res.messages[k]}"
-        states = res.states.copy()
+        states = res.states  # the result's own array: written in place (one chunk in memory)
         if network.time_index is not None:
             states[:, :, network.time_index] = grid
         states[~res.ok] = np.nan  # a failed member keeps no readouts
