@@ -228,7 +228,7 @@ class Network:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_eval", "_steady_state_cache"):
+        for key in ("_eval",):
             state.pop(key, None)
         return state
 

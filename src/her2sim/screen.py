@@ -38,18 +38,20 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from scipy.integrate import trapezoid
 
 from . import doseresponse as dr
 from . import synergy as sy
-from .errors import Her2simError, UnknownNameError
+from .errors import InvalidArgument
+from .experiments import ConditionBatch, Readout, ReadoutError, run_conditions, screen_label
+from .experiments import parse_readout as parse_any_readout
+from .experiments.readouts import READOUT_KINDS
+from .experiments.reststate import HORIZONS, TOLERANCE, RestStates
+from .experiments.runner import check_readouts, readout_unit
 from .network import Network
-from .result import Result, Status
-from .solve import as_network, dose_nM, hours, make_condition, simulate
+from .solve import as_network, dose_nM, hours, make_condition
 from .units import parse_quantity
 from .validate import check_mapping, check_size, check_tolerances
 
@@ -64,14 +66,12 @@ __all__ = [
     "parse_readout", "single_agent_metrics", "synergy_scores",
 ]
 
-READOUT_KINDS = ("at", "mean", "auc", "steady", "gr")
-#: horizon (h) of a ``steady:`` readout unless one is given (``steady:pAKT@2000h``)
-STEADY_HORIZON_H = 1000.0
-#: a ``steady:`` member whose readout still changes by more than this (relative, over the last
-#: 10% of the horizon) gets status 'not_steady'
-STEADY_TOLERANCE = 1e-3
-#: output points over [0, t] for ``mean:`` and ``auc:`` readouts (uniform plus log-spaced early points)
-AUC_POINTS = 241
+#: longest search (h) of a ``steady:`` readout unless one is given (``steady:pAKT@2000h``): the
+#: rest-state service's last horizon (:mod:`her2sim.experiments.reststate`)
+STEADY_HORIZON_H = HORIZONS[-1]
+#: a ``steady:`` member whose relative drift max |dx/dt| / (|x| + 1e-7 nM) stays above this (1/h)
+#: gets status 'not_steady'
+STEADY_TOLERANCE = TOLERANCE
 SYNERGY_METHODS = ("hsa", "bliss", "loewe", "zip")
 #: most conditions one in-memory screen runs (each holds its whole time course); larger: a sweep
 MAX_SCREEN_CONDITIONS = 100_000
@@ -85,121 +85,31 @@ SIGN_CONVENTION = ("synergy score = observed - expected inhibition: positive = m
                    "(synergy), negative = less (antagonism); combination index CI < 1 = synergy")
 
 
-class ScreenInputError(Her2simError, ValueError):
+class ScreenInputError(InvalidArgument):
     """A screen argument is malformed; the message names the argument, the value and the fix."""
 
 
 # ----------------------------------------------------------------------------- readouts
-@dataclass(frozen=True)
-class Readout:
-    """What a screen measures in each condition.
-
-    Attributes
-    ----------
-    name : observable or species name (for ``kind="gr"`` the cell-count species, default viable_cells).
-    kind : "at" (value at ``time_h``), "mean" (time average over [0, time_h]), "auc" (area under the
-        curve over [0, time_h], unit x h), "steady" (value at a long horizon ``time_h``, default
-        :data:`STEADY_HORIZON_H`) or "gr" (growth-rate inhibition value at ``time_h``, Hafner 2016 [3]_).
-    time_h : hours after dosing; None = the end of the run (``time`` of the screen).
-    """
-
-    name: str
-    kind: str = "at"
-    time_h: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in READOUT_KINDS:
-            raise ScreenInputError(f"readout kind {self.kind!r} is not one of {READOUT_KINDS}")
-        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z_]\w*", self.name):
-            raise ScreenInputError(f"readout name {self.name!r} must be an observable or species name "
-                                   "(letters, digits, _), e.g. 'pAKT'")
-        if self.time_h is not None and not (math.isfinite(self.time_h) and self.time_h > 0):
-            raise ScreenInputError(f"readout time {self.time_h!r} h must be > 0 (hours after dosing)")
-
-    def __str__(self) -> str:
-        head = "gr" if self.kind == "gr" and self.name == "viable_cells" else (
-            self.name if self.kind == "at" else f"{self.kind}:{self.name}")
-        return head if self.time_h is None else f"{head}@{self.time_h:g}h"
-
-    def end(self, run_h: float) -> float:
-        """Time (h) the readout needs the simulation to reach, for a run of ``run_h`` hours."""
-        if self.kind == "steady":
-            return self.time_h or STEADY_HORIZON_H
-        return run_h if self.time_h is None else self.time_h
-
-    def t_eval(self, run_h: float) -> np.ndarray:
-        """Output times (h) the readout is computed from."""
-        t = self.end(run_h)
-        if self.kind in ("mean", "auc"):
-            return np.unique(np.concatenate([np.linspace(0.0, t, AUC_POINTS), t * np.geomspace(1e-4, 1.0, 41)]))
-        if self.kind == "steady":
-            return np.array([0.0, 0.9 * t, t])
-        return np.array([0.0, t])
-
-    def unit(self, network: Network) -> str:
-        if self.kind == "gr":
-            return "dimensionless"
-        base = (network.observable_units[network.observable_names.index(self.name)]
-                if self.name in network.observable_names
-                else network.species_units[network.species_names.index(self.name)])
-        return f"({base})*h" if self.kind == "auc" else base
-
-    def check(self, network: Network, run_h: float) -> None:
-        """Raise if the name is unknown to ``network`` or the time lies beyond the run."""
-        known = tuple(network.observable_names) + tuple(network.species_names)
-        if self.name not in known:
-            raise UnknownNameError("observable", self.name, known,
-                                   fix="Readouts name an observable or species (`her2sim models --observables`).")
-        if self.kind != "steady" and self.time_h is not None and self.time_h > run_h + 1e-9:
-            raise ScreenInputError(f"readout {str(self)!r}: {self.time_h:g} h is beyond the run ({run_h:g} h); "
-                                   f"pass time='{self.time_h:g} h' or read out earlier")
-
-
-_READOUT_RE = re.compile(r"^\s*(?:(?P<kind>[A-Za-z]+)\s*:\s*)?(?P<name>[^@:\s]*)\s*(?:@(?P<time>.*))?$")
-
-
 def parse_readout(text: str | Readout) -> Readout:
     """Read a readout: ``"pAKT@24h"``, ``"pAKT"`` (end of run), ``"mean:pAKT@48h"``, ``"auc:pERK"``,
-    ``"steady:pAKT"``, ``"viable_cells@72h"``, ``"gr@72h"`` or ``"gr:viable_cells@72h"``.
+    ``"mean:pS6@6h..24h"``, ``"steady:pAKT"``, ``"rest:pAKT"``, ``"viable_cells@72h"``, ``"gr@72h"`` or
+    ``"gr:viable_cells@72h"`` (the one grammar of :mod:`her2sim.experiments.readouts`).
 
     Raises ScreenInputError (grammar) or UnitError (time without a time unit).
     """
-    if isinstance(text, Readout):
-        return text
-    if not isinstance(text, str) or not text.strip():
-        raise ScreenInputError(f"readout must be a string such as 'pAKT@24h' or 'gr@72h', got {text!r}")
-    m = _READOUT_RE.match(text)
-    if m is None:
-        raise ScreenInputError(f"readout {text!r} is not [kind:]name[@time], e.g. 'pAKT@24h', 'auc:pERK', 'gr@72h'")
-    kind, name, when = (m.group("kind") or "").lower(), m.group("name"), m.group("time")
-    if not kind and name.lower() == "gr":
-        kind, name = "gr", "viable_cells"
-    kind = kind or "at"
-    if kind not in READOUT_KINDS:
-        raise ScreenInputError(f"readout {text!r}: unknown kind {kind!r}; use one of {READOUT_KINDS}")
-    if not name:
-        raise ScreenInputError(f"readout {text!r} names no observable; e.g. '{kind}:pAKT'")
-    time_h = None
-    if when is not None:
-        if not when.strip():
-            raise ScreenInputError(f"readout {text!r}: give a time after '@', e.g. '{name}@24h'")
-        time_h = hours(when.strip(), what=f"time of readout {text!r}")
-    return Readout(name, kind, time_h)
+    try:
+        return parse_any_readout(text)
+    except ReadoutError as exc:
+        raise ScreenInputError(str(exc)) from None
 
 
-def _measure(rd: Readout, result: Result) -> dict[str, np.ndarray]:
-    """Per-condition raw values of a readout from a Result simulated on ``rd.t_eval``."""
-    v = result.values(rd.name)
-    if rd.kind in ("mean", "auc"):
-        area = trapezoid(v, result.time, axis=1)
-        return {"readout": area / result.time[-1] if rd.kind == "mean" else area}
-    if rd.kind == "steady":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            drift = np.abs(v[:, -1] - v[:, -2]) / np.maximum(np.abs(v[:, -1]), 1e-12)
-        return {"readout": v[:, -1], "drift": drift}
-    if rd.kind == "gr":
-        return {"cells": v[:, -1], "cells_t0": v[:, 0]}
-    return {"readout": v[:, -1]}
+def _check_readout(rd: Readout, network: Network, run_h: float) -> str:
+    """Raise if the readout names nothing in ``network`` or reads beyond the run; its unit."""
+    try:
+        check_readouts(network, [rd], run_h)
+    except ReadoutError as exc:
+        raise ScreenInputError(str(exc)) from None
+    return "dimensionless" if rd.kind == "gr" else readout_unit(network, rd)
 
 
 # ----------------------------------------------------------------------------- doses
@@ -282,36 +192,23 @@ def _label(bg: Sequence[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- integration
-def _integrate(network: Network, conditions: Sequence[Mapping], t_eval: np.ndarray, engine: str,
-               rtol: float, atol: float) -> Result:
-    """Pre-equilibrate and integrate ``conditions`` ({"drugs", "parameters"}) on one engine.
+def _run(network: Network, conditions: Sequence[Mapping], rd: Readout, run_h: float, engine: str, rtol: float,
+         atol: float, rest_states: RestStates | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Run ``conditions`` ({"drugs", "parameters"}) through :func:`her2sim.experiments.run_conditions`.
 
-    Never raises for a failing member: its Status says why and its values are NaN.
+    Returns ({"readout"} or, for GR, {"cells", "cells_t0"}; plus "drift" for steady readouts),
+    screen status labels (C,) and messages (C,). Never raises for a failing member.
+    ``rest_states`` keeps rest states between calls (the refinement of single-agent metrics).
     """
-    t_eval = np.asarray(t_eval, dtype=float)
-    if engine == "scipy":
-        mode = "block" if len(conditions) > 1 else "loop"  # one member: LSODA, twice as fast as BDF here
-        return simulate(network, conditions=list(conditions), time=float(t_eval[-1]), t_eval=t_eval, mode=mode,
-                        rtol=rtol, atol=atol)
-    from .batch import breakpoints_from_conditions, simulate_batch
-    from .solve import preequilibrate_all
-
-    conds = [make_condition(network, c.get("drugs"), c.get("parameters")) for c in conditions]
-    status = [Status() for _ in conds]
-    P0 = np.array([network.parameters_with(c.parameters) for c in conds])
-    X0 = network.initial_state(P0)
-    if network.spec.preequilibrate:  # imported SBML models start from their initial state
-        X0 = preequilibrate_all(network, X0, P0, status, False)
-    P, breakpoints = breakpoints_from_conditions(network, conds)
-    res = simulate_batch(network, X0, P, t_eval=t_eval, t_span=(0.0, float(t_eval[-1])), rtol=rtol, atol=atol,
-                         breakpoints=breakpoints).to_result(network, conds)
-    bad = np.array([not s.ok for s in status])
-    if not bad.any():
-        return res
-    species, obs = res.species.copy(), res.observables.copy()
-    species[bad], obs[bad] = np.nan, np.nan
-    merged = tuple(s if not s.ok else r for s, r in zip(status, res.status))
-    return replace(res, species=species, observables=obs, status=merged)
+    conds = tuple(make_condition(network, c.get("drugs"), c.get("parameters")) for c in conditions)
+    batch = ConditionBatch(conds, preequilibrate=network.spec.preequilibrate)
+    ds = run_conditions(network, batch, [rd], engine=engine, time=run_h, rtol=rtol, atol=atol, rest_states=rest_states)
+    value = ds.value.values[:, 0]
+    data = {"cells": value, "cells_t0": ds.initial.values[:, 0]} if rd.kind == "gr" else {"readout": value}
+    if rd.kind == "steady":
+        data["drift"] = ds.drift.values[:, 0]
+    codes = np.array([screen_label(c) for c in ds.code.values], dtype=object)
+    return data, codes, np.array(ds.message.values, dtype=object)
 
 
 # ----------------------------------------------------------------------------- screens
@@ -334,7 +231,8 @@ def dose_response(model="default", drug: str | None = None, doses: Sequence | No
         ``[[], ["pik3ca_h1047r"]]`` (``[]`` is labelled 'wild_type'); default one background ``[]``.
     time : assay length ("72 h"); readouts default to it. parameters : overrides for every
         condition, e.g. ``{"NK_activity": 0}`` for a dish without NK cells.
-    engine : "scipy" (block BDF via :func:`her2sim.simulate`) or "batch" (:func:`her2sim.batch.simulate_batch`).
+    engine : "scipy" (block BDF, :func:`her2sim.solve.integrate_conditions`) or "batch"
+        (:func:`her2sim.batch.simulate_batch`), both through :func:`her2sim.experiments.run_conditions`.
     rtol, atol : solver tolerances (atol in nM).
 
     Returns
@@ -415,10 +313,9 @@ def _screen(model, drugs, grids, readout, variants, backgrounds, time, parameter
     if not isinstance(model, (str, Path)) and (variants or bgs != [()]):
         raise ScreenInputError("variants/backgrounds need the model as a name or path, not a compiled object")
     params = dict(parameters or {})
-    t_eval = rd.t_eval(run_h)
     names, axes = None, None
     columns: dict[str, list] = {}
-    statuses: list[list[Status]] = []
+    codes_bg, messages_bg = [], []
     for bg in bgs:
         network = as_network(model, variants=tuple(variants) + bg, drugs=drugs) if isinstance(model, (str, Path)) \
             else as_network(model)
@@ -427,29 +324,24 @@ def _screen(model, drugs, grids, readout, variants, backgrounds, time, parameter
             if len(set(names)) != len(names):
                 raise ScreenInputError(f"drugs {drugs} name the same drug twice ({names})")
             axes = [_dose_axis(network, d, g) for d, g in zip(drugs, grids)]
-            rd.check(network, run_h)
-            unit = rd.unit(network)
+            unit = _check_readout(rd, network, run_h)
         check_size(math.prod(a.size for a in axes) * len(bgs), "the screen's conditions (doses x backgrounds)",
                    MAX_SCREEN_CONDITIONS, "use fewer doses, or run it as a sweep (her2sim sweep), which writes "
                    "chunk by chunk")
         grid = list(itertools.product(*axes))
         conditions = [{"drugs": dict(zip(drugs, combo)), "parameters": params} for combo in grid]
-        result = _integrate(network, conditions, t_eval, engine, rtol, atol)
-        for key, values in _measure(rd, result).items():
+        measured, codes_b, messages_b = _run(network, conditions, rd, run_h, engine, rtol, atol)
+        for key, values in measured.items():
             columns.setdefault(key, []).append(values.reshape([a.size for a in axes]))
-        statuses.append(list(result.status))
+        codes_bg.append(codes_b)
+        messages_bg.append(messages_b)
     shape = (len(bgs),) + tuple(a.size for a in axes)
     data = {k: np.stack(v) for k, v in columns.items()}
-    codes = np.array([s.code for row in statuses for s in row], dtype=object).reshape(shape)
-    messages = np.array([s.message for row in statuses for s in row], dtype=object).reshape(shape)
+    codes = np.concatenate(codes_bg).reshape(shape)
+    messages = np.concatenate(messages_bg).reshape(shape)
     control = (slice(None),) + (0,) * len(axes)
     if rd.kind == "gr":
         data["readout"] = _gr(data["cells"], data["cells_t0"], codes, messages)
-    if rd.kind == "steady":
-        late = (codes == "ok") & (data["drift"] > STEADY_TOLERANCE)
-        codes[late] = "not_steady"
-        messages[late] = [f"readout still changes by {d:.2g} (relative) over the last 10% of the "
-                          f"{rd.end(run_h):g} h horizon" for d in data["drift"][late]]
     with np.errstate(divide="ignore", invalid="ignore"):
         fu = data["readout"] / data["readout"][control].reshape((-1,) + (1,) * len(axes))
     dims = ("background",) + tuple(f"dose_{LETTERS[i]}" for i in range(len(axes)))
@@ -469,7 +361,8 @@ def _screen(model, drugs, grids, readout, variants, backgrounds, time, parameter
         variables["cells"] = (dims, data["cells"], {"long_name": f"{rd.name} at the readout time"})
         variables["cells_t0"] = (dims, data["cells_t0"], {"long_name": f"{rd.name} at dosing (x0)"})
     if rd.kind == "steady":
-        variables["drift"] = (dims, data["drift"], {"long_name": "relative change over the last 10% of the horizon"})
+        variables["drift"] = (dims, data["drift"], {"long_name": "relative drift max |dx/dt| / (|x| + 1e-7 nM) at "
+                                                                 "the steady state found", "units": "1/h"})
     from . import __version__
 
     attrs = {"screen": kind, "model": _model_source(model),
@@ -532,16 +425,17 @@ def _curve_function(ds, background: str, letter: str, model=None, networks=None)
             else as_network(source)
     network = networks[background]
     params = json.loads(ds.attrs["parameters"])
-    t_eval = rd.t_eval(float(ds.attrs["time_h"]))
+    run_h = float(ds.attrs["time_h"])
     control = ds.isel({d: 0 for d in ds.readout.dims if d.startswith("dose_")}).sel(background=background)
     drug = drugs[LETTERS.index(letter)]
+    rest_states = RestStates()  # the curve's rest state is computed once
 
     def f(dose: float) -> float:
         cond = {"drugs": {**{d: 0.0 for d in drugs}, drug: float(dose)}, "parameters": params}
-        res = _integrate(network, [cond], t_eval, ds.attrs["engine"], float(ds.attrs["rtol"]), float(ds.attrs["atol"]))
-        if not res.status[0].ok:
+        m, codes, _ = _run(network, [cond], rd, run_h, ds.attrs["engine"], float(ds.attrs["rtol"]),
+                           float(ds.attrs["atol"]), rest_states)
+        if codes[0] != "ok":
             return math.nan
-        m = _measure(rd, res)
         if rd.kind == "gr":
             return float(dr.gr_value(m["cells"][0], float(control.cells), float(control.cells_t0)))
         return float(m["readout"][0] / float(control.readout))

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import InvalidArgument
+
 __all__ = ["plot_dose_matrix", "plot_dose_response", "plot_isobologram", "plot_screen_summary", "plot_synergy_map"]
 
 
@@ -40,7 +42,7 @@ def _matrix_dims(ds) -> tuple[str, str]:
     dose_dims = [d for d in ds.readout.dims if d.startswith("dose_")] if "readout" in ds else \
         [d for d in ds.dims if str(d).startswith("dose_")]
     if dose_dims[:2] != ["dose_A", "dose_B"] or len(dose_dims) != 2:
-        raise ValueError(f"need a two-drug matrix with dims (background, dose_A, dose_B), got dose dims {dose_dims}; "
+        raise InvalidArgument(f"need a two-drug matrix with dims (background, dose_A, dose_B), got dose dims {dose_dims}; "
                          "for three drugs select a slice first, e.g. ds.isel(dose_C=2)")
     return "dose_A", "dose_B"
 
@@ -52,7 +54,7 @@ def _panels(n: int, axes, width: float = 4.0, height: float = 3.6, rows: int = 1
         return fig, list(grid[0])
     axes = list(np.ravel(axes))
     if len(axes) < n:
-        raise ValueError(f"axes: need {n} axes (one per background), got {len(axes)}")
+        raise InvalidArgument(f"axes: need {n} axes (one per background), got {len(axes)}")
     return axes[0].figure, axes
 
 
@@ -92,7 +94,7 @@ def plot_dose_response(ds, *, var: str = "fraction_unaffected", drug: str = "A",
     plt = _pyplot()
     dim = f"dose_{drug}"
     if dim not in ds.dims:
-        raise ValueError(f"drug must name a dose dim of the Dataset ({[d for d in ds.dims if str(d).startswith('dose_')]}),"
+        raise InvalidArgument(f"drug must name a dose dim of the Dataset ({[d for d in ds.dims if str(d).startswith('dose_')]}),"
                          f" got {drug!r}")
     edge = ds.isel({d: 0 for d in ds.readout.dims if d.startswith("dose_") and d != dim})
     fig, ax = (plt.subplots(figsize=(5.2, 3.8)) if ax is None else (ax.figure, ax))
@@ -143,7 +145,7 @@ def plot_synergy_map(scores, method: str = "bliss", *, axes=None, annotate: bool
     from matplotlib.colors import TwoSlopeNorm
 
     if method not in scores:
-        raise ValueError(f"method {method!r} is not in these scores; available: {scores.attrs.get('methods')}")
+        raise InvalidArgument(f"method {method!r} is not in these scores; available: {scores.attrs.get('methods')}")
     _matrix_dims(scores)
     plt = _pyplot()
     bgs = list(scores.background.values)
@@ -214,7 +216,7 @@ def plot_isobologram(ds, *, level: float = 0.5, ax=None):
         fig, axs = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2), squeeze=False)
         axs = list(axs[0])
     elif panels > 1:
-        raise ValueError(f"backgrounds {[bg for bg, _ in raw]} cannot be normalised (a drug alone does not reach "
+        raise InvalidArgument(f"backgrounds {[bg for bg, _ in raw]} cannot be normalised (a drug alone does not reach "
                          f"{100 * level:g}%) and need a second panel; pass ax=None")
     else:
         fig, axs = ax.figure, [ax]

@@ -9,7 +9,6 @@ and the integration restarts at each event (a discontinuity is never stepped ove
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -18,6 +17,8 @@ import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
 from .errors import IntegrationError, InvalidArgument, QuantityRangeError, UnitError
+from .experiments.cache import RestCache
+from .experiments.condition import Condition, dosed, doses_at, input_free, segments
 from .load import load_model
 from .network import Network, compile_network
 from .result import Result, Status
@@ -26,21 +27,16 @@ from .units import convert, parse_quantity, parse_unit, to_internal
 from .validate import (MAX_OUTPUT_BYTES, check_choice, check_conditions, check_count, check_mapping, check_names,
                        check_size, check_time, check_tolerances)
 
+__all__ = ["Condition", "as_network", "cached_steady_state", "dose_nM", "dosed", "doses_at", "hours", "input_free",
+           "integrate_conditions", "make_condition", "model_time", "parameter_value", "preequilibrate_all",
+           "relative_drift", "simulate", "steady_state"]
+
 METHODS = ("LSODA", "BDF", "Radau")
 #: block mode pays off from this many conditions on: measured crossover on the default model
 #: (benchmarks/bench_scipy_modes.py --crossover: block/loop 0.9 at 8, 1.5 at 16, 4.0 at 64 conditions)
 BLOCK_MIN_CONDITIONS = 16
 #: cap on right-hand-side evaluations per integration segment (scipy path)
 DEFAULT_MAX_STEPS = 200_000
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One experimental condition: drug doses (nM) and parameter overrides (internal units)."""
-
-    doses: Mapping[str, float]
-    parameters: Mapping[str, float]
-    events: tuple = ()  # ((t_h, {dose_parameter: nM}), ...)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -274,7 +270,7 @@ def steady_state(network: Network, x0, p, *, method: str = "LSODA", rtol: float 
     while t < max_time_h:
         x = _solve_one(network, x, p, (0.0, horizon), None, method, rtol, atol, mask=mask)[-1]
         t += horizon
-        drift = np.max(np.abs(network.rhs(x, p) * mask) / (np.abs(x) + atol * 1e3))
+        drift = float(relative_drift(network, x, p, floor=atol * 1e3))
         if drift < tol:
             return x
         horizon *= 4
@@ -283,38 +279,27 @@ def steady_state(network: Network, x0, p, *, method: str = "LSODA", rtol: float 
         "The model may oscillate or grow without bound; pass preequilibrate=False or fix the model.")
 
 
-def cached_steady_state(network: Network, x0: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """steady_state() memoised on the network instance per (x0, p): repeated what-ifs on one
-    compiled network (dose series, drug panels) share the rest state."""
-    cache = network.__dict__.setdefault("_steady_state_cache", {})
-    key = (x0.tobytes(), p.tobytes())
-    if key not in cache:
-        if len(cache) > 256:
-            cache.clear()
-        cache[key] = steady_state(network, x0, p)
-    return cache[key].copy()
+def relative_drift(network: Network, X: np.ndarray, P: np.ndarray, *, floor: float = 1e-7) -> np.ndarray:
+    """The steady-state test of every engine: max over moving species of |dx/dt| / (|x| + floor)
+    (1/h; species marked ``preequilibrate = false`` are held and do not count). X, P: (n,) or (m, n)."""
+    X = np.asarray(X, dtype=float)
+    f = network.rhs(X, P) * network.preequilibrate_mask
+    if X.ndim == 1:
+        return np.max(np.abs(f) / (np.abs(X) + floor))
+    return np.max(np.abs(f) / (np.abs(X) + floor), axis=1) if len(X) else np.zeros(0)
 
 
-def input_free(network: Network, p: np.ndarray) -> np.ndarray:
-    """Copy of p with every drug dose parameter set to 0 (cells at rest before dosing)."""
-    q = p.copy()
-    for d in network.spec.drugs:
-        q[network.parameter_index(d.dose_parameter)] = 0.0
-    return q
-
-
-def _segments(t_end: float, cond: Condition, doses: Mapping[str, float]):
-    """Yield (t0, t1, dose dict) pieces of constant dosing."""
-    current = dict(doses)
-    t0 = 0.0
-    for te, change in cond.events:
-        if te >= t_end:
-            break
-        if te > t0:
-            yield t0, te, dict(current)
-            t0 = te
-        current.update(change)
-    yield t0, t_end, dict(current)
+def cached_steady_state(network: Network, x0: np.ndarray, p: np.ndarray, cache: RestCache | None = None) -> np.ndarray:
+    """steady_state() looked up in (and stored to) ``cache``, an explicit
+    :class:`~her2sim.experiments.RestCache` keyed by the network's digest; without one, computed."""
+    if cache is None:
+        return steady_state(network, x0, p)
+    key = cache.key(network, "scipy", x0, p)
+    x = cache.get(key)
+    if x is None:
+        x = steady_state(network, x0, p)
+        cache.put(key, x)
+    return x.copy()
 
 
 def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None, variants: Sequence[str] = (),
@@ -323,7 +308,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
              conditions: Sequence[Mapping] | None = None, preequilibrate: bool | None = None,
              initial_state: np.ndarray | None = None,
              method: str = "auto", mode: str = "auto", rtol: float = 1e-6, atol: float = 1e-9,
-             max_steps: int = DEFAULT_MAX_STEPS) -> Result:
+             max_steps: int = DEFAULT_MAX_STEPS, rest_cache: RestCache | None = None) -> Result:
     """Simulate a model on the scipy path.
 
     Parameters
@@ -350,6 +335,8 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     rtol, atol : solver tolerances (atol in nM).
     max_steps : cap on right-hand-side evaluations per integration segment; a member that needs
         more is stopped and reported (raised for a single condition).
+    rest_cache : a :class:`her2sim.experiments.RestCache` that keeps drug-free rest states between
+        calls (keyed by the network's digest); None: computed afresh (once per distinct condition).
 
     Returns
     -------
@@ -371,6 +358,9 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                                                    "{'HRG': 1}"),
                        "events": _check_events(c.get("events", ()), f"conditions[{k}]['events']")}
                       for k, c in enumerate(conditions)]
+    if rest_cache is not None and not isinstance(rest_cache, RestCache):
+        raise InvalidArgument(f"rest_cache must be a her2sim.experiments.RestCache or None, got "
+                              f"{type(rest_cache).__name__}")
     if preequilibrate is not None and not isinstance(preequilibrate, (bool, np.bool_)):
         raise InvalidArgument(f"preequilibrate must be True, False or None (the model's choice), got {preequilibrate!r}")
     check_time(time, "time")  # finite and > 0 whatever the model's time unit
@@ -412,48 +402,22 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     if initial_state is not None:
         given = np.asarray(initial_state, dtype=float)
         if given.shape not in ((network.n_species,), (len(conds), network.n_species)):
-            raise ValueError(f"initial_state must have shape ({network.n_species},) or ({len(conds)}, "
+            raise InvalidArgument(f"initial_state must have shape ({network.n_species},) or ({len(conds)}, "
                              f"{network.n_species}), got {given.shape}")
         if not network.spec.nonnegative:  # imported SBML models: states may be negative
             if not np.all(np.isfinite(given)):
-                raise ValueError("initial_state must be finite")
+                raise InvalidArgument("initial_state must be finite")
             X0 = np.array(np.broadcast_to(given, X0.shape))
         else:
             if not np.all(np.isfinite(given)) or np.any(given < -1e-6):
-                raise ValueError("initial_state must be finite and >= 0 (amounts in nM)")
+                raise InvalidArgument("initial_state must be finite and >= 0 (amounts in nM)")
             X0 = np.maximum(np.broadcast_to(given, X0.shape), 0.0)  # round-off below zero from a solve
     status = [Status() for _ in conds]
     if preequilibrate:
-        X0 = preequilibrate_all(network, X0, P, status, single)
-    out = np.full((len(conds), len(grid), network.n_species), np.nan)
-    if network.spec.events:  # model events: one condition at a time (each has its own event times)
-        use_block = False
-        P_model = np.empty((len(conds), len(grid), network.n_params))
-    same_schedule = all(c.events == conds[0].events and set(c.doses) == set(conds[0].doses) for c in conds)
-    if use_block and same_schedule and len(conds) > 1:
-        ok = [i for i, s in enumerate(status) if s.ok]
-        try:
-            out[ok] = _run_schedule_block(network, X0[ok], P[ok], [conds[i] for i in ok], grid, t_end, chosen, rtol, atol,
-                                           max_steps)
-        except IntegrationError:
-            use_block = False  # find the failing members one by one
-    if not (use_block and same_schedule and len(conds) > 1):
-        for i, c in enumerate(conds):
-            if not status[i].ok:
-                continue
-            try:
-                if network.spec.events:
-                    out[i], P_model[i] = _run_schedule_events(network, X0[i], P[i], c, grid, t_end, chosen, rtol,
-                                                              atol, max_steps)
-                    continue
-                out[i] = _run_schedule(network, X0[i], P[i], c, grid, t_end, chosen, rtol, atol, max_steps)
-            except IntegrationError as exc:
-                if single:
-                    raise
-                status[i] = Status("failed", str(exc))
-    if network.time_index is not None:  # model time is the output time, not its integrated copy
-        out[:, :, network.time_index] = grid
-    P_t = P_model if network.spec.events else _parameters_over_time(network, P, conds, grid)
+        X0 = preequilibrate_all(network, X0, P, status, single, rest_cache)
+    out, P_t, use_block = integrate_conditions(network, X0, P, conds, grid, t_end=t_end, method=chosen,
+                                               block=use_block, rtol=rtol, atol=atol, max_steps=max_steps,
+                                               status=status, single=single)
     obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(out.shape[0] * out.shape[1], network.n_params))
     obs = obs.reshape(len(conds), len(grid), -1)
     labels = tuple({**c.doses, **c.parameters} for c in conds)
@@ -462,6 +426,55 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                   {"model": network.spec.name, "variants": ",".join(v.name for v in network.spec.variants),
                    "solver_method": chosen, "solver_mode": "block" if use_block else "loop", "rtol": rtol, "atol": atol,
                    "time_unit": network.spec.time_unit, "concentration_unit": "nM"}, network.species_units)
+
+
+def integrate_conditions(network: Network, X0: np.ndarray, P: np.ndarray, conds: Sequence[Condition],
+                         grid: np.ndarray, *, t_end: float | None = None, method: str = "LSODA", block: bool = False,
+                         rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = DEFAULT_MAX_STEPS,
+                         status: list | None = None, single: bool = False):
+    """The scipy engine: integrate conditions from their states ``X0`` (C, n) with parameters ``P``
+    (C, n_params; overrides, doses from ``conds``) over ``grid`` (T,) up to ``t_end`` (default grid[-1]).
+
+    ``block``: one block-diagonal solve (conditions sharing a dose schedule; falls back to one at a
+    time to find failing members). ``status``: per-condition :class:`Status` list, updated in
+    place (members already failed are skipped); ``single``: raise instead of recording a failure.
+    Returns (states (C, T, n) with NaN for failed members, parameters in force (C, T, n_params),
+    whether block mode ran).
+    """
+    grid = np.asarray(grid, dtype=float)
+    t_end = float(grid[-1]) if t_end is None else float(t_end)
+    status = [Status() for _ in conds] if status is None else status
+    out = np.full((len(conds), len(grid), network.n_species), np.nan)
+    use_block = block
+    if network.spec.events:  # model events: one condition at a time (each has its own event times)
+        use_block = False
+        P_model = np.empty((len(conds), len(grid), network.n_params))
+    same_schedule = all(c.events == conds[0].events and set(c.doses) == set(conds[0].doses) for c in conds)
+    if use_block and same_schedule and len(conds) > 1:
+        ok = [i for i, s in enumerate(status) if s.ok]
+        try:
+            out[ok] = _run_schedule_block(network, X0[ok], P[ok], [conds[i] for i in ok], grid, t_end, method, rtol,
+                                          atol, max_steps)
+        except IntegrationError:
+            use_block = False  # find the failing members one by one
+    if not (use_block and same_schedule and len(conds) > 1):
+        for i, c in enumerate(conds):
+            if not status[i].ok:
+                continue
+            try:
+                if network.spec.events:
+                    out[i], P_model[i] = _run_schedule_events(network, X0[i], P[i], c, grid, t_end, method, rtol,
+                                                              atol, max_steps)
+                    continue
+                out[i] = _run_schedule(network, X0[i], P[i], c, grid, t_end, method, rtol, atol, max_steps)
+            except IntegrationError as exc:
+                if single:
+                    raise
+                status[i] = Status("failed", str(exc))
+    if network.time_index is not None:  # model time is the output time, not its integrated copy
+        out[:, :, network.time_index] = grid
+    P_t = P_model if network.spec.events else _parameters_over_time(network, P, conds, grid)
+    return out, P_t, use_block
 
 
 def _parameters_over_time(network: Network, P: np.ndarray, conds, grid) -> np.ndarray:
@@ -473,29 +486,33 @@ def _parameters_over_time(network: Network, P: np.ndarray, conds, grid) -> np.nd
     return out
 
 
-def dosed(network: Network, p: np.ndarray, doses: Mapping[str, float]) -> np.ndarray:
-    q = p.copy()
-    for name, v in doses.items():
-        q[network.parameter_index(name)] = v
-    return q
-
-
-def preequilibrate_all(network, X0, P, status, single):
+def preequilibrate_all(network: Network, X0: np.ndarray, P: np.ndarray, status: list, single: bool,
+                       cache: RestCache | None = None) -> np.ndarray:
+    """Drug-free steady states of the rows of X0 (C, n) with parameters P (C, n_params; doses are
+    set to 0), each distinct (x0, p) computed once; failures go to ``status`` (raised if ``single``)."""
     out = X0.copy()
+    done: dict = {}
     for i in range(len(X0)):
-        try:
-            out[i] = cached_steady_state(network, X0[i], input_free(network, P[i]))
-        except IntegrationError as exc:
-            if single:
-                raise
-            status[i] = Status("failed", f"pre-equilibration: {exc}")
+        p = input_free(network, P[i])
+        key = (X0[i].tobytes(), p.tobytes())
+        if key not in done:
+            try:
+                done[key] = cached_steady_state(network, X0[i], p, cache)
+            except IntegrationError as exc:
+                if single:
+                    raise
+                done[key] = exc
+        if isinstance(done[key], IntegrationError):
+            status[i] = Status("failed", f"pre-equilibration: {done[key]}")
+        else:
+            out[i] = done[key]
     return out
 
 
 def _run_schedule(network, x0, p, cond: Condition, grid, t_end, method, rtol, atol, max_steps):
     out = np.empty((len(grid), network.n_species))
     x = x0
-    for t0, t1, doses in _segments(t_end, cond, cond.doses):
+    for t0, t1, doses in segments(t_end, cond):
         pd = dosed(network, p, doses)
         sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
         pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
@@ -557,7 +574,7 @@ def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol, 
     out = np.empty((len(conds), len(grid), network.n_species))
     X = X0
     template = conds[0]
-    for t0, t1, _ in _segments(t_end, template, template.doses):
+    for t0, t1, _ in segments(t_end, template):
         Pd = np.array([dosed(network, P[i], dict(doses_at(c, t0))) for i, c in enumerate(conds)])
         sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
         pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
@@ -566,11 +583,3 @@ def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol, 
         out[:, sel] = Y[:, keep]
         X = Y[:, -1]
     return out
-
-
-def doses_at(cond: Condition, t: float) -> dict:
-    current = dict(cond.doses)
-    for te, change in cond.events:
-        if te <= t:
-            current.update(change)
-    return current

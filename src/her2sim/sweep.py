@@ -30,18 +30,19 @@ from __future__ import annotations
 import os
 import sys
 import time
-import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .atomic import clean_stale
-from .batch import simulate_batch
-from .errors import IntegrationError, InvalidArgument
+from .errors import InvalidArgument
 from .executors import Progress, check_scheduler, duration, open_executor
-from .network import Network, compile_network
+from .experiments import Condition, ConditionBatch
+from .experiments.runner import run_condition_arrays
+from .experiments.reststate import HORIZONS, TOLERANCE, RestStates
+from .network import compile_network
 from .sweep_load import load_sweep_spec
 from .sweep_spec import SweepSpec
 from .sweep_store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, PREEQUILIBRATION,  # noqa: F401
@@ -51,9 +52,9 @@ from .sweep_store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, 
 from .validate import MAX_CHUNK, check_count, check_writable_folder
 
 #: horizons (h) of the batch-path equilibration; a member still drifting after the last one fails
-EQUILIBRATION_HORIZONS = (1e4, 1e6)
+EQUILIBRATION_HORIZONS = HORIZONS
 #: steady state: max |dx/dt| / (|x| + 1e-7 nM) below this (1/h), as in :func:`her2sim.solve.steady_state`
-EQUILIBRATION_TOL = 1e-7
+EQUILIBRATION_TOL = TOLERANCE
 #: a test hook: "CHUNK:N,..." makes chunk CHUNK raise on its first N attempts
 FAULTS_ENV = "HER2SIM_SWEEP_FAULTS"
 
@@ -61,10 +62,12 @@ FAULTS_ENV = "HER2SIM_SWEEP_FAULTS"
 # ----------------------------------------------------------------------------- chunk computation
 @dataclass(frozen=True, eq=False)
 class _Context:
-    """What every worker needs, shipped once: the spec and one compiled network per variant set."""
+    """What every worker needs, shipped once: the spec, one compiled network per variant set and
+    the rest-state service (each worker keeps its own cache)."""
 
     spec: SweepSpec
     networks: tuple
+    rest_states: RestStates = field(default_factory=RestStates)
 
 
 @dataclass(eq=False)
@@ -82,38 +85,6 @@ class ChunkOutput:
     failed: bool = False
     attempts: int = 1
     certificate: dict | None = None
-
-
-class _HeldNetwork(Network):
-    """A view of a network whose species marked ``preequilibrate = false`` do not move (for the
-    rest and steady states); shares the compiled evaluators of the original."""
-
-    @classmethod
-    def of(cls, network: Network) -> _HeldNetwork:
-        held = object.__new__(cls)
-        held.__dict__.update(network.__dict__)
-        held._rows = network.preequilibrate_mask[:, None]
-        held._entries = network.preequilibrate_mask[network.jac_rows][:, None]
-        return held
-
-    def rhs_T(self, xT, pT, out=None):
-        dx = Network.rhs_T(self, xT, pT, out)
-        dx *= self._rows
-        return dx
-
-    def jacobian_values_T(self, xT, pT, out=None):
-        jv = Network.jacobian_values_T(self, xT, pT, out)
-        jv *= self._entries
-        return jv
-
-
-_HELD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _held(network: Network) -> _HeldNetwork:
-    if network not in _HELD:
-        _HELD[network] = _HeldNetwork.of(network)
-    return _HELD[network]
 
 
 def _inject_fault(chunk: int, attempt: int) -> None:
@@ -139,182 +110,31 @@ def _compute_chunk(ctx: _Context, chunk: int, attempt: int = 0) -> ChunkOutput:
         for v in np.unique(block.variant):
             sel = np.nonzero(block.variant == v)[0]
             steps += _run_members(ctx, int(v), block, sel, values, status, messages, certificates)
-    bad = (status == OK) & ~np.isfinite(values).all(axis=1)
-    for i in np.nonzero(bad)[0]:
-        names = [r.name for r, x in zip(spec.readouts, values[i]) if not np.isfinite(x)]
-        status[i] = READOUT_NOT_FINITE
-        messages[int(i)] = (f"readout {', '.join(names)} is not finite although the integration succeeded "
-                            "(an observable dividing by zero at these parameters?)")
     return ChunkOutput(chunk, lo, hi, values, status, messages, time.perf_counter() - clock, steps,
                        attempts=attempt + 1, certificate=merge_certificates(certificates, lo))
 
 
 def _run_members(ctx: _Context, v: int, block, sel: np.ndarray, values, status, messages, certificates: list) -> int:
+    """Members ``sel`` of the chunk's block (variant set ``v``) through
+    :func:`her2sim.experiments.runner.run_condition_arrays` (no xarray in workers); fills
+    values/status/messages in place."""
     spec, net = ctx.spec, ctx.networks[v]
-    m = len(sel)
-    P = np.tile(net.p0, (m, 1))
-    for name, vals in block.parameters.items():
-        j = net.parameter_index(name)
-        P[:, j] = vals[sel] * net.p0[j] if name in spec.relative else vals[sel]
-    for d in net.spec.drugs:  # drug-free: the rest state
-        P[:, net.parameter_index(d.dose_parameter)] = 0.0
-    P_rest = P
-    X = np.tile(net.x0, (m, 1))
-    alive = np.ones(m, dtype=bool)
+    dose_names = list(block.doses)
+    param_names = list(block.parameters)
+    scale = {name: (net.p0[net.parameter_index(name)] if name in spec.relative else 1.0) for name in param_names}
+    conds = tuple(Condition({d: float(block.doses[d][i]) for d in dose_names},
+                            {n: float(block.parameters[n][i] * scale[n]) for n in param_names}) for i in sel)
     solver = spec.solver
-    if solver.preequilibrate:
-        X, codes, why = _equilibrate(net, X, P_rest, solver, scipy_ok=not spec.varies_rest_state)
-        for k in np.nonzero(codes)[0]:
-            status[sel[k]] = PREEQUILIBRATION
-            messages[int(sel[k])] = f"pre-equilibration: {why[int(k)]}"
-        alive &= codes == 0
-    Pd = P_rest.copy()
-    for dose_param, vals in block.doses.items():
-        Pd[:, net.parameter_index(dose_param)] = vals[sel]
-    steps = 0
-    timed = [r for r in spec.readouts if r.kind in ("at", "auc", "mean")]
-    targets = {r.target for r in spec.readouts}
-    run = np.nonzero(alive)[0]
-    if timed and len(run):
-        grid = _output_grid(spec)
-        res = simulate_batch(net, X[run], Pd[run], t_eval=grid, method=solver.method, rtol=solver.rtol,
-                             atol=solver.atol, max_steps=solver.max_steps)
-        steps += int(res.steps.sum())
-        certificates.append((res.attrs["certificate"], sel[run]))
-        for k in np.nonzero(~res.ok)[0]:
-            status[sel[run[k]]] = res.status_code[k]
-            messages[int(sel[run[k]])] = f"{STATUS_CODES[int(res.status_code[k])]}: {res.messages[k]}"
-        res.states[~res.ok] = np.nan  # a failed member keeps no readouts
-        series = _Series(net, res.states, Pd[run], targets)
-        for r_i, r in enumerate(spec.readouts):
-            if r.kind == "at":
-                values[sel[run], r_i] = series.at(r.target, _index(grid, r.t1))
-            elif r.kind in ("auc", "mean"):
-                from scipy.integrate import simpson
-
-                ks = np.nonzero((grid >= r.t0 - 1e-9) & (grid <= r.t1 + 1e-9))[0]
-                auc = simpson(series.window(r.target, ks), x=grid[ks], axis=1)
-                values[sel[run], r_i] = auc if r.kind == "auc" else auc / (r.t1 - r.t0)
-    if any(r.kind == "rest" for r in spec.readouts):
-        rest = _Series(net, X[:, None, :], P_rest, targets)
-        for r_i, r in enumerate(spec.readouts):
-            if r.kind == "rest":
-                values[sel[alive], r_i] = rest.at(r.target, 0)[alive]
-    if any(r.kind == "steady" for r in spec.readouts) and alive.any():
-        live = np.nonzero(alive & (status[sel] == OK))[0]
-        Xs, codes, why = _equilibrate(net, X[live], Pd[live], solver, scipy_ok=False)
-        for k in np.nonzero(codes)[0]:
-            status[sel[live[k]]] = NO_STEADY_STATE
-            messages[int(sel[live[k]])] = f"steady state with the drugs on: {why[int(k)]}"
-        ss = _Series(net, Xs[:, None, :], Pd[live], targets)
-        for r_i, r in enumerate(spec.readouts):
-            if r.kind == "steady":
-                values[sel[live], r_i] = np.where(codes == 0, ss.at(r.target, 0), np.nan)
-    return steps
-
-
-class _Series:
-    """Values of the readout targets (observables or species) of states (m, T, n) with parameters
-    (m, n_params), per time index; observables are evaluated once per time and only the columns of
-    the targets are kept."""
-
-    def __init__(self, network: Network, states: np.ndarray, P: np.ndarray, targets: set):
-        self.net, self.states, self.P = network, states, P
-        self.columns = {t: network.observable_names.index(t) for t in targets if t in network.observable_names}
-        self._obs: dict[tuple, np.ndarray] = {}
-
-    def at(self, target: str, k: int) -> np.ndarray:
-        if target not in self.columns:
-            return self.states[:, k, self.net.species_names.index(target)]
-        if (target, k) not in self._obs:
-            obs = self.net.observables(self.states[:, k, :], self.P)
-            self._obs.update({(t, k): obs[:, j].copy() for t, j in self.columns.items()})
-        return self._obs[(target, k)]
-
-    def window(self, target: str, ks: np.ndarray) -> np.ndarray:
-        return np.stack([self.at(target, int(k)) for k in ks], axis=1)
-
-
-def _output_grid(spec: SweepSpec) -> np.ndarray:
-    """Output times (h): every readout time, plus each auc/mean window's quadrature points."""
-    times = [0.0]
-    for r in spec.readouts:
-        if r.kind == "at":
-            times.append(r.t1)
-        elif r.kind in ("auc", "mean"):
-            times.extend(_window_grid(r.t0, r.t1, spec.solver.output_step))
-    grid = np.unique(np.round(np.asarray(times, dtype=float), 9))
-    return grid if len(grid) > 1 else np.array([0.0, max(grid[-1], 1e-9)])
-
-
-def _window_grid(t0: float, t1: float, step: float, first: float = 1 / 64, growth: float = 1.3) -> np.ndarray:
-    """Points from t0 to t1 whose spacing starts at step/64 and grows by 1.3 per point up to
-    ``step``: doses act at t = 0, where the fast transients are. With Simpson's rule this gives
-    relative errors ~3e-5 at step = 0.5 h on exp(-k t) for k = 1..20 /h, against 2e-3 for a
-    uniform 0.5 h grid."""
-    points, h = [t0], step * first
-    while points[-1] < t1 - 1e-9:
-        points.append(min(t1, points[-1] + h))
-        h = min(step, h * growth)
-    if len(points) > 2 and points[-1] - points[-2] < 0.25 * step:
-        del points[-2]
-    return np.array(points)
-
-
-def _index(grid: np.ndarray, t: float) -> int:
-    return int(np.argmin(np.abs(grid - t)))
-
-
-def _drift(network: Network, X: np.ndarray, P: np.ndarray) -> np.ndarray:
-    f = network.rhs(X, P) * network.preequilibrate_mask
-    return np.max(np.abs(f) / (np.abs(X) + 1e-7), axis=1) if len(X) else np.zeros(0)
-
-
-def _equilibrate(network: Network, X: np.ndarray, P: np.ndarray, solver, *, scipy_ok: bool):
-    """Steady states of (X, P) rows with held species fixed: (states, codes (m,), {row: reason})."""
-    from .solve import cached_steady_state
-
-    m, n = X.shape
-    out = X.copy()
-    codes = np.zeros(m, dtype=np.int8)
-    why: dict[int, str] = {}
-    if not m:
-        return out, codes, why
-    U, inv = np.unique(np.hstack([X, P]), axis=0, return_inverse=True)
-    inv = inv.ravel()
-    Xu, Pu = U[:, :n].copy(), U[:, n:]
-    bad: dict[int, str] = {}
-    if scipy_ok:  # one rest state per network: scipy's LSODA, cached on the network
-        for u in range(len(U)):
-            try:
-                Xu[u] = cached_steady_state(network, Xu[u], Pu[u])
-            except IntegrationError as exc:
-                bad[u] = str(exc)
-    else:
-        held = _held(network)
-        pending = np.arange(len(U))
-        drift = np.zeros(len(U))
-        for horizon in EQUILIBRATION_HORIZONS:
-            res = simulate_batch(held, Xu[pending], Pu[pending], t_eval=np.array([horizon]), method=solver.method,
-                                 rtol=min(solver.rtol, 1e-6), atol=solver.atol, max_steps=solver.max_steps,
-                                 certify=None)  # a steady-state search: its drift test is the check
-            for k in np.nonzero(~res.ok)[0]:
-                bad[int(pending[k])] = f"{STATUS_CODES[int(res.status_code[k])]}: {res.messages[k]}"
-            ok = pending[res.ok]
-            Xu[ok] = res.states[res.ok, -1]
-            drift[ok] = _drift(network, Xu[ok], Pu[ok])
-            pending = ok[drift[ok] >= EQUILIBRATION_TOL]
-            if not len(pending):
-                break
-        for u in pending:
-            bad[int(u)] = (f"no steady state within {EQUILIBRATION_HORIZONS[-1]:g} h (max relative drift "
-                           f"{drift[u]:.2e}/h): the model may oscillate or grow without bound")
-    out = Xu[inv]
-    for u, reason in bad.items():
-        for k in np.nonzero(inv == u)[0]:
-            codes[k] = 1
-            why[int(k)] = reason
-    return out, codes, why
+    run = run_condition_arrays(net, ConditionBatch(conds, preequilibrate=solver.preequilibrate), spec.readouts,
+                               engine="batch", method=solver.method, rtol=solver.rtol, atol=solver.atol,
+                               max_steps=solver.max_steps, output_step=solver.output_step,
+                               rest_engine="batch" if spec.varies_rest_state else "scipy", rest_states=ctx.rest_states)
+    values[sel] = run.value
+    status[sel] = run.code
+    for k in np.nonzero(run.code != OK)[0]:
+        messages[int(sel[k])] = run.message[k]
+    certificates.extend((cert, sel[members]) for cert, members in run.certificate_parts)
+    return run.steps
 
 
 def _failed_chunk(spec: SweepSpec, chunk: int, exc: BaseException, attempts: int) -> ChunkOutput:
@@ -594,7 +414,7 @@ def sobol_indices(values, parameters: Sequence[str] | int, *, dim: str = "sample
     labelled = hasattr(values, "dims")
     Y = np.asarray(values.transpose(..., dim).values if labelled else values, dtype=float)
     if Y.shape[-1] % (d + 2):
-        raise ValueError(f"values: the {dim} axis has {Y.shape[-1]} entries, not a multiple of d + 2 = {d + 2} "
+        raise InvalidArgument(f"values: the {dim} axis has {Y.shape[-1]} entries, not a multiple of d + 2 = {d + 2} "
                          "(is this a Saltelli design with these parameters?)")
     Y = Y.reshape(Y.shape[:-1] + (-1, d + 2))
     Y = np.where(np.isfinite(Y).all(axis=-1, keepdims=True), Y, np.nan)

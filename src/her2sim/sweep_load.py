@@ -299,18 +299,15 @@ def _build(data: dict, path: Path | None, text: str, chunk_override) -> SweepSpe
         if r.target not in known:
             close = difflib.get_close_matches(r.target, known, n=3)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            problems.add("sweep.readouts", f"readout {r.name!r}: unknown observable or species {r.target!r}.{hint} "
+            problems.add("sweep.readouts", f"readout {r.label!r}: unknown observable or species {r.target!r}.{hint} "
                                            "List them with `her2sim models --observables`.")
             continue
-        if r.kind == "at" and r.t1 is None:
-            r = dataclasses.replace(r, t0=time_h, t1=time_h)
-        elif r.kind in ("auc", "mean") and r.t1 is None:
-            r = dataclasses.replace(r, t0=0.0, t1=time_h)
+        r = r.resolved(time_h) if time_h > 0 else r
         if r.t1 is not None and r.t1 > time_h + 1e-12:
-            problems.add("sweep.readouts", f"readout {r.name!r} is at {r.t1:g} h, after the end time {time_h:g} h; "
+            problems.add("sweep.readouts", f"readout {r.label!r} is at {r.t1:g} h, after the end time {time_h:g} h; "
                                            "raise [sweep] time or change the readout")
-        if any(q.name == r.name for q in readouts):
-            problems.add("sweep.readouts", f"readout {r.name!r} is listed twice")
+        if any(q.label == r.label for q in readouts):
+            problems.add("sweep.readouts", f"readout {r.label!r} is listed twice")
         readouts.append(r)
     problems.check()
     n_conditions = math.prod([a.size for a in axes])
@@ -365,14 +362,14 @@ def _dose(network, drug: str, value) -> float:
 
 
 def _converter(network, name: str, relative: bool):
-    """value -> internal units (or a factor when relative); raises UnitError/ValueError with the fix."""
+    """value -> internal units (or a factor when relative); raises UnitError/InvalidArgument with the fix."""
     from .solve import parameter_value
 
     def convert(value, where: str) -> float:
         if not relative:
             return parameter_value(network, name, value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"with relative = true, values are factors of the model's value (numbers >= 0), "
+            raise InvalidArgument(f"with relative = true, values are factors of the model's value (numbers >= 0), "
                              f"got {value!r}")
         return float(value)
 

@@ -12,14 +12,12 @@ Files are read and validated by :mod:`her2sim.sweep_load` (re-exported here as
 :func:`load_sweep_spec`): every problem found is reported at once, each naming the file, the
 entry and what to change.
 Readouts (``"pAKT@24h"``, ``"auc:pERK"``, ``"mean:pS6@0h..24h"``, ``"steady:pAKT"``, ``"rest:pAKT"``,
-``"viable_cells@72h"``) use the screens' grammar (:func:`her2sim.screen.parse_readout`) with two
-sweep extensions, windows and rest states (:func:`parse_readout`).
+``"viable_cells@72h"``) use the one grammar of :mod:`her2sim.experiments.readouts` (:func:`parse_readout`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -31,13 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError, UnitError
+from .errors import ModelFileError
+from .experiments.readouts import READOUT_KINDS as _ALL_KINDS
+from .experiments.readouts import Readout, ReadoutError
+from .experiments.readouts import parse_readout as parse_any_readout
 
 #: conditions per chunk unless the spec or ``--chunk`` says otherwise (benchmarks/bench_sweep.py)
 DEFAULT_CHUNK = 2000
 #: readout kinds: value at a time, area under the curve, time average, steady state under drug,
-#: drug-free rest state
-READOUT_KINDS = ("at", "auc", "mean", "steady", "rest")
+#: drug-free rest state (every kind of :mod:`her2sim.experiments.readouts` but gr)
+READOUT_KINDS = tuple(k for k in _ALL_KINDS if k != "gr")
 SAMPLE_METHODS = ("sobol", "lhs", "saltelli")
 #: the Latin hypercube is generated whole (scipy.stats.qmc needs n up front): cap its size
 LHS_MAX_POINTS = 2_000_000
@@ -68,22 +69,6 @@ def _rebuild_spec_error(message: str, path, problems):
 
 
 # ----------------------------------------------------------------------------- spec objects
-@dataclass(frozen=True)
-class Readout:
-    """One quantity kept per condition.
-
-    ``kind``: "at" (value at ``t1``), "auc" / "mean" (area / time average over [t0, t1]),
-    "steady" (steady state with the drugs on, cell counts held), "rest" (drug-free rest state).
-    ``target`` is an observable or species name; times in h.
-    """
-
-    name: str
-    kind: str
-    target: str
-    t0: float | None = None
-    t1: float | None = None
-
-
 @dataclass(frozen=True)
 class Axis:
     """One dimension of the sweep.
@@ -282,7 +267,8 @@ class SweepSpec:
             "axes": [dataclasses.asdict(a) for a in self.axes],
             "samples": dataclasses.asdict(self.samples) if self.samples else None,
             "fixed": [list(f) for f in self.fixed], "relative": sorted(self.relative),
-            "drugs": [list(d) for d in self.drugs], "readouts": [dataclasses.asdict(r) for r in self.readouts],
+            "drugs": [list(d) for d in self.drugs], "readouts": [{"name": r.label, "kind": r.kind, "target": r.target, "t0": r.t0, "t1": r.t1}
+                                                            for r in self.readouts],
             "solver": dataclasses.asdict(self.solver), "chunk": self.chunk,
         }
 
@@ -347,56 +333,19 @@ def _lhs(d: int, n: int, seed: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- readouts
 def parse_readout(text: str, *, end_time_h: float | None = None) -> Readout:
-    """Parse a readout such as ``"pAKT@24h"``, ``"auc:pERK"``, ``"mean:pS6@0h..24h"``, ``"steady:pAKT"``.
+    """Parse a sweep readout such as ``"pAKT@24h"``, ``"auc:pERK"``, ``"mean:pS6@0h..24h"``, ``"steady:pAKT"``.
 
-    The grammar is the screens' (:func:`her2sim.screen.parse_readout`: ``[KIND:]NAME[@TIME]``,
-    KIND ``mean``/``auc`` over [0, TIME], ``steady``; no KIND: the value at TIME; no TIME: the end
-    time), which this function delegates to, plus two sweep extensions: a window
-    ``auc:NAME@T0..T1`` / ``mean:NAME@T0..T1``, and ``rest:NAME``, the drug-free rest state.
-    ``ss:`` is accepted for ``steady:``; ``gr`` is not available in sweeps (it needs an untreated
-    control of the same condition: read ``viable_cells`` and take the dose-0 slice). Raises
-    ValueError naming the readout and the fix.
+    The grammar is the one of :mod:`her2sim.experiments.readouts` (``[KIND:]NAME[@TIME]``, windows
+    ``T0..T1`` for mean/auc, ``rest:NAME``; ``ss:`` for ``steady:``), less two forms sweeps do not
+    run: a time on ``steady:`` (sweeps use the rest-state service's horizons) and ``gr`` (it needs
+    an untreated control of the same condition: read ``viable_cells`` and take the dose-0 slice).
+    ``end_time_h`` fills a missing time. Raises ReadoutError (a ValueError) naming the readout
+    and the fix, or UnitError.
     """
-    from .screen import parse_readout as parse_screen_readout
-    from .solve import hours
-
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"readout {text!r} must be a string such as 'pAKT@24h' or 'auc:pERK'")
-    name = text.strip()
-    head, at, when = name.partition("@")
-    kind, colon, target = head.partition(":")
-    kind = kind.strip().lower() if colon else "at"
-    target = (target if colon else head).strip()
-    kind = "steady" if kind == "ss" else kind
-    if kind not in READOUT_KINDS:
-        close = difflib.get_close_matches(kind, [k for k in READOUT_KINDS if k != "at"] + ["ss"], n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"readout {name!r}: unknown kind {kind!r}.{hint} Kinds: auc, mean, steady (or ss), rest "
-                         "(none: the value at a time)" + ("; gr needs an untreated control, not available in sweeps"
-                                                          if kind == "gr" else ""))
-    if kind in ("steady", "rest"):
-        if at:
-            raise ValueError(f"readout {name!r}: {kind}: readouts take no time; write {kind}:{target}")
-        if not _NAME.fullmatch(target):
-            raise ValueError(f"readout {name!r}: {target!r} is not an observable or species name")
-        return Readout(name, kind, target)
-    if ".." in when:
-        if kind == "at":
-            raise ValueError(f"readout {name!r}: a window T0..T1 needs auc: or mean:; write {target}@TIME for "
-                             "the value at one time")
-        a, b = when.split("..", 1)
-        try:
-            t0, t1 = hours(a.strip(), what=f"readout {name!r}"), hours(b.strip(), what=f"readout {name!r}")
-        except UnitError as exc:
-            raise ValueError(str(exc)) from None
-        if not t1 > t0:
-            raise ValueError(f"readout {name!r}: the window must have T0 < T1")
-        parse_screen_readout(f"{kind}:{target}")  # the name must follow the screens' grammar too
-        return Readout(name, kind, target, t0, t1)
-    base = parse_screen_readout(name)  # ScreenInputError and UnitError are ValueErrors
-    if base.kind not in READOUT_KINDS:
-        raise ValueError(f"readout {name!r}: {base.kind} needs an untreated control of the same condition, which "
-                         "sweeps do not pair; read viable_cells@TIME and take the dose-0 slice")
-    t = base.time_h if base.time_h is not None else end_time_h
-    return Readout(name, base.kind, base.name, t if base.kind == "at" else (None if t is None else 0.0), t)
-
+    r = parse_any_readout(text)
+    if r.kind == "steady" and r.time_h is not None:
+        raise ReadoutError(f"readout {r.label!r}: steady: readouts take no time; write steady:{r.name}")
+    if r.kind == "gr":
+        raise ReadoutError(f"readout {r.label!r}: gr needs an untreated control of the same condition, which "
+                           "sweeps do not pair; read viable_cells@TIME and take the dose-0 slice")
+    return r.resolved(end_time_h)

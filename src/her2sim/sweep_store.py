@@ -24,15 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, atomic_write
-from .batch import STATUS_CODES as _BATCH_CODES
+from .experiments.status import Outcome
 from .errors import Her2simError
 from .network import Network
 from .sweep_spec import SweepSpec
 
-#: per-condition status codes stored in a sweep (0-4 are the batch integrator's)
-STATUS_CODES = {**_BATCH_CODES, 5: "preequilibration", 6: "no_steady_state", 7: "readout_not_finite",
-                8: "chunk_failed", 9: "not_run"}
-OK, PREEQUILIBRATION, NO_STEADY_STATE, READOUT_NOT_FINITE, CHUNK_FAILED, NOT_RUN = 0, 5, 6, 7, 8, 9
+#: per-condition status codes stored in a sweep: :class:`her2sim.experiments.Outcome` 0-9 (0-4 are
+#: the batch integrator's; sweeps run on it only, so the scipy path's ``failed`` never occurs)
+STATUS_CODES = {int(o): o.label for o in Outcome if o <= Outcome.NOT_RUN}
+OK, PREEQUILIBRATION, NO_STEADY_STATE, READOUT_NOT_FINITE, CHUNK_FAILED, NOT_RUN = (
+    int(Outcome.OK), int(Outcome.PREEQUILIBRATION), int(Outcome.NO_STEADY_STATE), int(Outcome.READOUT_NOT_FINITE),
+    int(Outcome.CHUNK_FAILED), int(Outcome.NOT_RUN))
 MANIFEST = "manifest.json"
 SAMPLES = "samples.npy"
 
@@ -185,7 +187,7 @@ def new_manifest(spec: SweepSpec, network: Network) -> dict:
     for a in spec.axes:
         axes.append({"name": a.name, "kind": a.kind, "size": a.size, "values": list(a.values), "unit": a.unit,
                      "relative": a.relative, "sets": [list(s) for s in a.sets]})
-    readouts = [{"name": r.name, "kind": r.kind, "target": r.target, "t0": r.t0, "t1": r.t1, "unit": u}
+    readouts = [{"name": r.label, "kind": r.kind, "target": r.target, "t0": r.t0, "t1": r.t1, "unit": u}
                 for r, u in zip(spec.readouts, readout_units(spec, network))]
     samples = None
     if spec.samples is not None:

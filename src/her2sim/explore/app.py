@@ -28,6 +28,7 @@ from importlib import resources
 import numpy as np
 
 from ..errors import Her2simError
+from ..experiments.cache import RestCache
 from .lessons import LESSONS
 
 __all__ = ["Controls", "Explorer", "ExploreInputError", "parse_controls", "make_server", "serve",
@@ -186,6 +187,8 @@ class Explorer:
 
     ``networks``: variant set -> compiled Network (model ``model`` with every explorer drug loaded).
     ``controls_cache``: :meth:`Controls.medium` -> untreated control trajectories.
+    ``rest_cache``: drug-free rest states (:class:`her2sim.experiments.RestCache`, keyed by each
+    network's digest), shared by treated and control runs of the same cells and medium.
     """
 
     model: str = "default"
@@ -194,8 +197,9 @@ class Explorer:
     networks: OrderedDict = field(default_factory=OrderedDict, repr=False)
     controls_cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    #: simulations run one at a time: the scipy path keeps a steady-state cache on each Network that
-    #: is not documented as thread-safe, and the GIL would serialise most of the work anyway
+    rest_cache: RestCache = field(default_factory=RestCache, repr=False)
+    #: simulations run one at a time: the rest-state cache is not thread-safe, and the GIL would
+    #: serialise most of the work anyway
     run_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def network(self, variants: tuple[str, ...]):
@@ -231,7 +235,7 @@ class Explorer:
         network = self.network(controls.variants)
         with self.run_lock:
             return simulate(network, drugs=drugs, time=controls.hours, t_eval=self.times(controls.hours),
-                            parameters=controls.parameters(), events=events)
+                            parameters=controls.parameters(), events=events, rest_cache=self.rest_cache)
 
     def control(self, controls: Controls):
         """Untreated control of the same cells and medium (cached)."""
