@@ -45,7 +45,7 @@ def test_her2_dependence_scales_with_her2_level():
     for i in (1, 2):
         inhib_amp, inhib_low = 1 - amp[i] / amp[0], 1 - low[i] / low[0]
         assert inhib_amp > 0.35
-        assert inhib_low < 0.25 and inhib_low < inhib_amp / 2.5
+        assert inhib_low < 0.25 and inhib_low < inhib_amp / 2  # amplified cells at least twice as inhibited
 
 
 def test_serum_drive_carries_her2_low_growth():
