@@ -60,8 +60,15 @@ def test_her3_feedback():
     assert m["pHER3_48h_over_4h"] >= 1.5
     assert m["pAKT_48h_over_4h"] >= 1.25            # rebound from the 4 h nadir
     assert m["pAKT_4h_fraction_of_untreated"] < 0.4
+    # trastuzumab blocks the HER2/HER3 dimers that the FOXO-induced HER3 would form: rebound halved
+    assert m["with_trastuzumab_rebound_pct_of_untreated"] <= 0.5 * m["lapatinib_rebound_pct_of_untreated"]
+    # alpelisib keeps pAKT down (<= half of lapatinib alone at 48 h) but does not halve the rebound itself:
+    # version 2 has p110beta (alpelisib-insensitive), which carries an early PIP3/pAKT rebound under
+    # p110alpha inhibition (Costa 2015 Cancer Cell 27:97); version 1 asserted rebound <= 0.5x, which
+    # that measurement contradicts. The rebound must still be smaller than with lapatinib alone.
+    assert m["with_alpelisib_pAKT_48h_fraction"] <= 0.5 * m["lapatinib_pAKT_48h_fraction"]
+    assert m["with_alpelisib_rebound_pct_of_untreated"] < m["lapatinib_rebound_pct_of_untreated"]
     for combo in ("with_alpelisib", "with_trastuzumab"):
-        assert m[f"{combo}_rebound_pct_of_untreated"] <= 0.5 * m["lapatinib_rebound_pct_of_untreated"]
         assert m[f"{combo}_pAKT_48h_fraction"] < m["lapatinib_pAKT_48h_fraction"]
 
 
@@ -122,9 +129,14 @@ def test_adc_bystander():
 def test_tki_washout():
     m = run("tki_washout").metrics
     assert m["lapatinib_pHER2_before_washout"] < 0.2 and m["neratinib_pHER2_before_washout"] < 0.2
-    assert m["lapatinib_pHER2_6h_after_washout"] > 0.8
+    # Lapatinib dissociates slowly (off-rate t1/2 >= 300 min, Wood 2004 Cancer Res 64:6652), so its block
+    # persists for hours after washout: version 1 asserted > 0.8 recovery within 6 h, which contradicts
+    # that measurement. Reversible lapatinib still recovers more than covalent neratinib (Rabindran 2004).
+    assert 0.3 < m["lapatinib_pHER2_6h_after_washout"] < 0.85
     assert m["neratinib_pHER2_6h_after_washout"] < 0.6
-    assert m["neratinib_pAKT_6h_after_washout"] < m["lapatinib_pAKT_6h_after_washout"] - 0.2
+    assert m["neratinib_pHER2_6h_after_washout"] < m["lapatinib_pHER2_6h_after_washout"] - 0.2
+    # pAKT follows with a smaller gap (both drugs still partly block HER2 at 6 h; see above)
+    assert m["neratinib_pAKT_6h_after_washout"] < m["lapatinib_pAKT_6h_after_washout"] - 0.1
     # equal HER2 inhibition (within 10 points), EGFR spared by tucatinib
     assert abs(m["lapatinib_pHER2_fraction_with_EGF"] - m["tucatinib_pHER2_fraction_with_EGF"]) < 0.1
     assert m["tucatinib_pEGFR_fraction_with_EGF"] > m["lapatinib_pEGFR_fraction_with_EGF"] + 0.3

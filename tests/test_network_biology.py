@@ -164,8 +164,8 @@ def test_checkpoint_and_cd137_raise_adcc():
 RECEPTOR_UNITS = {
     "EGFR": {"EGFR": 1, "EGFR_L": 1, "D11": 2, "D12": 1, "D13": 1},
     "HER2": {"HER2": 1, "D12": 1, "D22": 2, "D23": 1, "D23L": 1, "D24L": 1},
-    "HER3": {"HER3": 1, "HER3_L": 1, "D13": 1, "D23": 1, "D23L": 1},
-    "HER4": {"HER4": 1, "HER4_L": 1, "D24L": 1},
+    "HER3": {"HER3": 1, "HER3_L": 1, "D13": 1, "D23": 1, "D23L": 1, "D34L": 1},
+    "HER4": {"HER4": 1, "HER4_L": 1, "D24L": 1, "D34L": 1},
 }
 
 

@@ -1,0 +1,177 @@
+"""Directions of the version-2 signalling mechanisms (issue 14), each against its published source.
+
+Every test compares the model with itself under two conditions (treated vs untreated, variant vs
+wild type, mechanism on vs off), so it checks a direction and a minimum size, not fitted numbers.
+"""
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from her2sim.load import load_model
+from her2sim.network import compile_network
+from her2sim.solve import simulate, steady_state
+
+IN_VITRO = {"NK_activity": 0}
+
+
+def _final(conditions, variants=(), hours=72.0, params=None, names=("viable_cells",)):
+    r = simulate("default", variants=list(variants), parameters={**IN_VITRO, **(params or {})},
+                 time=f"{hours} h", t_eval=[0.0, hours], conditions=conditions)
+    return {k: r.values(k)[:, -1] for k in names}
+
+
+def _stimulate(stim: dict, hours=2.0, variants=(), base=None):
+    """Observables after adding ``stim`` (internal units) to cells at their unstimulated steady state."""
+    net = compile_network(load_model("default", variants=list(variants)))
+    p = net.parameters_with(base or {})
+    x0 = steady_state(net, net.initial_state(p), p)
+    q = net.parameters_with({**(base or {}), **stim})
+    t = np.linspace(0.0, hours, 25)
+    sol = solve_ivp(lambda _t, x: net.rhs(x, q), (0.0, hours), x0, method="BDF", t_eval=t,
+                    rtol=1e-8, atol=1e-10, jac=lambda _t, x: net.jacobian(x, q))
+    obs = np.array([net.observables(sol.y[:, i], q) for i in range(t.size)])
+    return {name: obs[:, net.observable_index(name)] for name in ("pAKT", "pERK", "pHER3")}
+
+
+# ----------------------------------------------------------------------------- 1. HER2 dependence
+def test_her2_dependence_scales_with_her2_level():
+    """HER2-low cells grow on the serum (IGF-1R/IRS-1) drive and are barely inhibited by HER2 drugs;
+    HER2-amplified cells are strongly inhibited (Konecny 2006 Cancer Res 66:1630: lapatinib
+    IC50s of HER2-amplified lines ~100-fold below non-amplified lines)."""
+    conds = [{"drugs": {}}, {"drugs": {"lapatinib": "1 uM"}}, {"drugs": {"trastuzumab": "10 nM"}}]
+    amp = _final(conds)["viable_cells"]
+    low = _final(conds, variants=["her2_low"])["viable_cells"]
+    assert low[0] > 1.2                          # HER2-low cells grow untreated
+    for i in (1, 2):
+        inhib_amp, inhib_low = 1 - amp[i] / amp[0], 1 - low[i] / low[0]
+        assert inhib_amp > 0.35
+        assert inhib_low < 0.25 and inhib_low < inhib_amp / 2  # amplified cells at least twice as inhibited
+
+
+def test_serum_drive_carries_her2_low_growth():
+    """Without serum IGF-1 HER2-low cells lose most of their RAS/ERK drive and grow less; HER2-amplified
+    cells barely notice (their drive is HER2's)."""
+    conds = [{"drugs": {}}, {"drugs": {}, "parameters": {**IN_VITRO, "IGF1": 0.0}}]
+    names = ("pIRS1", "pERK", "proliferation_rate")
+    low = _final(conds, variants=["her2_low"], names=names)
+    amp = _final(conds, names=names)
+    assert low["pIRS1"][1] < 0.05 * low["pIRS1"][0]
+    assert low["pERK"][1] < 0.5 * low["pERK"][0]
+    assert low["proliferation_rate"][1] < 0.8 * low["proliferation_rate"][0]
+    assert amp["proliferation_rate"][1] > 0.9 * amp["proliferation_rate"][0]
+
+
+# ----------------------------------------------------------------------------- 2. PI3K layer
+def test_irs1_carries_the_s6k_feedback():
+    """Everolimus lets IRS-1 re-accumulate and raises pAKT (O'Reilly 2006 Cancer Res 66:1500);
+    without serum IGF-1 the IRS-1 route is silent and the rise is smaller."""
+    conds = [{"drugs": {}}, {"drugs": {"everolimus": "10 nM"}}]
+    serum = _final(conds, hours=24.0, names=("IRS1_total", "pIRS1", "pAKT"))
+    starved = _final(conds, hours=24.0, params={"IGF1": 0.0}, names=("IRS1_total", "pAKT"))
+    assert serum["IRS1_total"][1] > 1.3 * serum["IRS1_total"][0]
+    assert serum["pIRS1"][1] > 1.5 * serum["pIRS1"][0]
+    assert serum["pAKT"][1] / serum["pAKT"][0] > starved["pAKT"][1] / starved["pAKT"][0]
+
+
+def test_everolimus_10nM_suppresses_pS6_by_90pct():
+    """RAD001 inactivates S6K1 by >95 % at 20 nM (Boulay 2004 Cancer Res 64:252)."""
+    r = simulate("default", drugs={"everolimus": "10 nM"}, parameters=IN_VITRO, time="24 h", t_eval=[0, 4, 24])
+    c = simulate("default", parameters=IN_VITRO, time="1 h", t_eval=[0, 1])
+    assert r.at("pS6", 4) < 0.1 * c.at("pS6", 1)
+    assert r.at("pS6", 24) < 0.1 * c.at("pS6", 1)
+
+
+def test_alpelisib_inhibits_h1047r_at_least_as_deeply_as_wild_type():
+    """H1047R is a more active p110alpha that alpelisib inhibits like wild type, so mutant cells carry
+    more of their PI3K output on the drug's target (Fritsch 2014 Mol Cancer Ther 13:1117)."""
+    conds = [{"drugs": {}}, {"drugs": {"alpelisib": "1 uM"}}]
+    wt = _final(conds, hours=24.0, names=("PIP3_level", "pAKT"))
+    mut = _final(conds, variants=["pik3ca_h1047r"], hours=24.0, names=("PIP3_level", "pAKT"))
+    assert mut["PIP3_level"][0] > 1.5 * wt["PIP3_level"][0]            # more active p110alpha
+    assert mut["PIP3_level"][1] / mut["PIP3_level"][0] < 0.7 * (wt["PIP3_level"][1] / wt["PIP3_level"][0])
+    assert mut["pAKT"][1] / mut["pAKT"][0] < wt["pAKT"][1] / wt["pAKT"][0]
+
+
+def test_trastuzumab_activates_pten_through_src():
+    """Trastuzumab releases Src from HER2 and activates PTEN (Nagata 2004 Cancer Cell 6:117); the
+    effect is lost with PTEN loss, and so is most of trastuzumab's pAKT reduction."""
+    conds = [{"drugs": {}}, {"drugs": {"trastuzumab": "10 nM"}}]
+    wt = _final(conds, hours=24.0, names=("PTEN_active", "pAKT"))
+    null = _final(conds, variants=["pten_loss"], hours=24.0, names=("PTEN_active", "pAKT"))
+    assert wt["PTEN_active"][1] > 1.1 * wt["PTEN_active"][0]
+    assert null["PTEN_active"][1] - null["PTEN_active"][0] < 0.1 * (wt["PTEN_active"][1] - wt["PTEN_active"][0])
+    assert 1 - null["pAKT"][1] / null["pAKT"][0] < 0.7 * (1 - wt["pAKT"][1] / wt["pAKT"][0])
+
+
+# ----------------------------------------------------------------------------- 3. ligands and feedback relief
+def test_heregulin_rescues_lapatinib():
+    """Heregulin restores pAKT and growth under lapatinib (Sergina 2007 Nature 445:437; Wilson 2012 Nature 487:505)."""
+    hrg = {**IN_VITRO, "HRG": "1 nM"}
+    r = _final([{"drugs": {}}, {"drugs": {"lapatinib": "1 uM"}}, {"drugs": {"lapatinib": "1 uM"}, "parameters": hrg}],
+               hours=24.0, names=("pAKT", "proliferation_rate"))
+    assert r["pAKT"][1] < 0.4 * r["pAKT"][0]
+    assert r["pAKT"][2] > 0.6 * r["pAKT"][0]
+    assert r["proliferation_rate"][2] > 1.5 * r["proliferation_rate"][1]
+
+
+def test_heregulin_raises_pAKT_and_pERK_with_headroom():
+    """Ligand stimulation raises pERK and pAKT well above the HER2-amplified baseline (HRG-induced
+    pAKT/pERK rises in BT-474 and SK-BR-3, Imoto 2020 Cancers 12:2878 time courses)."""
+    o = _stimulate({"HRG": 10.0}, base={"NK_activity": 0.0})
+    assert o["pERK"].max() > 1.5 * o["pERK"][0]
+    assert o["pAKT"].max() > 1.3 * o["pAKT"][0]
+
+
+def test_her3_is_phosphorylated_without_her2():
+    """Ligand-bound HER3 pairs with EGFR and HER4 too (Chen 2009 Mol Syst Biol dimer set): with no
+    HER2 at all, heregulin (+ EGF) still phosphorylates HER3, more with more HER4."""
+    base = {"NK_activity": 0.0, "HER2_expression": 0.0}
+    lo = _stimulate({"HRG": 10.0, "EGF": 10.0}, base=base)
+    hi = _stimulate({"HRG": 10.0, "EGF": 10.0}, base={**base, "HER4_expression": 40.0})
+    assert lo["pHER3"][-1] > 0.01
+    assert hi["pHER3"][-1] > 2 * lo["pHER3"][-1]
+
+
+def test_pi3k_inhibition_relieves_feedback_on_her3_and_erk():
+    """Alpelisib raises HER3 (FOXO; Chandarlapaty 2011 Cancer Cell 19:58) and pERK (Serra 2011 Oncogene 30:2547)."""
+    r = _final([{"drugs": {}}, {"drugs": {"alpelisib": "1 uM"}}], hours=24.0, names=("HER3_total", "pERK"))
+    assert r["HER3_total"][1] > 1.15 * r["HER3_total"][0]
+    assert r["pERK"][1] > 1.05 * r["pERK"][0]
+
+
+# ----------------------------------------------------------------------------- 4. drug-target kinetics and cell death
+def test_lapatinib_block_outlasts_washout_because_of_its_slow_off_rate():
+    """Lapatinib's off-rate t1/2 >= 300 min (Wood 2004 Cancer Res 64:6652): 6 h after washout pHER2 is
+    still well below control; a fast off-rate (koff 10/h) would let it recover."""
+    ev = [("24 h", {"lapatinib": 0})]
+    conds = [{"drugs": {}}, {"drugs": {"lapatinib": "1 uM"}, "events": ev},
+             {"drugs": {"lapatinib": "1 uM"}, "events": ev, "parameters": {**IN_VITRO, "lapatinib_koff": "10 1/h"}}]
+    r = simulate("default", parameters=IN_VITRO, time="30 h", t_eval=[0, 23.5, 30], conditions=conds)
+    ph2 = r.values("pHER2")
+    assert ph2[1, 1] < 0.1 * ph2[0, 1] and ph2[2, 1] < 0.1 * ph2[0, 1]   # same block while dosed
+    assert ph2[1, 2] < 0.85 * ph2[0, 2]
+    assert ph2[2, 2] > 0.9 * ph2[0, 2]
+
+
+def test_neratinib_recovers_only_by_receptor_resynthesis():
+    """Covalent neratinib (Rabindran 2004 Cancer Res 64:3958): recovery follows HER2 turnover (hours-days)."""
+    ev = [("24 h", {"neratinib": 0})]
+    r = simulate("default", drugs={"neratinib": "100 nM"}, events=ev, parameters=IN_VITRO, time="72 h",
+                 t_eval=[0, 30, 48, 72])
+    c = simulate("default", parameters=IN_VITRO, time="1 h", t_eval=[0, 1]).at("pHER2", 1)
+    f = [r.at("pHER2", t) / c for t in (30, 48, 72)]
+    assert f[0] < 0.6 and f[0] < f[1] < f[2]
+
+
+def test_lapatinib_kills_her2_addicted_cells_only():
+    """Lapatinib induces apoptosis in HER2-amplified BT-474 (Xia 2002 Oncogene 21:6255), not in HER2-low
+    cells; the per-drug apoptosis capacity adds to the signal-loss death."""
+    conds = [{"drugs": {}}, {"drugs": {"lapatinib": "1 uM"}},
+             {"drugs": {"lapatinib": "1 uM"}, "parameters": {**IN_VITRO, "lapatinib_apoptosis_capacity": 0}}]
+    amp = _final(conds, hours=24.0, names=("apoptosis_rate",))["apoptosis_rate"]
+    low = _final(conds, variants=["her2_low"], hours=24.0, names=("apoptosis_rate",))["apoptosis_rate"]
+    assert amp[1] > 2.0 * amp[0]
+    assert amp[1] > amp[2] > amp[0]
+    assert low[1] < 1.3 * low[0]
+    v = _final(conds[:2], hours=72.0)["viable_cells"]
+    assert v[1] < 1.0                          # net loss of cells: cytotoxic, not only cytostatic
