@@ -122,6 +122,8 @@ class RestStates:
             for u in todo:
                 if int(u) not in bad:
                     self.cache.put(keys[u], Xu[u])
+        held_mask = np.array([not sp.preequilibrate for sp in network.spec.species], dtype=bool)
+        Xu[:, held_mask] = U[:, :n][:, held_mask]  # held means held: exactly the given values, no round-off
         drift_u = relative_drift(network, Xu, Pu)
         ok = np.ones(m, dtype=bool)
         messages: dict[int, str] = {}

@@ -279,10 +279,13 @@ def _run(shared, batch: ConditionBatch) -> dict:
             states, P_t = _integrate(network, batch[run], X0[run], P_base[run], grid, opts, code, message, run, out,
                                      batch_kwargs)
             series = _Series(network, states, P_t, targets)
+            at_dosing = _Series(network, X0[run][:, None, :], P_t[:, :1, :], targets)
             for j, r in enumerate(rds):
                 if r.kind in ("at", "gr"):
                     value[run, j] = series.at(r.name, time_index(grid, r.time_h))
-                    initial[run, j] = series.at(r.name, 0)
+                    # the state at dosing is X0 itself, not the integrator's interpolant at t = 0 (which
+                    # may differ in the last bit); NaN where the member failed, as for the values
+                    initial[run, j] = np.where(np.isnan(value[run, j]), np.nan, at_dosing.at(r.name, 0))
                 elif r.kind in ("mean", "auc"):
                     ks = window_points(grid, r.start_h, r.time_h)
                     value[run, j] = window_value(r.kind, series.window(r.name, ks), grid[ks], r.start_h, r.time_h)
