@@ -8,6 +8,7 @@ import ctypes
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -84,6 +85,20 @@ class CtypesOps:
         return self._f("h2_solve", fac, r)
 
 
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """name -> (network, LU plan, CtypesOps), each model's C compiled once per test module."""
+    built = {}
+
+    def get(name):
+        if name not in built:
+            net = network(name)
+            plan = lu_plan(net, "markowitz")
+            built[name] = net, plan, CtypesOps(net, plan, tmp_path_factory.mktemp(name.split(".")[0]))
+        return built[name]
+    return get
+
+
 def members(net, B, seed):
     rng = np.random.default_rng(seed)
     x = np.abs(net.x0)[:, None] * np.exp(rng.uniform(-1, 1, (net.n_species, B))) + rng.uniform(0, 5, (net.n_species, B))
@@ -98,12 +113,10 @@ def rel(a, b):
 
 @needs_cc
 @pytest.mark.parametrize("name", ["binding.toml", "default"])
-def test_c_kernels_match_numpy(name, tmp_path):
+def test_c_kernels_match_numpy(name, compiled):
     """rhs, Jacobian values and the LU solve of (shift I - J) x = b from the compiled C agree with
     the NumPy path to ~1e-13 for random states, parameters and shifts (1/(h gamma), h 1e-3..10 h)."""
-    net = network(name)
-    plan = lu_plan(net, "markowitz")
-    ops = CtypesOps(net, plan, tmp_path)
+    net, plan, ops = compiled(name)
     x, p = members(net, 40, seed=3)
     r = ops.rhs(x, p)
     assert rel(r, net.rhs_T(x, p)) < 1e-13
@@ -172,7 +185,7 @@ def test_numbers_round_trip_and_names_are_generated():
     assert src.count('extern "C" __global__') == 4
     body = src[len(HELPERS):].replace("extern \"C\"", "")  # identifiers of the kernels: generated or fixed, never model names
     words = set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", body))
-    generated = {w for w in words if re.fullmatch(r"[tvyz][0-9]+|h2_[a-z]+|[0-9]*LL", w)}
+    generated = {w for w in words if re.fullmatch(r"(t|lu|fw|bw)[0-9]+|h2_[a-z]+|[0-9]*LL", w)}
     assert words - generated <= {"__global__", "void", "const", "double", "__restrict__", "a", "b", "out",
                                  "long", "B", "i", "blockIdx", "x", "blockDim", "threadIdx", "if", "return", "shift",
                                  "exp", "log", "pow", "sqrt", "e"}
@@ -180,11 +193,10 @@ def test_numbers_round_trip_and_names_are_generated():
 
 @needs_cc
 @pytest.mark.parametrize("name, t_end, rtol", [("binding.toml", 6.0, 1e-6), ("default", 2.0, 1e-4)])
-def test_integrator_with_fused_ops_matches_unfused(name, t_end, rtol, tmp_path):
+def test_integrator_with_fused_ops_matches_unfused(name, t_end, rtol, compiled):
     """The array-API integrator driven by the compiled C operations takes the same steps as with
     the unfused array-API operations, and the states agree to 1e-10."""
-    net = network(name)
-    plan = lu_plan(net, "markowitz")
+    net, plan, c_ops = compiled(name)
     bk = resolve_backend(np)  # array-api-compat's NumPy namespace
     rng = np.random.default_rng(0)
     P = np.tile(net.p0, (6, 1)) * np.exp(rng.uniform(-0.3, 0.3, (6, net.n_params)))
@@ -192,7 +204,7 @@ def test_integrator_with_fused_ops_matches_unfused(name, t_end, rtol, tmp_path):
     grid = np.linspace(0.0, t_end, 4)
     tab = TABLEAUS["rodas5p"]
     out = []
-    for ops in (None, CtypesOps(net, plan, tmp_path)):
+    for ops in (None, c_ops):
         states = np.empty((6, len(grid), net.n_species))
         with np.errstate(all="ignore"):
             st, steps, rej, msgs = integrate_array(bk, net, plan, tab, X0, P, 0.0, t_end, grid, rtol, 1e-9, 10000,
@@ -204,11 +216,9 @@ def test_integrator_with_fused_ops_matches_unfused(name, t_end, rtol, tmp_path):
 
 
 @needs_cc
-def test_check_ops_catches_a_wrong_kernel(tmp_path):
-    net = network("binding.toml")
-    plan = lu_plan(net, "markowitz")
+def test_check_ops_catches_a_wrong_kernel(compiled):
+    net, plan, good = compiled("binding.toml")
     bk = resolve_backend(np)
-    good = CtypesOps(net, plan, tmp_path)
     fused.check_ops(bk, good, fused.ArrayOps(bk.xp, net, plan), net)
 
     class Off(CtypesOps):
@@ -245,3 +255,88 @@ def test_fused_argument_checked():
         simulate_batch(net, t_eval=[1.0], backend="array-api-strict", fused="yes")
     res = simulate_batch(net, t_eval=[1.0], backend=np, certify=None, fused=True)
     assert res.attrs["fused"] is False and res.ok.all()  # only CuPy has fused kernels
+
+
+# ----------------------------------------------------------------------------- the CUDA text and the CuPy glue
+CXX = shutil.which("c++") or shutil.which("g++")
+#: the CUDA built-ins the kernels use, as a C++ shim: the kernel source compiles as C++ (NVRTC's
+#: language) and a launcher runs every (block, thread) of a 1-D grid in turn
+CUDA_SHIM = """\
+#include <math.h>
+#define __CUDACC__ 1
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+struct h2_dim3 { unsigned int x; };
+static h2_dim3 blockIdx, blockDim, threadIdx;
+"""
+LAUNCHER = """
+extern "C" void launch_{name}(unsigned grid, unsigned block, const double *a, const double *b, double *out,
+                              long long B) {{
+  blockDim.x = block;
+  for (unsigned g = 0; g < grid; ++g)
+    for (unsigned t = 0; t < block; ++t) {{ blockIdx.x = g; threadIdx.x = t; {name}(a, b, out, B); }}
+}}
+"""
+
+
+class FakeCupy:
+    """Just enough of CuPy for her2sim.fused.CupyOps, on NumPy arrays: RawModule compiles the CUDA
+    source as C++ with the shim above; a kernel call runs the launcher over its grid."""
+
+    float64 = np.float64
+    empty = staticmethod(np.empty)
+    ascontiguousarray = staticmethod(np.ascontiguousarray)
+
+    def __init__(self, folder):
+        self.folder, self.launches = folder, []
+
+    def RawModule(self, code):  # noqa: N802 - CuPy's name
+        src = CUDA_SHIM + code + "".join(LAUNCHER.format(name=n) for n in FUNCTION_NAMES)
+        (self.folder / "k.cpp").write_text(src)
+        subprocess.run([CXX, "-O1", "-shared", "-fPIC", "-o", str(self.folder / "k.so"), str(self.folder / "k.cpp")],
+                       check=True, capture_output=True)
+        lib = ctypes.CDLL(str(self.folder / "k.so"))
+        fake = self
+
+        class Module:
+            def get_function(self, name):
+                fn = getattr(lib, f"launch_{name}")
+                fn.argtypes = [ctypes.c_uint, ctypes.c_uint] + [ctypes.c_void_p] * 3 + [ctypes.c_longlong]
+
+                def kernel(grid, block, args):
+                    a, b, out, B = args
+                    assert isinstance(B, np.int64) and len(grid) == len(block) == 1 and grid[0] * block[0] >= B
+                    for arr in (a, b, out):
+                        assert arr.dtype == np.float64 and arr.flags.c_contiguous and arr.shape[-1] == B
+                    fake.launches.append(name)
+                    fn(grid[0], block[0], a.ctypes.data, b.ctypes.data, out.ctypes.data, int(B))
+                return kernel
+        return Module()
+
+
+@pytest.mark.skipif(CXX is None, reason="no C++ compiler (c++/g++) on PATH")
+def test_cuda_source_and_cupy_glue(monkeypatch, tmp_path):
+    """The CUDA kernels (compiled as C++ against a shim of blockIdx/threadIdx, every thread of the
+    grid run in turn, including the out-of-range threads of the last block) driven by
+    her2sim.fused.CupyOps through a fake CuPy: the integrator takes the same steps as unfused."""
+    fake = FakeCupy(tmp_path)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    net = network("binding.toml")
+    plan = lu_plan(net, "markowitz")
+    ops = fused.CupyOps(net, plan)
+    bk = resolve_backend(np)
+    fused.check_ops(bk, ops, fused.ArrayOps(bk.xp, net, plan), net, members=fused.BLOCK + 5)  # two blocks
+    assert set(fake.launches) == set(FUNCTION_NAMES)
+    P = np.tile(net.p0, (5, 1)) * np.exp(np.random.default_rng(2).uniform(-0.3, 0.3, (5, net.n_params)))
+    X0, grid = np.tile(net.x0, (5, 1)), np.linspace(0.0, 6.0, 4)
+    out = []
+    for o in (None, ops):
+        states = np.empty((5, len(grid), net.n_species))
+        with np.errstate(all="ignore"):
+            st, steps, rej, _ = integrate_array(bk, net, plan, TABLEAUS["rodas4"], X0, P, 0.0, 6.0, grid, 1e-6, 1e-9,
+                                                10000, states, ops=o)
+        out.append((st, steps, rej, states))
+    assert (out[0][0] == 0).all() and all((a == b).all() for a, b in zip(out[0][:3], out[1][:3]))
+    np.testing.assert_allclose(out[1][3], out[0][3], rtol=1e-10, atol=1e-12)

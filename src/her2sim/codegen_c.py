@@ -8,7 +8,7 @@ kernel launch: ``h2_rhs`` (dx/dt), ``h2_jac`` (the Jacobian values at the networ
 
 Safety: nothing from a model file reaches the C text. The code is emitted from the interned DAG of
 :class:`her2sim.codegen.Dag` (built by the whitelisting parser): identifiers are generated
-(``t<N>``, ``v<N>``, ``y<N>``, ``z<N>``), numbers are printed with ``repr`` (shortest text that
+(``t<N>``, ``lu<N>``, ``fw<N>``, ``bw<N>``; none is a C library name such as ``y0``), numbers are printed with ``repr`` (shortest text that
 reads back to the same double), and only the fixed operators and the functions of :data:`C_FUNCTIONS`
 appear. A node outside that set is refused (:class:`~her2sim.errors.ExpressionError`) before any
 text is produced.
@@ -152,16 +152,16 @@ def factor_body(prog: EliminationProgram, n_jac: int) -> list[str]:
         value = f"-{_row('a', source[e])}" if e in source else "0.0"
         if e in diagonal:
             value = f"{value} + shift"
-        lines.append(f"double v{e} = {value};")
+        lines.append(f"double lu{e} = {value};")
     for op in prog.factor:
         if op[0] == "update":
             _, e, terms = op
-            lines.append(f"v{e} -= {_sum([f'v{l} * v{r}' for l, r in terms])};")
+            lines.append(f"lu{e} -= {_sum([f'lu{l} * lu{r}' for l, r in terms])};")
         else:
             _, e, piv = op
-            lines.append(f"v{e} = v{e} / v{piv};")
-    lines.extend(f"{_row('out', e)} = v{e};" for e in range(prog.nnz))
-    lines.extend(f"{_row('out', prog.nnz + s)} = 1.0 / v{pv};" for s, pv in enumerate(prog.pivot_bwd))
+            lines.append(f"lu{e} = lu{e} / lu{piv};")
+    lines.extend(f"{_row('out', e)} = lu{e};" for e in range(prog.nnz))
+    lines.extend(f"{_row('out', prog.nnz + s)} = 1.0 / lu{pv};" for s, pv in enumerate(prog.pivot_bwd))
     return lines
 
 
@@ -169,17 +169,17 @@ def solve_body(prog: EliminationProgram) -> list[str]:
     """C statements solving ``W x = b`` with the factor rows in ``a`` (from :func:`factor_body`),
     b (n, B) in ``b``, x into ``out``."""
     nnz = prog.nnz
-    lines = [f"double y{s} = {_row('b', k)};" for s, k in enumerate(prog.fwd_in)]
+    lines = [f"double fw{s} = {_row('b', k)};" for s, k in enumerate(prog.fwd_in)]
     for s, terms in prog.forward:
-        lines.append(f"y{s} -= {_sum([_row('a', val) + f' * y{col}' for val, col in terms])};")
-    lines.extend(f"double z{s} = y{k};" for s, k in enumerate(prog.fwd_to_bwd))
+        lines.append(f"fw{s} -= {_sum([_row('a', val) + f' * fw{col}' for val, col in terms])};")
+    lines.extend(f"double bw{s} = fw{k};" for s, k in enumerate(prog.fwd_to_bwd))
     for op in prog.backward:
         if op[0] == "update":
             _, s, terms = op
-            lines.append(f"z{s} -= {_sum([_row('a', val) + f' * z{col}' for val, col in terms])};")
+            lines.append(f"bw{s} -= {_sum([_row('a', val) + f' * bw{col}' for val, col in terms])};")
         else:
-            lines.extend(f"z{s} *= {_row('a', nnz + s)};" for s in range(op[1], op[2]))
-    lines.extend(f"{_row('out', i)} = z{s};" for i, s in enumerate(prog.bwd_out))
+            lines.extend(f"bw{s} *= {_row('a', nnz + s)};" for s in range(op[1], op[2]))
+    lines.extend(f"{_row('out', i)} = bw{s};" for i, s in enumerate(prog.bwd_out))
     return lines
 
 
