@@ -281,6 +281,15 @@ def main() -> int:
         lines.append(f"| {r['engine']} | {r['rtol']:g} | {r['conditions']} | {r['cond_per_s']:.0f} | {vs} | "
                      f"{r['max_rel_error']:.1e} | {r['steps_per_member']:.1f} | {mem} |"
                      + (f" {r['failed']} failed" if r["failed"] else ""))
+    rate_of = {(r["engine"], r["rtol"], r["conditions"]): r["cond_per_s"] for r in rows}
+    ratios = []
+    for (engine, rtol, B), rate in rate_of.items():
+        if engine.endswith(", fused kernels"):
+            other = rate_of.get((engine[:-len(", fused kernels")] + ", unfused", rtol, B))
+            if other:
+                ratios.append(f"rtol {rtol:g}, B = {B}: {rate / other:.1f}x")
+    if ratios:
+        lines += ["", "Fused kernels vs unfused, same run: " + "; ".join(ratios) + "."]
     if skipped:
         lines += ["", "Skipped: " + "; ".join(skipped) + "."]
     text = "\n".join(lines)
