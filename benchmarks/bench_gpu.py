@@ -2,7 +2,7 @@
 
 Usage (her2sim need not be installed; run from the repository root):
 
-    PYTHONPATH=src python benchmarks/bench_gpu.py --out OUT_DIR [--budget-s 420] [--sizes 1e4,1e5,1e6]
+    PYTHONPATH=src python benchmarks/bench_gpu.py --out OUT_DIR [--budget-s 420] [--sizes 1e4,1e5,1e6] [--no-fused]
     PYTHONPATH=src python benchmarks/bench_gpu.py --backend numpy --sizes 200,400 --budget-s 60 --out /tmp/b
 
 Problem (as benchmarks/bench_batch.py): the bundled HER2 model, 72 h, 73 output times, atol 1e-9 nM,
@@ -17,7 +17,10 @@ max(|ref|, 1e-3 nM), over --refs members sampled (seed 1) from the first --numpy
 against Radau at rtol 1e-10, atol 1e-12. The first device call compiles kernels: a warm-up run
 precedes the timings, and the device is synchronised before every clock read. Sizes whose predicted
 time exceeds the remaining --budget-s, or whose predicted device memory exceeds the free memory, are
-skipped and listed as such. Writes bench_gpu.json and bench_gpu.md to --out and prints the table.
+skipped and listed as such. With CuPy, each size runs twice in the same run: with the fused CUDA
+kernels (``simulate_batch(fused=True)``: one kernel per right-hand side, Jacobian, LU factor and
+LU solve, :mod:`her2sim.fused`) and with the unfused array-API path (``fused=False``); --no-fused
+runs only the latter. Writes bench_gpu.json and bench_gpu.md to --out and prints the table.
 """
 
 from __future__ import annotations
@@ -120,28 +123,30 @@ class Device:
         return int(self.cupy.cuda.runtime.memGetInfo()[0]) if self.cupy is not None else 1 << 62
 
 
-def run(net, x_rest, P, rtol, method, backend, *, chunk, slab, workers, ref_idx):
-    """Integrate P in chunks; returns (seconds, states of ref_idx members, mean steps, failed)."""
+def run(net, x_rest, P, rtol, method, backend, *, chunk, slab, workers, ref_idx, fused=False):
+    """Integrate P in chunks; returns (seconds, states of ref_idx members, mean steps, failed,
+    whether the fused kernels ran)."""
     bk = resolve_backend(backend)
     B = len(P)
     keep = {int(i): None for i in ref_idx if i < B}
-    steps, failed, seconds = 0.0, 0, 0.0
+    steps, failed, seconds, ran_fused = 0.0, 0, 0.0, False
     for lo in range(0, B, chunk):
         hi = min(B, lo + chunk)
         bk.synchronize()
         t0 = time.perf_counter()
         res = simulate_batch(net, X0=x_rest, P=P[lo:hi], t_eval=T_EVAL, rtol=rtol, atol=ATOL, method=method,
                              certify=None, backend=backend, workers=workers,
-                             slab=None if bk.is_numpy else slab)
+                             slab=None if bk.is_numpy else slab, fused=fused)
         seconds += time.perf_counter() - t0  # the states are NumPy arrays: the device has finished
         steps += float(res.steps.sum())
         failed += int((~res.ok).sum())
+        ran_fused = bool(res.attrs.get("fused", False))
         for i in keep:
             if lo <= i < hi:
                 keep[i] = res.states[i - lo].copy()
         del res
     kept = [keep[i] for i in sorted(keep)]
-    return seconds, (np.stack(kept) if kept else None), steps / B, failed
+    return seconds, (np.stack(kept) if kept else None), steps / B, failed, ran_fused
 
 
 def main() -> int:
@@ -160,6 +165,9 @@ def main() -> int:
                     help="members per simulate_batch call (default: the most whose states fit one in-memory result, "
                          "her2sim.validate.MAX_OUTPUT_BYTES = 4 GiB: 204,288 here)")
     ap.add_argument("--slab", type=float, default=1e6, help="members integrated together on the device")
+    ap.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run the fused CUDA kernels (her2sim.fused) beside the unfused array-API path, same "
+                         "sizes, same run (default); --no-fused: the unfused path only")
     args = ap.parse_args()
     clock = time.perf_counter()
     out_dir = Path(args.out)
@@ -209,8 +217,8 @@ def main() -> int:
             if guess > left():
                 skipped.append(f"{engine}, rtol {rtol:g}, B = {nb}: predicted {guess:.0f} s > {left():.0f} s left")
                 continue
-            sec, st, steps, failed = run(net, x_rest, P_all[:nb], rtol, args.method, "numpy", chunk=nb, slab=nb,
-                                         workers=workers, ref_idx=ref_idx)
+            sec, st, steps, failed, _ = run(net, x_rest, P_all[:nb], rtol, args.method, "numpy", chunk=nb, slab=nb,
+                                            workers=workers, ref_idx=ref_idx)
             record(engine, rtol, nb, sec, st, steps, failed, None, ref)
     if bk.is_numpy:
         engine_dev = "array-API loop on NumPy (CPU check of the device code)"
@@ -218,32 +226,46 @@ def main() -> int:
     else:
         engine_dev = f"{bk.name} on {info['device']}"
         dev_backend = args.backend
-    t0 = time.perf_counter()  # warm-up: the first calls compile CuPy's kernels
-    for rtol in (rtols[0], rtols[-1]):
-        run(net, x_rest, P_all[:256], rtol, args.method, dev_backend, chunk=256, slab=256, workers=1, ref_idx=[])
+    variants = [False]  # fused kernels: CuPy only (the CPU check runs the unfused loop)
+    if args.fused and not bk.is_numpy:
+        variants = [True, False]
+    elif args.fused:
+        skipped.append("fused kernels: they need the CuPy backend")
+    t0 = time.perf_counter()  # warm-up: the first calls compile CuPy's kernels (and NVRTC the fused ones)
+    for fused in variants:
+        for rtol in (rtols[0], rtols[-1]):
+            run(net, x_rest, P_all[:256], rtol, args.method, dev_backend, chunk=256, slab=256, workers=1, ref_idx=[],
+                fused=fused)
     bk.synchronize()
     info["warmup_s"] = time.perf_counter() - t0
     for rtol in rtols:
-        rate, per_member = None, None  # from the previous size: cond/s and device bytes per member
-        for B in sizes:
-            label = f"{engine_dev}, rtol {rtol:g}, B = {B}"
-            if rate is not None and B / rate > left():
-                skipped.append(f"{label}: predicted {B / rate:.0f} s > {left():.0f} s left in the budget")
-                continue
-            if rate is None and left() < 5:
-                skipped.append(f"{label}: budget spent")
-                continue
-            dev.reset()
-            if per_member is not None and per_member * min(B, slab, chunk) > 0.9 * dev.free_bytes():
-                skipped.append(f"{label}: predicted {per_member * min(B, slab, chunk) / 1e9:.0f} GB device memory > "
-                               f"free {dev.free_bytes() / 1e9:.0f} GB")
-                continue
-            sec, st, steps, failed = run(net, x_rest, P_all[:B], rtol, args.method, dev_backend, chunk=chunk,
-                                         slab=slab, workers=1, ref_idx=ref_idx)
-            peak = dev.pool_bytes()
-            record(engine_dev, rtol, B, sec, st, steps, failed, peak / 2**20 if dev.cupy is not None else None, ref)
-            rate = B / sec
-            per_member = peak / min(B, slab, chunk) if peak else None
+        rate = {f: None for f in variants}  # from the previous size: cond/s and device bytes per member
+        per_member = {f: None for f in variants}
+        for B in sizes:  # both variants at each size before the next size, so a short budget cuts both alike
+            for fused in variants:
+                name = engine_dev + (", fused kernels" if fused else ", unfused" if len(variants) > 1 else "")
+                label = f"{name}, rtol {rtol:g}, B = {B}"
+                if rate[fused] is not None and B / rate[fused] > left():
+                    skipped.append(f"{label}: predicted {B / rate[fused]:.0f} s > {left():.0f} s left in the budget")
+                    continue
+                if rate[fused] is None and left() < 5:
+                    skipped.append(f"{label}: budget spent")
+                    continue
+                dev.reset()
+                pm = per_member[fused]
+                if pm is not None and pm * min(B, slab, chunk) > 0.9 * dev.free_bytes():
+                    skipped.append(f"{label}: predicted {pm * min(B, slab, chunk) / 1e9:.0f} GB device memory > "
+                                   f"free {dev.free_bytes() / 1e9:.0f} GB")
+                    continue
+                sec, st, steps, failed, ran_fused = run(net, x_rest, P_all[:B], rtol, args.method, dev_backend,
+                                                        chunk=chunk, slab=slab, workers=1, ref_idx=ref_idx,
+                                                        fused=fused)
+                if fused and not ran_fused:
+                    name += " requested, fell back to unfused (see the warning above)"
+                peak = dev.pool_bytes()
+                record(name, rtol, B, sec, st, steps, failed, peak / 2**20 if dev.cupy is not None else None, ref)
+                rate[fused] = B / sec
+                per_member[fused] = peak / min(B, slab, chunk) if peak else None
     info["total_s"] = time.perf_counter() - clock
 
     base = {r["rtol"]: r["cond_per_s"] for r in rows if r["engine"] == "NumPy batch, 1 process"}
@@ -259,6 +281,15 @@ def main() -> int:
         lines.append(f"| {r['engine']} | {r['rtol']:g} | {r['conditions']} | {r['cond_per_s']:.0f} | {vs} | "
                      f"{r['max_rel_error']:.1e} | {r['steps_per_member']:.1f} | {mem} |"
                      + (f" {r['failed']} failed" if r["failed"] else ""))
+    rate_of = {(r["engine"], r["rtol"], r["conditions"]): r["cond_per_s"] for r in rows}
+    ratios = []
+    for (engine, rtol, B), rate in rate_of.items():
+        if engine.endswith(", fused kernels"):
+            other = rate_of.get((engine[:-len(", fused kernels")] + ", unfused", rtol, B))
+            if other:
+                ratios.append(f"rtol {rtol:g}, B = {B}: {rate / other:.1f}x")
+    if ratios:
+        lines += ["", "Fused kernels vs unfused, same run: " + "; ".join(ratios) + "."]
     if skipped:
         lines += ["", "Skipped: " + "; ".join(skipped) + "."]
     text = "\n".join(lines)

@@ -48,6 +48,7 @@ import numpy as np
 
 from .backend import resolve_backend
 from .batch_xp import integrate_array
+from .fused import fused_ops
 from .certify import CertifyOptions, certify_batch, certify_options
 from .errors import InvalidArgument
 from .network import Network
@@ -227,7 +228,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
                    workers: int = 1, progress: bool = False, ordering: str = "markowitz",
                    fixed_step: float | None = None,
                    certify: float | CertifyOptions | None = CertifyOptions(), backend="numpy",
-                   slab: int | None = None) -> BatchResult:
+                   slab: int | None = None, fused: bool = True) -> BatchResult:
     """Integrate B conditions of one network together with a stiff Rosenbrock method.
 
     Parameters
@@ -262,6 +263,9 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         (:mod:`her2sim.backend`); other than "numpy" it runs :mod:`her2sim.batch_xp` (no
         breakpoints, model events, fixed_step or workers there). Results are NumPy arrays.
     slab : members integrated together on a non-NumPy backend (default :data:`DEVICE_SLAB`).
+    fused : with ``backend="cupy"``, run the right-hand side, Jacobian and LU as one CUDA kernel
+        each (:mod:`her2sim.fused`; falls back to the unfused path with a warning if they cannot be
+        built); False: the unfused array-API operations. Ignored by other backends.
 
     Returns
     -------
@@ -297,6 +301,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
                 raise InvalidArgument(f"{what} are not supported with backend={bk.name!r}; use backend='numpy'")
         if slab is not None:
             check_count(slab, "slab", fix="members integrated together on the device, e.g. 100000")
+    if not isinstance(fused, (bool, np.bool_)):
+        raise InvalidArgument(f"fused must be True or False, got {fused!r}")
     n, p = network.n_species, network.n_params
     try:
         P = np.asarray(network.p0 if P is None else P, dtype=float)
@@ -353,14 +359,16 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     job = _Job(network, plan, tab, X0, P, schedule, t0, t_end, grid, rtol, atol, int(max_steps), progress, states,
                p_traj,
                None if fixed_step is None else float(fixed_step))
+    ops = None
     if not bk.is_numpy:
+        ops = fused_ops(bk, network, plan) if fused else None
         size = int(slab or DEVICE_SLAB)
         for lo in range(0, B, size):
             hi = min(B, lo + size)
             with np.errstate(all="ignore"):
                 st, sp_, rj, msgs = integrate_array(bk, network, plan, tab, X0[lo:hi], P[lo:hi], t0, t_end, grid,
                                                     rtol, atol, int(max_steps), states[lo:hi], offset=lo,
-                                                    progress=progress)
+                                                    progress=progress, ops=ops)
             status[lo:hi], steps[lo:hi], rejected[lo:hi] = st, sp_, rj
             for i, msg in msgs.items():
                 messages[i] = msg
@@ -375,6 +383,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
              "workers": int(workers),
              "wall_time_s": _time.perf_counter() - clock, "lu_nnz": plan.nnz, "lu_fill": plan.n_fill,
              "certificate": None}
+    if not bk.is_numpy:
+        attrs["fused"] = ops is not None
     if cert_options is not None:
         attrs["certificate"] = certify_batch(network, states, status == OK, X0, P, schedule, t0, grid, rtol, atol,
                                              cert_options, workers=int(workers))

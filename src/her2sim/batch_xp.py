@@ -26,6 +26,7 @@ import time as _time
 import numpy as np
 
 from .backend import Backend
+from .fused import ArrayOps
 from .network import Network
 from .sparse_lu import SparseLU
 from .tableaus import RosenbrockTableau
@@ -38,8 +39,11 @@ OK, MAX_STEPS, UNDERFLOW, NOT_FINITE, DIVERGED = range(5)  # her2sim.batch.STATU
 
 def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: RosenbrockTableau, X0: np.ndarray,
                     P: np.ndarray, t0: float, t_end: float, grid: np.ndarray, rtol: float, atol: float,
-                    max_steps: int, states: np.ndarray, *, offset: int = 0, progress: bool = False):
+                    max_steps: int, states: np.ndarray, *, offset: int = 0, progress: bool = False, ops=None):
     """Integrate members X0 (B, n) / P (B, n_params) (host arrays) from t0 to t_end on ``bk``.
+
+    ``ops``: the right-hand side, Jacobian and LU operations (:mod:`her2sim.fused`; default the
+    unfused :class:`~her2sim.fused.ArrayOps`, or e.g. the fused CuPy kernels).
 
     Writes ``states`` (B, T, n) host rows (NaN after a failure). Returns (status (B,) int8,
     steps (B,), rejected (B,), {offset + member: message}).
@@ -48,9 +52,7 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
     f64, i64 = xp.float64, xp.int64
     B, n = X0.shape
     T = len(grid)
-    rhs_fn, jac_fn = network.array_api_functions(xp)
-    lu = plan.on(xp)
-    njac = len(network.jac_rows)
+    ops = ArrayOps(xp, network, plan) if ops is None else ops
     s_count = tab.stages
     expo = 1.0 / (tab.error_order + 1)
     sources = [tab.rhs_source(i) for i in range(s_count)]
@@ -67,11 +69,7 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
     eps16 = 16 * float(np.finfo(float).eps)
     h_floor = eps16 * span
 
-    def rhs(yv, Pv):
-        return rhs_fn(yv, Pv, xp.empty(yv.shape, dtype=f64))
-
-    def jac(yv, Pv):
-        return jac_fn(yv, Pv, xp.empty((njac, yv.shape[1]), dtype=f64))
+    rhs, jac = ops.rhs, ops.jac
 
     def lin(coef, vecs):
         """sum_j coef[j] * vecs[j] over the non-zero coefficients (None if all are zero)."""
@@ -111,8 +109,7 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
         Jv = jac(y, Pd)
         last = t + 1.0001 * h >= t_end
         hh = xp.where(last, t_end - t, h)
-        V = lu.assemble(Jv, 1.0 / (hh * tab.gamma), scale=-1.0)
-        rpiv = lu.factor(V)
+        fac = ops.factor(Jv, 1.0 / (hh * tab.gamma))  # LU of I/(h gamma) - J
         inv_h = 1.0 / hh
         U = []
         point = y
@@ -129,7 +126,7 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
                     fi = f0
                 c_sum = lin(tab.c[i], U)
                 r = fi if c_sum is None else fi + c_sum * inv_h
-            U.append(lu.solve(V, rpiv, r))
+            U.append(ops.solve(fac, r))
         y1 = point + U[-1] if stiffly_accurate else y + lin(tab.m, U)
         err_vec = lin(tab.e, U)
         w = atol + rtol * xp.maximum(xp.abs(y), xp.abs(y1))

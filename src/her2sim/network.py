@@ -321,6 +321,13 @@ class Network:
         return (ev.dag.function(ev.rhs_ids, "array-api", into=True, xp=xp),
                 ev.dag.function(ev.jac_ids, "array-api", into=True, xp=xp))
 
+    def expression_dag(self) -> tuple[Dag, tuple, tuple]:
+        """``(dag, rhs_ids, jac_ids)``: the interned expression DAG of this network and the node ids
+        of dx/dt (n_species) and of the Jacobian values (at jac_rows, jac_cols), for other code
+        generators (:mod:`her2sim.codegen_c`). Read it only."""
+        ev = self._eval
+        return ev.dag, ev.rhs_ids, ev.jac_ids
+
     def jacobian(self, x, p) -> np.ndarray:
         """Dense Jacobian d(dx/dt)/dx, shape (B, n, n) (or (n, n) for 1-D x)."""
         vals = self.jacobian_values(x, p)

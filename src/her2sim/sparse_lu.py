@@ -188,6 +188,33 @@ class SparseLU:
             np.multiply(x[st.start:st.stop], piv[st.start:st.stop], out=x[st.start:st.stop])
         return x.take(self._bwd_out, axis=0, out=out, mode="clip")
 
+    def program(self) -> "EliminationProgram":
+        """This elimination program as plain per-entry operations (for code generators such as
+        :mod:`her2sim.codegen_c`); the same operations in the same order as :meth:`factor` and
+        :meth:`solve`."""
+        factor = []
+        for st in self._steps:
+            for r in range(st.n_upd):
+                terms = tuple((int(st.left[k][r]), int(st.right[k][r])) for k in range(len(st.counts))
+                              if r < st.counts[k])
+                factor.append(("update", st.start + r, terms))
+            divided = range(st.divide.start, st.divide.stop) if isinstance(st.divide, slice) else st.divide
+            factor.extend(("divide", int(d), int(pv)) for d, pv in zip(divided, st.pivots))
+
+        def rows(st):
+            return [(st.start + r, tuple((int(st.vals[k][r]), int(st.cols[k][r])) for k in range(len(st.counts))
+                                         if r < st.counts[k])) for r in range(st.n_upd)]
+
+        forward = tuple(row for st in self._fwd for row in rows(st))
+        backward = tuple(op for st in self._bwd
+                         for op in [("update", *row) for row in rows(st)] + [("scale", st.start, st.stop)])
+        return EliminationProgram(
+            n=self.n, nnz=self.nnz, positions=tuple(int(k) for k in self.positions),
+            diagonal=tuple(int(k) for k in self.diagonal), factor=tuple(factor), forward=forward,
+            backward=backward, fwd_in=tuple(int(k) for k in self._fwd_in),
+            fwd_to_bwd=tuple(int(k) for k in self._fwd_to_bwd), bwd_out=tuple(int(k) for k in self._bwd_out),
+            pivot_bwd=tuple(int(k) for k in self._pivot_bwd))
+
     def on(self, xp) -> "ArrayLU":
         """This program for array namespace ``xp`` (index arrays copied to its device once)."""
         return ArrayLU(self, xp)
@@ -201,6 +228,31 @@ class SparseLU:
             else:
                 U[i, j] = V[pos, member]
         return L, U
+
+
+@dataclass(frozen=True)
+class EliminationProgram:
+    """A :class:`SparseLU` numeric phase per member, as plain integer tuples.
+
+    Value array ``v`` (nnz): input entry k of A goes to ``v[positions[k]]``, the diagonal shift to
+    ``v[diagonal[i]]``, fill-ins start at 0. ``factor``: ``("update", e, ((l, r), ...))`` means
+    ``v[e] -= v[l]*v[r] + ...`` (terms summed left to right), ``("divide", e, p)`` means ``v[e] /=
+    v[p]``; afterwards ``rpiv[s] = 1 / v[pivot_bwd[s]]``. Solve of A x = b: ``y[s] = b[fwd_in[s]]``;
+    ``forward`` rows ``(s, ((val, col), ...))``: ``y[s] -= v[val]*y[col] + ...``; ``z[s] =
+    y[fwd_to_bwd[s]]``; ``backward``: ``("update", s, terms)`` as forward on z, ``("scale", a, b)``:
+    ``z[s] *= rpiv[s]`` for a <= s < b; finally ``x[i] = z[bwd_out[i]]``."""
+
+    n: int
+    nnz: int
+    positions: tuple
+    diagonal: tuple
+    factor: tuple
+    forward: tuple
+    backward: tuple
+    fwd_in: tuple
+    fwd_to_bwd: tuple
+    bwd_out: tuple
+    pivot_bwd: tuple
 
 
 class ArrayLU:
