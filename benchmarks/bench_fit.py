@@ -85,14 +85,17 @@ def gradient_accuracy(name: str = "Boehm_JProteomeRes2014", steps=(1e-2, 1e-3, 1
     return rows
 
 
-def boehm_fit(starts: int, max_evaluations: int) -> dict:
+def boehm_fit(starts: int, max_evaluations: int, closed_form_noise: bool = True, seed: int = 0) -> dict:
     problem = read_problem(_yaml("Boehm_JProteomeRes2014"))
     objective = Objective(problem, max_steps=20000)  # as `her2sim fit` does
     t = time.perf_counter()
-    result = fit(problem, starts=starts, seed=0, objective=objective, max_evaluations=max_evaluations)
+    result = fit(problem, starts=starts, seed=seed, objective=objective, max_evaluations=max_evaluations,
+                 closed_form_noise=closed_form_noise)
     wall = time.perf_counter() - t
     vals = np.array([s.nllh for s in result.starts])
     return {"starts": starts, "max_evaluations": max_evaluations, "wall_s": wall, "best_nllh": float(vals.min()),
+            "noise": "closed form" if closed_form_noise else "optimised", "seed": seed,
+            "certificate": (result.attrs.get("certificate") or {}).get("max_rel_error"),
             "share_within_0.1_of_138.22": float(np.mean(vals <= BOEHM_BEST + 0.1)),
             "converged": int(sum(s.status == "converged" for s in result.starts)),
             "median_evaluations": float(np.median([s.n_evaluations for s in result.starts])),
@@ -107,9 +110,13 @@ def main() -> None:
     ap.add_argument("--max-evaluations", type=int, default=200)
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the Latin hypercube starts")
+    ap.add_argument("--noise", choices=["closed-form", "optimised", "both"], default="closed-form",
+                    help="noise parameters of the Boehm fit: closed-form optimum (default) or optimised")
     args = ap.parse_args()
     print(f"# bench_fit on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
-    for name in args.problems.split(","):
+    for name in ([] if args.skip_speed else args.problems.split(",")):
         r = speed(name, args.repeat)
         print(f"{r['problem']}: {r['states']} states, {r['conditions']} conditions, {r['n_free']} free; setup "
               f"{r['setup_s']:.1f} s; objective {r['objective_per_s']:.2f}/s; gradient {r['gradient_per_s']:.2f}/s; "
@@ -118,12 +125,14 @@ def main() -> None:
         for r in gradient_accuracy():
             print(f"gradient accuracy Boehm point {r['point']} step {r['step']:g}: rel error {r['rel_error']:.2e} "
                   f"(|g_ref|_inf {r['grad_norm']:.3g})", flush=True)
-    if not args.skip_fit:
-        r = boehm_fit(args.starts, args.max_evaluations)
-        print(f"Boehm {r['starts']}-start fit (<= {r['max_evaluations']} evaluations each): {r['wall_s']:.0f} s wall, best nllh {r['best_nllh']:.4f}, "
+    modes = {"closed-form": [True], "optimised": [False], "both": [True, False]}[args.noise]
+    for closed in ([] if args.skip_fit else modes):
+        r = boehm_fit(args.starts, args.max_evaluations, closed, args.seed)
+        print(f"Boehm {r['starts']}-start fit (seed {r['seed']}, noise parameters {r['noise']}, <= {r['max_evaluations']} "
+              f"evaluations each): {r['wall_s']:.0f} s wall, best nllh {r['best_nllh']:.4f}, "
               f"{100 * r['share_within_0.1_of_138.22']:.0f}% of starts within 0.1 of 138.22, "
               f"{r['converged']} converged, median {r['median_evaluations']:.0f} evaluations, "
-              f"peak RSS {r['peak_rss_MiB']:.0f} MiB", flush=True)
+              f"certificate max rel error {r['certificate']:.2g}, peak RSS {r['peak_rss_MiB']:.0f} MiB", flush=True)
     try:
         import amici  # noqa: F401
         import pypesto  # noqa: F401
