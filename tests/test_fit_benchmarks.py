@@ -183,7 +183,8 @@ def test_chen_reference_value_disagrees_with_the_collections_own_simulated_data(
     collection's own ``simulatedData`` table (every sigma is a number in the measurement table, so
     no simulation is needed) is -130669.49, 13 % away; her2sim and libRoadRunner (CVODE) agree with
     each other and with the table (README). AMICI's test suite itself leaves Chen out of its
-    log-likelihood check ("unknown reasons", tests/benchmark_models/test_petab_benchmark.py)."""
+    log-likelihood check (since AMICI commit c3c4723, 2020; "unknown reasons" in
+    tests/benchmark_models/test_petab_benchmark.py today)."""
     import pandas as pd
 
     from her2sim.fit import noise
