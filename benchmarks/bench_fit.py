@@ -1,7 +1,8 @@
 """Benchmark her2sim.fit on PEtab Benchmark Collection problems (../shared/data/petab-benchmarks).
 
 Usage:  python benchmarks/bench_fit.py [--problems Boehm_JProteomeRes2014,...] [--starts 50]
-        [--skip-fit] [--skip-accuracy] [--repeat 3]
+        [--skip-fit] [--skip-accuracy] [--skip-speed] [--repeat 3] [--noise closed-form|optimised|both]
+        [--seed S] [--chen-roadrunner]
 
 1. Speed per problem (batch path, rtol 1e-8, atol 1e-12, BLAS pinned to one thread, this process):
    objective evaluations/s (one parameter vector, all conditions), gradient evaluations/s (central
@@ -85,18 +86,69 @@ def gradient_accuracy(name: str = "Boehm_JProteomeRes2014", steps=(1e-2, 1e-3, 1
     return rows
 
 
-def boehm_fit(starts: int, max_evaluations: int) -> dict:
+def boehm_fit(starts: int, max_evaluations: int, closed_form_noise: bool = True, seed: int = 0) -> dict:
     problem = read_problem(_yaml("Boehm_JProteomeRes2014"))
     objective = Objective(problem, max_steps=20000)  # as `her2sim fit` does
     t = time.perf_counter()
-    result = fit(problem, starts=starts, seed=0, objective=objective, max_evaluations=max_evaluations)
+    result = fit(problem, starts=starts, seed=seed, objective=objective, max_evaluations=max_evaluations,
+                 closed_form_noise=closed_form_noise)
     wall = time.perf_counter() - t
     vals = np.array([s.nllh for s in result.starts])
     return {"starts": starts, "max_evaluations": max_evaluations, "wall_s": wall, "best_nllh": float(vals.min()),
+            "noise": "closed form" if closed_form_noise else "optimised", "seed": seed,
+            "certificate": (result.attrs.get("certificate") or {}).get("max_rel_error"),
             "share_within_0.1_of_138.22": float(np.mean(vals <= BOEHM_BEST + 0.1)),
             "converged": int(sum(s.status == "converged" for s in result.starts)),
             "median_evaluations": float(np.median([s.n_evaluations for s in result.starts])),
             "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def chen_roadrunner(rtol: float, atol: float) -> dict:
+    """Chen 2009 at the nominal parameters: her2sim's batch path vs libRoadRunner (CVODE) on the same
+    SBML and tables, both at (rtol, atol); libRoadRunner's states go through her2sim's observable and
+    noise code, so the two log-likelihoods differ only by the integrators."""
+    import roadrunner
+
+    name = "Chen_MSB2009"
+    problem = read_problem(_yaml(name))
+    obj = Objective(problem, rtol=rtol, atol=atol)
+    theta = problem.nominal()
+    t = time.perf_counter()
+    ours = obj.evaluate(theta[None])
+    ours_s = time.perf_counter() - t
+    rr = roadrunner.RoadRunner(str(DATA / name / f"model_{name}.xml"))
+    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = rtol, atol
+    rr.integrator.maximum_num_steps = 10**6
+    globals_, species = set(rr.model.getGlobalParameterIds()), list(rr.model.getFloatingSpeciesIds())
+    T, C = len(obj.t_eval), len(obj.conditions)
+    states = np.zeros((1, C, T, obj.network.n_species))
+    grid = np.concatenate([[0.0], obj.t_eval]) if obj.t_eval[0] > 0 else obj.t_eval
+    t = time.perf_counter()
+    for c, (pre, cid) in enumerate(obj.conditions):
+        if pre:
+            raise SystemExit("chen_roadrunner: pre-equilibration is not handled here")
+        rr.resetAll()
+        for j, pid in enumerate(problem.parameter_ids):
+            if pid in globals_:
+                rr[pid] = theta[j]
+        for target, value in problem.conditions[cid].items():
+            rr[f"init([{target}])" if target in species else target] = float(value)
+        out = np.asarray(rr.simulate(times=grid, selections=["time"] + [f"[{x}]" for x in species]))[-T:]
+        for k, x in enumerate(species):
+            states[0, c, :, obj.network.species_index(x)] = out[:, k + 1]
+        if obj.time_index is not None:
+            states[0, c, :, obj.time_index] = out[:, 0]
+    rr_s = time.perf_counter() - t
+    # the parameters in force are the condition's (Chen's observables use no time-switched parameter)
+    pidx, pconst = obj.sim_maps[0], obj.sim_maps[1]
+    P = np.where(pidx >= 0, theta[np.clip(pidx, 0, None)], pconst)[None, :, None, :].repeat(T, axis=2)
+    # this objective's own simulation is done; from here it scores libRoadRunner's states instead
+    obj.simulate_states = lambda th: (states, np.ones((1, C), bool), np.full((1, C), "", object), P)
+    theirs = obj.evaluate(theta[None])
+    y, z = ours.simulated[0], theirs.simulated[0]
+    rel = np.abs(y - z) / np.maximum(np.abs(z), 1e-6 * np.abs(z).max())
+    return {"rtol": rtol, "atol": atol, "llh_her2sim": float(ours.llh[0]), "llh_roadrunner": float(theirs.llh[0]),
+            "max_rel_observable_difference": float(rel.max()), "her2sim_s": ours_s, "roadrunner_s": rr_s}
 
 
 def main() -> None:
@@ -107,9 +159,15 @@ def main() -> None:
     ap.add_argument("--max-evaluations", type=int, default=200)
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--chen-roadrunner", action="store_true",
+                    help="also compare Chen 2009's log-likelihood with libRoadRunner (rtol 1e-6, atol 1e-8; ~15 min)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the Latin hypercube starts")
+    ap.add_argument("--noise", choices=["closed-form", "optimised", "both"], default="closed-form",
+                    help="noise parameters of the Boehm fit: closed-form optimum (default) or optimised")
     args = ap.parse_args()
     print(f"# bench_fit on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
-    for name in args.problems.split(","):
+    for name in ([] if args.skip_speed else args.problems.split(",")):
         r = speed(name, args.repeat)
         print(f"{r['problem']}: {r['states']} states, {r['conditions']} conditions, {r['n_free']} free; setup "
               f"{r['setup_s']:.1f} s; objective {r['objective_per_s']:.2f}/s; gradient {r['gradient_per_s']:.2f}/s; "
@@ -118,12 +176,19 @@ def main() -> None:
         for r in gradient_accuracy():
             print(f"gradient accuracy Boehm point {r['point']} step {r['step']:g}: rel error {r['rel_error']:.2e} "
                   f"(|g_ref|_inf {r['grad_norm']:.3g})", flush=True)
-    if not args.skip_fit:
-        r = boehm_fit(args.starts, args.max_evaluations)
-        print(f"Boehm {r['starts']}-start fit (<= {r['max_evaluations']} evaluations each): {r['wall_s']:.0f} s wall, best nllh {r['best_nllh']:.4f}, "
+    if args.chen_roadrunner:
+        r = chen_roadrunner(1e-6, 1e-8)
+        print(f"Chen 2009 at rtol {r['rtol']:g}, atol {r['atol']:g}: llh her2sim {r['llh_her2sim']!r} "
+              f"({r['her2sim_s']:.0f} s), libRoadRunner {r['llh_roadrunner']!r} ({r['roadrunner_s']:.0f} s); "
+              f"observables within {r['max_rel_observable_difference']:.2g} relative", flush=True)
+    modes = {"closed-form": [True], "optimised": [False], "both": [True, False]}[args.noise]
+    for closed in ([] if args.skip_fit else modes):
+        r = boehm_fit(args.starts, args.max_evaluations, closed, args.seed)
+        print(f"Boehm {r['starts']}-start fit (seed {r['seed']}, noise parameters {r['noise']}, <= {r['max_evaluations']} "
+              f"evaluations each): {r['wall_s']:.0f} s wall, best nllh {r['best_nllh']:.4f}, "
               f"{100 * r['share_within_0.1_of_138.22']:.0f}% of starts within 0.1 of 138.22, "
               f"{r['converged']} converged, median {r['median_evaluations']:.0f} evaluations, "
-              f"peak RSS {r['peak_rss_MiB']:.0f} MiB", flush=True)
+              f"certificate max rel error {r['certificate']:.2g}, peak RSS {r['peak_rss_MiB']:.0f} MiB", flush=True)
     try:
         import amici  # noqa: F401
         import pypesto  # noqa: F401

@@ -259,6 +259,26 @@ BAD = {
                         "observableFormula"),
     "unknown condition target": ("conditions.tsv", "conditionId\tY\nc1\t1\nc2\t2\n", "condition table", "'Y'"),
     "duplicate id": ("conditions.tsv", "conditionId\tX\nc1\t1\nc1\t2\n", "condition table row 2", "conditionId"),
+    "negative time": ("measurements.tsv", "observableId\tsimulationConditionId\tmeasurement\ttime\t"
+                      "observableParameters\tnoiseParameters\ny\tc1\t1\t-2\tscale\tsigma\n", "measurement table row 1",
+                      "time"),
+    "sigma override not positive": ("measurements.tsv", "observableId\tsimulationConditionId\tmeasurement\ttime\t"
+                                    "observableParameters\tnoiseParameters\ny\tc1\t1\t0\tscale\t0\n",
+                                    "measurement table row 1", "noiseParameters"),
+    "constant sigma not positive": ("observables.tsv", "observableId\tobservableFormula\tnoiseFormula\n"
+                                    "y\tobservableParameter1_y * X\t-1\n", "observable table", "noiseFormula"),
+    "estimated sigma may be zero": ("parameters.tsv", "parameterId\tparameterScale\tlowerBound\tupperBound\t"
+                                    "nominalValue\testimate\nk\tlog10\t0.01\t10\t0.3\t1\nX0_2\tlin\t1\t200\t50\t1\n"
+                                    "scale\tlog10\t0.1\t10\t2\t1\nsigma\tlin\t0\t10\t1\t1\n",
+                                    "parameter table row 4", "lowerBound"),
+    "prior scale not positive": ("parameters.tsv", "parameterId\tparameterScale\tlowerBound\tupperBound\t"
+                                 "nominalValue\testimate\tobjectivePriorType\tobjectivePriorParameters\n"
+                                 "k\tlog10\t0.01\t10\t0.3\t1\tnormal\t0.3;0\n", "parameter table row 1",
+                                 "objectivePriorParameters"),
+    "log prior on a parameter that may be 0": ("parameters.tsv", "parameterId\tparameterScale\tlowerBound\tupperBound\t"
+                                               "nominalValue\testimate\tobjectivePriorType\tobjectivePriorParameters\n"
+                                               "k\tlin\t0\t10\t0.3\t1\tlogNormal\t0;1\n", "parameter table row 1",
+                                               "objectivePriorParameters"),
     "log data not positive": ("observables.tsv", "observableId\tobservableFormula\tnoiseFormula\t"
                               "observableTransformation\ny\tobservableParameter1_y * X\tnoiseParameter1_y\tlog\n"
                               "", "measurement table row", "measurement"),
@@ -281,6 +301,50 @@ def test_bad_input_is_one_line_naming_table_row_and_column(case, tmp_path):
     assert table in msg and column in msg, msg
 
 
+def test_a_simulation_failure_names_the_measurement_row_and_condition(decay):
+    ev = Objective(decay, max_steps=1).evaluate(decay.nominal())   # one step cannot reach t = 8
+    assert not ev.ok[0]
+    assert ev.message[0].startswith("measurement table row 1 column 'simulationConditionId' (condition c1)")
+    assert "\n" not in ev.message[0]
+
+
+def test_closed_form_noise_parameter_minimises_the_likelihood_over_sigma(decay):
+    """sigma only scales a normal noise: its optimum for fixed dynamics is sqrt(RSS / n)."""
+    obj = Objective(decay)
+    assert [(decay.free[k], len(rows)) for k, _, rows in obj.noise_groups] == [("sigma", 10)]
+    x = obj.x_nominal()
+    x[0] += 0.1                                             # away from the optimum of the dynamics
+    xs = obj.optimal_noise_x(x)
+    ev = obj.evaluate(obj.theta(x))
+    rss = np.sum((obj.measured - ev.simulated[0]) ** 2)
+    assert 10 ** xs[3] == pytest.approx(math.sqrt(rss / 10), rel=1e-12)
+    assert np.array_equal(np.delete(xs, 3), np.delete(x, 3))
+    grid = xs[3] + np.linspace(-0.05, 0.05, 11)
+    values = obj.nllh(np.array([np.r_[xs[:3], g] for g in grid]))
+    assert np.argmin(values) == 5 and np.all(np.diff(values[:6]) < 0) and np.all(np.diff(values[5:]) > 0)
+    # the profiled objective's gradient has no sigma component and matches the full gradient there
+    _, g_full = obj.nllh_and_gradient(xs)
+    _, g_prof = obj.nllh_and_gradient(xs, active=[0, 1, 2], noise_groups=obj.noise_groups)
+    np.testing.assert_allclose(g_prof, g_full[:3], rtol=1e-4, atol=1e-6)
+    assert abs(g_full[3]) < 1e-5 * np.max(np.abs(g_full))
+
+
+def test_closed_form_and_optimised_noise_reach_the_same_optimum(decay):
+    closed = fit(decay, starts=2, seed=3)
+    optimised = fit(decay, starts=2, seed=3, closed_form_noise=False)
+    assert closed.attrs["closed_form_noise"] == ["sigma"] and optimised.attrs["closed_form_noise"] == []
+    assert closed.nllh_best == pytest.approx(optimised.nllh_best, abs=1e-6)
+    np.testing.assert_allclose(closed.x_best, optimised.x_best, atol=1e-3)
+
+
+def test_fit_result_carries_the_accuracy_certificate(decay):
+    result = fit(decay, starts=1, seed=0)
+    cert = result.attrs["certificate"]
+    assert cert["n_members"] == 2 and sorted(cert["members"]) == [0, 1]   # both conditions re-integrated
+    assert 0 <= cert["max_rel_error"] < 1e-5                                # rtol 1e-8 batch vs Radau 5e-10
+    assert Objective(decay, method="scipy").certificate(decay.nominal()) is None
+
+
 def test_cli_evaluate_prints_the_log_likelihood_last(decay, tmp_path, capsys):
     assert main(["fit", decay.path, "--evaluate", "--out", str(tmp_path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
@@ -296,8 +360,12 @@ def test_cli_evaluate_prints_the_log_likelihood_last(decay, tmp_path, capsys):
 def test_cli_fit_writes_tables_and_figures(decay, tmp_path, capsys):
     assert main(["fit", decay.path, "--out", str(tmp_path), "--starts", "2", "--seed", "1"]) == 0
     for f in ("parameters.tsv", "starts.tsv", "simulatedData.tsv", "waterfall.png", "data_vs_fit.png",
-              "residuals.png"):
+              "residuals.png", "fit.json"):
         assert (tmp_path / f).is_file(), f
+    import json
+
+    written = json.loads((tmp_path / "fit.json").read_text())
+    assert written["certificate"]["max_rel_error"] < 1e-5 and written["closed_form_noise"] == ["sigma"]
     refit = read_problem(decay.path)  # the written parameter table is a valid PEtab parameter table
     from her2sim.fit.problem import read_parameters
 

@@ -47,6 +47,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "holding up the lockstep batch)")
     p.add_argument("--rtol", type=float, default=1e-8)
     p.add_argument("--atol", type=float, default=1e-12)
+    p.add_argument("--optimise-noise", action="store_true",
+                   help="optimise noise parameters like the others (default: a noise parameter that only scales a "
+                        "normal noise is set to its closed-form optimum at every point, which converges more often)")
     p.set_defaults(handler=run_fit_cli)
     return p
 
@@ -86,14 +89,18 @@ def run_fit_cli(args) -> int:
     try:
         result = fit(problem, starts=args.starts, seed=args.seed, scheduler=args.scheduler, out=out,
                      resume=args.resume, objective=objective, max_evaluations=args.max_evaluations,
-                     progress=sys.stderr.isatty())
+                     progress=sys.stderr.isatty(), closed_form_noise=not args.optimise_noise)
     except KeyboardInterrupt:
         print(f"\nher2sim fit: interrupted; finished starts are in {out}/starts. Continue with --resume.",
               file=sys.stderr)
         return 130
     from . import plots
 
+    import json
+
     parameter_table(problem, result.theta_best).to_csv(out / "parameters.tsv", sep="\t", index=False)
+    (out / "fit.json").write_text(json.dumps({"summary": result.summary(), "nllh_best": result.nllh_best,
+                                              **result.attrs}, indent=1, default=str))
     result.to_dataframe().to_csv(out / "starts.tsv", sep="\t", index=False)
     objective.simulation_table(result.theta_best).to_csv(out / "simulatedData.tsv", sep="\t", index=False)
     plots.waterfall(result).savefig(out / "waterfall.png", dpi=120)
@@ -110,6 +117,10 @@ def run_fit_cli(args) -> int:
             out / "profiles.tsv", sep="\t", index=False)
         plots.profile_plot(prs).savefig(out / "profiles.png", dpi=120)
     print(result.summary())
-    print(f"wrote {out}/parameters.tsv, starts.tsv, simulatedData.tsv and figures")
+    cert = result.attrs.get("certificate")
+    if cert:
+        print(f"accuracy certificate of the best fit: max relative error {cert['max_rel_error']:.2g} over "
+              f"{len(cert['members'])} of {cert['n_members']} conditions ({cert['reference']})")
+    print(f"wrote {out}/parameters.tsv, starts.tsv, simulatedData.tsv, fit.json (settings, certificate) and figures")
     print(f"log-likelihood: {float(-result.nllh_best)!r}")
     return 0 if any(s.status != "failed" for s in result.starts) else 1

@@ -200,6 +200,7 @@ class Objective:
                              "use the batch path")
         self._build_conditions()
         self._build_observables()
+        self.noise_groups = self._closed_form_noise()
 
     # ------------------------------------------------------------------ set-up
     def _condition_maps(self, cid: str):
@@ -342,6 +343,85 @@ class Objective:
                     self.sigma_depends[ks] = theta_dep
             self._obs.append((o, ks, cidx, tidx, compiled))
 
+    def _closed_form_noise(self) -> tuple:
+        """Estimated noise parameters with a closed-form optimum given the simulation.
+
+        A parameter qualifies when it has no prior, is not a model parameter, appears in no
+        observable formula, condition or observable override, and every measurement row that uses
+        it has normal noise whose sigma *is* that parameter (the noise formula is the parameter or
+        a placeholder overridden by it). Then, for fixed dynamics, the nllh in sigma,
+        ``n log sigma + RSS / (2 sigma^2)``, is minimal at ``sigma^2 = RSS / n`` (clipped to the
+        bounds): the hierarchical optimisation of Loos, Krause & Hasenauer (Bioinformatics 2018).
+        Returns ``((free position, parameter-table index, measurement rows (array)), ...)``.
+        """
+        prob = self.problem
+        blocked = set(self.network.parameter_names)
+        for o in prob.observables.values():
+            blocked |= ex.free_names(o.formula)
+        for row in prob.conditions.values():
+            blocked |= {v for v in row.values() if isinstance(v, str)}
+        for m in prob.measurements:
+            blocked |= {v for v in m.observable_parameters if isinstance(v, str)}
+        rows: dict = {}
+        for k, m in enumerate(prob.measurements):
+            o = prob.observables[m.observable]
+            names = ex.free_names(o.noise) | {v for v in m.noise_parameters if isinstance(v, str)}
+            sigma = None
+            if isinstance(o.noise, ex.Sym) and o.distribution == "normal":
+                holders = placeholder_names(o.id, "noise", o.noise)
+                sigma = m.noise_parameters[0] if holders else o.noise.name
+            for name in names:
+                rows.setdefault(name, []).append(k if name == sigma else -1)
+        out = []
+        for k, pid in enumerate(prob.free):
+            p = prob.parameter(pid)
+            ks = rows.get(pid, [])
+            if p.prior_type or pid in blocked or not ks or min(ks) < 0:
+                continue
+            out.append((k, self.pindex[pid], np.array(ks, dtype=np.intp)))
+        return tuple(out)
+
+    def _nllh_data(self, simulated: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """(K,) data nllh of simulated observables and noise values (K, M)."""
+        out = np.zeros(simulated.shape[0])
+        for o, ks, *_ in self._obs:
+            out += noise.nllh_terms(simulated[:, ks], self.measured[ks], sigma[:, ks], o.transformation,
+                                    o.distribution).sum(axis=1)
+        return out
+
+    def with_optimal_noise(self, theta: np.ndarray, ev: Evaluation, groups=None) -> tuple:
+        """(theta', ev'): the closed-form noise parameters (:meth:`_closed_form_noise`, or the given
+        subset ``groups``) set to their optimum for the simulation in ``ev`` (no new integration:
+        they do not enter the model)."""
+        groups = self.noise_groups if groups is None else groups
+        if not groups:
+            return theta, ev
+        theta, sig = np.array(theta, dtype=float), ev.sigma.copy()
+        d = np.empty_like(ev.simulated)
+        for o, ks, *_ in self._obs:
+            d[:, ks] = noise.transform(self.measured[ks], o.transformation) - \
+                noise.transform(ev.simulated[:, ks], o.transformation)
+        for _, j, ks in groups:
+            p = self.problem.parameters[j]
+            with np.errstate(invalid="ignore"):
+                s = np.clip(np.sqrt(np.mean(d[:, ks] ** 2, axis=1)), p.lower, p.upper)
+            theta[:, j] = s
+            sig[:, ks] = s[:, None]
+        ok = ev.ok & np.all(np.isfinite(sig), axis=1)
+        return theta, Evaluation(ev.simulated, sig, self._nllh_data(ev.simulated, sig), self._priors(theta), ok,
+                                 ev.message)
+
+    def optimal_noise_x(self, x, groups=None) -> np.ndarray:
+        """x (n_free,) or (K, n_free) with the closed-form noise parameters at their optimum."""
+        x = np.asarray(x, dtype=float)
+        X = np.atleast_2d(x).copy()
+        groups = self.noise_groups if groups is None else groups
+        if groups:
+            theta, _ = self.with_optimal_noise(self.theta(X), self.evaluate(self.theta(X)), groups)
+            for k, j, _ in groups:
+                X[:, k] = to_scale(theta[:, j], self.scales[k])
+        return X[0] if x.ndim == 1 else X
+
     # ------------------------------------------------------------------ parameters
     def theta(self, x) -> np.ndarray:
         """Estimated parameters on their scale (K, n_free) -> full linear theta (K, n_parameters)."""
@@ -412,13 +492,9 @@ class Objective:
         msgs = tuple(m if not o else ("" if c else "no steady state within t = 1e8") for m, o, c in zip(msgs, ok, converged))
         return X, ok & converged, msgs
 
-    def simulate_states(self, theta: np.ndarray):
-        """theta (K, n_parameters) -> (states (K, C, T[+1], n_species), ok (K, C), messages (K, C),
-        parameters in force (K, C, T[+1], n_params)).
-
-        The last time slot holds the steady state when any measurement is at ``time = inf``.
-        """
-        theta = np.atleast_2d(theta)
+    def _main_start(self, theta: np.ndarray):
+        """(X0 (K*C, n), P (K*C, n_params), ok (K*C,), messages (K*C,)) of the main simulations:
+        condition settings applied, pre-equilibrated where the condition asks for it."""
         K, C = theta.shape[0], len(self.conditions)
         net = self.network
         pidx, pconst, sidx, sconst = self.sim_maps
@@ -440,7 +516,17 @@ class Objective:
             X0[pre] = Xss
             ok[pre] &= okq
             messages[np.flatnonzero(pre)] = [f"pre-equilibration: {m}" if m else "" for m in mq]
-        X0 = np.where(np.isnan(Xs), X0, Xs)
+        return np.where(np.isnan(Xs), X0, Xs), P, ok, messages
+
+    def simulate_states(self, theta: np.ndarray):
+        """theta (K, n_parameters) -> (states (K, C, T[+1], n_species), ok (K, C), messages (K, C),
+        parameters in force (K, C, T[+1], n_params)).
+
+        The last time slot holds the steady state when any measurement is at ``time = inf``.
+        """
+        theta = np.atleast_2d(theta)
+        K, C = theta.shape[0], len(self.conditions)
+        X0, P, ok, messages = self._main_start(theta)
         states, ok_main, msgs, Pt = self._integrate(X0, P, self.t_eval, trajectory=True)
         ok &= ok_main
         messages = np.where(messages == "", np.array(msgs, dtype=object), messages)
@@ -452,6 +538,28 @@ class Objective:
             messages = np.where(messages == "", np.array(mi, dtype=object), messages)
         return (states.reshape(K, C, *states.shape[1:]), ok.reshape(K, C), messages.reshape(K, C),
                 Pt.reshape(K, C, *Pt.shape[1:]))
+
+    def certificate(self, theta, fraction: float = 1.0) -> dict | None:
+        """Accuracy certificate (:mod:`her2sim.certify`) of the main simulations of all conditions at
+        theta (n_parameters,): a share ``fraction`` of the conditions (at least 2) re-integrated with
+        scipy Radau at a 20x tighter tolerance. None on the scipy path (it is the reference) or when
+        no condition simulates. Steady states (pre-equilibration, ``time = inf``) are not re-checked.
+        """
+        from ..certify import CertifyOptions
+
+        if self.method != "batch":
+            return None
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))[:1]
+        X0, P, ok, _ = self._main_start(theta)
+        if not ok.any():
+            return None
+        t_eval = self.t_eval
+        t_span = (0.0, max(float(t_eval[-1]), 1e-9))
+        res = simulate_batch(self.network, X0[ok], P[ok], t_eval=t_eval, t_span=t_span, rtol=self.rtol,
+                             atol=self.atol, max_steps=self.max_steps,
+                             breakpoints=self._breakpoints(P[ok], t_span[1]),
+                             certify=CertifyOptions(fraction=float(fraction), minimum=2))
+        return res.attrs.get("certificate")
 
     def evaluate(self, theta) -> Evaluation:
         """Simulate and score K parameter vectors theta (K, n_parameters) (linear scale)."""
@@ -474,10 +582,27 @@ class Objective:
                 outs.append(np.broadcast_to(np.asarray(v, dtype=float), (K * n,)).reshape(K, n))
             y[:, ks], sig[:, ks] = outs
             nllh += noise.nllh_terms(outs[0], self.measured[ks], outs[1], o.transformation, o.distribution).sum(axis=1)
-        ok = ok_kc.all(axis=1) & np.all(np.isfinite(y), axis=1)
-        msg = tuple(next((m for m in msg_kc[k] if m), "" if ok[k] else "non-finite observable or noise value")
-                    for k in range(K))
+        finite = np.isfinite(y) & np.isfinite(sig)
+        ok = ok_kc.all(axis=1) & finite.all(axis=1)
+        msg = tuple(self._failure(msg_kc[k], finite[k]) if not ok[k] else "" for k in range(K))
         return Evaluation(y, sig, nllh, self._priors(theta), ok, msg)
+
+    def _failure(self, messages, finite: np.ndarray) -> str:
+        """One line naming the measurement row, column and condition of the first failure."""
+        meas = self.problem.measurements
+        for c, m in enumerate(messages):
+            if m:
+                pre, cid = self.conditions[c]
+                row = next(x.row for x in meas if (x.preequilibration, x.condition) == (pre, cid))
+                col = "preequilibrationConditionId" if m.startswith("pre-equilibration") else "simulationConditionId"
+                return f"measurement table row {row} column {col!r} (condition {pre + ' -> ' if pre else ''}{cid}): " \
+                       f"the simulation failed: {m}"
+        if finite.all():
+            return "the simulation failed"
+        bad = int(np.flatnonzero(~finite)[0])
+        x = meas[bad]
+        return (f"measurement table row {x.row} column 'observableId' ({x.observable}, condition {x.condition}, "
+                f"time {x.time:g}): the simulated observable or its noise value is not finite")
 
     def _priors(self, theta: np.ndarray) -> np.ndarray:
         out = np.zeros(theta.shape[0])
@@ -508,14 +633,23 @@ class Objective:
         X[n + 1 + np.arange(n), idx] -= h
         return X, h
 
-    def nllh_and_gradient(self, x, active=None) -> tuple:
+    def nllh_and_gradient(self, x, active=None, noise_groups=()) -> tuple:
         """(nllh, gradient (n,)) at x by central differences over ``active``, 2n+1 points in one batch."""
-        return self.nllh_and_gradient_many([x], active)[0]
+        return self.nllh_and_gradient_many([x], active, noise_groups)[0]
 
-    def nllh_and_gradient_many(self, xs, active=None) -> list:
-        """[(nllh, gradient)] for several points, all (2n+1) x len(xs) evaluations in one batch."""
+    def _scored(self, X: np.ndarray, noise_groups) -> tuple:
+        """(theta, Evaluation) at X (K, n_free); ``noise_groups`` at their closed-form optimum."""
+        theta = self.theta(X)
+        ev = self.evaluate(theta)
+        return self.with_optimal_noise(theta, ev, noise_groups) if noise_groups else (theta, ev)
+
+    def nllh_and_gradient_many(self, xs, active=None, noise_groups=()) -> list:
+        """[(nllh, gradient)] for several points, all (2n+1) x len(xs) evaluations in one batch.
+
+        ``noise_groups`` (from :attr:`noise_groups`; not among ``active``) are set to their
+        closed-form optimum at every point, so the gradient is that of the profiled objective."""
         parts = [self.perturbations(x, active) for x in xs]
-        v = self.evaluate(self.theta(np.vstack([X for X, _ in parts]))).nllh
+        v = self._scored(np.vstack([X for X, _ in parts]), noise_groups)[1].nllh
         out, at = [], 0
         for X, h in parts:
             n, w = len(h), v[at:at + len(X)]
@@ -561,15 +695,16 @@ class Objective:
                 cols.append((x[:, k] - a) / b)
         return np.stack(cols, axis=1) if cols else np.zeros((x.shape[0], 0))
 
-    def residuals_and_jacobian(self, x, active=None) -> tuple:
+    def residuals_and_jacobian(self, x, active=None, noise_groups=()) -> tuple:
         """(r (R,), J (R, n), nllh) at x; J by central differences over ``active`` in one batch."""
-        return self.residuals_and_jacobian_many([x], active)[0]
+        return self.residuals_and_jacobian_many([x], active, noise_groups)[0]
 
-    def residuals_and_jacobian_many(self, xs, active=None) -> list:
-        """[(r, J, nllh)] for several points, all (2n+1) x len(xs) evaluations in one batch."""
+    def residuals_and_jacobian_many(self, xs, active=None, noise_groups=()) -> list:
+        """[(r, J, nllh)] for several points, all (2n+1) x len(xs) evaluations in one batch
+        (``noise_groups`` as in :meth:`nllh_and_gradient_many`)."""
         parts = [self.perturbations(x, active) for x in xs]
         X = np.vstack([X for X, _ in parts])
-        ev = self.evaluate(self.theta(X))
+        ev = self._scored(X, noise_groups)[1]
         R = np.concatenate([self.residual_parts(ev), self.prior_residuals(X)], axis=1)
         out, at = [], 0
         for Xk, h in parts:

@@ -45,7 +45,9 @@ class FitResult:
     """All starts of a multi-start fit, sorted by final negative log-likelihood.
 
     ``free`` names the estimated parameters; ``x_best`` their best values on the parameter scale;
-    ``theta_best`` the full parameter-table vector (linear scale).
+    ``theta_best`` the full parameter-table vector (linear scale). ``attrs`` holds the settings and
+    ``attrs["certificate"]``: the accuracy certificate (:mod:`her2sim.certify`) of the best
+    parameters' simulations (None on the scipy path).
     """
 
     free: tuple
@@ -151,21 +153,40 @@ class Lockstep:
                 self._flush()
 
 
+def split_noise(objective: Objective, active=None, closed_form_noise: bool = True) -> tuple:
+    """(indices the optimiser moves (array), closed-form noise groups) for the ``active`` indices:
+    the noise parameters of :attr:`Objective.noise_groups` among them are not optimised but set to
+    their closed-form optimum at every point (``closed_form_noise``)."""
+    act = np.arange(len(objective.free_index)) if active is None else np.asarray(active, dtype=np.intp)
+    groups = tuple(g for g in objective.noise_groups if g[0] in set(act.tolist())) if closed_form_noise else ()
+    closed = {g[0] for g in groups}
+    return np.array([i for i in act if i not in closed], dtype=np.intp), groups
+
+
 def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int = 200,
-              active=None, evaluate=None) -> StartResult:
+              active=None, evaluate=None, closed_form_noise: bool = True) -> StartResult:
     """One bounded local optimisation from ``x0`` (parameter scale) over the ``active`` indices
     (default: all; the others stay at their ``x0`` values, as in a profile). ``evaluate(x)``
-    returns (r, J) or (f, g) for the optimiser; default: the objective's batched differences."""
+    returns (r, J, nllh) or (f, g) for the optimiser; default: the objective's batched differences.
+    With ``closed_form_noise`` the noise parameters of :attr:`Objective.noise_groups` among the
+    active ones are set to their closed-form optimum at every point instead (see
+    :func:`split_noise`); ``evaluate`` must then differentiate over the other active indices only."""
     from scipy.optimize import least_squares, minimize
 
     clock = time.perf_counter()
     x0 = np.clip(np.asarray(x0, dtype=float), objective.lower, objective.upper)
-    act = np.arange(len(x0)) if active is None else np.asarray(active, dtype=np.intp)
+    act, groups = split_noise(objective, active, closed_form_noise)
     lo, hi = objective.lower[act], objective.upper[act]
     squares = not objective.least_squares_refusal()
     if evaluate is None:
-        evaluate = (lambda x: objective.residuals_and_jacobian(x, act)) if squares else \
-            (lambda x: objective.nllh_and_gradient(x, act))
+        evaluate = (lambda x: objective.residuals_and_jacobian(x, act, groups)) if squares else \
+            (lambda x: objective.nllh_and_gradient(x, act, groups))
+    if len(act) == 0:  # only closed-form noise parameters: nothing to iterate
+        x = objective.optimal_noise_x(x0, groups)
+        value = float(objective.nllh(x))
+        return StartResult(int(index), tuple(map(float, x0)), tuple(map(float, x)), value,
+                           "converged" if np.isfinite(value) else "failed", "closed-form noise parameters only", 1,
+                           time.perf_counter() - clock)
 
     def full(y):
         x = x0.copy()
@@ -203,6 +224,8 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
             status = "converged" if res.success else ("max_evaluations" if res.status == 1 else "failed")
         x, message = full(res.x), str(res.message)
         value = float(evaluate(x)[2 if squares else 0])
+        if groups:  # the noise parameters at their optimum for the final point (the value above)
+            x = objective.optimal_noise_x(x, groups)
         if not np.isfinite(value):
             status, message = "failed", "the model cannot be simulated at the end point"
     except Her2simError as exc:
@@ -211,7 +234,8 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
                        time.perf_counter() - clock)
 
 
-def local_fits(objective: Objective, X0, *, indices=None, max_evaluations: int = 200) -> list:
+def local_fits(objective: Objective, X0, *, indices=None, max_evaluations: int = 200,
+               closed_form_noise: bool = True) -> list:
     """Local fits from every row of X0 (S, n_free), run in lockstep threads: each round of
     objective evaluations of all S optimisers is one batch-path integration."""
     import threading
@@ -219,14 +243,15 @@ def local_fits(objective: Objective, X0, *, indices=None, max_evaluations: int =
     X0 = np.atleast_2d(np.asarray(X0, dtype=float))
     indices = list(range(len(X0))) if indices is None else list(indices)
     squares = not objective.least_squares_refusal()
-    many = objective.residuals_and_jacobian_many if squares else objective.nllh_and_gradient_many
-    step = Lockstep(many, len(X0))
+    act, groups = split_noise(objective, None, closed_form_noise)
+    fn = objective.residuals_and_jacobian_many if squares else objective.nllh_and_gradient_many
+    step = Lockstep(lambda xs: fn(xs, act, groups), len(X0))
     results: list = [None] * len(X0)
 
     def worker(k):
         try:
             results[k] = local_fit(objective, X0[k], index=indices[k], max_evaluations=max_evaluations,
-                                   evaluate=lambda x: step.call(k, x))
+                                   evaluate=lambda x: step.call(k, x), closed_form_noise=closed_form_noise)
         finally:
             step.leave()
 
@@ -242,10 +267,10 @@ def local_fits(objective: Objective, X0, *, indices=None, max_evaluations: int =
 
 def run_starts(shared, indices, X0) -> list:
     """Task for :func:`her2sim.executors.map_tasks`: a group of starts in lockstep.
-    ``shared = (problem, options, max_evaluations)``; returns one dict per start."""
-    problem, options, max_evaluations = shared
+    ``shared = (problem, options, max_evaluations[, closed_form_noise])``; returns one dict per start."""
+    problem, options, max_evaluations, *rest = shared
     fits = local_fits(Objective(problem, **options), np.asarray(X0), indices=indices,
-                      max_evaluations=max_evaluations)
+                      max_evaluations=max_evaluations, closed_form_noise=bool(rest[0]) if rest else True)
     return [asdict(r) for r in fits]
 
 
@@ -256,7 +281,7 @@ def start_points(objective: Objective, starts: int, seed) -> np.ndarray:
 
 def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=None, resume: bool = False,
         objective: Objective | None = None, max_evaluations: int = 200, progress: bool = False,
-        group: int | None = None) -> FitResult:
+        group: int | None = None, closed_form_noise: bool = True) -> FitResult:
     """Multi-start fit of a PEtab problem.
 
     Parameters
@@ -269,6 +294,9 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
     max_evaluations : objective+derivative evaluations per start.
     group : starts optimised together in lockstep per task (default: all starts in this process;
         one group per core on other schedulers). With ``out``, groups are also the unit of saving.
+    closed_form_noise : noise parameters that only scale a normal noise (``Objective.noise_groups``)
+        are set to their closed-form optimum at every point instead of being optimised (Loos et al.,
+        Bioinformatics 2018); False: every estimated parameter is optimised.
     """
     from ..executors import Progress, map_tasks
 
@@ -289,7 +317,7 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
                 if d.get("seed") == _seed_key(seed) and d["index"] < starts:
                     done[d["index"]] = StartResult(**{k: v for k, v in d.items() if k != "seed"})
     todo = [(i, X0[i]) for i in range(int(starts)) if i not in done]
-    shared = (problem, _options(objective), int(max_evaluations))
+    shared = (problem, _options(objective), int(max_evaluations), bool(closed_form_noise))
     bar = Progress(len(todo), enabled=progress, what="fit", unit="starts") if progress else None
     # groups of starts run in lockstep (one batch integration per round of evaluations); with an
     # output folder each group's starts are written when it finishes, so an interruption loses one group
@@ -318,9 +346,14 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
     ordered = tuple(sorted(done.values(), key=lambda s: (not np.isfinite(s.nllh), s.nllh, s.index)))
     best = np.array(ordered[0].x)
     theta = objective.theta(best)[0]
+    # how accurate the best fit's simulations are, measured: every condition re-integrated at a tighter tolerance
+    cert = objective.certificate(theta) if np.isfinite(ordered[0].nllh) else None
     return FitResult(problem.free, objective.scales, ordered, theta,
                      {"seed": seed, "starts": int(starts), "method": objective.method, "rtol": objective.rtol,
-                      "atol": objective.atol, "fd_step": objective.fd_step})
+                      "atol": objective.atol, "fd_step": objective.fd_step, "max_steps": objective.max_steps,
+                      "max_evaluations": int(max_evaluations),
+                      "closed_form_noise": [problem.free[k] for k, *_ in objective.noise_groups]
+                      if closed_form_noise else [], "certificate": cert})
 
 
 def _seed_key(seed):
@@ -342,5 +375,5 @@ def parameter_table(problem: PetabProblem, theta) -> "pandas.DataFrame":  # noqa
     return pd.DataFrame(rows)
 
 
-__all__ = ["StartResult", "FitResult", "Lockstep", "latin_hypercube", "local_fit", "local_fits", "fit",
+__all__ = ["StartResult", "FitResult", "Lockstep", "latin_hypercube", "local_fit", "local_fits", "split_noise", "fit",
            "parameter_table"]

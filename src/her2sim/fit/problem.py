@@ -221,6 +221,23 @@ def _number_or_id(text: str, where: str):
     return text
 
 
+def _check_prior(ptype: str, params: tuple, lower: float, where: str, pid: str) -> None:
+    """A prior's parameters are finite, its scale > 0, a uniform range non-empty, a log prior's
+    parameter positive."""
+    if not params:
+        return
+    a, b = params
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise PetabError(f"{where}: prior parameters must be finite, got {a!r};{b!r}")
+    if ptype.lower().endswith("uniform"):
+        if not a < b:
+            raise PetabError(f"{where}: a uniform prior needs lower < upper, got {a!r};{b!r}")
+    elif b <= 0:
+        raise PetabError(f"{where}: the {ptype} prior's scale (second number) must be > 0, got {b!r}")
+    if ptype in ("logNormal", "logLaplace") and not lower > 0:
+        raise PetabError(f"{where}: a {ptype} prior needs parameter {pid!r} > 0, but its lowerBound is {lower!r}")
+
+
 def read_parameters(path: Path) -> tuple:
     """Parameter table -> tuple of ParameterRow (validated scales, bounds, priors)."""
     name = "parameter table"
@@ -267,6 +284,7 @@ def read_parameters(path: Path) -> tuple:
                     if len(parts) != 2:
                         raise PetabError(f"{_where(name, i, col)}: expected two numbers 'a;b', got {text!r}")
                     params = tuple(_float(v, _where(name, i, col)) for v in parts)
+                _check_prior(ptype, params, lo, _where(name, i, col), pid)
             priors.append((ptype, params))
         rows.append(ParameterRow(pid, scale, lo, hi, nominal, est == "1", priors[0][0], priors[0][1],
                                  priors[1][0], priors[1][1]))
@@ -290,6 +308,10 @@ def read_observables(path: Path) -> dict:
                              f"{', '.join(DISTRIBUTIONS)}")
         formula = parse_formula(r["observableFormula"], where=_where(name, i, "observableFormula"))
         noise = parse_formula(r["noiseFormula"], where=_where(name, i, "noiseFormula"))
+        constant = ex.simplify(noise)
+        if isinstance(constant, ex.Num) and not constant.value > 0:
+            raise PetabError(f"{_where(name, i, 'noiseFormula')}: the noise standard deviation of {oid!r} must be "
+                             f"> 0, got {constant.value!r}")
         out[oid] = ObservableRow(oid, formula, noise, trans, dist, r["observableFormula"].strip(),
                                  r["noiseFormula"].strip())
     return out
@@ -320,7 +342,7 @@ def read_measurements(path: Path) -> tuple:
         if not np.isfinite(value):
             raise PetabError(f"{_where(name, i, 'measurement')}: the measurement must be finite, got {value!r}")
         t = _float(r["time"], _where(name, i, "time"))
-        if np.isnan(t) or t == -math.inf:
+        if np.isnan(t) or t < 0:
             raise PetabError(f"{_where(name, i, 'time')}: expected a time >= 0 or inf (steady state), got {t!r}")
 
         def split(col):
@@ -437,6 +459,35 @@ def placeholder_names(oid: str, kind: str, node: ex.Node) -> list:
     return [n for _, n in found]
 
 
+def _check_sigma(problem: PetabProblem, m: Measurement, o: ObservableRow, where: str) -> None:
+    """Where the noise formula *is* a standard deviation (a number, a parameter or one placeholder),
+    that value must be > 0: a number in the table, or a parameter's nominal value and (if estimated)
+    its lower bound."""
+    node = o.noise
+    if not isinstance(node, ex.Sym):  # a constant is checked when the observable table is read
+        return
+    value, column = node.name, "noiseFormula"
+    if placeholder_names(o.id, "noise", node):
+        value, column = m.noise_parameters[0], "noiseParameters"
+    if not isinstance(value, str):
+        if not value > 0:
+            raise PetabError(f"{where} column {column!r}: the noise standard deviation of {o.id!r} must be > 0, "
+                             f"got {value!r}")
+        return
+    ids = problem.parameter_ids
+    if value not in ids:
+        return
+    i = ids.index(value)
+    p = problem.parameters[i]
+    if not p.nominal > 0:
+        raise PetabError(f"{_where('parameter table', i + 1, 'nominalValue')}: {p.id!r} is the noise standard "
+                         f"deviation of {o.id!r} ({where}), so it must be > 0, got {p.nominal!r}")
+    if p.estimate and not p.lower > 0:
+        raise PetabError(f"{_where('parameter table', i + 1, 'lowerBound')}: {p.id!r} is the noise standard "
+                         f"deviation of {o.id!r} ({where}), so its bounds must be > 0, got lowerBound {p.lower!r} "
+                         "(use a positive bound or parameterScale log10)")
+
+
 def validate(problem: PetabProblem) -> PetabProblem:
     """Cross-table checks: ids resolve, override counts match placeholders, no clash with the model."""
     spec = problem.model
@@ -486,6 +537,7 @@ def validate(problem: PetabProblem) -> PetabProblem:
             for v in values:
                 if isinstance(v, str) and v not in pids:
                     raise PetabError(f"{where} column {col!r}: {v!r} is not a parameter-table id")
+        _check_sigma(problem, m, o, where)
         if o.transformation != "lin" and m.value <= 0:
             raise PetabError(f"{where} column 'measurement': observable {o.id!r} is on the {o.transformation} "
                              f"scale, so measurements must be > 0, got {m.value!r}")
