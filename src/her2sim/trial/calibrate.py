@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arms import TableCache
 from .trial import HOURS_PER_MONTH, PreparedTrial, evaluate, load_trial, prepare_trial, target_value
 
 CALIBRATION_TRIALS = ("cleopatra_like", "emilia_like", "destiny_breast03_like", "destiny_breast04_like",
@@ -105,7 +106,8 @@ def calibrate(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 202
     held = [s.name for s in specs if s.role != "calibration"]
     if held:
         raise ValueError(f"calibrate: {held} are held-out trials; only role = 'calibration' specs may be fitted")
-    preps = [prepare_trial(s, patients, seed, workers=workers, progress=progress) for s in specs]
+    cache = TableCache()
+    preps = [prepare_trial(s, patients, seed, workers=workers, progress=progress, cache=cache) for s in specs]
     if start is None:
         start = current_values(specs)
     x = np.log(np.asarray(start, float))
