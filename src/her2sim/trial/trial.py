@@ -1,15 +1,16 @@
 """Virtual trials: trial spec (TOML) -> cohort -> PK -> exposure-response -> lesions -> RECIST -> statistics.
 
-Pipeline (each stage a function, the expensive ones cached):
+Pipeline (each stage a function; exposure-response tables kept in an explicit, content-keyed cache):
 
 1. :func:`load_trial` reads ``models/trials/NAME.toml`` (arms = regimens, population +
    eligibility, follow-up, assessment interval, subgroups, and for calibration trials the
    observed read-outs with sources).
-2. :func:`prepare_trial` samples the cohort (seeded), randomises it to the arms, integrates PK
-   hour by hour for every patient (:class:`her2sim.trial.pk.PKStepper`) and turns the free tumour
-   and brain concentrations into daily mean growth-rate changes through the arm's exposure-
-   response table (:func:`her2sim.trial.exposure.compute_table`, batch path, cached per drug
-   set). This is independent of the calibrated tumour parameters.
+2. :func:`prepare_trial` samples the cohort (seeded), randomises it to the arms, computes every
+   patient's hourly PK (:class:`her2sim.trial.pk.HourlyPK`) and turns the free tumour and brain
+   concentrations into daily mean growth-rate changes through the arm's exposure-response table
+   (:func:`her2sim.trial.exposure.compute_table`, batch path, kept in a content-keyed
+   :class:`her2sim.trial.arms.TableCache`); see :mod:`her2sim.trial.arms`. This is independent
+   of the calibrated tumour parameters.
 3. :func:`evaluate` grows the lesions with the tumour parameters (:func:`her2sim.trial.tumour.grow`),
    assesses RECIST 1.1 at the scheduled scans and computes PFS, response rates, hazard ratios and
    subgroups. Calibration re-runs only this stage.
@@ -33,8 +34,10 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..validate import MAX_PATIENTS, check_count, check_seed
-from .arms import (ArmPlan, TableCache, arm_exposure, cross_columns, exposure, exposure_stepped, her2_antibodies,
-                   plan_arm, reached_fraction)
+from .arms import TableCache, arm_exposure
+# stage 2 moved to trial.arms in version 2; these names keep working from here
+from .arms import ArmPlan, cross_columns, exposure, exposure_stepped, her2_antibodies, plan_arm  # noqa: F401
+from .arms import reached_fraction  # noqa: F401
 from .files import check_keys, quantity, read, require, require_source
 from .population import Cohort, PopulationSpec, load_population, sample_population
 from .recist import assess, rates
@@ -348,8 +351,8 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     and ``dropout_u`` are already theirs), assess RECIST at the scheduled scans and censor drop-outs.
 
     Returns per-patient arrays: pfs_months, progressed, best_response, best_change_pct,
-    resistant_share (HER2-lower share of the first lesion at PD or the end), pd_new_brain, and
-    sld (n, assessments) in mm. Each patient's outcome depends only on that patient's inputs.
+    resistant_share (HER2-lower share of the first lesion at PD or the end), pd_new_brain,
+    cns_pfs_months and cns_progressed (:func:`cns_progression`), and sld (n, assessments) in mm. Each patient's outcome depends only on that patient's inputs.
     """
     tp = spec.tumour
     g, f, d0 = inputs.g[rows], inputs.f[rows], inputs.d0[rows]
@@ -378,10 +381,38 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     event = t_pd <= cens
     last = diam.shape[1] - 1
     at = np.minimum(np.where(k > 0, assess_day[np.maximum(k, 0)], last), last)
+    cns_t, cns_event = cns_progression(dA[:, :, -1], brain_target, new, assess_h, cens)
     return {"pfs_months": np.where(event, t_pd, cens) / HOURS_PER_MONTH, "progressed": event,
+            "cns_pfs_months": cns_t / HOURS_PER_MONTH, "cns_progressed": cns_event,
             "best_response": np.asarray(r["best"]).astype(str), "best_change_pct": np.asarray(r["best_change"], float),
             "resistant_share": share[np.arange(n), at, 0],
             "pd_new_brain": event & new[np.arange(n), np.maximum(k, 0)], "sld": sld}
+
+
+#: CNS progression of a measured brain lesion: growth over its nadir (RANO-BM, Lin et al. 2015 Lancet
+#: Oncol 16:e270: >= 20% increase in the sum of CNS target lesion diameters)
+CNS_PROGRESSION_INCREASE = 0.20
+
+
+def cns_progression(brain_d: np.ndarray, brain_target: np.ndarray, new_brain: np.ndarray, assess_h: np.ndarray,
+                    censor_h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CNS progression as its own event, whatever happens outside the brain (patients stay on
+    treatment in the simulation): the first scan at which a measured brain lesion is
+    :data:`CNS_PROGRESSION_INCREASE` above its nadir, or a new brain lesion is seen.
+
+    brain_d : (n, A) brain lesion diameter (mm) at the assessments (NaN: none); brain_target : (n,)
+    a measured brain lesion at baseline; new_brain : (n, A) a new brain lesion is called; censor_h :
+    (n,) censoring time (drop-out or end of follow-up). Returns (time h, event) per patient.
+    """
+    d = np.nan_to_num(brain_d, nan=0.0)
+    nadir = np.minimum.accumulate(d, axis=1)
+    grown = brain_target[:, None] & (d >= (1.0 + CNS_PROGRESSION_INCREASE) * nadir) & (nadir > 0)
+    hit = grown | new_brain
+    hit[:, 0] = False
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    t = np.where(first > 0, assess_h[np.maximum(first, 0)], np.inf)
+    event = t <= censor_h
+    return np.where(event, t, censor_h), event
 
 
 def patient_table(spec: TrialSpec, cohort: Cohort, arm_index: np.ndarray, inputs: TumourInputs, outcomes: dict):
@@ -398,6 +429,8 @@ def patient_table(spec: TrialSpec, cohort: Cohort, arm_index: np.ndarray, inputs
     df["best_change_pct"] = outcomes["best_change_pct"]
     df["resistant_share_at_pd_or_end"] = outcomes["resistant_share"]
     df["progression_by_new_brain_lesion"] = outcomes["pd_new_brain"]
+    df["cns_pfs_months"] = outcomes["cns_pfs_months"]
+    df["cns_progressed"] = outcomes["cns_progressed"]
     return df
 
 
@@ -448,6 +481,12 @@ def summarise(spec: TrialSpec, df, curves: dict) -> dict:
         rr = rates(d.best_response.values, sd_weeks)
         out["arms"][arm.name] = {"n": len(d), "events": int(d.progressed.sum()), "median_pfs": med,
                                  "median_pfs_ci": (lo, hi), "pfs_12mo": km.at(12.0), **rr}
+        b = d[d.brain_mets.astype(bool)]
+        if len(b):  # CNS-PFS of the patients with measured brain metastases at baseline
+            cns = kaplan_meier(b.cns_pfs_months.values, b.cns_progressed.values)
+            out["arms"][arm.name].update({"n_brain_mets": len(b), "median_cns_pfs": median_survival(cns)[0],
+                                          "cns_pfs_12mo": cns.at(12.0)})
+        out["arms"][arm.name]["cns_progression_share"] = float(d.cns_progressed.mean()) if len(d) else float("nan")
     ctrl = spec.control
     for arm in spec.arms:
         if arm is ctrl:
@@ -503,6 +542,11 @@ def format_summary(result: TrialResult) -> str:
         lines.append(f"  {name:<48} n={a['n']:<5d} events={a['events']:<5d} median PFS {a['median_pfs']:5.1f} mo "
                      f"(95% CI {lo:4.1f}-{hi:4.1f})  12-mo PFS {a['pfs_12mo']:.2f}  ORR {a['ORR']:.2f}  "
                      f"DCR {a['DCR']:.2f}  CBR {a.get('CBR', float('nan')):.2f}")
+    for name, a in s["arms"].items():
+        if "median_cns_pfs" in a:
+            lines.append(f"  {name:<48} CNS-PFS (n={a['n_brain_mets']} with brain metastases): median "
+                         f"{a['median_cns_pfs']:5.1f} mo, 12-mo {a['cns_pfs_12mo']:.2f}; CNS progression in "
+                         f"{a['cns_progression_share']:.0%} of the arm")
     for name, c in s["comparisons"].items():
         lines.append(f"  HR {name} vs {result.spec.control.name}: {c['hazard_ratio']:.2f} "
                      f"(95% CI {c['ci'][0]:.2f}-{c['ci'][1]:.2f}), log-rank p={c['logrank_p']:.2g}")
