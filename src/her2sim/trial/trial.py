@@ -51,7 +51,12 @@ HOURS_PER_MONTH = 730.5
 MAX_FOLLOW_UP_H = 10 * 8766.0
 #: shortest assessment interval: tumour sizes are computed per day
 MIN_ASSESSMENT_H = 24.0
-METRICS = ("median_pfs", "hazard_ratio", "pfs_rate", "orr")
+#: calibration read-outs: PFS (median, HR, rate at a time), ORR, and CNS outcomes: ``cns_orr`` (share of
+#: patients with measured brain metastases whose brain lesion shrinks >= 30%, RANO-BM partial response),
+#: ``cns_first_progression`` (share of patients whose first progression is in the brain), ``median_cns_pfs``
+METRICS = ("median_pfs", "hazard_ratio", "pfs_rate", "orr", "cns_orr", "cns_first_progression", "median_cns_pfs")
+#: RANO-BM partial response of a brain target lesion (Lin et al. 2015 Lancet Oncol 16:e270): >= 30% decrease
+CNS_RESPONSE_DECREASE = 0.30
 SUBGROUPS = ("hr_positive", "pik3ca", "pten_loss", "cd16a", "brain_mets", "pdl1_positive", "her2")
 
 
@@ -183,7 +188,7 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         arm = require(o, "arm", path, entry)
         if arm not in names:
             raise ModelFileError(f"arm {arm!r} is not one of {names}", path=str(path), entry=entry)
-        if metric == "median_pfs":
+        if metric in ("median_pfs", "median_cns_pfs"):
             val = quantity(o["value"], "h", path, entry) / HOURS_PER_MONTH
         else:
             val = float(require(o, "value", path, entry, kind=float))
@@ -382,8 +387,12 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     last = diam.shape[1] - 1
     at = np.minimum(np.where(k > 0, assess_day[np.maximum(k, 0)], last), last)
     cns_t, cns_event = cns_progression(dA[:, :, -1], brain_target, new, assess_h, cens)
+    # best change of a measured brain lesion before CNS progression or censoring (NaN: none measured)
+    db = np.where(assess_h[None, :] < cns_t[:, None], dA[:, :, -1], np.nan)[:, 1:] / d0[:, -1:] - 1.0
+    seen = brain_target & np.isfinite(db).any(axis=1)
+    cns_best = np.where(seen, np.nanmin(np.where(np.isfinite(db), db, np.inf), axis=1), np.nan) * 100.0
     return {"pfs_months": np.where(event, t_pd, cens) / HOURS_PER_MONTH, "progressed": event,
-            "cns_pfs_months": cns_t / HOURS_PER_MONTH, "cns_progressed": cns_event,
+            "cns_pfs_months": cns_t / HOURS_PER_MONTH, "cns_progressed": cns_event, "cns_best_change_pct": cns_best,
             "best_response": np.asarray(r["best"]).astype(str), "best_change_pct": np.asarray(r["best_change"], float),
             "resistant_share": share[np.arange(n), at, 0],
             "pd_new_brain": event & new[np.arange(n), np.maximum(k, 0)], "sld": sld}
@@ -431,6 +440,7 @@ def patient_table(spec: TrialSpec, cohort: Cohort, arm_index: np.ndarray, inputs
     df["progression_by_new_brain_lesion"] = outcomes["pd_new_brain"]
     df["cns_pfs_months"] = outcomes["cns_pfs_months"]
     df["cns_progressed"] = outcomes["cns_progressed"]
+    df["cns_best_change_pct"] = outcomes["cns_best_change_pct"]
     return df
 
 
@@ -528,6 +538,15 @@ def target_value(result: TrialResult, target: Target) -> float:
     d = df[df.arm == target.arm]
     if target.metric == "orr":
         return rates(d.best_response.values)["ORR"]
+    if target.metric == "cns_orr":
+        b = d[d.brain_mets.astype(bool)]
+        return float(np.mean(b.cns_best_change_pct.values <= -100 * CNS_RESPONSE_DECREASE)) if len(b) else np.nan
+    if target.metric == "cns_first_progression":
+        first = d.cns_progressed.values & (~d.progressed.values | (d.cns_pfs_months.values <= d.pfs_months.values))
+        return float(np.mean(first)) if len(d) else np.nan
+    if target.metric == "median_cns_pfs":
+        b = d[d.brain_mets.astype(bool)]
+        return median_survival(kaplan_meier(b.cns_pfs_months.values, b.cns_progressed.values))[0] if len(b) else np.nan
     km = kaplan_meier(d.pfs_months.values, d.progressed.values)
     if target.metric == "pfs_rate":
         return km.at(target.at_months)
