@@ -394,11 +394,15 @@ class PKStepper:
     sub-step times the stiffness of the saturable term, ``Vmax Km / (V1 (Km + C)**2)`` at a lower
     bound of C over the step, is at most :data:`MM_STEP_RATE` (one sub-step while ``C >> Km``),
     and, while absorption feeds the central compartment, ``h ka <= MM_INPUT_STEP``.
+    ``step_rate`` replaces :data:`MM_STEP_RATE` (read at construction); ``expm(K, t)`` computes the
+    (N, n, n) propagators (default :func:`scipy.linalg.expm`; :class:`HourlyPK` passes :func:`expm_batch`).
     """
 
-    def __init__(self, pk: PKModel, p: dict, route: str, dt_h: float = 1.0, step_rate: float = MM_STEP_RATE):
+    def __init__(self, pk: PKModel, p: dict, route: str, dt_h: float = 1.0, step_rate: float | None = None,
+                 expm=None):
         K = pk.rate_matrix(p)
-        self.step_rate = float(step_rate)
+        self.step_rate = float(MM_STEP_RATE if step_rate is None else step_rate)
+        expm = expm or (lambda A, t: scipy.linalg.expm(A * t))   # the reference: scipy's expm, bit for bit
         self.iv = route == "iv"
         self.pk = pk
         self.x = np.zeros((len(p["CL"]), pk.n_compartments))
@@ -406,7 +410,7 @@ class PKStepper:
         self.F = pk.input_fraction(p, route)
         self.V1 = p["V1"]
         if not pk.michaelis_menten:
-            self.M = expm_batch(K, dt_h)
+            self.M = expm(K, dt_h)
             return
         c = pk.central
         self.dt = dt_h
@@ -420,7 +424,7 @@ class PKStepper:
         self._E = []  # per level L: (E(h), E(h/2)) with h = dt / 2**L, (N, n, n) each
         for L in range(self._levels + 1):
             h = dt_h / 2 ** L
-            self._E.append((expm_batch(K, h), expm_batch(K, h / 2)))
+            self._E.append((expm(K, h), expm(K, h / 2)))
 
     def concentration(self) -> np.ndarray:
         """(N,) current central concentration in mg/L."""
@@ -539,7 +543,8 @@ class HourlyPK:
         else:
             self.dt = int(np.gcd.reduce(np.concatenate([[24], uniq])))
             self.dt = max(k for k in range(1, MM_COARSE_H + 1) if self.dt % k == 0)
-        self.stepper = PKStepper(pk, p, route, dt_h=float(self.dt), step_rate=MM_COARSE_STEP_RATE)
+        self.stepper = PKStepper(pk, p, route, dt_h=float(self.dt), step_rate=MM_COARSE_STEP_RATE,
+                                 expm=expm_batch if self.dt > 1 else None)
         if self.dt > 1:
             c = pk.central
             E = np.stack([expm_batch(K, s) for s in range(0, self.dt + 1)], axis=1)  # (N, dt+1, n, n)
