@@ -1,17 +1,28 @@
-"""Virtual-trial wall time: a 1,000-patient, two-arm, 24-month trial (HER2CLIMB-like spec).
+"""Virtual-trial wall time: a 1,000-patient, two-arm, 24-month trial (HER2CLIMB-like spec), before and after.
 
-Reports the stages separately (exposure-response tables on the batch path, hourly PK + table
-reads, lesion growth + RECIST + statistics) and, first, the accuracy of the default 2-h table-read
-window against a 1-h reference on the same patients (so a speed-up cannot hide an accuracy loss).
+One run times both exposure paths on the same patients and PK draws, with the exposure-response
+tables already built (they are timed separately, on the batch path):
+
+- before: :func:`her2sim.trial.arms.exposure_stepped` (PK stepped hour by hour, table read per
+  2-h window: the trial path of version 1);
+- after: :func:`her2sim.trial.arms.exposure` (closed-form / coarse-step PK, one read of both clones
+  per ``window_h``-hour window, default :data:`~her2sim.trial.arms.WINDOW_H`);
+
+and reports the error of each against the hourly reference (``exposure_stepped`` with 1-h reads) on
+the first 100 patients of each arm (max |delta daily rate| in 1/h), and the trial read-outs (median
+PFS per arm, HR) of both paths, so a speed-up cannot hide an accuracy loss. CPU seconds of this
+process (``time.process_time``) are printed next to wall seconds: on a shared machine wall time
+includes other jobs.
 
 Then the scale-out: ``run_trial`` in patient blocks in this process and on a 2-worker dask
 LocalCluster (``scheduler="processes"``), on ``--scale`` patients, checked equal to each other,
 with patients/s, the ratio and peak resident memory of the driver and the workers.
 
-    python benchmarks/bench_trial.py [--patients 1000] [--spec her2climb_like] [--workers 1] [--scale 4000]
+    python benchmarks/bench_trial.py [--patients 1000] [--spec her2climb_like] [--window 4] [--scale 0]
 """
 
 import argparse
+import dataclasses
 import os
 import platform
 import time
@@ -19,44 +30,80 @@ import time
 import numpy as np
 
 
+def _clock():
+    return time.perf_counter(), time.process_time()
+
+
+def _since(c):
+    return time.perf_counter() - c[0], time.process_time() - c[1]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=1000)
     ap.add_argument("--spec", default="her2climb_like")
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--scale", type=int, default=4000, help="patients for the scale-out comparison (0: skip)")
+    ap.add_argument("--window", type=int, default=None, help="table-read window of the new path (h)")
+    ap.add_argument("--scale", type=int, default=0, help="patients for the scale-out comparison (0: skip)")
     ap.add_argument("--scale-only", action="store_true", help="only the scale-out comparison")
     args = ap.parse_args()
     import scipy
 
-    from her2sim.trial.population import sample_population
-    from her2sim.trial.trial import _TABLES, arm_exposure, evaluate, load_trial, prepare_trial
+    from her2sim.trial.arms import WINDOW_H, TableCache, exposure, exposure_stepped, plan_arm
+    from her2sim.trial.trial import evaluate, load_trial, prepare_trial
 
+    window = WINDOW_H if args.window is None else args.window
     spec = load_trial(args.spec)
     if args.scale_only:
         scale_out(spec, args.scale)
         return
     print(f"machine: {platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}, "
-          f"numpy {np.__version__}, scipy {scipy.__version__}")
-    # accuracy reference: 1-h vs 2-h windows for 100 patients of the experimental arm
-    coh = sample_population(spec.population, 100, 1)
-    ref, _ = arm_exposure(spec.arms[0], coh, spec.follow_up_h, np.random.default_rng(0), window_h=1)
-    got, _ = arm_exposure(spec.arms[0], coh, spec.follow_up_h, np.random.default_rng(0), window_h=2)
-    err = np.abs(got.dS - ref.dS).max()
-    print(f"2-h vs 1-h window: max |delta rate| {err:.2e} 1/h (typical |rate| {np.abs(ref.dS).mean():.2e})")
-    _TABLES.clear()  # time the tables from scratch
-    t0 = time.perf_counter()
-    prep = prepare_trial(spec, args.patients, seed=1, workers=args.workers)
-    t1 = time.perf_counter()
-    res = evaluate(prep)
-    t2 = time.perf_counter()
+          f"numpy {np.__version__}, scipy {scipy.__version__}; load average {os.getloadavg()[0]:.1f}")
+    cache = TableCache()
+    c = _clock()
+    prep = prepare_trial(spec, args.patients, seed=1, workers=args.workers, cache=cache)   # builds the tables
     tables = sum(v for k, v in prep.timings.items() if k.endswith("_table_s"))
     print(f"{args.spec}: {args.patients} patients, {len(spec.arms)} arms, {spec.follow_up_h / 730.5:.0f} months")
-    print(f"  exposure-response tables (batch path): {tables:6.1f} s")
-    print(f"  PK + table reads:                      {t1 - t0 - tables:6.1f} s")
-    print(f"  lesions + RECIST + statistics:         {t2 - t1:6.1f} s")
-    print(f"  total:                                 {t2 - t0:6.1f} s")
-    print(res.report())
+    print(f"  exposure-response tables (batch path, once per drug set): {tables:6.1f} s wall")
+    arms = []
+    for a, arm in enumerate(spec.arms):
+        coh = prep.cohort.subset(prep.arm_index == a)
+        plan = plan_arm(arm, coh, tumour=spec.tumour, population=spec.population, cache=cache)
+        arms.append((coh, plan, plan.sample_pk(coh.n, np.random.default_rng([1, a]))))
+    rows, rates = {}, {}
+    for label, fn, kw in (("before (hourly PK steps, 2-h reads)", exposure_stepped, {"window_h": 2}),
+                          (f"after (closed-form PK, {window}-h reads)", exposure, {"window_h": window})):
+        c = _clock()
+        rates[label] = [fn(plan, coh, pk, spec.follow_up_h, **kw) for coh, plan, pk in arms]
+        t_pk = _since(c)
+        c = _clock()
+        res = evaluate(dataclasses.replace(prep, rates=rates[label]))
+        rows[label] = (t_pk, _since(c), res)
+    print("| path | PK + table reads s (cpu) | lesions + RECIST + stats s (cpu) | total s (cpu) |")
+    print("|---|---|---|---|")
+    for label, (t_pk, t_ev, _res) in rows.items():
+        print(f"| {label} | {t_pk[0]:.1f} ({t_pk[1]:.1f}) | {t_ev[0]:.1f} ({t_ev[1]:.1f}) | "
+              f"{t_pk[0] + t_ev[0]:.1f} ({t_pk[1] + t_ev[1]:.1f}) |")
+    (b_pk, b_ev, before), (a_pk, a_ev, after) = rows.values()
+    print(f"speed-up (cpu, PK + reads + evaluate): {(b_pk[1] + b_ev[1]) / (a_pk[1] + a_ev[1]):.1f}x")
+    # accuracy: both paths against hourly reads, first 100 patients of each arm
+    for label, rr in rates.items():
+        err = 0.0
+        for (coh, plan, pk), r in zip(arms, rr):
+            m = min(100, coh.n)
+            sub = coh.subset(np.arange(m))
+            ref = exposure_stepped(plan, sub, [{k: v[:m] for k, v in p.items()} for p in pk], spec.follow_up_h,
+                                   window_h=1)
+            err = max(err, float(np.abs(r.dS[:m] - ref.dS).max()), float(np.abs(r.dR[:m] - ref.dR).max()))
+        print(f"  {label}: max |daily rate - hourly reference| {err:.2e} 1/h")
+    for name in before.summary["arms"]:
+        print(f"  median PFS {name}: before {before.summary['arms'][name]['median_pfs']:.2f} mo, after "
+              f"{after.summary['arms'][name]['median_pfs']:.2f} mo")
+    for name in before.summary["comparisons"]:
+        print(f"  HR {name}: before {before.summary['comparisons'][name]['hazard_ratio']:.3f}, after "
+              f"{after.summary['comparisons'][name]['hazard_ratio']:.3f}")
+    same = (before.patients.pfs_months.values == after.patients.pfs_months.values).mean()
+    print(f"  patients with the same PFS on both paths: {same:.1%}")
     if args.scale:
         scale_out(spec, args.scale)
 
@@ -72,20 +119,22 @@ def scale_out(spec, patients: int) -> None:
     import pandas as pd
 
     from her2sim.trial import run_trial
+    from her2sim.trial.arms import TableCache
     from her2sim.trial.scaleout import DEFAULT_BLOCK
 
-    run_trial(spec, 2 * len(spec.arms), seed=1)  # tables of these drug sets are cached from here on
+    cache = TableCache()
+    run_trial(spec, 2 * len(spec.arms), seed=1, cache=cache)  # the tables of these drug sets, built once
     base_mb = _peak_rss_mb()
     from distributed import Client, LocalCluster
 
     rows = []
     t0 = time.perf_counter()
-    res = run_trial(spec, patients, seed=2)
+    res = run_trial(spec, patients, seed=2, cache=cache)
     rows.append(("this process", time.perf_counter() - t0, res))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         t0 = time.perf_counter()
-        res = run_trial(spec, patients, seed=2, scheduler=client)
+        res = run_trial(spec, patients, seed=2, scheduler=client, cache=cache)
         rows.append(("dask LocalCluster, 2 workers", time.perf_counter() - t0, res))
         workers_mb = list(client.run(_peak_rss_mb).values())
     pd.testing.assert_frame_equal(rows[0][2].patients, rows[1][2].patients, check_exact=True)

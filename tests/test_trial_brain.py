@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from her2sim.trial import arms as arms_module
 from her2sim.trial import pk as pk_module
-from her2sim.trial import trial as trial_module
 from her2sim.trial.trial import prepare_trial
 from her2sim.trial.tumour import grow
 
@@ -124,8 +124,28 @@ def test_the_brain_advantage_comes_from_tucatinib_kp_uu(specs, prepared, monkeyp
             pk = replace(pk, values={**pk.values, "kp_uu_brain": 0.005})
         return pk
 
-    monkeypatch.setattr(trial_module, "load_pk", low_kpuu)
+    monkeypatch.setattr(arms_module, "load_pk", low_kpuu)   # stage 2 (and its load_pk) lives in trial.arms
     low = prepare_trial(specs["tucatinib"], PATIENTS, SEED)
     ref = prepared["tucatinib"]
     assert np.mean(_in_vivo_signal(low, 0)) == pytest.approx(np.mean(_in_vivo_signal(ref, 0)), rel=1e-6)
     assert np.mean(_in_vivo_signal(low, 1)) >= 2 / 3 * np.mean(_in_vivo_signal(ref, 1))
+
+
+def test_cns_progression_is_its_own_event():
+    """RANO-BM-like CNS progression: >= 20% over the nadir of a measured brain lesion, or a new brain
+    lesion; censored like PFS; independent of what happens outside the brain."""
+    from her2sim.trial.trial import CNS_PROGRESSION_INCREASE, cns_progression
+
+    assess = np.array([0.0, 1000.0, 2000.0, 3000.0, 4000.0])
+    d = np.array([[12.0, 10.0, 8.0, 9.0, 9.7],      # nadir 8; 9.7 >= 1.2 x 8 = 9.6 at scan 4
+                  [12.0, 10.0, 8.0, 9.0, 9.5],      # 9.5 < 9.6: no CNS progression
+                  [np.nan, 1.0, 2.0, 6.0, 8.0],     # occult lesion, called new at scan 3
+                  [12.0, 20.0, 30.0, 40.0, 50.0]])  # grows at once, but the patient dropped out at 500 h
+    target = np.array([True, True, False, True])
+    new = np.zeros((4, 5), dtype=bool)
+    new[2, 3:] = True
+    cens = np.array([4000.0, 4000.0, 4000.0, 500.0])
+    t, e = cns_progression(d, target, new, assess, cens)
+    assert CNS_PROGRESSION_INCREASE == 0.20
+    np.testing.assert_array_equal(e, [True, False, True, False])
+    np.testing.assert_array_equal(t, [4000.0, 4000.0, 3000.0, 500.0])

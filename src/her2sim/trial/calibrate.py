@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arms import TableCache
 from .trial import HOURS_PER_MONTH, PreparedTrial, evaluate, load_trial, prepare_trial, target_value
 
 CALIBRATION_TRIALS = ("cleopatra_like", "emilia_like", "destiny_breast03_like", "destiny_breast04_like",
@@ -82,32 +83,32 @@ def residuals(theta, preps) -> list:
         for t in prep.spec.targets:
             sim = target_value(res, t)
             if not np.isfinite(sim):
-                sim = 1.5 * prep.spec.follow_up_h / HOURS_PER_MONTH if t.metric == "median_pfs" else 1e-3
+                sim = 1.5 * prep.spec.follow_up_h / HOURS_PER_MONTH if t.metric.startswith("median") else 1e-3
             sim = max(sim, 1e-3)
             out.append((prep.spec.name, t.metric, t.arm, ",".join(f"{k}={v}" for k, v in t.subgroup.items()),
                         t.value, float(sim), float(np.log(sim / t.value))))
     return out
 
 
-def calibrate(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, start=None,
-              max_evaluations: int = 250, restarts: int = 2, workers: int = 1,
-              progress: bool = False) -> CalibrationResult:
-    """Fit the patient-level parameters to the calibration trials' read-outs (see the module docstring).
-
-    ``start``: initial values in the order of :data:`PARAMETERS` (default: the shipped values).
-    Nelder-Mead is restarted ``restarts`` times from its last point with a fresh simplex (steps of
-    0.5 in log units): the objective is piecewise constant (PFS is read at scan times), and a
-    collapsed simplex stalls on its plateaus. ``max_evaluations`` applies to each round.
-    """
-    from scipy.optimize import minimize
-
+def prepare_calibration(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, workers: int = 1,
+                        progress: bool = False) -> list:
+    """The prepared calibration trials (cohorts, PK and exposure: common random numbers for every fit).
+    Refuses held-out trials before any work."""
     specs = [load_trial(t) for t in trials]
     held = [s.name for s in specs if s.role != "calibration"]
     if held:
         raise ValueError(f"calibrate: {held} are held-out trials; only role = 'calibration' specs may be fitted")
-    preps = [prepare_trial(s, patients, seed, workers=workers, progress=progress) for s in specs]
+    cache = TableCache()
+    return [prepare_trial(s, patients, seed, workers=workers, progress=progress, cache=cache) for s in specs]
+
+
+def fit(preps, *, start=None, max_evaluations: int = 250, restarts: int = 2, progress: bool = False) -> CalibrationResult:
+    """Nelder-Mead fit of :data:`PARAMETERS` to the read-outs of the prepared trials ``preps`` (see
+    :func:`calibrate`)."""
+    from scipy.optimize import minimize
+
     if start is None:
-        start = current_values(specs)
+        start = current_values([p.spec for p in preps])
     x = np.log(np.asarray(start, float))
     count = [0]
 
@@ -126,8 +127,58 @@ def calibrate(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 202
         x = opt.x
     r = residuals(x, preps)
     rms = float(np.sqrt(np.mean([v[-1] ** 2 for v in r])))
-    return CalibrationResult(dict(zip(PARAMETERS, map(float, np.exp(x)))), rms, r, count[0], patients, seed,
+    n = preps[0].cohort.n if preps else 0
+    seed = preps[0].seed if preps else 0
+    return CalibrationResult(dict(zip(PARAMETERS, map(float, np.exp(x)))), rms, r, count[0], n, seed,
                              prior_penalty(x))
+
+
+def calibrate(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, start=None,
+              max_evaluations: int = 250, restarts: int = 2, workers: int = 1,
+              progress: bool = False) -> CalibrationResult:
+    """Fit the patient-level parameters to the calibration trials' read-outs (see the module docstring).
+
+    ``start``: initial values in the order of :data:`PARAMETERS` (default: the shipped values).
+    Nelder-Mead is restarted ``restarts`` times from its last point with a fresh simplex (steps of
+    0.5 in log units): the objective is piecewise constant (PFS is read at scan times), and a
+    collapsed simplex stalls on its plateaus. ``max_evaluations`` applies to each round.
+    Read-outs: every ``observed`` entry of the specs (:data:`~her2sim.trial.trial.METRICS`: median
+    PFS, HR, PFS rate, ORR and the CNS read-outs).
+    """
+    preps = prepare_calibration(trials, patients=patients, seed=seed, workers=workers, progress=progress)
+    return fit(preps, start=start, max_evaluations=max_evaluations, restarts=restarts, progress=progress)
+
+
+def leave_one_trial_out(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, start=None,
+                        max_evaluations: int = 250, restarts: int = 2, workers: int = 1,
+                        progress: bool = False) -> dict:
+    """Honest predictive error: for every trial k, fit on the other trials and predict trial k.
+
+    Returns ``{trial: {"parameters": fitted without it, "residuals": its read-outs predicted (same
+    tuples as :attr:`CalibrationResult.residuals`), "rms_log_residual"}}``. The trials are prepared
+    once (common random numbers); every fold is a full :func:`fit`.
+    """
+    preps = prepare_calibration(trials, patients=patients, seed=seed, workers=workers, progress=progress)
+    if len(preps) < 2:
+        raise ValueError("leave_one_trial_out needs at least two calibration trials")
+    out = {}
+    for k, prep in enumerate(preps):
+        res = fit([p for j, p in enumerate(preps) if j != k], start=start, max_evaluations=max_evaluations,
+                  restarts=restarts, progress=progress)
+        theta = np.log([res.parameters[name] for name in PARAMETERS])
+        r = residuals(theta, [prep])
+        out[prep.spec.name] = {"parameters": res.parameters, "residuals": r,
+                               "rms_log_residual": float(np.sqrt(np.mean([v[-1] ** 2 for v in r]))) if r else np.nan}
+    return out
+
+
+def format_leave_one_out(loo: dict) -> str:
+    """Markdown table of :func:`leave_one_trial_out`: every read-out predicted without its trial."""
+    lines = ["| trial (left out) | read-out | arm | subgroup | published | predicted | log ratio |", "|---|---|---|---|---|---|---|"]
+    for name, d in loo.items():
+        for tr, m, arm, sub, obs, sim, lr in d["residuals"]:
+            lines.append(f"| {tr} | {m} | {arm} | {sub} | {obs:.3g} | {sim:.3g} | {lr:+.2f} |")
+    return "\n".join(lines)
 
 
 def format_calibration(res: CalibrationResult) -> str:

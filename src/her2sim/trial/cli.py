@@ -25,6 +25,10 @@ def add_parser(subparsers) -> None:
                         "'dask://HOST:PORT' (an existing dask scheduler); results do not depend on it")
     p.add_argument("--block", type=int, default=None, metavar="N",
                    help="patients per task (default 1000; memory per task grows with it)")
+    p.add_argument("--independent-action", action="store_true",
+                   help="also give each regimen of every combination arm alone to the same virtual patients and "
+                        "report the combination's PFS against each patient's best single drug (benefit beyond "
+                        "independent drug action, Palmer & Sorger 2017)")
     p.add_argument("--list", action="store_true", help="list the bundled trial specs with their role")
     p.set_defaults(handler=handle)
 
@@ -38,6 +42,7 @@ def handle(args) -> int:
     from ..atomic import atomic_path, atomic_write_text
     from ..executors import check_scheduler
     from ..validate import check_count, check_output_dir
+    from .arms import TableCache
     from .scaleout import run_trial
     from .trial import check_trial_size, load_trial
 
@@ -59,9 +64,17 @@ def handle(args) -> int:
     except Her2simError as exc:
         print(f"her2sim trial: error: {exc}", file=sys.stderr)
         return exit_code(exc)
+    cache = TableCache()
     result = run_trial(spec, patients=args.patients, seed=args.seed, workers=args.workers, progress=True,
-                       scheduler=args.scheduler, block=args.block)
-    print(result.report())
+                       scheduler=args.scheduler, block=args.block, cache=cache)
+    report = result.report()
+    if getattr(args, "independent_action", False):
+        from .ida import format_independent_action, independent_action
+
+        ida = independent_action(spec, args.patients, args.seed, result=result, cache=cache, workers=args.workers)
+        result.summary["independent_action"] = ida
+        report += "\n" + format_independent_action(ida)
+    print(report)
     if out is not None:
         from .plots import trial_figure
 
@@ -69,7 +82,7 @@ def handle(args) -> int:
         with atomic_path(out / "patients.csv") as tmp:
             result.patients.to_csv(tmp, index=False)
         atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=1, default=float))
-        atomic_write_text(out / "summary.txt", result.report() + "\n")
+        atomic_write_text(out / "summary.txt", report + "\n")
         trial_figure(result, out / "trial.png")
         print(f"wrote {out}/{', '.join(OUT_FILES)}")
     return 0

@@ -141,48 +141,69 @@ class ExposureTable:
 def interpolate(tables: np.ndarray, patient: np.ndarray, conc: np.ndarray, table: ExposureTable) -> np.ndarray:
     """Multilinear interpolation of per-patient tables (N, L**D, K) at (M, D) concentrations for
     the (M,) patient indices; coordinates u = log(1 + c / (0.01 c_ref)), clamped to the grid.
-    Returns (M, K)."""
+    Returns (M, K). One gather of the 2**D corners of every point, then their weighted sum."""
     D = len(table.drugs)
     L = table.levels.shape[1]
     u_lv = table._u(table.levels, 0)
     u = table._u(np.asarray(conc, float), 1)
     K = tables.shape[-1]
     flat = tables.reshape(-1, K)
+    M = len(u)
     base = np.asarray(patient, dtype=np.intp) * (L ** D)
-    lo_off, w = [], []
+    weight = np.ones((M, 1))
+    offsets = np.zeros(1, dtype=np.intp)
     for d in range(D):
         ud = np.clip(u[:, d], u_lv[d, 0], u_lv[d, -1])
         k = np.clip(np.searchsorted(u_lv[d], ud, side="right") - 1, 0, L - 2)
         stride = L ** (D - 1 - d)
         base = base + k * stride
-        lo_off.append(stride)
-        w.append((ud - u_lv[d, k]) / (u_lv[d, k + 1] - u_lv[d, k]))
-    out = np.zeros((len(base), K))
-    for corner in itertools.product((0, 1), repeat=D):
-        weight = None
-        off = 0
-        for d, c in enumerate(corner):
-            wd = w[d] if c else 1.0 - w[d]
-            weight = wd if weight is None else weight * wd
-            off += c * lo_off[d]
-        out += weight[:, None] * flat[base + off]
-    return out
+        wd = ((ud - u_lv[d, k]) / (u_lv[d, k + 1] - u_lv[d, k]))[:, None]
+        weight = np.stack([weight * (1.0 - wd), weight * wd], axis=2).reshape(M, -1)   # corners: last dim fastest
+        offsets = (offsets[:, None] + np.array([0, stride])[None, :]).reshape(-1)
+    corners = np.take(flat, base[:, None] + offsets[None, :], axis=0)   # (M, 2**D, K); take: ~7x fancy indexing
+    return np.einsum("mc,mck->mk", weight, corners)
 
 
-def _network_for(drugs):
+def _network_for(drugs, model="default"):
     from ..load import load_model
     from ..network import compile_network
 
-    spec = load_model("default", drugs=list(drugs))
+    spec = load_model(model, drugs=list(drugs))
     return compile_network(spec)
 
 
-def background_parameters(network, bg: Background) -> np.ndarray:
-    """Parameter vector of the default network for a background (variants are parameter overlays)."""
+def model_files(drugs, model="default") -> tuple[str, ...]:
+    """Every model, module, variant and drug file that an exposure table of ``drugs`` on ``model``
+    loads (the backgrounds' PI3K variants included), as paths."""
+    from ..load import load_model
+
+    files = set()
+    for variants in PI3K_STATES.values():
+        spec = load_model(model, drugs=list(drugs), variants=list(variants))
+        files |= {str(f) for f in spec.files} | {str(v.path) for v in spec.variants} | {str(d.path) for d in spec.drugs}
+    return tuple(sorted(files))
+
+
+def content_digest(files) -> str:
+    """sha256 of the bytes of ``files`` (in content order, so not of their paths or names) and of the
+    constants of this module that shape a table."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for blob in sorted(Path(f).read_bytes() for f in files):
+        h.update(hashlib.sha256(blob).digest())
+    h.update(repr((HER2_LEVELS, CLONE_BELOW, PI3K_STATES, ER_NEGATIVE_FACTOR, CD16A, PDL1, OUTPUTS,
+                   _AVERAGE_FROM_H, _AVERAGE_TO_H)).encode())
+    return h.hexdigest()
+
+
+def background_parameters(network, bg: Background, model="default") -> np.ndarray:
+    """Parameter vector of ``model``'s network for a background (variants are parameter overlays)."""
     from ..load import load_model
 
     drugs = [d.name for d in network.spec.drugs]
-    spec = load_model("default", drugs=drugs, variants=list(PI3K_STATES[bg.pi3k]))
+    spec = load_model(model, drugs=drugs, variants=list(PI3K_STATES[bg.pi3k]))
     if spec.parameter_names != network.parameter_names or spec.species_names != network.species_names:
         raise RuntimeError("variant changed the network structure; exposure tables need parameter-only variants")
     p = np.array([q.value for q in spec.parameters], dtype=float)
@@ -248,7 +269,7 @@ def _bystander(net, x0: np.ndarray, P: np.ndarray, payload_idx: list[int], t_eva
 
 
 def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRID_MULTIPLES,
-                  rtol: float = 1e-4, atol: float = 1e-8, workers: int = 1) -> ExposureTable:
+                  rtol: float = 1e-4, atol: float = 1e-8, workers: int = 1, model="default") -> ExposureTable:
     """Build the exposure-response table for network drugs ``drugs`` (dose-parameter names).
 
     Parameters
@@ -258,6 +279,7 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     backgrounds : sequence of :class:`Background`.
     hosts : (cd16a, pdl1) pairs (default: all 3 x 2).
     workers : processes for :func:`her2sim.batch.simulate_batch`.
+    model : the model (bundled name or path) whose network is run (default: the bundled ``default``).
     """
     import time
 
@@ -267,7 +289,7 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     clock = time.perf_counter()
     drugs = tuple(drugs)
     hosts = tuple(hosts or [(c, p) for c in CD16A for p in PDL1])
-    net = _network_for(drugs)
+    net = _network_for(drugs, model)
     ref = np.asarray(reference_nM, float)
     levels = ref[:, None] * np.asarray(multiples)[None, :]
     D, L = len(drugs), len(multiples)
@@ -279,7 +301,7 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     payload_idx, chemo_idx = kill_parameters(net)
     values = np.empty((len(backgrounds), len(hosts)) + (L,) * D + (len(OUTPUTS),))
     for b, bg in enumerate(backgrounds):
-        p = background_parameters(net, bg)
+        p = background_parameters(net, bg, model)
         x0 = steady_state(net, net.x0, input_free(net, p))
         P = np.tile(p, (len(grid), 1))
         for d in range(D):

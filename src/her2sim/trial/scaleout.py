@@ -21,9 +21,10 @@ import numpy as np
 
 from ..executors import Progress, check_scheduler, map_tasks
 from ..validate import MAX_OUTPUT_BYTES, check_count, check_size
+from .arms import TableCache, exposure, plan_arm
 from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h,
-                    check_trial_size, exposure, load_trial, merge_outcomes, patient_table, plan_arm, sample_trial,
-                    summarise, tumour_inputs)
+                    check_trial_size, load_trial, merge_outcomes, patient_table, sample_trial, summarise,
+                    tumour_inputs)
 
 #: patients per task: ~120 MB of hourly concentrations and daily rates per task for a 24-month trial
 DEFAULT_BLOCK = 1000
@@ -55,7 +56,7 @@ def _run_block(plan: _TrialPlan, arm: int, lo: int, hi: int) -> dict:
 
 def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
                      block: int = DEFAULT_BLOCK, workers: int = 1, progress: bool = False,
-                     **overrides) -> TrialResult:
+                     cache: TableCache | None = None, **overrides) -> TrialResult:
     """Run a trial end to end in blocks of ``block`` patients on ``scheduler``.
 
     Parameters
@@ -65,6 +66,8 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
     block : patients per task (memory per task grows linearly with it).
     workers : processes for building the exposure-response tables in the driver.
     progress : print the table building per arm and a progress line over patients (stderr).
+    cache : :class:`~her2sim.trial.arms.TableCache` holding exposure-response tables to reuse (default:
+        a new one for this call; tables are keyed by the content of the model files).
     overrides : calibration knobs of :func:`~her2sim.trial.trial.tumour_inputs`.
     """
     check_count(block, "block", fix="patients per task, e.g. 1000")
@@ -81,11 +84,12 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
     s = sample_trial(spec, int(patients), seed)
     timings = {"sample_s": time.perf_counter() - clock}
     arm_rows, plans, pk_params = [], [], []
+    cache = TableCache() if cache is None else cache
     for a, arm in enumerate(spec.arms):
         t0 = time.perf_counter()
         rows = np.flatnonzero(s.arm_index == a)
         plan = plan_arm(arm, s.cohort.subset(rows), tumour=spec.tumour, workers=workers,
-                        population=spec.population)
+                        population=spec.population, cache=cache)
         arm_rows.append(rows)
         plans.append(plan)
         pk_params.append(plan.sample_pk(len(rows), np.random.default_rng([seed, a])))
@@ -117,7 +121,8 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
 
 
 def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
-              block: int | None = None, workers: int = 1, progress: bool = False, **overrides) -> TrialResult:
+              block: int | None = None, workers: int = 1, progress: bool = False, cache: TableCache | None = None,
+              **overrides) -> TrialResult:
     """Run a virtual trial end to end (see the module docstring), in blocks of patients.
 
     ``scheduler`` (None = this process, "processes", "dask://HOST:PORT" or a distributed.Client)
@@ -132,7 +137,7 @@ def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, 
     >>> res.summary["arms"]["T-DM1"]["median_pfs"]  # doctest: +SKIP
     """
     return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=DEFAULT_BLOCK if block is None else block,
-                            workers=workers, progress=progress, **overrides)
+                            workers=workers, progress=progress, cache=cache, **overrides)
 
 
 def run_trial_task(task: dict) -> dict:

@@ -1,15 +1,16 @@
 """Virtual trials: trial spec (TOML) -> cohort -> PK -> exposure-response -> lesions -> RECIST -> statistics.
 
-Pipeline (each stage a function, the expensive ones cached):
+Pipeline (each stage a function; exposure-response tables kept in an explicit, content-keyed cache):
 
 1. :func:`load_trial` reads ``models/trials/NAME.toml`` (arms = regimens, population +
    eligibility, follow-up, assessment interval, subgroups, and for calibration trials the
    observed read-outs with sources).
-2. :func:`prepare_trial` samples the cohort (seeded), randomises it to the arms, integrates PK
-   hour by hour for every patient (:class:`her2sim.trial.pk.PKStepper`) and turns the free tumour
-   and brain concentrations into daily mean growth-rate changes through the arm's exposure-
-   response table (:func:`her2sim.trial.exposure.compute_table`, batch path, cached per drug
-   set). This is independent of the calibrated tumour parameters.
+2. :func:`prepare_trial` samples the cohort (seeded), randomises it to the arms, computes every
+   patient's hourly PK (:class:`her2sim.trial.pk.HourlyPK`) and turns the free tumour and brain
+   concentrations into daily mean growth-rate changes through the arm's exposure-response table
+   (:func:`her2sim.trial.exposure.compute_table`, batch path, kept in a content-keyed
+   :class:`her2sim.trial.arms.TableCache`); see :mod:`her2sim.trial.arms`. This is independent
+   of the calibrated tumour parameters.
 3. :func:`evaluate` grows the lesions with the tumour parameters (:func:`her2sim.trial.tumour.grow`),
    assesses RECIST 1.1 at the scheduled scans and computes PFS, response rates, hazard ratios and
    subgroups. Calibration re-runs only this stage.
@@ -33,9 +34,11 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..validate import MAX_PATIENTS, check_count, check_seed
-from .exposure import CLONE_BELOW, HER2_LEVELS, Background, ExposureTable, compute_table, interpolate
+from .arms import TableCache, arm_exposure
+# stage 2 moved to trial.arms in version 2; these names keep working from here
+from .arms import ArmPlan, cross_columns, exposure, exposure_stepped, her2_antibodies, plan_arm  # noqa: F401
+from .arms import reached_fraction  # noqa: F401
 from .files import check_keys, quantity, read, require, require_source
-from .pk import PKStepper, load_pk, superpose
 from .population import Cohort, PopulationSpec, load_population, sample_population
 from .recist import assess, rates
 from .regimen import load_regimen
@@ -48,7 +51,12 @@ HOURS_PER_MONTH = 730.5
 MAX_FOLLOW_UP_H = 10 * 8766.0
 #: shortest assessment interval: tumour sizes are computed per day
 MIN_ASSESSMENT_H = 24.0
-METRICS = ("median_pfs", "hazard_ratio", "pfs_rate", "orr")
+#: calibration read-outs: PFS (median, HR, rate at a time), ORR, and CNS outcomes: ``cns_orr`` (share of
+#: patients with measured brain metastases whose brain lesion shrinks >= 30%, RANO-BM partial response),
+#: ``cns_first_progression`` (share of patients whose first progression is in the brain), ``median_cns_pfs``
+METRICS = ("median_pfs", "hazard_ratio", "pfs_rate", "orr", "cns_orr", "cns_first_progression", "median_cns_pfs")
+#: RANO-BM partial response of a brain target lesion (Lin et al. 2015 Lancet Oncol 16:e270): >= 30% decrease
+CNS_RESPONSE_DECREASE = 0.30
 SUBGROUPS = ("hr_positive", "pik3ca", "pten_loss", "cd16a", "brain_mets", "pdl1_positive", "her2")
 
 
@@ -180,7 +188,7 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         arm = require(o, "arm", path, entry)
         if arm not in names:
             raise ModelFileError(f"arm {arm!r} is not one of {names}", path=str(path), entry=entry)
-        if metric == "median_pfs":
+        if metric in ("median_pfs", "median_cns_pfs"):
             val = quantity(o["value"], "h", path, entry) / HOURS_PER_MONTH
         else:
             val = float(require(o, "value", path, entry, kind=float))
@@ -190,234 +198,7 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
                      head.get("description", ""), source, str(path))
 
 
-# ----------------------------------------------------------------------------- stage 2: exposure
-_TABLES: dict = {}
-
-
-def _arm_drugs(arm: Arm):
-    """[(regimen, pk)], the network drugs and each drug's reference (typical mean) free tumour conc."""
-    pairs = [(r, load_pk(r.drug)) for r in arm.regimens]
-    drugs, ref = [], {}
-    for reg, pk in pairs:
-        p = pk.individual(1)
-        t_end = 12 * 7 * 24.0
-        times, doses = reg.amounts_mg(t_end, np.array([70.0]), np.array([1.75]))
-        tt = np.arange(t_end - 21 * 24, t_end, 1.0)
-        c = superpose(pk, p, times, doses, tt, route=reg.route)[0]
-        free = float(np.mean(pk.mg_per_L_to_nM(c))) * pk.values["fu"] * pk.values["kp_tumour"] * pk.potency_factor
-        if pk.network_drug not in drugs:
-            drugs.append(pk.network_drug)
-        ref[pk.network_drug] = ref.get(pk.network_drug, 0.0) + max(free, 1e-6)
-    return pairs, drugs, np.array([ref[d] for d in drugs])
-
-
-def _table(drugs, ref, backgrounds, workers) -> ExposureTable:
-    key = (tuple(drugs), tuple(np.round(np.log10(ref), 3)))
-    cached = _TABLES.get(key)
-    if cached is not None and set(backgrounds) <= set(cached.backgrounds):
-        return cached
-    bgs = sorted(set(backgrounds) | set(cached.backgrounds if cached else ()), key=lambda b: b.label)
-    tab = compute_table(drugs, ref, bgs, workers=workers)
-    _TABLES[key] = tab
-    return tab
-
-
-def _backgrounds(cohort: Cohort):
-    her2 = cohort["her2"]
-    pi3k = cohort.pi3k()
-    er = cohort["hr_positive"]
-    S = [Background(str(h), str(p), bool(e)) for h, p, e in zip(her2, pi3k, er)]
-    R = [Background(CLONE_BELOW[b.her2], b.pi3k, b.er_positive) for b in S]
-    return S, R
-
-
-def her2_antibodies(drugs) -> list[int]:
-    """Indices (into ``drugs``, network dose-parameter names) of the antibodies and ADCs that bind HER2."""
-    from ..load import list_drugs
-
-    binders = {d.dose_parameter for d in list_drugs()
-               if any(t.startswith("HER2") for t in d.targets)
-               and ("antibody" in d.drug_class or "conjugate" in d.drug_class)}
-    return [k for k, d in enumerate(drugs) if d in binders]
-
-
-def reached_fraction(antibody_nM: np.ndarray, saturation_nM: np.ndarray) -> np.ndarray:
-    """Binding-site barrier: share of a lesion's cells that HER2-binding antibodies reach.
-
-    In a tumour the antigen is a sink: antibody that leaves the vessels binds the first HER2-rich
-    cells it meets and is internalised, so it penetrates only as far as its supply outruns antigen
-    turnover (Thurber, Schmidt & Wittrup 2008 Trends Pharmacol Sci 29:57 [recalled, unverified]:
-    targeted fraction ~ supply / (antigen x turnover), capped at 1). With the supply measured by
-    the free local concentration ``c`` of all HER2 binders together: ``min(1, c / c_sat)``, where
-    ``c_sat`` scales with the lesion's HER2 density (:attr:`TumourParameters.antibody_saturation`).
-    """
-    return np.clip(antibody_nM / saturation_nM, 0.0, 1.0)
-
-
-@dataclass(frozen=True)
-class ArmPlan:
-    """What computing one arm's exposure needs besides the patients (picklable: shipped to workers).
-
-    ``pairs`` (regimen, PK model) per regimen; ``drugs`` the network dose parameters; ``table`` the
-    exposure-response table; per regimen the drug's column and the mg/L -> nM free-concentration
-    factors in body lesions and in the brain; ``antibodies`` the columns of HER2 binders; the
-    binding-site-barrier saturation concentration of a HER2 3+ lesion (nM); and ``cross`` the
-    columns of drugs acting on a target of the population's prior therapy (all columns for a
-    pre-treated population without ``prior_therapy``, none for a treatment-naive one).
-    """
-
-    pairs: tuple
-    drugs: tuple
-    table: ExposureTable
-    col: tuple
-    scale_body: tuple
-    scale_brain: tuple
-    antibodies: tuple
-    saturation_nM: float
-    cross: tuple = ()
-
-    def sample_pk(self, n: int, rng: np.random.Generator) -> list:
-        """Per-regimen individual PK parameters of ``n`` patients (in regimen order, as one rng stream)."""
-        return [pk.individual(n, rng) for _reg, pk in self.pairs]
-
-
-def plan_arm(arm: Arm, cohort: Cohort, *, tumour: TumourParameters | None = None, workers: int = 1,
-             population: PopulationSpec | None = None) -> ArmPlan:
-    """The arm's drugs, PK and exposure-response table, covering the backgrounds of ``cohort``;
-    ``population`` decides which drugs are cross-resistant (:attr:`ArmPlan.cross`)."""
-    tumour = tumour or load_tumour()
-    pairs, drugs, ref = _arm_drugs(arm)
-    S, R = _backgrounds(cohort)
-    tab = _table(drugs, ref, S + R, workers)
-    col, body, brain = [], [], []
-    for _reg, pk in pairs:
-        mw = 1e6 / pk.molecular_weight
-        body.append(mw * pk.values["fu"] * pk.values["kp_tumour"] * pk.potency_factor)
-        brain.append(mw * pk.values["fu"] * pk.values["kp_uu_brain"] * pk.potency_factor)
-        col.append(drugs.index(pk.network_drug))
-    return ArmPlan(tuple(pairs), tuple(drugs), tab, tuple(col), tuple(body), tuple(brain),
-                   tuple(her2_antibodies(drugs)), float(tumour.antibody_saturation), cross_columns(drugs, population))
-
-
-def cross_columns(drugs, population: PopulationSpec | None) -> tuple:
-    """Indices into ``drugs`` (dose-parameter names) of the drugs a pre-treated population is
-    cross-resistant to (:func:`her2sim.trial.population.cross_resistant`)."""
-    if population is None or not population.pretreated:
-        return ()
-    if not population.prior_targets:
-        return tuple(range(len(drugs)))
-    from ..load import list_drugs
-    from .population import cross_resistant
-
-    targets = {d.dose_parameter: d.targets for d in list_drugs()}
-    return tuple(k for k, d in enumerate(drugs) if cross_resistant(targets.get(d, ()), population.prior_targets))
-
-
-def arm_exposure(arm: Arm, cohort: Cohort, follow_up_h: float, rng: np.random.Generator, *,
-                 tumour: TumourParameters | None = None, workers: int = 1, block_days: int = 7,
-                 window_h: int = 2, population: PopulationSpec | None = None) -> tuple[DailyRates, ExposureTable]:
-    """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) for the patients of one arm.
-
-    :func:`plan_arm`, then individual PK parameters from ``rng``, then :func:`exposure`.
-    """
-    plan = plan_arm(arm, cohort, tumour=tumour, workers=workers, population=population)
-    pk_params = plan.sample_pk(cohort.n, rng)
-    return exposure(plan, cohort, pk_params, follow_up_h, block_days=block_days, window_h=window_h), plan.table
-
-
-def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float, *, block_days: int = 7,
-             window_h: int = 2) -> DailyRates:
-    """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) of ``cohort`` under ``plan``.
-
-    PK is stepped hourly; the exposure-response table is read at the mean concentration of each
-    ``window_h``-hour window (24 must be a multiple) and the rates are averaged over the day. Brain
-    rates are computed only for patients with a brain lesion (known or occult); others get 0.
-    HER2-binding antibodies reach only the fraction :func:`reached_fraction` of a lesion's cells
-    (binding-site barrier); the other cells see the remaining drugs only, and the lesion's rate is
-    the cell-weighted mean of the two table reads. When only some of the drugs are cross-resistant
-    (``plan.cross``), the signalling change of those drugs alone is read too (``xS``, ``xR``).
-    Every patient's rates depend only on that patient's row, so any split of a cohort into blocks
-    gives the same numbers.
-    """
-    if 24 % int(window_h):
-        raise ValueError(f"window_h must divide 24, got {window_h!r}")
-    tab, drugs = plan.table, plan.drugs
-    S, R = _backgrounds(cohort)
-    N = cohort.n
-    bS = np.array([tab.background_index(b) for b in S])
-    bR = np.array([tab.background_index(b) for b in R])
-    host = np.array([tab.host_index(str(c), "positive" if p else "negative")
-                     for c, p in zip(cohort["cd16a"], cohort["pdl1_positive"])])
-    days = int(np.ceil(follow_up_h / 24.0))
-    H = days * 24
-    steppers, schedules = [], []
-    for (reg, pk), p in zip(plan.pairs, pk_params):
-        steppers.append(PKStepper(pk, p, reg.route))
-        times, doses = reg.amounts_mg(H, cohort["weight"], cohort["bsa"])
-        hours = np.round(times).astype(int)
-        schedules.append({int(h): doses[:, k] for k, h in enumerate(hours)})
-    ab = list(plan.antibodies)
-    c_sat = plan.saturation_nM * np.array([HER2_LEVELS[b.her2] for b in S])  # (N,) nM
-    tS, tR = tab.patient_tables(bS, host), tab.patient_tables(bR, host)
-    zero = np.zeros((N, len(drugs)))
-    base_S = interpolate(tS, np.arange(N), zero, tab)[:, 0]
-    base_R = interpolate(tR, np.arange(N), zero, tab)[:, 0]
-    dS = np.zeros((N, days, 2, 3), dtype=np.float32)
-    dR = np.zeros((N, days, 2, 3), dtype=np.float32)
-    by = np.zeros((N, days, 2), dtype=np.float32)
-    others = [k for k in range(len(drugs)) if k not in plan.cross]
-    partial = bool(plan.cross) and bool(others)
-    xS = np.zeros((N, days, 2), dtype=np.float32) if partial else None
-    xR = np.zeros((N, days, 2), dtype=np.float32) if partial else None
-
-    def read(table, pid, c):
-        """Table values at concentrations c (rows of patients pid), binding-site barrier included."""
-        v = interpolate(table, pid, c, tab)
-        if ab:
-            phi = reached_fraction(c[:, ab].sum(axis=1), c_sat[pid])[:, None]
-            c0 = c.copy()
-            c0[:, ab] = 0.0
-            v = phi * v + (1.0 - phi) * interpolate(table, pid, c0, tab)
-        return v
-
-    brain_needed = np.flatnonzero(cohort["brain_mets"] | cohort["occult_brain"])
-    w = window_h
-    hour = 0
-    for d0 in range(0, days, block_days):
-        nd = min(block_days, days - d0)
-        body = np.zeros((N, nd * 24, len(drugs)))
-        brain = np.zeros((N, nd * 24, len(drugs)))
-        for k in range(nd * 24):
-            for j, st in enumerate(steppers):
-                st.step(schedules[j].get(hour))
-                c = st.concentration()
-                body[:, k, plan.col[j]] += c * plan.scale_body[j]
-                brain[:, k, plan.col[j]] += c * plan.scale_brain[j]
-            hour += 1
-        for site, conc, who in ((0, body, np.arange(N)), (1, brain, brain_needed)):
-            if len(who) == 0:
-                continue
-            n = len(who)
-            # mean concentration over windows of w hours, then the rates at that mean
-            cw = conc[who].reshape(n, nd * 24 // w, w, len(drugs)).mean(axis=2).reshape(-1, len(drugs))
-            pid = np.repeat(who, nd * 24 // w)
-            vS, vR = read(tS, pid, cw), read(tR, pid, cw)
-            if partial:
-                cx = cw.copy()
-                cx[:, others] = 0.0
-                for x, table, base in ((xS, tS, base_S), (xR, tR, base_R)):
-                    v = read(table, pid, cx)[:, 0].reshape(n, nd, 24 // w).mean(axis=2)
-                    x[who, d0:d0 + nd, site] = v - base[who, None]
-            vS = vS.reshape(n, nd, 24 // w, 4).mean(axis=2)
-            vR = vR.reshape(n, nd, 24 // w, 4).mean(axis=2)
-            vS[:, :, 0] -= base_S[who, None]
-            vR[:, :, 0] -= base_R[who, None]
-            dS[who, d0:d0 + nd, site] = vS[:, :, :3]
-            dR[who, d0:d0 + nd, site] = vR[:, :, :3]
-            by[who, d0:d0 + nd, site] = vS[:, :, 3]
-    return DailyRates(dS, dR, by, xS, xR)
-
-
+# ----------------------------------------------------------------------------- stage 2: exposure (arms.py)
 @dataclass
 class PreparedTrial:
     """Everything that does not depend on the calibrated tumour parameters."""
@@ -473,9 +254,10 @@ def sample_trial(spec: TrialSpec, patients: int, seed: int) -> SampledTrial:
 
 
 def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, workers: int = 1,
-                  progress: bool = False) -> PreparedTrial:
+                  progress: bool = False, cache: TableCache | None = None) -> PreparedTrial:
     """Stage 1-2: sample ``patients`` (all arms together, randomised by the arms' ratios) and
-    compute each arm's daily exposure-driven rates."""
+    compute each arm's daily exposure-driven rates; ``cache`` (:class:`~her2sim.trial.arms.TableCache`,
+    default a new one) shares exposure-response tables between calls."""
     import time
 
     if not isinstance(spec, TrialSpec):
@@ -484,11 +266,12 @@ def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int =
     s = sample_trial(spec, int(patients), seed)
     cohort, arm_index = s.cohort, s.arm_index
     rates_, timings = [], {"sample_s": time.perf_counter() - clock}
+    cache = TableCache() if cache is None else cache
     for a, arm in enumerate(spec.arms):
         t0 = time.perf_counter()
         sub = cohort.subset(arm_index == a)
         r, tab = arm_exposure(arm, sub, spec.follow_up_h, np.random.default_rng([seed, a]), tumour=spec.tumour,
-                              workers=workers, population=spec.population)
+                              workers=workers, population=spec.population, cache=cache)
         rates_.append(r)
         timings[f"arm{a}_s"] = time.perf_counter() - t0
         timings[f"arm{a}_table_s"] = tab.wall_time_s
@@ -573,8 +356,8 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     and ``dropout_u`` are already theirs), assess RECIST at the scheduled scans and censor drop-outs.
 
     Returns per-patient arrays: pfs_months, progressed, best_response, best_change_pct,
-    resistant_share (HER2-lower share of the first lesion at PD or the end), pd_new_brain, and
-    sld (n, assessments) in mm. Each patient's outcome depends only on that patient's inputs.
+    resistant_share (HER2-lower share of the first lesion at PD or the end), pd_new_brain,
+    cns_pfs_months and cns_progressed (:func:`cns_progression`), and sld (n, assessments) in mm. Each patient's outcome depends only on that patient's inputs.
     """
     tp = spec.tumour
     g, f, d0 = inputs.g[rows], inputs.f[rows], inputs.d0[rows]
@@ -603,10 +386,42 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     event = t_pd <= cens
     last = diam.shape[1] - 1
     at = np.minimum(np.where(k > 0, assess_day[np.maximum(k, 0)], last), last)
+    cns_t, cns_event = cns_progression(dA[:, :, -1], brain_target, new, assess_h, cens)
+    # best change of a measured brain lesion before CNS progression or censoring (NaN: none measured)
+    db = np.where(assess_h[None, :] < cns_t[:, None], dA[:, :, -1], np.nan)[:, 1:] / d0[:, -1:] - 1.0
+    seen = brain_target & np.isfinite(db).any(axis=1)
+    cns_best = np.where(seen, np.nanmin(np.where(np.isfinite(db), db, np.inf), axis=1), np.nan) * 100.0
     return {"pfs_months": np.where(event, t_pd, cens) / HOURS_PER_MONTH, "progressed": event,
+            "cns_pfs_months": cns_t / HOURS_PER_MONTH, "cns_progressed": cns_event, "cns_best_change_pct": cns_best,
             "best_response": np.asarray(r["best"]).astype(str), "best_change_pct": np.asarray(r["best_change"], float),
             "resistant_share": share[np.arange(n), at, 0],
             "pd_new_brain": event & new[np.arange(n), np.maximum(k, 0)], "sld": sld}
+
+
+#: CNS progression of a measured brain lesion: growth over its nadir (RANO-BM, Lin et al. 2015 Lancet
+#: Oncol 16:e270: >= 20% increase in the sum of CNS target lesion diameters)
+CNS_PROGRESSION_INCREASE = 0.20
+
+
+def cns_progression(brain_d: np.ndarray, brain_target: np.ndarray, new_brain: np.ndarray, assess_h: np.ndarray,
+                    censor_h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CNS progression as its own event, whatever happens outside the brain (patients stay on
+    treatment in the simulation): the first scan at which a measured brain lesion is
+    :data:`CNS_PROGRESSION_INCREASE` above its nadir, or a new brain lesion is seen.
+
+    brain_d : (n, A) brain lesion diameter (mm) at the assessments (NaN: none); brain_target : (n,)
+    a measured brain lesion at baseline; new_brain : (n, A) a new brain lesion is called; censor_h :
+    (n,) censoring time (drop-out or end of follow-up). Returns (time h, event) per patient.
+    """
+    d = np.nan_to_num(brain_d, nan=0.0)
+    nadir = np.minimum.accumulate(d, axis=1)
+    grown = brain_target[:, None] & (d >= (1.0 + CNS_PROGRESSION_INCREASE) * nadir) & (nadir > 0)
+    hit = grown | new_brain
+    hit[:, 0] = False
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    t = np.where(first > 0, assess_h[np.maximum(first, 0)], np.inf)
+    event = t <= censor_h
+    return np.where(event, t, censor_h), event
 
 
 def patient_table(spec: TrialSpec, cohort: Cohort, arm_index: np.ndarray, inputs: TumourInputs, outcomes: dict):
@@ -623,6 +438,9 @@ def patient_table(spec: TrialSpec, cohort: Cohort, arm_index: np.ndarray, inputs
     df["best_change_pct"] = outcomes["best_change_pct"]
     df["resistant_share_at_pd_or_end"] = outcomes["resistant_share"]
     df["progression_by_new_brain_lesion"] = outcomes["pd_new_brain"]
+    df["cns_pfs_months"] = outcomes["cns_pfs_months"]
+    df["cns_progressed"] = outcomes["cns_progressed"]
+    df["cns_best_change_pct"] = outcomes["cns_best_change_pct"]
     return df
 
 
@@ -673,6 +491,12 @@ def summarise(spec: TrialSpec, df, curves: dict) -> dict:
         rr = rates(d.best_response.values, sd_weeks)
         out["arms"][arm.name] = {"n": len(d), "events": int(d.progressed.sum()), "median_pfs": med,
                                  "median_pfs_ci": (lo, hi), "pfs_12mo": km.at(12.0), **rr}
+        b = d[d.brain_mets.astype(bool)]
+        if len(b):  # CNS-PFS of the patients with measured brain metastases at baseline
+            cns = kaplan_meier(b.cns_pfs_months.values, b.cns_progressed.values)
+            out["arms"][arm.name].update({"n_brain_mets": len(b), "median_cns_pfs": median_survival(cns)[0],
+                                          "cns_pfs_12mo": cns.at(12.0)})
+        out["arms"][arm.name]["cns_progression_share"] = float(d.cns_progressed.mean()) if len(d) else float("nan")
     ctrl = spec.control
     for arm in spec.arms:
         if arm is ctrl:
@@ -714,6 +538,15 @@ def target_value(result: TrialResult, target: Target) -> float:
     d = df[df.arm == target.arm]
     if target.metric == "orr":
         return rates(d.best_response.values)["ORR"]
+    if target.metric == "cns_orr":
+        b = d[d.brain_mets.astype(bool)]
+        return float(np.mean(b.cns_best_change_pct.values <= -100 * CNS_RESPONSE_DECREASE)) if len(b) else np.nan
+    if target.metric == "cns_first_progression":
+        first = d.cns_progressed.values & (~d.progressed.values | (d.cns_pfs_months.values <= d.pfs_months.values))
+        return float(np.mean(first)) if len(d) else np.nan
+    if target.metric == "median_cns_pfs":
+        b = d[d.brain_mets.astype(bool)]
+        return median_survival(kaplan_meier(b.cns_pfs_months.values, b.cns_progressed.values))[0] if len(b) else np.nan
     km = kaplan_meier(d.pfs_months.values, d.progressed.values)
     if target.metric == "pfs_rate":
         return km.at(target.at_months)
@@ -728,6 +561,11 @@ def format_summary(result: TrialResult) -> str:
         lines.append(f"  {name:<48} n={a['n']:<5d} events={a['events']:<5d} median PFS {a['median_pfs']:5.1f} mo "
                      f"(95% CI {lo:4.1f}-{hi:4.1f})  12-mo PFS {a['pfs_12mo']:.2f}  ORR {a['ORR']:.2f}  "
                      f"DCR {a['DCR']:.2f}  CBR {a.get('CBR', float('nan')):.2f}")
+    for name, a in s["arms"].items():
+        if "median_cns_pfs" in a:
+            lines.append(f"  {name:<48} CNS-PFS (n={a['n_brain_mets']} with brain metastases): median "
+                         f"{a['median_cns_pfs']:5.1f} mo, 12-mo {a['cns_pfs_12mo']:.2f}; CNS progression in "
+                         f"{a['cns_progression_share']:.0%} of the arm")
     for name, c in s["comparisons"].items():
         lines.append(f"  HR {name} vs {result.spec.control.name}: {c['hazard_ratio']:.2f} "
                      f"(95% CI {c['ci'][0]:.2f}-{c['ci'][1]:.2f}), log-rank p={c['logrank_p']:.2g}")
