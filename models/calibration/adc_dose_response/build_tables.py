@@ -53,14 +53,17 @@ def main() -> None:
         cid = f"{b['id']}_{len(conditions)}"
         cond = {"conditionId": cid, **{d: 0.0 for d in DRUGS}}
         her2 = receptors_nM(b["her2"])
-        cond.update({b["drug"]: c, "HER2_expression": her2, "HER2": her2,
+        # HER2-independent uptake: pinocytosis (adc.toml, fixed) in the breast lines; Fc-gamma
+        # receptor uptake in Jurkat (Aoyama 2022), estimated as its own parameter
+        uptake = "adc_k_uptake_jurkat" if b["her2"] == 0 else 0.01
+        cond.update({b["drug"]: c, "HER2_expression": her2, "HER2": her2, "adc_k_nonspecific": uptake,
                      "k_grow": math.log(2) / b["doubling"], "viable_cells_her2low": 0.0, "HER2_low_receptor": 0.0})
         conditions.append(cond)
         meas[b["split"]].append({"observableId": "relative_viability", "preequilibrationConditionId": "",
                                  "simulationConditionId": cid, "measurement": float(r["response_fraction"]),
                                  "time": float(b["hours"]), "observableParameters": "", "noiseParameters": "sigma_viability",
                                  "datasetId": b["id"]})
-    cols = ["conditionId", *DRUGS, "HER2_expression", "HER2", "k_grow", "viable_cells_her2low", "HER2_low_receptor"]
+    cols = ["conditionId", *DRUGS, "HER2_expression", "HER2", "adc_k_nonspecific", "k_grow", "viable_cells_her2low", "HER2_low_receptor"]
     _write(HERE / "conditions.tsv", cols, conditions)
     for split, ms in meas.items():
         _write(HERE / f"measurements_{split}.tsv", list(ms[0]), ms)
