@@ -714,6 +714,8 @@ def list_bundled(root: Path | None = None) -> dict[str, list[tuple[str, str]]]:
     root = root or models_dir()
     out: dict[str, list[tuple[str, str]]] = {"models": [], "modules": [], "variants": [], "backgrounds": [], "drugs": []}
     for f in sorted(root.rglob("*.toml")):
+        if "calibration" in f.relative_to(root).parts:
+            continue  # models of calibration problems (PEtab folders) are loaded by path, not by name
         try:
             data = read_toml(f)
             kind, head = header_of(data, f)

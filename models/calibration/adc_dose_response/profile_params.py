@@ -4,11 +4,11 @@ Run from the repository root after a fit:
   python models/calibration/adc_dose_response/profile_params.py FIT_DIR/parameters.tsv OUT.json \
       BLOCKS PARAMS NAME [NAME ...]
 BLOCKS: comma-separated datasetIds (the training blocks the parameters enter); PARAMS: the
-comma-separated parameters re-optimised along the profiles (the others stay at the fit). The noise
+comma-separated parameters re-optimised along the profiles (the others stay at the fit; the shared Jurkat uptake is profiled on both Jurkat blocks with the payload constants held, and held itself in the payload profiles). The noise
 SD is held at its fitted value. Each ADC's payload constants enter only its own blocks and the
 Jurkat uptake only the Jurkat blocks, so profiling on those blocks is the full profile except that
 the other ADC's constants are not re-optimised when the shared Jurkat uptake moves. Looser
-integrator tolerance (rtol 1e-6) and at most 8 steps per direction (her2sim.fit.profile), so that
+integrator tolerance (rtol 1e-6) and at most 12 steps per direction (her2sim.fit.profile), so that
 all profiles fit in the time of this calibration on two shared cores.
 """
 
@@ -57,7 +57,7 @@ def main(parameters_tsv: str, out: str, blocks: list[str], active: list[str], na
     x_best = np.log10([best[p] for p in problem.free])
     result = {}
     for name in names:
-        p = profile(objective, x_best, list(problem.free).index(name), max_points=8, max_evaluations=30)
+        p = profile(objective, x_best, list(problem.free).index(name), max_points=12, max_evaluations=50)
         result[name] = {"lower_log10": p.lower, "upper_log10": p.upper, "values_log10": p.values.tolist(),
                         "delta_nllh": p.delta_nllh.tolist(), "best_log10": float(np.log10(best[name]))}
         Path(out).write_text(json.dumps(result, indent=1))
