@@ -120,9 +120,14 @@ def test_adc_bystander():
     for key in ("pik3ca", "pten"):
         assert m[f"tdm1_logkill_retained_{key}"] >= 0.75
         assert m[f"tdm1_logkill_retained_{key}"] > m[f"lapatinib_logkill_retained_{key}"] + 0.15
-    # bystander: T-DXd kills HER2-low cells, T-DM1 largely spares them
-    assert m["her2low_fraction_of_control_tdxd"] < 0.25 * m["her2low_fraction_of_control_tdm1"]
-    assert m["her2low_fraction_of_control_tdm1"] > 0.4
+    # bystander: T-DXd kills HER2-low cells, T-DM1 spares most of them (Ogitani 2016 Cancer Sci
+    # 107:1039: in KPL-4 + MDA-MB-468 co-culture T-DXd killed the HER2-negative cells, T-DM1 did not).
+    # Version 1 asserted a 4-fold margin and allowed T-DM1 to kill 60 % of HER2-low cells: both sized
+    # on a model whose ADCs were 1.5-2 logs too potent (issue 14). With the payload constants fitted
+    # to adc_dose_response.csv (models/calibration/adc_dose_response) T-DXd's 72-h bystander kill is
+    # smaller; the paper gives the direction, not a 72-h magnitude.
+    assert m["her2low_fraction_of_control_tdxd"] < 0.8 * m["her2low_fraction_of_control_tdm1"]
+    assert m["her2low_fraction_of_control_tdm1"] > 0.8
     assert m["her2high_fraction_of_control_tdm1"] < 0.5
 
 

@@ -34,7 +34,7 @@ _ALLOWED_KEYS = {
     "observables": {"expr", "description"},
 }
 _HEADER_KEYS = {
-    "model": {"name", "description", "includes", "variants"},
+    "model": {"name", "description", "includes", "variants", "drugs"},
     "module": {"name", "description", "includes"},
     "variant": {"name", "description", "includes", "remove_reactions"},
     "background": {"name", "description", "includes", "remove_reactions"},
@@ -577,7 +577,8 @@ def load_model(model: str | Path = "default", *, variants: Sequence[str] = (), d
         SBML file (``.xml``/``.sbml``, imported by :func:`her2sim.sbml_import.import_sbml`; no
         variants; ``drugs`` name constant SBML parameters to dose, e.g. in screens).
     variants : names of variant or background overlays, applied in order after the model's own.
-    drugs : drug names or aliases (``"t-dm1"``) whose overlays are added (doses start at 0 nM).
+    drugs : drug names or aliases (``"t-dm1"``) whose overlays are added (doses start at 0 nM), after
+        those a model file lists in its ``drugs = [...]`` (e.g. a calibration model that doses ADCs).
 
     Raises
     ------
@@ -611,7 +612,10 @@ def load_model(model: str | Path = "default", *, variants: Sequence[str] = (), d
         _apply_overlay(data, vpath, vkind, vhead, draft, root, seen)
         applied.append(Variant(str(vhead.get("name", vpath.stem)), str(vhead.get("description", "")), vkind, str(vpath)))
     drug_specs: list[Drug] = []
-    for dname in drugs:
+    file_drugs = head.get("drugs", []) if kind == "model" else []
+    if not isinstance(file_drugs, list) or not all(isinstance(d, str) for d in file_drugs):
+        raise ModelFileError("drugs must be a list of drug names such as [\"tdm1\"]", path=str(path), entry="model.drugs")
+    for dname in list(file_drugs) + list(drugs):
         dpath = find_named("drug", dname, root, extra)
         if any(d.path == str(dpath) for d in drug_specs):
             continue
@@ -710,6 +714,8 @@ def list_bundled(root: Path | None = None) -> dict[str, list[tuple[str, str]]]:
     root = root or models_dir()
     out: dict[str, list[tuple[str, str]]] = {"models": [], "modules": [], "variants": [], "backgrounds": [], "drugs": []}
     for f in sorted(root.rglob("*.toml")):
+        if "calibration" in f.relative_to(root).parts:
+            continue  # models of calibration problems (PEtab folders) are loaded by path, not by name
         try:
             data = read_toml(f)
             kind, head = header_of(data, f)

@@ -113,9 +113,12 @@ def parameter_value(network: Network, name: str, value) -> float:
         v = float(value) if isinstance(value, float) or abs(value) < 2**1000 else float("inf")
     else:
         q = parse_quantity(value, what=f"parameter {name}")
-        expected = parse_unit(spec.unit, what=f"parameter {name}") if spec.unit != "dimensionless" else None
+        # compare with the internal unit (a plain unit such as 'nM'): the written unit may carry a
+        # scaling factor ('molecule / (2 pL)') that pint cannot parse as a Unit
+        expected = parse_unit(spec.internal_unit, what=f"parameter {name}") if spec.internal_unit != "dimensionless" else None
         if expected is not None and q.dimensionality != expected.dimensionality:
-            raise UnitError(f"parameter {name}: {value!r} does not have the dimension of {spec.unit}; e.g. write '1 {spec.unit}'")
+            raise UnitError(f"parameter {name}: {value!r} does not have the dimension of {spec.internal_unit} "
+                            f"(the model writes it as {spec.unit}); e.g. write '1 {spec.internal_unit}'")
         if expected is None and not q.dimensionless:
             raise UnitError(f"parameter {name} is dimensionless, got {value!r}")
         v = to_internal(q)
