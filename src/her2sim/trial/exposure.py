@@ -211,6 +211,9 @@ def background_parameters(network, bg: Background, model="default") -> np.ndarra
     if not bg.er_positive:
         p[network.parameter_index("ER_expression")] *= ER_NEGATIVE_FACTOR
     p[network.parameter_index("NK_activity")] = 1.0  # in vivo: NK effector cells present
+    if "adc_medium_cell_fraction" in network.parameter_names:
+        # in vivo the drug around the cells is replenished from plasma at the PK concentration: no depletion
+        p[network.parameter_index("adc_medium_cell_fraction")] = 0.0
     return p
 
 
