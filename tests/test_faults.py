@@ -287,6 +287,6 @@ def test_broken_pipe_exits_quietly():
                                 stderr=subprocess.PIPE, text=True, env=env)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as reader:
-        assert reader.readline().startswith(b"# Parameters")  # exactly models/parameters.md
+        assert reader.readline().startswith(b"models:")
     _, err = producer.communicate(timeout=60)
     assert producer.returncode == 141 and err == "", err
