@@ -267,11 +267,6 @@ def _simulate(args) -> int:
 def _models(args) -> int:
     from .load import list_bundled, load_model
 
-    if args.parameters:  # exactly the content of models/parameters.md (`> models/parameters.md` regenerates it)
-        from .report import parameters_markdown
-
-        sys.stdout.write(parameters_markdown())
-        return 0
     listing = list_bundled()
     for key, items in listing.items():
         print(f"{key}:")
@@ -286,6 +281,10 @@ def _models(args) -> int:
         for sp in spec.species:
             if sp.relative:
                 print(f"  {sp.name:<24} [{sp.unit}] {sp.description}")
+    if args.parameters:
+        from .report import parameters_markdown
+
+        print(parameters_markdown())
     return 0
 
 
