@@ -7,7 +7,8 @@ from her2sim.report import parameters_markdown
 
 def test_parameter_table_file_is_current():
     committed = (models_dir() / "parameters.md").read_text()
-    assert committed == parameters_markdown(), "regenerate with: her2sim models --parameters > models/parameters.md"
+    assert committed == parameters_markdown(), ("regenerate with: python -c \"from her2sim.report import parameters_markdown as m; "
+                                                   "open('models/parameters.md', 'w').write(m())\"")
 
 
 def test_every_parameter_has_unit_and_source():
