@@ -12,8 +12,8 @@ from her2sim.trial.trial import target_value
 
 #: |log(simulated / observed)| per read-out of emilia_like as measured by calibrate() and written in
 #: models/calibration.md (300 patients, seed 2024); the test allows 0.05 on top for round-off
-EMILIA_RESIDUALS = {("median_pfs", "T-DM1"): 0.15, ("median_pfs", "lapatinib + capecitabine"): 0.08,
-                    ("hazard_ratio", "T-DM1"): 0.19}
+EMILIA_RESIDUALS = {("median_pfs", "T-DM1"): 0.14, ("median_pfs", "lapatinib + capecitabine"): 0.15,
+                    ("hazard_ratio", "T-DM1"): 0.16}  # version-4 calibration on the version-2 network
 
 
 def test_same_seed_same_trial_and_different_seed_differs():
