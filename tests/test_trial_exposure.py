@@ -122,9 +122,14 @@ def test_permeable_payload_has_a_far_larger_bystander_effect(adc_tables):
 
 
 def test_bystander_source_scales_with_antigen(adc_tables):
-    """The payload pool comes from HER2-mediated uptake: a HER2-zero source releases far less."""
+    """The payload pool comes from HER2-mediated uptake: a HER2-zero source releases far less.
+
+    Since the version-2 ADC module, HER2-zero cells also take ADC up by fluid-phase pinocytosis
+    (`adc_k_nonspecific` 0.01/h, models/network/adc.toml, assumed); the HER2-zero share is then
+    about that rate over pinocytosis plus HER2-mediated uptake (measured 0.11; version 1 had no
+    HER2-independent uptake, hence its 0.1 bound). "Far less" is kept as at least 5-fold."""
     v = adc_tables["tdxd"].values[:, 0, 1, 3]
-    assert v[1] < 0.1 * v[0]
+    assert v[1] < 0.2 * v[0]
 
 
 def test_pretreated_factor_scales_only_the_cross_resistant_signalling():
