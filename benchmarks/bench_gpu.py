@@ -46,25 +46,11 @@ from her2sim.batch import simulate_batch
 from her2sim.errors import InvalidArgument
 from her2sim.validate import MAX_OUTPUT_BYTES
 
+from bench_batch import varied_parameters  # the same problem as bench_batch (benchmarks/ is on sys.path)
+
 T_EVAL = np.linspace(0.0, 72.0, 73)
 ATOL = 1e-9
 FLOOR = 1e-3  # nM
-N_VARIED = 8
-
-
-def varied_parameters(net, n_conditions: int, seed: int = 0):
-    """The N_VARIED non-input parameters with non-zero values, evenly spaced in name order (as
-    benchmarks/bench_batch.py), each scaled by a log-uniform factor in [1/2, 2]."""
-    inputs = {d.dose_parameter for d in net.spec.drugs} | {p.name for p in net.spec.parameters
-                                                            if getattr(p, "input", False)}
-    names = sorted(n for n, v in zip(net.parameter_names, net.p0) if v != 0 and n not in inputs)
-    chosen = [names[int(k)] for k in np.linspace(0, len(names) - 1, N_VARIED)]
-    rng = np.random.default_rng(seed)
-    factors = np.exp(rng.uniform(-np.log(2), np.log(2), (n_conditions, N_VARIED)))
-    P = np.tile(net.p0, (n_conditions, 1))
-    for k, name in enumerate(chosen):
-        P[:, net.parameter_index(name)] *= factors[:, k]
-    return chosen, P
 
 
 def rest_state(net):
