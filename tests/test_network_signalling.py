@@ -184,3 +184,148 @@ def test_lapatinib_kills_her2_addicted_cells_only():
     assert low[1] < 1.3 * low[0]
     v = _final(conds[:2], hours=72.0)["viable_cells"]
     assert v[1] < 1.0                          # net loss of cells: cytotoxic, not only cytostatic
+
+
+# ----------------------------------------------------------------------------- 5. wiring (issue 10 item 6)
+# These tests read the signed wiring from the model, so that a sign flipped or an edge dropped in
+# models/ cannot pass (tests/MUTATIONS.md lists the breakages they were checked against).
+@pytest.fixture(scope="module")
+def rest():
+    """The drug-free default model at its rest state: (network, spec, x (n,), p (n_params,))."""
+    spec = load_model("default")
+    net = compile_network(spec)
+    return net, spec, steady_state(net, net.x0, net.p0), net.p0
+
+
+#: (regulator, target, sign of d(d target/dt)/d regulator, source[, parameters that switch other routes
+#: between the two off]): direct edges the literature states
+SIGNED_EDGES = [
+    ("ERK_p", "RAS_GTP", -1, "ERK phosphorylates SOS1 and dissociates Grb2-SOS (Langlois 1995 J Biol Chem "
+                             "270:25320; Kholodenko 2000 Eur J Biochem 267:1583)",
+     {"K_ERK_receptor_fb": 1e12}),  # ERK also reaches RAS through its feedback on the receptors: off
+    ("ERK_p", "mTORC1_a", +1, "ERK/RSK phosphorylate TSC2 and Raptor and activate mTORC1 (Roux 2004 PNAS "
+                              "101:13489; Carriere 2008 Curr Biol 18:1269)"),
+    ("ERK_p", "S6_p", +1, "RSK phosphorylates S6 Ser235/236 independently of S6K (Roux 2007 J Biol Chem 282:14056)"),
+    ("AKT_p", "RAF_a", -1, "AKT phosphorylates RAF-1 Ser259 and inhibits it (Zimmermann & Moelling 1999 Science "
+                           "286:1741)"),
+    ("S6K_p", "AKT_p", -1, "S6K1 phosphorylates Rictor Thr1135 and restrains AKT Ser473 (Julien 2010 Mol Cell Biol "
+                           "30:908)"),
+]
+
+
+@pytest.mark.parametrize("edge", SIGNED_EDGES, ids=[f"{e[0]}->{e[1]}" for e in SIGNED_EDGES])
+def test_signed_edges_of_the_network(rest, edge):
+    """The Jacobian entry d(d target/dt)/d regulator at rest has the published sign and is not ~0
+    (an edge removed from the rate law gives exactly 0)."""
+    regulator, target, sign, source = edge[:4]
+    net, _, x, p = rest
+    J = net.jacobian(x, net.parameters_with(edge[4]) if len(edge) > 4 else p)
+    entry = J[net.species_index(target), net.species_index(regulator)]
+    scale = np.abs(J[net.species_index(target)]).max()
+    assert sign * entry > 1e-6 * scale, f"{regulator} -> {target}: {entry:+.3g} ({source})"
+
+
+def _nodes(node):
+    """Every sub-node of an expression tree (her2sim.expr nodes)."""
+    from her2sim import expr as ex
+
+    yield node
+    if isinstance(node, ex.Call):
+        for a in node.args:
+            yield from _nodes(a)
+    elif isinstance(node, ex.Piecewise):
+        for value, cond in node.pieces:
+            yield from _nodes(value)
+            yield from _nodes(cond)
+        yield from _nodes(node.otherwise)
+    else:
+        for field in ("left", "right", "arg", "a", "b", "if_less", "otherwise"):
+            if hasattr(node, field):
+                yield from _nodes(getattr(node, field))
+
+
+def negative_feedbacks(spec) -> list[tuple[str, str, str]]:
+    """(K parameter, regulator species, target species) of every ``inhibit(regulator, K)`` in the
+    model's expressions and rate laws that scales a reaction producing ``target`` while ``target``
+    reaches the regulator again through the reaction graph (a closed loop), read from the model
+    files as data."""
+    from her2sim import expr as ex
+
+    exprs = {e.name: e.node for e in spec.expressions}
+    species = {s.name for s in spec.species}
+
+    def closure(names):
+        out, stack = set(), list(names)
+        while stack:
+            n = stack.pop()
+            if n not in out:
+                out.add(n)
+                stack.extend(ex.free_names(exprs[n]) if n in exprs else ())
+        return out
+
+    graph = {s: set() for s in species}   # u -> v: u changes the rate of a reaction that makes or uses v
+    for r in spec.reactions:
+        for u in closure(ex.free_names(r.rate)) & species:
+            graph[u] |= {v for v, _ in r.products + r.reactants}
+
+    def reaches(a, b):
+        seen, stack = {a}, [a]
+        while stack:
+            u = stack.pop()
+            if u == b:
+                return True
+            stack.extend(v for v in graph[u] if v not in seen)
+            seen |= graph[u]
+        return False
+
+    calls = [(e.name, n) for e in spec.expressions for n in _nodes(e.node)]
+    calls += [(r.name, n) for r in spec.reactions for n in _nodes(r.rate)]
+    found = set()
+    for where, node in calls:
+        if not (isinstance(node, ex.Call) and node.fn == "inhibit" and isinstance(node.args[1], ex.Sym)):
+            continue
+        regulators = closure(ex.free_names(node.args[0])) & species
+        for r in spec.reactions:
+            if r.name == where or where in closure(ex.free_names(r.rate)):
+                for target, _ in r.products:
+                    found |= {(node.args[1].name, g, target) for g in regulators if reaches(target, g)}
+    return sorted(found)
+
+
+def test_weakening_a_negative_feedback_raises_its_target(rest):
+    """General rule: raising the K of ``inhibit(regulator, K)`` 4-fold weakens the inhibition, so the
+    rest level of the species it makes must rise (a negative loop damps the rise, it cannot reverse
+    it). The feedbacks come from the model files; the two the module descriptions name must be among
+    them (ERK -| SOS, mapk.toml; S6K -| mTORC2/AKT, pi3k_akt_mtor.toml)."""
+    net, spec, x, p = rest
+    loops = negative_feedbacks(spec)
+    assert {("K_ERK_SOS", "ERK_p", "RAS_GTP"), ("K_S6K_mTORC2", "S6K_p", "AKT_p")} <= set(loops), loops
+    wrong = []
+    for k, regulator, target in loops:
+        q = p.copy()
+        q[net.parameter_index(k)] *= 4.0
+        y = steady_state(net, x, q)
+        i = net.species_index(target)
+        if not y[i] > x[i] * (1 + 1e-3):
+            wrong.append(f"{regulator} -| {target} ({k} x4): {x[i]:.4g} -> {y[i]:.4g} nM")
+    assert not wrong, wrong
+
+
+def test_apoptosis_rises_when_survival_signalling_is_lost(rest):
+    """Apoptosis responds to lost AKT/ERK survival signalling (lapatinib kills HER2-addicted cells,
+    Xia 2002 Oncogene 21:6255) and to an acute loss relative to the level the cells are adapted to
+    ('oncogenic shock', Sharma 2006 Cancer Cell 10:425); more survival signal never raises it."""
+    net, _, x, p = rest
+    k = net.observable_index("apoptosis_rate")
+
+    def apoptosis(**scale):
+        y = x.copy()
+        for name, f in scale.items():
+            y[net.species_index(name)] *= f
+        return net.observables(y, p)[k]
+
+    base = apoptosis()
+    assert apoptosis(AKT_p=0.5, ERK_p=0.5) > 1.2 * base       # signal lost
+    assert apoptosis(AKT_p=2.0, ERK_p=2.0) < base             # more signal: less death
+    assert apoptosis(survival_adapted=2.0) > 1.2 * base       # same signal, adapted to twice as much
+    assert apoptosis(survival_adapted=0.5) == pytest.approx(base, rel=1e-12)  # a gain is not a shock

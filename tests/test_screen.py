@@ -310,3 +310,50 @@ def test_no_plateau_warning_for_drugs_that_reach_full_effect(product_matrix):
     s = synergy_scores(product_matrix)
     assert s.fitted_emax_A.item() > 0.9 and s.fitted_emax_B.item() > 0.9
     assert s.plateau_warning.item() == "" and "reference_model_warning" not in s.attrs
+
+
+# ----------------------------------------------------------------------------- closed forms (issue 10 item 6)
+def _three_drug_dataset(inhibition, doses):
+    """A dose_matrix-shaped Dataset (one background, three drugs) around a given inhibition surface."""
+    dims = ("background", "dose_A", "dose_B", "dose_C")
+    coords = {"background": ["wild_type"], **{d: (d, v) for d, v in zip(dims[1:], doses)}}
+    e = inhibition[None]
+    return xr.Dataset({"readout": (dims, 1 - e), "fraction_unaffected": (dims, 1 - e), "inhibition": (dims, e),
+                       "status": (dims, np.full(e.shape, "ok"))}, coords=coords,
+                      attrs={"drug_A": "a", "drug_B": "b", "drug_C": "c", "drugs": "a,b,c", "readout": "R@1h"})
+
+
+def test_three_drug_hsa_expects_the_strongest_single_agent():
+    """Three Hill drugs, each the strongest somewhere in the matrix, combined independently
+    (fraction unaffected = product): the HSA reference of every cell is the largest of the three
+    single-agent inhibitions at its doses (Berenbaum 1989 Pharmacol Rev 41:93), and Bliss is 0."""
+    doses = [np.array([0.0, 1, 10, 100]), np.array([0.0, 3, 30]), np.array([0.0, 0.5, 5, 50, 500])]
+    hills = [(5.0, 1.0), (10.0, 2.0), (20.0, 0.7)]  # (EC50, slope) of drugs A, B, C
+    single = [d ** h / (d ** h + k ** h) for d, (k, h) in zip(doses, hills)]
+    ia, ib, ic = np.ix_(*single)
+    e = 1 - (1 - ia) * (1 - ib) * (1 - ic)
+    s = synergy_scores(_three_drug_dataset(e, doses), ("hsa", "bliss"))
+    expected = np.maximum(np.maximum(ia, ib), ic)
+    combo = np.add.reduce([np.broadcast_to(x > 0, e.shape) for x in (ia, ib, ic)]) >= 2  # >= 2 drugs given
+    strongest = np.argmax(np.stack(np.broadcast_arrays(ia, ib, ic)), axis=0)
+    assert set(strongest[combo].tolist()) == {0, 1, 2}  # each drug is the strongest in some combination cells
+    np.testing.assert_allclose(s.hsa_expected.values[0][combo], expected[combo], rtol=1e-12)
+    np.testing.assert_allclose(s.hsa.values[0][combo], (e - expected)[combo], rtol=1e-12, atol=1e-15)
+    assert np.isnan(s.hsa.values[0][~combo]).all()
+    np.testing.assert_allclose(s.bliss.values[0][combo], 0.0, atol=1e-12)
+    assert float(s.hsa_summary.values[0]) == pytest.approx(np.mean((e - expected)[combo]), rel=1e-12)
+
+
+def test_hill_local_is_the_hill_slope_of_a_partial_effect_curve(product_model):
+    """V@1h under drug B: V = v + (1 - v) exp(-t/2) with v = 1 / (1 + (b/Kb)^2), so the fraction
+    unaffected is 1 - E (b/Kb)^2 / (1 + (b/Kb)^2) with E = 1 - exp(-1/2): a Hill curve of slope 2
+    reaching only 39 % effect. hill_local = -4 (df/d ln d) / Emax at the EC50 must be 2 (times
+    E / Emax, the observed Emax being E at the top dose), not 2 E (without / Emax) nor 1/2."""
+    top = 3000.0
+    ds = dose_response(product_model, "screen_b", [3, 10, 30, 100, 300, 1000, top], "V@1h")
+    m = single_agent_metrics(ds).sel(background="wild_type", drug="screen_b")
+    E = 1 - math.exp(-0.5)
+    emax = E * (top / KB) ** 2 / (1 + (top / KB) ** 2)
+    assert float(m.emax) == pytest.approx(emax, rel=1e-5)
+    assert float(m.hill_local) == pytest.approx(2.0 * E / emax, rel=1e-4)
+    assert float(m.ec50) == pytest.approx(KB * math.sqrt((emax / 2) / (E - emax / 2)), rel=1e-4)

@@ -220,3 +220,40 @@ def test_fitted_emax_recovers_the_plateau_of_a_hill_curve(emax):
 
 def test_fitted_emax_falls_back_to_the_observed_maximum_on_small_grids():
     assert sy.fitted_emax([0, 10, 100], [0.0, 0.2, 0.35]) == pytest.approx(0.35)
+
+
+# --------------------------------------------------------------------- closed forms (issue 10 item 6)
+def test_ci_summary_is_the_geometric_mean_so_ci_2_and_one_half_cancel():
+    """Two copies of one Hill drug (Dm 1.5, m 1.4) whose combination at (a, b) acts like the dose
+    s (a + b): then D_x = s (a + b) and CI = 1 / s exactly (Chou 2006 Pharmacol Rev 58:621, eq. 13).
+    Cells alternate CI = 2 and CI = 1/2 in equal numbers: equal antagonism and synergy on the log
+    scale, so the summary (geometric mean) is 1; an arithmetic mean would say 1.25 (antagonism)."""
+    dm, m = 1.5, 1.4
+    d = np.r_[0.0, np.geomspace(0.2, 5.0, 6)]
+    ci_true = np.where(np.add.outer(np.arange(d.size), np.arange(d.size)) % 2 == 0, 2.0, 0.5)
+    ci_true[0, :] = ci_true[:, 0] = 1.0  # the single agents themselves
+    dose = np.add.outer(d, d) / ci_true
+    e = dose ** m / (dose ** m + dm ** m)  # fraction affected
+    res = sy.combination_index(d, d, e)
+    assert res.fit_a.dm == pytest.approx(dm) and res.fit_a.m == pytest.approx(m)
+    np.testing.assert_allclose(res.ci[1:, 1:], ci_true[1:, 1:], rtol=1e-9)
+    assert res.summary == pytest.approx(1.0, rel=1e-9)
+    # one cell's CI halved: the geometric mean over 36 cells falls by 2**(1/36)
+    ci_true[3, 4] /= 2.0
+    e = (np.add.outer(d, d) / ci_true) ** m / ((np.add.outer(d, d) / ci_true) ** m + dm ** m)
+    assert sy.combination_index(d, d, e).summary == pytest.approx(2.0 ** (-1 / 36), rel=1e-9)
+
+
+def test_combination_index_cells_match_the_synergy_package():
+    """Per-cell Chou-Talalay CI against the `synergy` package's CombinationIndex (same median-effect
+    fits of the single agents, same equation) on a synergistic surface."""
+    pytest.importorskip("synergy")
+    from synergy.combination import CombinationIndex as TheirCI
+
+    e = synergistic_surface(A, B, shift=1.5)
+    d1, d2 = (g.ravel() for g in np.meshgrid(A, B, indexing="ij"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.asarray(TheirCI().fit(d1, d2, 1.0 - e.ravel())).reshape(e.shape)
+    mine = sy.combination_index(A, B, e).ci
+    np.testing.assert_allclose(mine[1:, 1:], ref[1:, 1:], rtol=1e-6)

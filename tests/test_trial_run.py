@@ -141,3 +141,39 @@ def test_run_trial_task_in_another_process_equals_the_local_run(tmp_path):
         remote = pool.submit(run_trial_task, task).result()
     dump = lambda r: json.dumps(r["summary"], default=float, sort_keys=True)  # noqa: E731
     assert dump(remote) == dump(local)
+
+
+def test_drop_outs_are_censored_at_their_last_scan():
+    """A patient who drops out (at -ln(u) / dropout_hazard) is censored at the last scan before it:
+    his outcome is the no-drop-out outcome censored there (an event only if progression was seen by
+    then). Untreated lesions (all drug effects 0) grow and progress at spread-out times; drop-out
+    times are set across the follow-up so that many fall before a progression."""
+    from her2sim.trial.trial import HOURS_PER_MONTH, arm_outcomes, assessment_times_h, sample_trial, tumour_inputs
+    from her2sim.trial.tumour import DailyRates
+
+    spec = load_trial("destiny_breast03_like")
+    s = sample_trial(spec, 60, 5)
+    n, days = s.cohort.n, int(spec.follow_up_h // 24) + 1
+    inputs = tumour_inputs(spec, s.cohort, s.z_growth, s.z_resistant, s.split)
+    untreated = DailyRates(np.zeros((n, days, 2, 3), np.float32), np.zeros((n, days, 2, 3), np.float32),
+                           np.zeros((n, days, 2), np.float32))
+
+    def outcome(u):
+        o = arm_outcomes(spec, untreated, inputs, np.arange(n), s.cohort["brain_mets"], np.asarray(u, float))
+        return o["pfs_months"] * HOURS_PER_MONTH, o["progressed"]
+
+    hazard, scans = spec.tumour.dropout_hazard, assessment_times_h(spec)
+    pfs_full, event_full = outcome(np.full(n, 1e-300))     # t_drop ~ 1e8 h: nobody drops out
+    t_drop = np.linspace(0.0, 1.2 * scans[-1], n)
+    pfs, event = outcome(np.exp(-hazard * t_drop))
+    last = scans[np.searchsorted(scans, t_drop, side="right") - 1]
+    expected = event_full & (pfs_full <= last)
+    np.testing.assert_array_equal(event, expected)
+    np.testing.assert_allclose(pfs, np.where(expected, pfs_full, last), rtol=1e-12)
+    assert (event_full & ~expected).sum() >= 5           # progressions the drop-outs hide
+    # the trial's own draws: nobody's PFS runs past his last scan before drop-out
+    pfs, _ = outcome(s.dropout_u)
+    assert (pfs <= scans[np.searchsorted(scans, -np.log(s.dropout_u) / hazard, side="right") - 1] + 1e-6).all()
+    # everyone leaves before the first scan after baseline: no event, PFS 0
+    pfs, event = outcome(np.ones(n))
+    assert not event.any() and (pfs == 0).all()
