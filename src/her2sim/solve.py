@@ -21,8 +21,9 @@ from .experiments.cache import RestCache
 from .experiments.condition import Condition, dosed, doses_at, input_free, segments
 from .load import load_model
 from .network import Network, compile_network
-from .result import Result, Status
+from .result import Result
 from .spec import ModelSpec
+from .status import Status, StatusMessage
 from .units import convert, parse_quantity, parse_unit, to_internal
 from .validate import (MAX_OUTPUT_BYTES, check_choice, check_conditions, check_count, check_mapping, check_names,
                        check_size, check_time, check_tolerances)
@@ -325,7 +326,8 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     parameters : {parameter: value} overrides, e.g. {"HRG": "1 nM"}; numbers are internal units.
     events : [(time, {drug: dose}), ...] piecewise-constant dose changes, e.g. a washout.
     conditions : list of {"drugs": ..., "parameters": ..., "events": ...} for a batch; each is
-        combined with the shared ``drugs``/``parameters``. Failed members get Status 'failed'.
+        combined with the shared ``drugs``/``parameters``. Failed members get ``Status.FAILED`` and a
+        message (``Result.messages``).
     preequilibrate : integrate to steady state with all doses 0 before t = 0; None (default): the
         model's choice (``ModelSpec.preequilibrate``: True for her2sim models, False for imported
         SBML models, which start at t = 0 from their initial state as SBML prescribes).
@@ -415,7 +417,7 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
             if not np.all(np.isfinite(given)) or np.any(given < -1e-6):
                 raise InvalidArgument("initial_state must be finite and >= 0 (amounts in nM)")
             X0 = np.maximum(np.broadcast_to(given, X0.shape), 0.0)  # round-off below zero from a solve
-    status = [Status() for _ in conds]
+    status = [StatusMessage(Status.OK) for _ in conds]
     if preequilibrate:
         X0 = preequilibrate_all(network, X0, P, status, single, rest_cache)
     out, P_t, use_block = integrate_conditions(network, X0, P, conds, grid, t_end=t_end, method=chosen,
@@ -439,14 +441,14 @@ def integrate_conditions(network: Network, X0: np.ndarray, P: np.ndarray, conds:
     (C, n_params; overrides, doses from ``conds``) over ``grid`` (T,) up to ``t_end`` (default grid[-1]).
 
     ``block``: one block-diagonal solve (conditions sharing a dose schedule; falls back to one at a
-    time to find failing members). ``status``: per-condition :class:`Status` list, updated in
-    place (members already failed are skipped); ``single``: raise instead of recording a failure.
+    time to find failing members). ``status``: per-condition :class:`~her2sim.status.StatusMessage`
+    list, updated in place (members already failed are skipped); ``single``: raise instead of recording a failure.
     Returns (states (C, T, n) with NaN for failed members, parameters in force (C, T, n_params),
     whether block mode ran).
     """
     grid = np.asarray(grid, dtype=float)
     t_end = float(grid[-1]) if t_end is None else float(t_end)
-    status = [Status() for _ in conds] if status is None else status
+    status = [StatusMessage(Status.OK) for _ in conds] if status is None else status
     out = np.full((len(conds), len(grid), network.n_species), np.nan)
     use_block = block
     if network.spec.events:  # model events: one condition at a time (each has its own event times)
@@ -454,7 +456,7 @@ def integrate_conditions(network: Network, X0: np.ndarray, P: np.ndarray, conds:
         P_model = np.empty((len(conds), len(grid), network.n_params))
     same_schedule = all(c.events == conds[0].events and set(c.doses) == set(conds[0].doses) for c in conds)
     if use_block and same_schedule and len(conds) > 1:
-        ok = [i for i, s in enumerate(status) if s.ok]
+        ok = [i for i, s in enumerate(status) if s.is_successful]
         try:
             out[ok] = _run_schedule_block(network, X0[ok], P[ok], [conds[i] for i in ok], grid, t_end, method, rtol,
                                           atol, max_steps)
@@ -462,7 +464,7 @@ def integrate_conditions(network: Network, X0: np.ndarray, P: np.ndarray, conds:
             use_block = False  # find the failing members one by one
     if not (use_block and same_schedule and len(conds) > 1):
         for i, c in enumerate(conds):
-            if not status[i].ok:
+            if not status[i].is_successful:
                 continue
             try:
                 if network.spec.events:
@@ -473,7 +475,7 @@ def integrate_conditions(network: Network, X0: np.ndarray, P: np.ndarray, conds:
             except IntegrationError as exc:
                 if single:
                     raise
-                status[i] = Status("failed", str(exc))
+                status[i] = StatusMessage(Status.FAILED, str(exc))
     if network.time_index is not None:  # model time is the output time, not its integrated copy
         out[:, :, network.time_index] = grid
     P_t = P_model if network.spec.events else _parameters_over_time(network, P, conds, grid)
@@ -506,7 +508,7 @@ def preequilibrate_all(network: Network, X0: np.ndarray, P: np.ndarray, status: 
                     raise
                 done[key] = exc
         if isinstance(done[key], IntegrationError):
-            status[i] = Status("failed", f"pre-equilibration: {done[key]}")
+            status[i] = StatusMessage(Status.PREEQUILIBRATION, f"pre-equilibration: {done[key]}")
         else:
             out[i] = done[key]
     return out
