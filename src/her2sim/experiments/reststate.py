@@ -26,7 +26,7 @@ import numpy as np
 from ..batch import simulate_batch
 from ..errors import IntegrationError, InvalidArgument
 from ..network import Network, compile_network
-from ..solve import relative_drift, steady_state
+from ..scipy_engine import relative_drift, steady_state
 from ..status import Status
 from .cache import RestCache
 

@@ -16,20 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..batch import breakpoints_from_conditions, simulate_batch
+from ..batch import breakpoints_from_conditions
 from ..certify import CertifyOptions
 from ..errors import InvalidArgument, UnknownNameError
 from ..executors import check_scheduler, cores, map_tasks
 from ..network import Network
-from ..solve import integrate_conditions
+from ..engines import ENGINES, SolverOptions, integrate
 from ..validate import check_count, check_tolerances
 from .condition import Condition, ConditionBatch
 from .readouts import (DEFAULT_OUTPUT_STEP, TIMED_KINDS, Readout, ReadoutError, output_grid, parse_readout,
                        time_index, window_points, window_value)
 from .reststate import RestStates
-from ..status import Status, StatusMessage
+from ..status import Status
 
-ENGINES = ("batch", "scipy")
 #: rest-state engine "auto": scipy's LSODA for up to this many distinct drug-free rows, else the batch engine
 REST_SCIPY_MAX_ROWS = 16
 
@@ -172,6 +171,7 @@ def run_condition_arrays(network: Network, batch: ConditionBatch, readouts, *, e
     check_scheduler(scheduler)
     rds = check_readouts(network, readouts, time)
     opts = RunOptions(engine, rest_engine, None, method, rtol, atol, max_steps, float(output_step), certify)
+    solver_options(opts)  # the engine's settings are checked before any work
     rest_states = RestStates() if rest_states is None else rest_states
     if scheduler is None or scheduler == "local" or len(batch) <= 1:
         parts = [_run((network, rds, opts, rest_states), batch)]
@@ -320,39 +320,21 @@ def _run(shared, batch: ConditionBatch) -> dict:
 
 
 def _integrate(network, sub: ConditionBatch, X0, P_base, grid, opts, code, message, run, out, batch_kwargs):
-    """Integrate the members ``run`` from X0 on the chosen engine; returns (states (m, T, n) with
-    NaN rows for failures, parameters in force (m, T, n_params)) and records failures."""
-    conds = list(sub.conditions)
+    """Integrate the members ``run`` from X0 on the chosen engine (:func:`her2sim.engines.integrate`);
+    returns (states (m, T, n) with NaN rows for failures, parameters in force (m, T, n_params)) and
+    records failures."""
+    P, bps = breakpoints_from_conditions(network, list(sub.conditions))
+    res = integrate(network, X0, P, grid, bps or None, solver_options(opts))
     if opts.engine == "batch":
-        P, bps = breakpoints_from_conditions(network, conds)
-        res = simulate_batch(network, X0, P, t_eval=grid, t_span=(0.0, float(grid[-1])), breakpoints=bps or None,
-                             certify=opts.certify, **batch_kwargs)
-        out["steps"] += int(res.steps.sum())
-        out["certificate"] = res.attrs.get("certificate")
+        out["steps"] += res.steps
+        out["certificate"] = res.certificate
         out["certificate_members"] = run
-        for k in np.nonzero(~res.ok)[0]:
-            code[run[k]] = int(res.status_code[k])
-            message[run[k]] = f"{Status(int(res.status_code[k])).label}: {res.messages[k]}"
-        states = res.states  # the result's own array: written in place (one chunk in memory)
-        if network.time_index is not None:
-            states[:, :, network.time_index] = grid
-        states[~res.ok] = np.nan  # a failed member keeps no readouts
-        if res.parameter_trajectory is not None:
-            P_t = res.parameter_trajectory
-        elif sub.has_events:
-            P_t = sub.parameters_at(network, P, grid)
-        else:
-            P_t = np.broadcast_to(P[:, None, :], (len(conds), len(grid), network.n_params))
-        return states, P_t
-    block = opts.block if opts.block is not None else len(conds) > 1
-    method = opts.method or ("BDF" if block else "LSODA")
-    status = [StatusMessage(Status.OK) for _ in conds]
-    kwargs = {} if opts.max_steps is None else {"max_steps": opts.max_steps}
-    states, P_t, _ = integrate_conditions(network, X0, P_base, conds, grid, method=method, block=block,
-                                          rtol=opts.rtol, atol=opts.atol, status=status, **kwargs)
-    for k, s in enumerate(status):
-        if not s.is_successful:
-            code[run[k]] = s.status
-            message[run[k]] = s.message
-            states[k] = np.nan
-    return states, P_t
+    for k in np.nonzero(~res.ok)[0]:
+        code[run[k]] = res.status[k]
+        message[run[k]] = res.messages[k]
+    return res.states, res.parameters
+
+
+def solver_options(opts: RunOptions) -> SolverOptions:
+    """The engine's settings of a run (scipy: block mode unless told otherwise)."""
+    return SolverOptions(opts.engine, opts.method, opts.rtol, opts.atol, opts.max_steps, opts.block, opts.certify)
