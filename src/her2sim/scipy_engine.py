@@ -17,7 +17,7 @@ from scipy.integrate import solve_ivp
 
 from .errors import IntegrationError, UnitError
 from .experiments.cache import RestCache
-from .experiments.condition import Condition, dosed, doses_at, input_free, segments
+from .experiments.condition import Condition, dosed, doses_at, input_free, same_schedule, segments
 from .network import Network
 from .status import Status, StatusMessage
 
@@ -191,15 +191,15 @@ def integrate_conditions(network: Network, X0: np.ndarray, P: np.ndarray, conds:
     if network.spec.events:  # model events: one condition at a time (each has its own event times)
         use_block = False
         P_model = np.empty((len(conds), len(grid), network.n_params))
-    same_schedule = all(c.events == conds[0].events and set(c.doses) == set(conds[0].doses) for c in conds)
-    if use_block and same_schedule and len(conds) > 1:
+    same = same_schedule(conds)
+    if use_block and same and len(conds) > 1:
         ok = [i for i, s in enumerate(status) if s.is_successful]
         try:
             out[ok] = _run_schedule_block(network, X0[ok], P[ok], [conds[i] for i in ok], grid, t_end, method, rtol,
                                           atol, max_steps)
         except IntegrationError:
             use_block = False  # find the failing members one by one
-    if not (use_block and same_schedule and len(conds) > 1):
+    if not (use_block and same and len(conds) > 1):
         for i, c in enumerate(conds):
             if not status[i].is_successful:
                 continue

@@ -19,7 +19,7 @@ from .batch import TABLEAUS, breakpoints_from_conditions
 from .engines import ENGINES, SolverOptions, integrate
 from .errors import IntegrationError, InvalidArgument, QuantityRangeError, UnitError
 from .experiments.cache import RestCache
-from .experiments.condition import Condition, dosed, doses_at, input_free
+from .experiments.condition import Condition, dosed, doses_at, input_free, same_schedule
 from .load import load_model
 from .network import Network, compile_network
 from .result import Result
@@ -295,7 +295,9 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
         # the integration runs to t_end even when the last output time is earlier
         run_grid = grid if grid[-1] >= t_end else np.append(grid, t_end)
         P_dosed, bps = breakpoints_from_conditions(network, [conds[i] for i in live])
-        options = SolverOptions(engine, chosen, rtol, atol, max_steps, use_block if engine == "scipy" else None)
+        # block mode for conditions with one dose schedule (the scipy engine sees only parameters)
+        block = use_block and same_schedule(conds) if engine == "scipy" else None
+        options = SolverOptions(engine, chosen, rtol, atol, max_steps, block)
         run = integrate(network, X0[live], P_dosed, run_grid, bps or None, options)
         if single and not run.ok[0]:
             raise IntegrationError(run.messages[0])

@@ -23,7 +23,7 @@ from ..executors import check_scheduler, cores, map_tasks
 from ..network import Network
 from ..engines import ENGINES, SolverOptions, integrate
 from ..validate import check_count, check_tolerances
-from .condition import Condition, ConditionBatch
+from .condition import Condition, ConditionBatch, same_schedule
 from .readouts import (DEFAULT_OUTPUT_STEP, TIMED_KINDS, Readout, ReadoutError, output_grid, parse_readout,
                        time_index, window_points, window_value)
 from .reststate import RestStates
@@ -324,7 +324,7 @@ def _integrate(network, sub: ConditionBatch, X0, P_base, grid, opts, code, messa
     returns (states (m, T, n) with NaN rows for failures, parameters in force (m, T, n_params)) and
     records failures."""
     P, bps = breakpoints_from_conditions(network, list(sub.conditions))
-    res = integrate(network, X0, P, grid, bps or None, solver_options(opts))
+    res = integrate(network, X0, P, grid, bps or None, solver_options(opts, sub.conditions))
     if opts.engine == "batch":
         out["steps"] += res.steps
         out["certificate"] = res.certificate
@@ -335,6 +335,12 @@ def _integrate(network, sub: ConditionBatch, X0, P_base, grid, opts, code, messa
     return res.states, res.parameters
 
 
-def solver_options(opts: RunOptions) -> SolverOptions:
-    """The engine's settings of a run (scipy: block mode unless told otherwise)."""
-    return SolverOptions(opts.engine, opts.method, opts.rtol, opts.atol, opts.max_steps, opts.block, opts.certify)
+def solver_options(opts: RunOptions, conds=()) -> SolverOptions:
+    """The engine's settings of a run of ``conds``. scipy: BDF for several members, LSODA for one;
+    one block-diagonal system when they share a dose schedule (:func:`.condition.same_schedule`)."""
+    if opts.engine != "scipy":
+        return SolverOptions(opts.engine, opts.method, opts.rtol, opts.atol, opts.max_steps, None, opts.certify)
+    several = opts.block if opts.block is not None else len(conds) > 1
+    method = opts.method or ("BDF" if several else "LSODA")
+    return SolverOptions("scipy", method, opts.rtol, opts.atol, opts.max_steps, bool(several and same_schedule(conds)),
+                         opts.certify)
