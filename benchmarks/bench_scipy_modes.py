@@ -102,7 +102,7 @@ def main() -> None:
         peak = peak_memory_mb(lambda: her2sim.simulate(net, conditions=batch[:100], mode=mode, method=method,
                                                         **common))
         err = max_rel_error(result, reference, ref_idx) if n >= len(ref_idx) else float("nan")
-        failed = sum(not s.ok for s in result.status)
+        failed = sum(not s.is_successful for s in result.status)
         rows.append((mode, method, n, n / wall, err, peak, failed))
     base = rows[0][3]
     print("\n| mode | method | conditions | conditions/s | ratio vs loop LSODA | max rel. error "

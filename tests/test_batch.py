@@ -194,10 +194,10 @@ def test_a_bad_member_fails_with_a_status_and_the_others_match_the_reference():
     assert res.status_code[1] == 3 and STATUS_CODES[3] == "not_finite"
     assert res.status_code[3] in (2, 4), res.messages[3]        # diverged or step underflow
     assert "k_dim" not in res.messages[3] and res.messages[3]
-    assert not res.status[1].ok and "not finite" in res.status[1].message
+    assert not res.status[1].is_successful and "not finite" in res.status[1].message
     assert np.isnan(res.states[1, 1:]).all()
     for b in (0, 2, 4):
-        assert res.status[b].ok
+        assert res.status[b].is_successful
         assert err_in_tol(res.states[b], radau(net, net.x0, P[b], t), 1e-6) < ERR_FACTOR
 
 
@@ -291,7 +291,7 @@ def test_to_result_adds_observables_and_labels():
     assert r.observables.shape == (2, 5, len(net.observable_names))
     np.testing.assert_allclose(r.values("pS"), net.observables(res.states.reshape(-1, net.n_species),
                                                                net.p0).reshape(2, 5, -1)[:, :, 0])
-    assert r.conditions[0]["drug"] == 10.0 and all(s.ok for s in r.status)
+    assert r.conditions[0]["drug"] == 10.0 and all(s.is_successful for s in r.status)
 
 
 @pytest.mark.parametrize("kwargs, match", [

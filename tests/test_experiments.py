@@ -24,7 +24,6 @@ from her2sim.experiments import (
     READOUT_KINDS,
     Condition,
     ConditionBatch,
-    Outcome,
     Readout,
     ReadoutError,
     RestCache,
@@ -34,6 +33,7 @@ from her2sim.experiments import (
     run_conditions,
     screen_label,
 )
+from her2sim.status import Status
 from her2sim.experiments.readouts import window_grid, window_value
 from her2sim.solve import make_condition
 
@@ -145,12 +145,43 @@ def test_windowed_mean_and_auc_match_the_closed_form(net):
 # ----------------------------------------------------------------------------- status vocabulary
 def test_one_status_vocabulary_agrees_with_the_batch_integrator():
     for code, name in STATUS_CODES.items():
-        assert Outcome(code).label == name
-    assert Outcome.OK.is_successful and not Outcome.DIVERGED.is_successful
+        assert Status(code).label == name
+    assert Status.OK.is_successful and not Status.DIVERGED.is_successful
     assert [screen_label(c) for c in (0, 1, 5, 6, 10)] == ["ok", "failed", "failed", "not_steady", "failed"]
     from her2sim.sweep_store import STATUS_CODES as SWEEP_CODES
 
-    assert SWEEP_CODES == {int(o): o.label for o in Outcome if int(o) <= 9}  # sweep files keep their integers
+    assert SWEEP_CODES == {int(o): o.label for o in Status if int(o) <= 9}  # sweep files keep their integers
+
+
+def test_the_old_status_names_are_one_type_with_a_deprecation_warning():
+    """result.Status (was a dataclass 'ok'/'failed') and experiments.Outcome (an IntEnum) are one type."""
+    import her2sim.experiments as ex
+    from her2sim.result import Status as ResultStatus
+
+    assert ResultStatus is Status and her2sim.Status is Status
+    with pytest.warns(DeprecationWarning, match="use her2sim.status.Status"):
+        assert ex.Outcome is Status
+    with pytest.warns(DeprecationWarning, match="STATUS_NAMES"):
+        assert ex.OUTCOME_NAMES == {int(s): s.label for s in Status}
+    assert Status.from_label("not_run") is Status.NOT_RUN
+    with pytest.raises(her2sim.errors.InvalidArgument, match="unknown status label 'okay'"):
+        Status.from_label("okay")
+
+
+def test_a_result_carries_one_status_and_a_message_per_member():
+    from her2sim.result import Result
+    from her2sim.status import StatusMessage, status_message
+
+    shape = np.zeros((2, 1, 1))
+    r = Result(np.zeros(1), shape, shape, ("X",), ("X",), ("nM",), (), (Status.OK, 3))
+    assert r.status == (Status.OK, Status.NOT_FINITE) and r.messages == ("", "")
+    # the batch integrator's (code, message) pairs are split; its reason names its Status
+    pairs = (status_message(), status_message("failed", "max_steps: 100000 steps at t = 3 h"))
+    r = Result(np.zeros(1), shape, shape, ("X",), ("X",), ("nM",), (), pairs)
+    assert r.status == (Status.OK, Status.MAX_STEPS) and r.messages[1].startswith("max_steps")
+    assert status_message("failed", "solver gave up") == StatusMessage(Status.FAILED, "solver gave up")
+    with pytest.raises(her2sim.errors.InvalidArgument, match=r"status\[0\]"):
+        Result(np.zeros(1), shape[:1], shape[:1], ("X",), ("X",), ("nM",), (), ("ok",))
 
 
 # ----------------------------------------------------------------------------- rest states and their cache
@@ -226,7 +257,7 @@ def test_the_pre_equilibration_part_has_its_own_status(net):
     conds = (make_condition(net, {"screen_a": 10}), Condition({}, {"dU": 0.0}))
     for engine in ("batch", "scipy"):
         ds = run_conditions(net, ConditionBatch(conds), ["U@2h"], engine=engine, rest_engine=engine)
-        assert ds.rest_code.values.tolist() == [0, int(Outcome.PREEQUILIBRATION)]
+        assert ds.rest_code.values.tolist() == [0, int(Status.PREEQUILIBRATION)]
         assert ds.status.values.tolist() == ["ok", "preequilibration"]
         assert ds.rest_message.values[1].startswith("pre-equilibration:") and np.isnan(ds.value.values[1, 0])
         without = run_conditions(net, ConditionBatch(conds, preequilibrate=False), ["U@2h"], engine=engine)

@@ -94,7 +94,7 @@ def _load_and_run(text: str) -> None:
         except Her2simError:
             return
         finite = np.isfinite(result.species)
-        assert finite.all() or not result.status[0].ok
+        assert finite.all() or not result.status[0].is_successful
 
 
 @FAST

@@ -105,6 +105,25 @@ def test_network_pickles(test_models):
     np.testing.assert_array_equal(clone.rhs(x, net.p0), net.rhs(x, net.p0))
 
 
+def test_network_is_frozen(test_models):
+    """Nothing writes into a compiled Network: no attribute can be set or added, its arrays are
+    read-only (also after a pickle round trip), and a rest-state cache lives elsewhere (RestCache)."""
+    import dataclasses
+    import pickle
+
+    net = compile_network(load_model(test_models / "binding.toml"))
+    for name, value in (("p0", np.zeros(net.n_params)), ("species_names", ()), ("_rest_cache", {})):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(net, name, value)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del net.x0
+    for clone in (net, pickle.loads(pickle.dumps(net))):
+        for arr in (clone.p0, clone.x0, clone.stoichiometry, clone.jac_rows, clone.preequilibrate_mask):
+            with pytest.raises(ValueError, match="read-only"):
+                arr[0] = 1.0
+    assert not hasattr(net, "_rest_cache") and net.p0[0] == load_model(test_models / "binding.toml").parameters[0].value
+
+
 def test_shape_errors_are_clear(test_models):
     net = compile_network(load_model(test_models / "binding.toml"))
     with pytest.raises(ValueError, match=r"shape \(B, 4\)"):

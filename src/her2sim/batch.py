@@ -52,8 +52,8 @@ from .fused import fused_ops
 from .certify import CertifyOptions, certify_batch, certify_options
 from .errors import InvalidArgument
 from .network import Network
-from .result import Result, Status
-from .solve import Condition, dosed, doses_at
+from .result import Result, status_message as Status  # Status(code, message) -> a StatusMessage pair
+from .experiments.condition import Condition, dosed, doses_at
 from .sparse_lu import SparseLU, symbolic_lu
 from .tableaus import RODAS4, RODAS5P, TABLEAUS, RosenbrockTableau, auto_method  # noqa: F401 (re-exported)
 from .validate import MAX_OUTPUT_BYTES, check_count, check_real, check_size, check_tolerances

@@ -26,7 +26,7 @@ import multiprocessing as mp
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .errors import Her2simError
+from .errors import CertifyError
 from .network import Network
 
 #: default share of the batch that is re-integrated
@@ -34,10 +34,6 @@ DEFAULT_FRACTION = 0.005
 #: the reference tolerances are the batch's divided by this (Radau's error is about half its rtol
 #: here, so the reference is off by a few per cent of the batch's error at most)
 REFERENCE_FACTOR = 20.0
-
-
-class CertifyError(Her2simError, ValueError):
-    """A bad ``certify`` argument of :func:`her2sim.batch.simulate_batch`."""
 
 
 @dataclass(frozen=True)

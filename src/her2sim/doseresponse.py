@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize, stats
 
-from her2sim.errors import Her2simError
+from her2sim.errors import DoseResponseInputError
 
 __all__ = [
     "DoseResponseInputError",
@@ -44,10 +44,6 @@ __all__ = [
 
 PARAMETER_NAMES = ("bottom", "top", "ec50", "hill")
 _LSQ = {"method": "trf", "xtol": 1e-12, "ftol": 1e-12, "gtol": 1e-12, "max_nfev": 2000}
-
-
-class DoseResponseInputError(Her2simError, ValueError):
-    """Bad input to a dose-response or synergy function; the message names the argument and the fix."""
 
 
 # ---------------------------------------------------------------- validation

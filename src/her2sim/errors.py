@@ -152,3 +152,71 @@ def _rebuild_unsupported(message: str, construct: str, element: str):
     Exception.__init__(err, message)
     err.construct, err.element = construct, element
     return err
+
+
+# ----------------------------------------------------------------------------- errors of each stage
+# (defined here, re-exported from the module that raises them, so that every error class lives in one place)
+class SBMLExportError(Her2simError, ValueError):
+    """The model cannot be written as valid SBML (the message says which entry and why)."""
+
+
+class CertifyError(InvalidArgument):
+    """A bad ``certify`` argument of :func:`her2sim.batch.simulate_batch`."""
+
+
+class ReadoutError(InvalidArgument):
+    """A readout is malformed; the message names it and shows the grammar."""
+
+
+class ScreenInputError(InvalidArgument):
+    """A screen argument is malformed; the message names the argument, the value and the fix."""
+
+
+class DoseResponseInputError(InvalidArgument):
+    """Bad input to a dose-response or synergy function; the message names the argument and the fix."""
+
+
+class SchedulerError(InvalidArgument):
+    """``scheduler`` is not one of the accepted forms (:data:`her2sim.executors.SCHEDULER_HELP`)."""
+
+
+class TaskError(Her2simError, RuntimeError):
+    """A task of :func:`her2sim.executors.map_tasks` raised; names the task and the original error."""
+
+    exit_code = 1  # a failure during the work, not bad input
+
+
+class SweepSpecError(ModelFileError):
+    """A sweep spec is malformed; ``problems`` lists each as ``"[entry] what to change"``."""
+
+    def __init__(self, problems, path: str | None):
+        self.problems = tuple(f"[{e}] {m}" if e else m for e, m in problems)
+        text = (self.problems[0] if len(self.problems) == 1 else  # one problem: one line
+                f"{len(self.problems)} problem(s) in sweep spec:\n  - " + "\n  - ".join(self.problems))
+        super().__init__(text, path=path)
+
+    def __reduce__(self):  # picklable for worker processes
+        return (_rebuild_spec_error, (self.args[0], self.path, self.problems))
+
+
+def _rebuild_spec_error(message: str, path, problems):
+    err = SweepSpecError.__new__(SweepSpecError)
+    Exception.__init__(err, message)
+    err.path, err.entry, err.problems = path, None, problems
+    return err
+
+
+class SweepDirectoryError(Her2simError, ValueError):
+    """The output directory holds something else than this sweep (or a different sweep)."""
+
+
+class DamagedManifestError(SweepDirectoryError):
+    """The sweep's manifest.json cannot be read (a crash of the file system, an edit by hand)."""
+
+
+class PetabError(Her2simError, ValueError):
+    """A PEtab problem is malformed or inconsistent; the message names the table, row and column."""
+
+
+class ExploreInputError(InvalidArgument):
+    """Invalid explorer controls (names the field and the fix)."""

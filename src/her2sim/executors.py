@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import Her2simError
+from .errors import SchedulerError, TaskError
 
 SCHEDULER_HELP = ("None or 'local' (this process), 'processes' (a dask LocalCluster with one worker per core, or a "
                   "process pool without dask), 'dask://HOST:PORT' (an existing dask scheduler) or a distributed.Client")
@@ -34,16 +34,6 @@ SCHEDULER_HELP = ("None or 'local' (this process), 'processes' (a dask LocalClus
 
 #: seconds to wait for an existing dask scheduler before giving up (it answers in milliseconds when up)
 CONNECT_TIMEOUT_S = 10
-
-
-class TaskError(Her2simError, RuntimeError):
-    """A task of :func:`map_tasks` raised; names the task and the original error."""
-
-    exit_code = 1  # a failure during the work, not bad input
-
-
-class SchedulerError(Her2simError, ValueError):
-    """``scheduler`` is not one of the accepted forms (:data:`SCHEDULER_HELP`)."""
 
 
 def check_scheduler(scheduler) -> None:

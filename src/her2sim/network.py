@@ -18,8 +18,17 @@ import numpy as np
 
 from . import expr as ex
 from .codegen import Dag
-from .errors import UnknownNameError
+from .errors import InvalidArgument, UnknownNameError
 from .spec import ModelSpec
+
+
+#: the Network's array attributes, read-only after construction
+_ARRAYS = ("stoichiometry", "x0", "p0", "jac_rows", "jac_cols", "conservation_laws", "preequilibrate_mask")
+
+
+def _set(obj, name: str, value) -> None:
+    """Assign during construction of a frozen Network (the only place anything is written)."""
+    object.__setattr__(obj, name, value)
 
 
 def _dname(expr_name: str, species: str) -> str:
@@ -46,9 +55,10 @@ class _Compiled:
     jac_ids: tuple
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, frozen=True)
 class Network:
-    """A compiled reaction network (internal units: nM, h).
+    """A compiled reaction network (internal units: nM, h); frozen: no attribute can be set after
+    construction and its arrays are read-only.
 
     Attributes
     ----------
@@ -82,12 +92,12 @@ class Network:
 
     def __post_init__(self) -> None:
         spec = self.spec
-        self.species_names = spec.species_names
-        self.parameter_names = spec.parameter_names
-        self.observable_names = spec.observable_names
-        self.observable_units = tuple(o.unit for o in spec.observables)
-        self.species_units = tuple(s.unit for s in spec.species)
-        self.reaction_names = tuple(r.name for r in spec.reactions)
+        _set(self, "species_names", spec.species_names)
+        _set(self, "parameter_names", spec.parameter_names)
+        _set(self, "observable_names", spec.observable_names)
+        _set(self, "observable_units", tuple(o.unit for o in spec.observables))
+        _set(self, "species_units", tuple(s.unit for s in spec.species))
+        _set(self, "reaction_names", tuple(r.name for r in spec.reactions))
         n, R = len(self.species_names), len(spec.reactions)
         sidx = {s: i for i, s in enumerate(self.species_names)}
         N = np.zeros((n, R))
@@ -96,16 +106,18 @@ class Network:
                 N[sidx[s], r] -= c
             for s, c in rx.products:
                 N[sidx[s], r] += c
-        self.stoichiometry = N
-        self.p0 = np.array([p.value for p in spec.parameters], dtype=float)
+        _set(self, "stoichiometry", N)
+        _set(self, "p0", np.array([p.value for p in spec.parameters], dtype=float))
         #: index of the model-time state (SBML ``time``; d/dt = 1 from 0) or None
-        self.time_index = next((i for i, s in enumerate(spec.species) if s.quantity == "time"), None)
-        self.preequilibrate_mask = np.array([1.0 if s.preequilibrate else 0.0 for s in spec.species])
-        self.conservation_laws = conservation_laws(N)
+        _set(self, "time_index", next((i for i, s in enumerate(spec.species) if s.quantity == "time"), None))
+        _set(self, "preequilibrate_mask", np.array([1.0 if s.preequilibrate else 0.0 for s in spec.species]))
+        _set(self, "conservation_laws", conservation_laws(N))
         self._build()
-        self.x0 = np.array([s.initial for s in spec.species], dtype=float)
+        _set(self, "x0", np.array([s.initial for s in spec.species], dtype=float))
         if any(s.initial_expr is not None for s in spec.species):
-            self.x0 = self.initial_state(self.p0)
+            _set(self, "x0", self.initial_state(self.p0))
+        for name in _ARRAYS:  # frozen all the way down: callers copy before they change a row
+            getattr(self, name).setflags(write=False)
 
     # -- compilation ---------------------------------------------------------------------
     def _build(self) -> None:
@@ -144,9 +156,9 @@ class Network:
             for i in np.nonzero(N[:, r])[0]:
                 pairs.setdefault((int(i), int(j)), []).append((N[i, r], k))
         jac_ids = [dag.linear_combination(terms) for terms in pairs.values()]
-        self.jac_rows = np.array([i for i, _ in pairs], dtype=int)
-        self.jac_cols = np.array([j for _, j in pairs], dtype=int)
-        self._eval = _Compiled(
+        _set(self, "jac_rows", np.array([i for i, _ in pairs], dtype=int))
+        _set(self, "jac_cols", np.array([j for _, j in pairs], dtype=int))
+        _set(self, "_eval", _Compiled(
             rates_array=dag.function(rate_ids, "array"),
             rates_scalar=dag.function(rate_ids, "scalar"),
             rhs_array=dag.function(rhs_ids, "array", into=True),
@@ -159,10 +171,10 @@ class Network:
             event_values=tuple(tuple(ex.compile_expr(ex.simplify(ex.expand(node)), sidx, pidx)
                                      for _, node in e.assignments) for e in spec.events),
             dag=dag, rhs_ids=tuple(rhs_ids), jac_ids=tuple(jac_ids),
-        )
-        self._event_targets = tuple(tuple(("x", sidx[t]) if t in sidx else ("p", pidx[t]) for t, _ in e.assignments)
-                                    for e in spec.events)
-        self.dag_size = len(dag.nodes)
+        ))
+        _set(self, "_event_targets", tuple(tuple(("x", sidx[t]) if t in sidx else ("p", pidx[t])
+                                                  for t, _ in e.assignments) for e in spec.events))
+        _set(self, "dag_size", len(dag.nodes))
 
     def _initial_function(self, pidx: Mapping[str, int]) -> Callable:
         """``f(x, p, out)`` filling (n_species, B) initial states from parameter rows (no species)."""
@@ -213,7 +225,7 @@ class Network:
         p = np.asarray(p, dtype=float)
         p2 = p[None, :] if p.ndim == 1 else p
         if p2.ndim != 2 or p2.shape[1] != self.n_params:
-            raise ValueError(f"parameters must have shape ({self.n_params},) or (B, {self.n_params}); got {p.shape}")
+            raise InvalidArgument(f"parameters must have shape ({self.n_params},) or (B, {self.n_params}); got {p.shape}")
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             out = self._eval.initial_array([], np.ascontiguousarray(p2.T), np.empty((self.n_species, p2.shape[0])))
         return out[:, 0].copy() if p.ndim == 1 else out.T.copy()
@@ -233,8 +245,10 @@ class Network:
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        self.__dict__.update(state)  # unpickling fills a fresh object; nothing else writes into it
         self._build()
+        for name in _ARRAYS:
+            getattr(self, name).setflags(write=False)
 
     # -- evaluation -------------------------------------------------------------------------
     @property
@@ -252,7 +266,7 @@ class Network:
         B = x2.shape[0]
         p2 = np.broadcast_to(p, (B, self.n_params)) if p.ndim == 1 else p
         if x2.ndim != 2 or x2.shape[1] != self.n_species or p2.shape != (B, self.n_params):
-            raise ValueError(
+            raise InvalidArgument(
                 f"state must have shape (B, {self.n_species}) and parameters (B, {self.n_params}); "
                 f"got {x.shape} and {p.shape}"
             )

@@ -1,4 +1,5 @@
-"""Labelled simulation results: (condition, time, species/observable) arrays plus a per-member Status."""
+"""Labelled simulation results: (condition, time, species/observable) arrays plus a per-member
+:class:`~her2sim.status.Status` and message."""
 
 from __future__ import annotations
 
@@ -8,19 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import OptionalDependencyError, UnknownNameError
+from .errors import InvalidArgument, OptionalDependencyError, UnknownNameError
+from .status import Status, StatusMessage, status_message
 
-
-@dataclass(frozen=True)
-class Status:
-    """Outcome of one condition: ``code`` is 'ok' or 'failed'; ``message`` says why."""
-
-    code: str = "ok"
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.code == "ok"
+__all__ = ["Result", "Status", "StatusMessage", "status_message"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +25,8 @@ class Result:
     species : (C, T, n_species) nM, except relative counts (``species_units`` 'dimensionless').
     observables : (C, T, n_observables) in ``observable_units``.
     conditions : per-condition labels, e.g. ``{"lapatinib": 1000.0}`` (doses in nM).
-    status : per-condition Status; failed members hold NaN and say why.
+    status : per-condition :class:`Status` (ints or :class:`StatusMessage` pairs are accepted and
+        split); failed members hold NaN.  messages : per-condition reason ('' where it succeeded).
     """
 
     time: np.ndarray
@@ -46,6 +39,26 @@ class Result:
     status: tuple = ()
     attrs: dict = field(default_factory=dict)
     species_units: tuple = ()
+    messages: tuple = ()
+
+    def __post_init__(self) -> None:
+        codes, messages = [], []
+        for k, s in enumerate(self.status):
+            if isinstance(s, tuple):  # a StatusMessage, e.g. from BatchResult.status
+                code, message = s
+            else:
+                code, message = s, ""
+            try:
+                codes.append(Status(int(code)))
+            except (TypeError, ValueError):
+                raise InvalidArgument(f"status[{k}] must be a her2sim.Status, got {s!r}") from None
+            messages.append(str(message))
+        if self.messages:
+            if len(self.messages) != len(codes):
+                raise InvalidArgument(f"messages: {len(self.messages)} messages for {len(codes)} statuses")
+            messages = [str(m) for m in self.messages]
+        object.__setattr__(self, "status", tuple(codes))
+        object.__setattr__(self, "messages", tuple(messages))
 
     @property
     def n_conditions(self) -> int:
@@ -136,8 +149,8 @@ class Result:
                 "observable": list(self.observable_names),
                 "observable_unit": ("observable", list(self.observable_units)),
                 "species_unit": ("species_name", [self.unit_of(n) for n in self.species_names]),
-                "status": ("condition", [s.code for s in self.status] or ["ok"] * self.n_conditions),
-                "status_message": ("condition", [s.message for s in self.status] or [""] * self.n_conditions),
+                "status": ("condition", [s.label for s in self.status] or ["ok"] * self.n_conditions),
+                "status_message": ("condition", list(self.messages) or [""] * self.n_conditions),
             },
             attrs={k: str(v) for k, v in self.attrs.items()},
         )
@@ -176,7 +189,8 @@ class Result:
         lines = []
         for c, label in enumerate(self._labels()):
             if self.n_conditions > 1 or label != "condition 0":
-                lines.append(f"# {label}" + ("" if not self.status or self.status[c].ok else f"  [FAILED: {self.status[c].message}]"))
+                lines.append(f"# {label}" + ("" if not self.status or self.status[c].is_successful
+                                                else f"  [FAILED: {self.messages[c]}]"))
             lines.append(f"{'observable':<22}{'t=0 h':>12}{f't={self.time[-1]:g} h':>12}  unit")
             for n in names:
                 v = self.values(n)[c]

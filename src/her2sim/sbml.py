@@ -50,7 +50,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from . import expr as ex
-from .errors import Her2simError, OptionalDependencyError
+from .errors import InvalidArgument, OptionalDependencyError, OutputError, SBMLExportError
 from .spec import ModelSpec
 
 __all__ = ["SBMLCheck", "SBMLExportError", "export_model_sbml", "export_sbml", "roadrunner_concentration_atol",
@@ -73,10 +73,6 @@ _NAMED_UNITS = {
 }
 #: unit definitions always written (whether used or not)
 _ALWAYS = ((1, 0, 0, 0), (1, -3, 0, 0), (0, 0, 1, 0), (0, 0, -1, 0), (-1, 3, -1, 0), (1, 0, -1, 0))
-
-
-class SBMLExportError(Her2simError, ValueError):
-    """The model cannot be written as valid SBML (the message says which entry and why)."""
 
 
 def _libsbml():
@@ -296,10 +292,10 @@ def sbml_document(spec: ModelSpec, *, initial_state: Sequence[float] | np.ndarra
     else:
         x0 = np.asarray(initial_state, dtype=float)
         if x0.shape != (n,):
-            raise ValueError(f"initial_state must have shape ({n},) (one nM value per species in "
+            raise InvalidArgument(f"initial_state must have shape ({n},) (one nM value per species in "
                              f"spec.species order), got {x0.shape}")
         if not np.all(np.isfinite(x0)):
-            raise ValueError("initial_state must be finite")
+            raise InvalidArgument("initial_state must be finite")
     overrides = _parameter_overrides(spec, parameters)
 
     doc = libsbml.SBMLDocument(3, 2)
@@ -490,7 +486,7 @@ def export_sbml(spec: ModelSpec, path: str | Path, *, initial_state: Sequence[fl
     path = Path(path)
     with atomic_path(path) as tmp:
         if not libsbml.writeSBMLToFile(doc, str(tmp)):
-            raise OSError(f"could not write SBML to {str(path)!r}; check that the folder exists and is writable")
+            raise OutputError(f"could not write SBML to {str(path)!r}; check that the folder exists and is writable")
     return path
 
 
@@ -534,7 +530,7 @@ def export_model_sbml(model: str | Path | ModelSpec, out_path: str | Path, varia
     requests = _drug_requests(drugs)
     if isinstance(model, ModelSpec):
         if variants:
-            raise ValueError("variants cannot be applied to a ModelSpec; use load_model(name, variants=...)")
+            raise InvalidArgument("variants cannot be applied to a ModelSpec; use load_model(name, variants=...)")
         spec = model
         for name, _ in requests:
             spec.drug(name)  # raises UnknownNameError if the spec was loaded without it

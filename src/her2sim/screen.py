@@ -44,7 +44,7 @@ import numpy as np
 
 from . import doseresponse as dr
 from . import synergy as sy
-from .errors import InvalidArgument
+from .errors import ScreenInputError
 from .experiments import ConditionBatch, Readout, ReadoutError, run_conditions, screen_label
 from .experiments import parse_readout as parse_any_readout
 from .experiments.readouts import READOUT_KINDS
@@ -83,10 +83,6 @@ EFFECT_SCALE = ("inhibition = 1 - readout / readout of the untreated control of 
                 "(fraction: 0 = no effect, 1 = readout abolished, < 0 = the drugs raise the readout)")
 SIGN_CONVENTION = ("synergy score = observed - expected inhibition: positive = more effect than expected "
                    "(synergy), negative = less (antagonism); combination index CI < 1 = synergy")
-
-
-class ScreenInputError(InvalidArgument):
-    """A screen argument is malformed; the message names the argument, the value and the fix."""
 
 
 # ----------------------------------------------------------------------------- readouts

@@ -1,42 +1,43 @@
-"""The scipy path: ``simulate()`` over :func:`scipy.integrate.solve_ivp` with the analytic Jacobian.
+"""``simulate()``: user input (names, doses with units, conditions) -> one engine -> a :class:`Result`.
 
-Conditions are integrated either one at a time (``mode="loop"``) or all together as one
-block-diagonal system with a sparse Jacobian (``mode="block"``). Cells are pre-equilibrated to a
-steady state with every drug dose at zero; doses then change piecewise-constantly at event times,
-and the integration restarts at each event (a discontinuity is never stepped over).
+Cells are pre-equilibrated to a steady state with every drug dose at zero; doses then change
+piecewise-constantly at event times. The integration runs on either engine behind
+:func:`her2sim.engines.integrate`: scipy's ``solve_ivp`` (:mod:`her2sim.scipy_engine`; one condition
+at a time, ``mode="loop"``, or one block-diagonal system, ``mode="block"``; it restarts at each
+event) or the batch Rosenbrock integrator (:mod:`her2sim.batch`). The scipy engine's functions
+(``steady_state``, ``integrate_conditions``, ...) stay importable from here.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.integrate import solve_ivp
 
+from .batch import TABLEAUS, breakpoints_from_conditions
+from .engines import ENGINES, SolverOptions, integrate
 from .errors import IntegrationError, InvalidArgument, QuantityRangeError, UnitError
 from .experiments.cache import RestCache
-from .experiments.condition import Condition, dosed, doses_at, input_free, segments
+from .experiments.condition import Condition, dosed, doses_at, input_free, same_schedule
 from .load import load_model
 from .network import Network, compile_network
-from .result import Result, Status
+from .result import Result
 from .spec import ModelSpec
+from .scipy_engine import (DEFAULT_MAX_STEPS, METHODS, cached_steady_state, integrate_conditions, model_event_times,
+                           preequilibrate_all, relative_drift, steady_state)
+from .status import Status, StatusMessage
 from .units import convert, parse_quantity, parse_unit, to_internal
 from .validate import (MAX_OUTPUT_BYTES, check_choice, check_conditions, check_count, check_mapping, check_names,
                        check_size, check_time, check_tolerances)
 
-__all__ = ["Condition", "as_network", "cached_steady_state", "dose_nM", "dosed", "doses_at", "hours", "input_free",
-           "integrate_conditions", "make_condition", "model_time", "parameter_value", "preequilibrate_all",
+__all__ = ["Condition", "DEFAULT_MAX_STEPS", "METHODS", "as_network", "cached_steady_state", "dose_nM", "dosed", "doses_at", "hours", "input_free",
+           "integrate_conditions", "make_condition", "model_event_times", "model_time", "parameter_value", "preequilibrate_all",
            "relative_drift", "simulate", "steady_state"]
 
-METHODS = ("LSODA", "BDF", "Radau")
 #: block mode pays off from this many conditions on: measured crossover on the default model
 #: (benchmarks/bench_scipy_modes.py --crossover: block/loop 0.9 at 8, 1.5 at 16, 4.0 at 64 conditions)
 BLOCK_MIN_CONDITIONS = 16
-#: cap on right-hand-side evaluations per integration segment (scipy path)
-DEFAULT_MAX_STEPS = 200_000
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -163,156 +164,15 @@ def _drug_names_in(drugs, events, conditions) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-# ----------------------------------------------------------------------------- core integration
-class _Budget:
-    """Counts right-hand-side evaluations and stops a runaway integration."""
-
-    def __init__(self, max_steps: int):
-        self.left = max_steps
-        self.max_steps = max_steps
-
-    def spend(self, t: float) -> None:
-        self.left -= 1
-        if self.left < 0:
-            raise IntegrationError(
-                f"gave up at t={t:.6g} h after {self.max_steps} right-hand-side evaluations (max_steps): the "
-                "problem is too stiff or blows up. Check parameter values, or raise max_steps.")
-
-
-def _solve_one(network: Network, x0, p, t_span, t_eval, method, rtol, atol, mask=None, max_steps=DEFAULT_MAX_STEPS):
-    n = network.n_species
-    budget = _Budget(max_steps)
-
-    if mask is None:
-        def fun(t, y):
-            budget.spend(t)
-            return network.rhs(y, p)
-
-        def jac(t, y):
-            return network.jacobian(y, p)
-    else:
-        def fun(t, y):
-            budget.spend(t)
-            return network.rhs(y, p) * mask
-
-        def jac(t, y):
-            return network.jacobian(y, p) * mask[:, None]
-
-    kwargs = {"jac": jac} if method in ("BDF", "Radau", "LSODA") else {}
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="lsoda:", category=UserWarning)  # its failure is raised below
-        sol = solve_ivp(fun, t_span, x0, method=method, t_eval=t_eval, rtol=rtol, atol=atol, **kwargs)
-    if not sol.success:
-        raise IntegrationError(
-            f"{method} failed between t={t_span[0]:g} h and {t_span[1]:g} h: {sol.message}. "
-            "Try method='Radau' or a looser rtol, and check parameter values.")
-    y = sol.y.T if t_eval is not None else sol.y[:, -1:].T
-    if not np.all(np.isfinite(y)):
-        raise IntegrationError(f"{method} produced non-finite values; check parameters (division by zero?)")
-    return y.reshape(-1, n)
-
-
-class _BlockSystem:
-    """B copies of the network as one block-diagonal ODE with a sparse CSC Jacobian."""
-
-    def __init__(self, network: Network, P: np.ndarray, mask=None, max_steps: int = DEFAULT_MAX_STEPS):
-        self.network, self.P, self.mask = network, P, mask
-        self.budget = _Budget(max_steps)
-        B, n = P.shape[0], network.n_species
-        self.B, self.n = B, n
-        nnz = len(network.jac_rows)
-        rows = (np.arange(B)[:, None] * n + network.jac_rows[None, :]).ravel()
-        cols = (np.arange(B)[:, None] * n + network.jac_cols[None, :]).ravel()
-        order = np.lexsort((rows, cols))  # CSC order: by column then row
-        self.perm = order
-        self.indices = rows[order].astype(np.int32)
-        counts = np.bincount(cols, minlength=B * n)
-        self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        self.shape = (B * n, B * n)
-        self.mask_vals = None if mask is None else np.tile(mask[network.jac_rows], B)[order]
-        self._nnz = nnz
-
-    def fun(self, t, y):
-        self.budget.spend(t)
-        dx = self.network.rhs(y.reshape(self.B, self.n), self.P)
-        if self.mask is not None:
-            dx = dx * self.mask
-        return dx.ravel()
-
-    def jac(self, t, y):
-        vals = self.network.jacobian_values(y.reshape(self.B, self.n), self.P).ravel()[self.perm]
-        if self.mask_vals is not None:
-            vals = vals * self.mask_vals
-        return sp.csc_matrix((vals, self.indices, self.indptr), shape=self.shape)
-
-
-def _solve_block(network: Network, X0, P, t_span, t_eval, method, rtol, atol, mask=None,
-                 max_steps=DEFAULT_MAX_STEPS):
-    if method == "LSODA":
-        method = "BDF"  # LSODA cannot use a sparse Jacobian
-    system = _BlockSystem(network, P, mask, max_steps)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        sol = solve_ivp(system.fun, t_span, X0.ravel(), method=method, t_eval=t_eval, rtol=rtol, atol=atol,
-                        jac=system.jac)
-    if not sol.success:
-        raise IntegrationError(f"block {method} failed: {sol.message}")
-    y = sol.y if t_eval is not None else sol.y[:, -1:]
-    return y.T.reshape(-1, system.B, network.n_species).transpose(1, 0, 2)  # (B, T, n)
-
-
-def steady_state(network: Network, x0, p, *, method: str = "LSODA", rtol: float = 1e-8, atol: float = 1e-10,
-                 tol: float = 1e-7, max_time_h: float = 1e6) -> np.ndarray:
-    """Integrate with doses as given in ``p`` until max |dx/dt| / (|x| + atol) < ``tol`` per hour.
-
-    Species with ``preequilibrate = false`` are held at their value. Raises IntegrationError if
-    no steady state is reached by ``max_time_h`` (oscillation or unbounded growth).
-    """
-    mask = network.preequilibrate_mask
-    x = np.asarray(x0, dtype=float)
-    t, horizon = 0.0, 100.0
-    while t < max_time_h:
-        x = _solve_one(network, x, p, (0.0, horizon), None, method, rtol, atol, mask=mask)[-1]
-        t += horizon
-        drift = float(relative_drift(network, x, p, floor=atol * 1e3))
-        if drift < tol:
-            return x
-        horizon *= 4
-    raise IntegrationError(
-        f"pre-equilibration did not reach a steady state within {max_time_h:g} h (max relative drift {drift:.2e}/h). "
-        "The model may oscillate or grow without bound; pass preequilibrate=False or fix the model.")
-
-
-def relative_drift(network: Network, X: np.ndarray, P: np.ndarray, *, floor: float = 1e-7) -> np.ndarray:
-    """The steady-state test of every engine: max over moving species of |dx/dt| / (|x| + floor)
-    (1/h; species marked ``preequilibrate = false`` are held and do not count). X, P: (n,) or (m, n)."""
-    X = np.asarray(X, dtype=float)
-    f = network.rhs(X, P) * network.preequilibrate_mask
-    if X.ndim == 1:
-        return np.max(np.abs(f) / (np.abs(X) + floor))
-    return np.max(np.abs(f) / (np.abs(X) + floor), axis=1) if len(X) else np.zeros(0)
-
-
-def cached_steady_state(network: Network, x0: np.ndarray, p: np.ndarray, cache: RestCache | None = None) -> np.ndarray:
-    """steady_state() looked up in (and stored to) ``cache``, an explicit
-    :class:`~her2sim.experiments.RestCache` keyed by the network's digest; without one, computed."""
-    if cache is None:
-        return steady_state(network, x0, p)
-    key = cache.key(network, "scipy", x0, p)
-    x = cache.get(key)
-    if x is None:
-        x = steady_state(network, x0, p)
-        cache.put(key, x)
-    return x.copy()
-
-
 def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None, variants: Sequence[str] = (),
              time: str | float = "72 h", t_eval: Sequence[float] | None = None,
              parameters: Mapping[str, str | float] | None = None, events: Sequence = (),
              conditions: Sequence[Mapping] | None = None, preequilibrate: bool | None = None,
              initial_state: np.ndarray | None = None,
              method: str = "auto", mode: str = "auto", rtol: float = 1e-6, atol: float = 1e-9,
-             max_steps: int = DEFAULT_MAX_STEPS, rest_cache: RestCache | None = None) -> Result:
-    """Simulate a model on the scipy path.
+             max_steps: int = DEFAULT_MAX_STEPS, rest_cache: RestCache | None = None,
+             engine: str = "scipy") -> Result:
+    """Simulate a model on the scipy engine (default) or the batch integrator.
 
     Parameters
     ----------
@@ -325,19 +185,23 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     parameters : {parameter: value} overrides, e.g. {"HRG": "1 nM"}; numbers are internal units.
     events : [(time, {drug: dose}), ...] piecewise-constant dose changes, e.g. a washout.
     conditions : list of {"drugs": ..., "parameters": ..., "events": ...} for a batch; each is
-        combined with the shared ``drugs``/``parameters``. Failed members get Status 'failed'.
+        combined with the shared ``drugs``/``parameters``. A failed member gets a failing
+        :class:`~her2sim.status.Status` and a message (``Result.messages``).
     preequilibrate : integrate to steady state with all doses 0 before t = 0; None (default): the
         model's choice (``ModelSpec.preequilibrate``: True for her2sim models, False for imported
         SBML models, which start at t = 0 from their initial state as SBML prescribes).
     initial_state : (n_species,) or (C, n_species) state in nM to start from instead of the model's
         initial state ``network.initial_state(p)`` of each condition's parameters (pre-equilibration,
         if on, starts from it).
-    method : "LSODA", "BDF", "Radau" or "auto" (LSODA per condition; BDF for block mode).
-    mode : "loop", "block" (one block-diagonal solve_ivp call) or "auto" (block from
+    method : scipy: "LSODA", "BDF", "Radau" or "auto" (LSODA per condition; BDF for block mode);
+        batch: "rodas4", "rodas5p" or "auto" (:func:`her2sim.batch.auto_method`).
+    mode : scipy only: "loop", "block" (one block-diagonal solve_ivp call) or "auto" (block from
         ``BLOCK_MIN_CONDITIONS`` conditions on).
     rtol, atol : solver tolerances (atol in nM).
-    max_steps : cap on right-hand-side evaluations per integration segment; a member that needs
-        more is stopped and reported (raised for a single condition).
+    max_steps : scipy: cap on right-hand-side evaluations per integration segment; batch: steps per
+        member. A member that needs more is stopped and reported (raised for a single condition).
+    engine : "scipy" or "batch" (the NumPy Rosenbrock integrator, :mod:`her2sim.batch`); both run
+        behind :func:`her2sim.engines.integrate`. Pre-equilibration runs on scipy for both.
     rest_cache : a :class:`her2sim.experiments.RestCache` that keeps drug-free rest states between
         calls (keyed by the network's digest); None: computed afresh (once per distinct condition).
 
@@ -346,7 +210,8 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
     Result with time (T,) in h, species (C, T, n) in nM, observables (C, T, m).
     A single condition that fails raises IntegrationError.
     """
-    method = check_choice(method, "method", METHODS + ("auto",))  # every argument before any work
+    engine = check_choice(engine, "engine", ENGINES)  # every argument before any work
+    method = check_choice(method, "method", METHODS + ("auto",) if engine == "scipy" else ("auto", *TABLEAUS))
     mode = check_choice(mode, "mode", ("auto", "loop", "block"))
     rtol, atol = check_tolerances(rtol, atol)
     max_steps = check_count(max_steps, "max_steps", fix="right-hand-side evaluations per segment, e.g. 200000")
@@ -396,7 +261,10 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
                                tuple(sorted(base.events + extra.events, key=lambda e: e[0]))))
     single = conditions is None
     use_block = mode == "block" or (mode == "auto" and len(conds) >= BLOCK_MIN_CONDITIONS)
-    chosen = method if method != "auto" else ("BDF" if use_block else "LSODA")
+    if engine == "scipy":
+        chosen = method if method != "auto" else ("BDF" if use_block else "LSODA")
+    else:
+        chosen = method
 
     if preequilibrate is None:
         preequilibrate = network.spec.preequilibrate
@@ -415,174 +283,34 @@ def simulate(model="default", *, drugs: Mapping[str, str | float] | None = None,
             if not np.all(np.isfinite(given)) or np.any(given < -1e-6):
                 raise InvalidArgument("initial_state must be finite and >= 0 (amounts in nM)")
             X0 = np.maximum(np.broadcast_to(given, X0.shape), 0.0)  # round-off below zero from a solve
-    status = [Status() for _ in conds]
+    status = [StatusMessage(Status.OK) for _ in conds]
     if preequilibrate:
         X0 = preequilibrate_all(network, X0, P, status, single, rest_cache)
-    out, P_t, use_block = integrate_conditions(network, X0, P, conds, grid, t_end=t_end, method=chosen,
-                                               block=use_block, rtol=rtol, atol=atol, max_steps=max_steps,
-                                               status=status, single=single)
+    out = np.full((len(conds), len(grid), network.n_species), np.nan)
+    P_t = np.empty((len(conds), len(grid), network.n_params))  # parameters (doses) in force at each output time
+    live = [i for i, s in enumerate(status) if s.is_successful]
+    for i in set(range(len(conds))) - set(live):  # members that failed before dosing
+        P_t[i] = [dosed(network, P[i], doses_at(conds[i], t)) for t in grid]
+    if live:
+        # the integration runs to t_end even when the last output time is earlier
+        run_grid = grid if grid[-1] >= t_end else np.append(grid, t_end)
+        P_dosed, bps = breakpoints_from_conditions(network, [conds[i] for i in live])
+        # block mode for conditions with one dose schedule (the scipy engine sees only parameters)
+        block = use_block and same_schedule(conds) if engine == "scipy" else None
+        options = SolverOptions(engine, chosen, rtol, atol, max_steps, block)
+        run = integrate(network, X0[live], P_dosed, run_grid, bps or None, options)
+        if single and not run.ok[0]:
+            raise IntegrationError(run.messages[0])
+        out[live], P_t[live] = run.states[:, :len(grid)], run.parameters[:, :len(grid)]
+        for k, i in enumerate(live):
+            status[i] = run.status_messages()[k]
+        use_block = run.attrs.get("block", use_block)
     obs = network.observables(out.reshape(-1, network.n_species), P_t.reshape(out.shape[0] * out.shape[1], network.n_params))
     obs = obs.reshape(len(conds), len(grid), -1)
     labels = tuple({**c.doses, **c.parameters} for c in conds)
     return Result(grid, out, obs, network.species_names, network.observable_names, network.observable_units,
                   labels, tuple(status),
                   {"model": network.spec.name, "variants": ",".join(v.name for v in network.spec.variants),
-                   "solver_method": chosen, "solver_mode": "block" if use_block else "loop", "rtol": rtol, "atol": atol,
+                   "solver_engine": engine, "solver_method": chosen,
+                   "solver_mode": "batch" if engine == "batch" else "block" if use_block else "loop", "rtol": rtol, "atol": atol,
                    "time_unit": network.spec.time_unit, "concentration_unit": "nM"}, network.species_units)
-
-
-def integrate_conditions(network: Network, X0: np.ndarray, P: np.ndarray, conds: Sequence[Condition],
-                         grid: np.ndarray, *, t_end: float | None = None, method: str = "LSODA", block: bool = False,
-                         rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = DEFAULT_MAX_STEPS,
-                         status: list | None = None, single: bool = False):
-    """The scipy engine: integrate conditions from their states ``X0`` (C, n) with parameters ``P``
-    (C, n_params; overrides, doses from ``conds``) over ``grid`` (T,) up to ``t_end`` (default grid[-1]).
-
-    ``block``: one block-diagonal solve (conditions sharing a dose schedule; falls back to one at a
-    time to find failing members). ``status``: per-condition :class:`Status` list, updated in
-    place (members already failed are skipped); ``single``: raise instead of recording a failure.
-    Returns (states (C, T, n) with NaN for failed members, parameters in force (C, T, n_params),
-    whether block mode ran).
-    """
-    grid = np.asarray(grid, dtype=float)
-    t_end = float(grid[-1]) if t_end is None else float(t_end)
-    status = [Status() for _ in conds] if status is None else status
-    out = np.full((len(conds), len(grid), network.n_species), np.nan)
-    use_block = block
-    if network.spec.events:  # model events: one condition at a time (each has its own event times)
-        use_block = False
-        P_model = np.empty((len(conds), len(grid), network.n_params))
-    same_schedule = all(c.events == conds[0].events and set(c.doses) == set(conds[0].doses) for c in conds)
-    if use_block and same_schedule and len(conds) > 1:
-        ok = [i for i, s in enumerate(status) if s.ok]
-        try:
-            out[ok] = _run_schedule_block(network, X0[ok], P[ok], [conds[i] for i in ok], grid, t_end, method, rtol,
-                                          atol, max_steps)
-        except IntegrationError:
-            use_block = False  # find the failing members one by one
-    if not (use_block and same_schedule and len(conds) > 1):
-        for i, c in enumerate(conds):
-            if not status[i].ok:
-                continue
-            try:
-                if network.spec.events:
-                    out[i], P_model[i] = _run_schedule_events(network, X0[i], P[i], c, grid, t_end, method, rtol,
-                                                              atol, max_steps)
-                    continue
-                out[i] = _run_schedule(network, X0[i], P[i], c, grid, t_end, method, rtol, atol, max_steps)
-            except IntegrationError as exc:
-                if single:
-                    raise
-                status[i] = Status("failed", str(exc))
-    if network.time_index is not None:  # model time is the output time, not its integrated copy
-        out[:, :, network.time_index] = grid
-    P_t = P_model if network.spec.events else _parameters_over_time(network, P, conds, grid)
-    return out, P_t, use_block
-
-
-def _parameters_over_time(network: Network, P: np.ndarray, conds, grid) -> np.ndarray:
-    """(C, T, n_params): the parameters (doses) in force at each output time."""
-    out = np.empty((len(conds), len(grid), network.n_params))
-    for i, c in enumerate(conds):
-        for k, t in enumerate(grid):
-            out[i, k] = dosed(network, P[i], doses_at(c, t))
-    return out
-
-
-def preequilibrate_all(network: Network, X0: np.ndarray, P: np.ndarray, status: list, single: bool,
-                       cache: RestCache | None = None) -> np.ndarray:
-    """Drug-free steady states of the rows of X0 (C, n) with parameters P (C, n_params; doses are
-    set to 0), each distinct (x0, p) computed once; failures go to ``status`` (raised if ``single``)."""
-    out = X0.copy()
-    done: dict = {}
-    for i in range(len(X0)):
-        p = input_free(network, P[i])
-        key = (X0[i].tobytes(), p.tobytes())
-        if key not in done:
-            try:
-                done[key] = cached_steady_state(network, X0[i], p, cache)
-            except IntegrationError as exc:
-                if single:
-                    raise
-                done[key] = exc
-        if isinstance(done[key], IntegrationError):
-            status[i] = Status("failed", f"pre-equilibration: {done[key]}")
-        else:
-            out[i] = done[key]
-    return out
-
-
-def _run_schedule(network, x0, p, cond: Condition, grid, t_end, method, rtol, atol, max_steps):
-    out = np.empty((len(grid), network.n_species))
-    x = x0
-    for t0, t1, doses in segments(t_end, cond):
-        pd = dosed(network, p, doses)
-        sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
-        pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
-        y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
-        keep = np.isin(pts, grid[sel])
-        out[sel] = y[keep]
-        x = y[-1]
-    return out
-
-
-def model_event_times(network: Network, p: np.ndarray) -> list[tuple[float, list[int]]]:
-    """[(t, [event indices])] of the model's timed events for parameters ``p``, ascending; events
-    at the same time are grouped (they fire together). Raises for a time <= 0 or NaN."""
-    times = network.event_times(p)
-    for k, t in enumerate(times):
-        if not t > 0:
-            raise UnitError(f"event {network.event_names[k]!r} fires at t = {t!r} <= 0 for these parameters; "
-                            "events at or before the start are not supported")
-    groups: dict[float, list[int]] = {}
-    for k in np.argsort(times, kind="stable"):
-        if np.isfinite(times[k]):
-            groups.setdefault(float(times[k]), []).append(int(k))
-    return sorted(groups.items())
-
-
-def _run_schedule_events(network, x0, p, cond: Condition, grid, t_end, method, rtol, atol, max_steps):
-    """Like _run_schedule, also stopping at the model's timed events and applying them: their
-    parameter changes persist; output at an event time shows the values after it (before it for
-    a strict event, which fires just after its time). Returns (states (T, n), parameters (T, n_params))."""
-    out = np.empty((len(grid), network.n_species))
-    p_out = np.empty((len(grid), network.n_params))
-    model_events = dict(model_event_times(network, dosed(network, p, doses_at(cond, 0.0))))
-    strict = network.event_strict
-    stops = sorted({te for te, _ in cond.events if 0 < te < t_end} | {te for te in model_events if te < t_end})
-    x, p_cur, t0 = np.asarray(x0, dtype=float), p.copy(), 0.0
-    for t1 in stops + [t_end]:
-        pd = dosed(network, p_cur, doses_at(cond, t0))
-        sel = ((grid > t0) | ((t0 == 0.0) & (grid == 0.0))) & (grid < t1)  # outputs at stops are written below
-        pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
-        y = _solve_one(network, x, pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
-        keep = np.isin(pts, grid[sel])
-        out[sel], p_out[sel] = y[keep], pd
-        x = y[-1]
-        fired = model_events.get(t1, [])
-        now, later = [k for k in fired if not strict[k]], [k for k in fired if strict[k]]
-        if now:
-            xs, ps = network.apply_events(now, x, dosed(network, p_cur, doses_at(cond, t1)))
-            x, p_cur = xs[0], ps[0]
-        at = grid == t1
-        out[at], p_out[at] = x, dosed(network, p_cur, doses_at(cond, t1))
-        if later and t1 < t_end:
-            xs, ps = network.apply_events(later, x, dosed(network, p_cur, doses_at(cond, t1)))
-            x, p_cur = xs[0], ps[0]
-        t0 = t1
-    return out, p_out
-
-
-def _run_schedule_block(network, X0, P, conds, grid, t_end, method, rtol, atol, max_steps):
-    out = np.empty((len(conds), len(grid), network.n_species))
-    X = X0
-    template = conds[0]
-    for t0, t1, _ in segments(t_end, template):
-        Pd = np.array([dosed(network, P[i], dict(doses_at(c, t0))) for i, c in enumerate(conds)])
-        sel = (grid >= t0) & ((grid < t1) | ((t1 == t_end) & (grid <= t1)))
-        pts = np.unique(np.concatenate([[t0], grid[sel], [t1]]))
-        Y = _solve_block(network, X, Pd, (t0, t1), pts, method, rtol, atol, max_steps=max_steps)
-        keep = np.isin(pts, grid[sel])
-        out[:, sel] = Y[:, keep]
-        X = Y[:, -1]
-    return out

@@ -35,6 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from .errors import InvalidArgument
+
 ORDERINGS = ("markowitz", "mindegree", "rcm", "natural")
 GROUPINGS = ("level", "entry")
 
@@ -401,15 +403,15 @@ def symbolic_lu(n: int, rows, cols, *, ordering: str = "markowitz", grouping: st
         "entry" (one operation per entry: the ungrouped baseline, for benchmarks).
     """
     if ordering not in ORDERINGS:
-        raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
+        raise InvalidArgument(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
     if grouping not in GROUPINGS:
-        raise ValueError(f"grouping must be one of {GROUPINGS}, got {grouping!r}")
+        raise InvalidArgument(f"grouping must be one of {GROUPINGS}, got {grouping!r}")
     rows = np.asarray(rows, dtype=np.intp).ravel()
     cols = np.asarray(cols, dtype=np.intp).ravel()
     if rows.shape != cols.shape:
-        raise ValueError(f"rows and cols must have the same length, got {rows.shape} and {cols.shape}")
+        raise InvalidArgument(f"rows and cols must have the same length, got {rows.shape} and {cols.shape}")
     if n < 1 or (len(rows) and (rows.min() < 0 or cols.min() < 0 or rows.max() >= n or cols.max() >= n)):
-        raise ValueError(f"pattern indices must lie in [0, {n}) and n must be >= 1")
+        raise InvalidArgument(f"pattern indices must lie in [0, {n}) and n must be >= 1")
     pattern = set(zip(rows.tolist(), cols.tolist())) | {(i, i) for i in range(n)}
 
     perm = _ordering(n, pattern, ordering)

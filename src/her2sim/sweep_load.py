@@ -18,11 +18,10 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import Her2simError, ModelFileError, UnitError, UnknownNameError
-from .errors import InvalidArgument
+from .errors import Her2simError, InvalidArgument, ModelFileError, SweepSpecError, UnitError, UnknownNameError
 from .validate import MAX_AXIS_VALUES, MAX_CHUNK, MAX_CONDITIONS
 from .sweep_spec import (DEFAULT_CHUNK, LHS_MAX_POINTS, SAMPLE_METHODS,
-                         Axis, Readout, SampledParameter, Samples, Solver, SweepSpec, SweepSpecError,
+                         Axis, Readout, SampledParameter, Samples, Solver, SweepSpec,
                          parse_readout)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import SweepSpecError  # noqa: F401 (raised by sweep_load, importable from here)
 from .experiments.readouts import READOUT_KINDS as _ALL_KINDS
 from .experiments.readouts import Readout, ReadoutError
 from .experiments.readouts import parse_readout as parse_any_readout
@@ -46,26 +46,6 @@ LHS_MAX_POINTS = 2_000_000
 FORMAT_VERSION = 1
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class SweepSpecError(ModelFileError):
-    """A sweep spec is malformed; ``problems`` lists each as ``"[entry] what to change"``."""
-
-    def __init__(self, problems, path: str | None):
-        self.problems = tuple(f"[{e}] {m}" if e else m for e, m in problems)
-        text = (self.problems[0] if len(self.problems) == 1 else  # one problem: one line
-                f"{len(self.problems)} problem(s) in sweep spec:\n  - " + "\n  - ".join(self.problems))
-        super().__init__(text, path=path)
-
-    def __reduce__(self):  # picklable for worker processes
-        return (_rebuild_spec_error, (self.args[0], self.path, self.problems))
-
-
-def _rebuild_spec_error(message: str, path, problems):
-    err = SweepSpecError.__new__(SweepSpecError)
-    Exception.__init__(err, message)
-    err.path, err.entry, err.problems = path, None, problems
-    return err
 
 
 # ----------------------------------------------------------------------------- spec objects

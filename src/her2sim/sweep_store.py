@@ -24,27 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, atomic_write
-from .experiments.status import Outcome
-from .errors import Her2simError
+from .status import Status
+from .errors import DamagedManifestError, SweepDirectoryError
 from .network import Network
 from .sweep_spec import SweepSpec
 
-#: per-condition status codes stored in a sweep: :class:`her2sim.experiments.Outcome` 0-9 (0-4 are
+#: per-condition status codes stored in a sweep: :class:`her2sim.Status` 0-9 (0-4 are
 #: the batch integrator's; sweeps run on it only, so the scipy path's ``failed`` never occurs)
-STATUS_CODES = {int(o): o.label for o in Outcome if o <= Outcome.NOT_RUN}
+STATUS_CODES = {int(o): o.label for o in Status if o <= Status.NOT_RUN}
 OK, PREEQUILIBRATION, NO_STEADY_STATE, READOUT_NOT_FINITE, CHUNK_FAILED, NOT_RUN = (
-    int(Outcome.OK), int(Outcome.PREEQUILIBRATION), int(Outcome.NO_STEADY_STATE), int(Outcome.READOUT_NOT_FINITE),
-    int(Outcome.CHUNK_FAILED), int(Outcome.NOT_RUN))
+    int(Status.OK), int(Status.PREEQUILIBRATION), int(Status.NO_STEADY_STATE), int(Status.READOUT_NOT_FINITE),
+    int(Status.CHUNK_FAILED), int(Status.NOT_RUN))
 MANIFEST = "manifest.json"
 SAMPLES = "samples.npy"
-
-
-class SweepDirectoryError(Her2simError, ValueError):
-    """The output directory holds something else than this sweep (or a different sweep)."""
-
-
-class DamagedManifestError(SweepDirectoryError):
-    """The sweep's manifest.json cannot be read (a crash of the file system, an edit by hand)."""
 
 
 def chunk_path(out: Path, chunk: int, failed: bool = False) -> Path:

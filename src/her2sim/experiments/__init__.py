@@ -4,7 +4,7 @@
   overrides, dose events; an explicit drug-free pre-equilibration part);
 - :mod:`.readouts`: one grammar (``NAME@T``, ``mean:``/``auc:`` with windows, ``steady:``,
   ``rest:``, ``gr:``) and one quadrature;
-- :mod:`.status`: one status vocabulary (:class:`Outcome`);
+- :mod:`.status`: the one status vocabulary (:class:`her2sim.status.Status`) and the screen's labels;
 - :mod:`.cache`: :class:`RestCache`, the rest-state cache as an explicit object keyed by a digest
   of the network (:func:`network_digest`);
 - :mod:`.reststate`: :class:`RestStates`, steady states on the scipy or batch engine with held
@@ -18,15 +18,20 @@ and are imported on first use.
 from .cache import RestCache, network_digest
 from .condition import Condition, ConditionBatch, dosed, doses_at, input_free
 from .readouts import READOUT_KINDS, Readout, ReadoutError, parse_readout
-from .status import OUTCOME_NAMES, Outcome, screen_label
+from .status import STATUS_NAMES, Status, screen_label
 
-__all__ = ["Condition", "ConditionBatch", "OUTCOME_NAMES", "Outcome", "READOUT_KINDS", "Readout", "ReadoutError",
+__all__ = ["Condition", "ConditionBatch", "READOUT_KINDS", "Readout", "ReadoutError",
            "RestCache", "RestResult", "RestStates", "dosed", "doses_at", "input_free", "network_digest",
-           "parse_readout", "run_conditions", "screen_label"]
+           "STATUS_NAMES", "Status", "parse_readout", "run_conditions", "screen_label"]
 
 
 def __getattr__(name: str):
-    """The runner and the rest-state service import both engines: load them on first use."""
+    """The runner and the rest-state service import both engines: load them on first use.
+    ``Outcome``/``OUTCOME_NAMES``: deprecated names of Status/STATUS_NAMES (one release)."""
+    if name in ("Outcome", "OUTCOME_NAMES"):
+        from . import status
+
+        return getattr(status, name)
     if name in ("RestStates", "RestResult"):
         from . import reststate
 

@@ -60,6 +60,13 @@ def segments(t_end: float, cond: Condition) -> Iterator[tuple[float, float, dict
     yield t0, t_end, dict(current)
 
 
+def same_schedule(conditions: Sequence[Condition]) -> bool:
+    """True when every condition has the same dose events and doses the same drugs (the scipy
+    engine's block mode integrates such a batch as one system; others run one at a time)."""
+    conditions = list(conditions)
+    return all(c.events == conditions[0].events and set(c.doses) == set(conditions[0].doses) for c in conditions)
+
+
 def input_free(network: Network, p: np.ndarray) -> np.ndarray:
     """Copy of ``p`` with every drug dose parameter set to 0 (cells at rest before dosing)."""
     q = p.copy()

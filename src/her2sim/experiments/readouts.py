@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.integrate import simpson
 
-from ..errors import InvalidArgument, UnitError
+from ..errors import ReadoutError, UnitError
 from ..units import convert
 
 #: readout kinds (see the module docstring)
@@ -39,10 +39,6 @@ DEFAULT_OUTPUT_STEP = 0.5
 
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _TEXT = re.compile(r"^\s*(?:(?P<kind>[A-Za-z]+)\s*:\s*)?(?P<name>[^@:\s]*)\s*(?:@(?P<time>.*))?$")
-
-
-class ReadoutError(InvalidArgument):
-    """A readout is malformed; the message names it and shows the grammar."""
 
 
 @dataclass(frozen=True)

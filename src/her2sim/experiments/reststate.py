@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..batch import STATUS_CODES, simulate_batch
+from ..batch import simulate_batch
 from ..errors import IntegrationError, InvalidArgument
 from ..network import Network, compile_network
-from ..solve import relative_drift, steady_state
+from ..scipy_engine import relative_drift, steady_state
+from ..status import Status
 from .cache import RestCache
 
 #: horizons (h) of the batch-engine search; a row still drifting after the last one fails
@@ -155,7 +156,7 @@ class RestStates:
                                  rtol=min(rtol, 1e-6), atol=atol, max_steps=max_steps,
                                  certify=None)  # a steady-state search: its drift test is the check
             for k in np.nonzero(~res.ok)[0]:
-                bad[int(pending[k])] = f"{STATUS_CODES[int(res.status_code[k])]}: {res.messages[k]}"
+                bad[int(pending[k])] = f"{Status(int(res.status_code[k])).label}: {res.messages[k]}"
             ok = pending[res.ok]
             Xu[ok] = res.states[res.ok, -1]
             drift[ok] = relative_drift(network, Xu[ok], Pu[ok])

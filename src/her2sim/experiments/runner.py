@@ -6,7 +6,7 @@ its own status) -> dosing at t = 0 and the dose events, integrated on one engine
 Rosenbrock integrator :func:`her2sim.batch.simulate_batch` or scipy's
 :func:`her2sim.solve.integrate_conditions`) on the readouts' output grid -> readouts (one grammar
 and quadrature, :mod:`.readouts`) -> steady states with the drugs on for ``steady:`` readouts. A
-member that fails keeps its row with NaN values, an :class:`Outcome` and a message.
+member that fails keeps its row with NaN values, a :class:`~her2sim.status.Status` and a message.
 """
 
 from __future__ import annotations
@@ -16,21 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..batch import breakpoints_from_conditions, simulate_batch
+from ..batch import breakpoints_from_conditions
 from ..certify import CertifyOptions
 from ..errors import InvalidArgument, UnknownNameError
 from ..executors import check_scheduler, cores, map_tasks
 from ..network import Network
-from ..result import Status
-from ..solve import integrate_conditions
+from ..engines import ENGINES, SolverOptions, integrate
 from ..validate import check_count, check_tolerances
-from .condition import Condition, ConditionBatch
+from .condition import Condition, ConditionBatch, same_schedule
 from .readouts import (DEFAULT_OUTPUT_STEP, TIMED_KINDS, Readout, ReadoutError, output_grid, parse_readout,
                        time_index, window_points, window_value)
 from .reststate import RestStates
-from .status import Outcome
+from ..status import Status
 
-ENGINES = ("batch", "scipy")
 #: rest-state engine "auto": scipy's LSODA for up to this many distinct drug-free rows, else the batch engine
 REST_SCIPY_MAX_ROWS = 16
 
@@ -132,7 +130,7 @@ def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine:
     -------
     xarray.Dataset with dims (condition, readout): ``value`` (NaN where it failed), ``initial``
     (the readout's target at dosing, for GR), ``drift`` (steady readouts: relative drift at the
-    state found, 1/h); per condition ``code`` (:class:`Outcome`), ``status`` (its name),
+    state found, 1/h); per condition ``code`` (:class:`~her2sim.status.Status`), ``status`` (its name),
     ``message``, and the pre-equilibration part's own ``rest_code`` / ``rest_message``. Attributes:
     engine settings, ``steps`` and the batch engine's ``certificate`` (``certificate_parts``: a list
     of (certificate, member indices) when the batch ran in several tasks).
@@ -173,6 +171,7 @@ def run_condition_arrays(network: Network, batch: ConditionBatch, readouts, *, e
     check_scheduler(scheduler)
     rds = check_readouts(network, readouts, time)
     opts = RunOptions(engine, rest_engine, None, method, rtol, atol, max_steps, float(output_step), certify)
+    solver_options(opts)  # the engine's settings are checked before any work
     rest_states = RestStates() if rest_states is None else rest_states
     if scheduler is None or scheduler == "local" or len(batch) <= 1:
         parts = [_run((network, rds, opts, rest_states), batch)]
@@ -204,9 +203,9 @@ def _dataset(network: Network, run: ConditionRun):
         "value": (dims, run.value),
         "initial": (dims, run.initial, {"long_name": "the readout's target at dosing (t = 0)"}),
         "drift": (dims, run.drift, {"long_name": "steady readouts: relative drift at the state found", "units": "1/h"}),
-        "code": ("condition", run.code, {"flag_values": [int(o) for o in Outcome],
-                                         "flag_meanings": " ".join(o.label for o in Outcome)}),
-        "status": ("condition", np.array([Outcome(int(c)).label for c in run.code], dtype=object).astype(str)),
+        "code": ("condition", run.code, {"flag_values": [int(o) for o in Status],
+                                         "flag_meanings": " ".join(o.label for o in Status)}),
+        "status": ("condition", np.array([Status(int(c)).label for c in run.code], dtype=object).astype(str)),
         "message": ("condition", np.array(run.message, dtype=object).astype(str)),
         "rest_code": ("condition", run.rest_code),
         "rest_message": ("condition", np.array(run.rest_message, dtype=object).astype(str)),
@@ -268,9 +267,9 @@ def _run(shared, batch: ConditionBatch) -> dict:
             rest = rest_states.solve(network, X0, P_rest, engine=engine, **batch_kwargs)
             X0 = rest.states
             for k, why in rest.messages.items():
-                rest_code[k] = code[k] = Outcome.PREEQUILIBRATION
+                rest_code[k] = code[k] = Status.PREEQUILIBRATION
                 rest_message[k] = message[k] = f"pre-equilibration: {why}"
-        alive = code == Outcome.OK
+        alive = code == Status.OK
         targets = {r.name for r in rds}
         timed = [r for r in rds if r.kind in TIMED_KINDS]
         if timed and alive.any():
@@ -296,7 +295,7 @@ def _run(shared, batch: ConditionBatch) -> dict:
                 if r.kind == "rest":
                     value[alive, j] = rest_series.at(r.name, 0)[alive]
         steady = [j for j, r in enumerate(rds) if r.kind == "steady"]
-        live = np.nonzero(code == Outcome.OK)[0]
+        live = np.nonzero(code == Status.OK)[0]
         if steady and len(live):
             P0 = batch[live].parameters(network)
             for j in steady:  # one search per horizon (usually all None: one search)
@@ -308,52 +307,40 @@ def _run(shared, batch: ConditionBatch) -> dict:
                 initial[live, j] = _Series(network, X0[live][:, None, :], P0[:, None, :], targets).at(rds[j].name, 0)
                 drift[live, j] = found.drift
                 for k, why in found.messages.items():
-                    if code[live[k]] == Outcome.OK:
-                        code[live[k]] = Outcome.NO_STEADY_STATE
+                    if code[live[k]] == Status.OK:
+                        code[live[k]] = Status.NO_STEADY_STATE
                         message[live[k]] = f"steady state with the drugs on: {why}"
-    bad = (code == Outcome.OK) & ~np.isfinite(value).all(axis=1)
+    bad = (code == Status.OK) & ~np.isfinite(value).all(axis=1)
     for i in np.nonzero(bad)[0]:
         names = [r.label for r, x in zip(rds, value[i]) if not np.isfinite(x)]
-        code[i] = Outcome.READOUT_NOT_FINITE
+        code[i] = Status.READOUT_NOT_FINITE
         message[i] = (f"readout {', '.join(names)} is not finite although the integration succeeded "
                       "(an observable dividing by zero at these parameters?)")
     return out
 
 
 def _integrate(network, sub: ConditionBatch, X0, P_base, grid, opts, code, message, run, out, batch_kwargs):
-    """Integrate the members ``run`` from X0 on the chosen engine; returns (states (m, T, n) with
-    NaN rows for failures, parameters in force (m, T, n_params)) and records failures."""
-    conds = list(sub.conditions)
+    """Integrate the members ``run`` from X0 on the chosen engine (:func:`her2sim.engines.integrate`);
+    returns (states (m, T, n) with NaN rows for failures, parameters in force (m, T, n_params)) and
+    records failures."""
+    P, bps = breakpoints_from_conditions(network, list(sub.conditions))
+    res = integrate(network, X0, P, grid, bps or None, solver_options(opts, sub.conditions))
     if opts.engine == "batch":
-        P, bps = breakpoints_from_conditions(network, conds)
-        res = simulate_batch(network, X0, P, t_eval=grid, t_span=(0.0, float(grid[-1])), breakpoints=bps or None,
-                             certify=opts.certify, **batch_kwargs)
-        out["steps"] += int(res.steps.sum())
-        out["certificate"] = res.attrs.get("certificate")
+        out["steps"] += res.steps
+        out["certificate"] = res.certificate
         out["certificate_members"] = run
-        for k in np.nonzero(~res.ok)[0]:
-            code[run[k]] = int(res.status_code[k])
-            message[run[k]] = f"{Outcome(int(res.status_code[k])).label}: {res.messages[k]}"
-        states = res.states  # the result's own array: written in place (one chunk in memory)
-        if network.time_index is not None:
-            states[:, :, network.time_index] = grid
-        states[~res.ok] = np.nan  # a failed member keeps no readouts
-        if res.parameter_trajectory is not None:
-            P_t = res.parameter_trajectory
-        elif sub.has_events:
-            P_t = sub.parameters_at(network, P, grid)
-        else:
-            P_t = np.broadcast_to(P[:, None, :], (len(conds), len(grid), network.n_params))
-        return states, P_t
-    block = opts.block if opts.block is not None else len(conds) > 1
-    method = opts.method or ("BDF" if block else "LSODA")
-    status = [Status() for _ in conds]
-    kwargs = {} if opts.max_steps is None else {"max_steps": opts.max_steps}
-    states, P_t, _ = integrate_conditions(network, X0, P_base, conds, grid, method=method, block=block,
-                                          rtol=opts.rtol, atol=opts.atol, status=status, **kwargs)
-    for k, s in enumerate(status):
-        if not s.ok:
-            code[run[k]] = Outcome.FAILED
-            message[run[k]] = s.message
-            states[k] = np.nan
-    return states, P_t
+    for k in np.nonzero(~res.ok)[0]:
+        code[run[k]] = res.status[k]
+        message[run[k]] = res.messages[k]
+    return res.states, res.parameters
+
+
+def solver_options(opts: RunOptions, conds=()) -> SolverOptions:
+    """The engine's settings of a run of ``conds``. scipy: BDF for several members, LSODA for one;
+    one block-diagonal system when they share a dose schedule (:func:`.condition.same_schedule`)."""
+    if opts.engine != "scipy":
+        return SolverOptions(opts.engine, opts.method, opts.rtol, opts.atol, opts.max_steps, None, opts.certify)
+    several = opts.block if opts.block is not None else len(conds) > 1
+    method = opts.method or ("BDF" if several else "LSODA")
+    return SolverOptions("scipy", method, opts.rtol, opts.atol, opts.max_steps, bool(several and same_schedule(conds)),
+                         opts.certify)

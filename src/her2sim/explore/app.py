@@ -27,7 +27,7 @@ from importlib import resources
 
 import numpy as np
 
-from ..errors import Her2simError
+from ..errors import ExploreInputError, Her2simError
 from ..experiments.cache import RestCache
 from .lessons import LESSONS
 
@@ -103,10 +103,6 @@ DRUG_TARGETS = {
 }
 #: extra series sent besides every observable (species reported as relative counts)
 EXTRA_SERIES = ("viable_cells",)
-
-
-class ExploreInputError(Her2simError, ValueError):
-    """Invalid explorer controls (names the field and the fix)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import expr as ex
-from ..errors import ExpressionError, Her2simError
+from ..errors import ExpressionError, PetabError
 
 SCALES = ("lin", "log", "log10")
 TRANSFORMATIONS = ("lin", "log", "log10")
@@ -32,10 +32,6 @@ DISTRIBUTIONS = ("normal", "laplace")
 PRIOR_TYPES = ("uniform", "normal", "laplace", "logNormal", "logLaplace", "parameterScaleUniform",
                "parameterScaleNormal", "parameterScaleLaplace")
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class PetabError(Her2simError, ValueError):
-    """A PEtab problem is malformed or inconsistent; the message names the table, row and column."""
 
 
 def _where(table: str, row: int | None = None, column: str | None = None) -> str:
