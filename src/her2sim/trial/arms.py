@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .exposure import (CLONE_BELOW, HER2_LEVELS, Background, ExposureTable, compute_table, content_digest,
-                       interpolate, model_files)
+from .exposure import Background, ExposureTable, compute_table, content_digest, interpolate, model_files
+from .hooks import TrialHooks, load_hooks
 from .pk import HourlyPK, PKStepper, load_pk, superpose
 from .population import Cohort, PopulationSpec
 from .tumour import DailyRates, TumourParameters, load_tumour
@@ -52,22 +52,25 @@ class TableCache:
     tables: dict = field(default_factory=dict)
     _files: dict = field(default_factory=dict, repr=False)
 
-    def key(self, drugs, ref, model="default") -> tuple:
+    def key(self, drugs, ref, model="default", hooks: TrialHooks | None = None) -> tuple:
         """(content digest, drugs, rounded log10 reference concentrations) of a table."""
         fk = (tuple(drugs), str(model))
         if fk not in self._files:
-            self._files[fk] = model_files(drugs, model)
+            self._files[fk] = model_files(drugs, model, hooks)
         return (content_digest(self._files[fk]), tuple(drugs), tuple(np.round(np.log10(ref), 3)))
 
-    def get(self, drugs, ref, backgrounds, *, workers: int = 1, model="default") -> ExposureTable:
-        """The table of ``drugs`` at reference concentrations ``ref`` (nM) covering ``backgrounds``,
-        computed (and stored) if this cache has none for the current content of the model."""
-        key = self.key(drugs, ref, model)
+    def get(self, drugs, ref, backgrounds, *, workers: int = 1, model="default",
+            hooks: TrialHooks | None = None) -> ExposureTable:
+        """The table of ``drugs`` at reference concentrations ``ref`` (nM) covering ``backgrounds``
+        on ``model`` (bundled name or path; ``hooks`` its ``[virtual_trial]`` table if already
+        read), computed (and stored) if this cache has none for the current content of the model."""
+        hooks = load_hooks(model) if hooks is None else hooks
+        key = self.key(drugs, ref, model, hooks)
         cached = self.tables.get(key)
         if cached is not None and set(backgrounds) <= set(cached.backgrounds):
             return cached
         bgs = sorted(set(backgrounds) | set(cached.backgrounds if cached else ()), key=lambda b: b.label)
-        tab = compute_table(drugs, ref, bgs, workers=workers, model=model)
+        tab = compute_table(drugs, ref, bgs, workers=workers, model=model, hooks=hooks)
         self.tables[key] = tab
         return tab
 
@@ -93,13 +96,14 @@ def arm_drugs(arm):
     return pairs, drugs, np.array([ref[d] for d in drugs])
 
 
-def clone_backgrounds(cohort: Cohort):
-    """Per patient: the signalling background of the sensitive clone (S) and of the HER2-lower clone (R)."""
+def clone_backgrounds(cohort: Cohort, hooks: TrialHooks):
+    """Per patient: the signalling background of the sensitive clone (S) and of the HER2-lower clone
+    (R, the HER2 level the model's ``[virtual_trial.her2] lower`` gives)."""
     her2 = cohort["her2"]
     pi3k = cohort.pi3k()
     er = cohort["hr_positive"]
     S = [Background(str(h), str(p), bool(e)) for h, p, e in zip(her2, pi3k, er)]
-    R = [Background(CLONE_BELOW[b.her2], b.pi3k, b.er_positive) for b in S]
+    R = [Background(hooks.lower_clone(b.her2), b.pi3k, b.er_positive) for b in S]
     return S, R
 
 
@@ -156,14 +160,15 @@ class ArmPlan:
 def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, workers: int = 1,
              population: PopulationSpec | None = None, cache: TableCache | None = None,
              model="default") -> ArmPlan:
-    """The arm's drugs, PK and exposure-response table, covering the backgrounds of ``cohort``;
-    ``population`` decides which drugs are cross-resistant (:attr:`ArmPlan.cross`); ``cache``
+    """The arm's drugs, PK and exposure-response table on ``model`` (bundled name or path),
+    covering the backgrounds of ``cohort``; ``population`` decides which drugs are cross-resistant (:attr:`ArmPlan.cross`); ``cache``
     (default: a new one) supplies the table if it holds one for the model's current content."""
     tumour = tumour or load_tumour()
     cache = TableCache() if cache is None else cache
+    hooks = load_hooks(model)
     pairs, drugs, ref = arm_drugs(arm)
-    S, R = clone_backgrounds(cohort)
-    tab = cache.get(drugs, ref, S + R, workers=workers, model=model)
+    S, R = clone_backgrounds(cohort, hooks)
+    tab = cache.get(drugs, ref, S + R, workers=workers, model=model, hooks=hooks)
     col, body, brain = [], [], []
     for _reg, pk in pairs:
         mw = 1e6 / pk.molecular_weight
@@ -191,12 +196,12 @@ def cross_columns(drugs, population: PopulationSpec | None) -> tuple:
 def arm_exposure(arm, cohort: Cohort, follow_up_h: float, rng: np.random.Generator, *,
                  tumour: TumourParameters | None = None, workers: int = 1, block_days: int = 7,
                  window_h: int = WINDOW_H, population: PopulationSpec | None = None,
-                 cache: TableCache | None = None) -> tuple[DailyRates, ExposureTable]:
+                 cache: TableCache | None = None, model="default") -> tuple[DailyRates, ExposureTable]:
     """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) for the patients of one arm.
 
     :func:`plan_arm`, then individual PK parameters from ``rng``, then :func:`exposure`.
     """
-    plan = plan_arm(arm, cohort, tumour=tumour, workers=workers, population=population, cache=cache)
+    plan = plan_arm(arm, cohort, tumour=tumour, workers=workers, population=population, cache=cache, model=model)
     pk_params = plan.sample_pk(cohort.n, rng)
     return exposure(plan, cohort, pk_params, follow_up_h, block_days=block_days, window_h=window_h), plan.table
 
@@ -206,7 +211,7 @@ class _Reader:
 
     def __init__(self, plan: ArmPlan, cohort: Cohort):
         tab = plan.table
-        S, R = clone_backgrounds(cohort)
+        S, R = clone_backgrounds(cohort, tab.hooks)
         N = cohort.n
         bS = np.array([tab.background_index(b) for b in S])
         bR = np.array([tab.background_index(b) for b in R])
@@ -216,7 +221,7 @@ class _Reader:
         self.both = np.concatenate([tab.patient_tables(bS, host), tab.patient_tables(bR, host)], axis=-1)
         self.signal = np.ascontiguousarray(self.both[..., [0, 4]])  # signalling channel of S and R
         self.tab, self.ab = tab, list(plan.antibodies)
-        self.c_sat = plan.saturation_nM * np.array([HER2_LEVELS[b.her2] for b in S])  # (N,) nM
+        self.c_sat = plan.saturation_nM * np.array([tab.hooks.her2_factor(b.her2) for b in S])  # (N,) nM
         self.base = interpolate(self.both, np.arange(N), np.zeros((N, len(plan.drugs))), tab)[:, [0, 4]]
 
     def read(self, table: np.ndarray, pid: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -324,7 +329,7 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
     if 24 % int(window_h):
         raise ValueError(f"window_h must divide 24, got {window_h!r}")
     tab, drugs = plan.table, plan.drugs
-    S, R = clone_backgrounds(cohort)
+    S, R = clone_backgrounds(cohort, tab.hooks)
     N = cohort.n
     bS = np.array([tab.background_index(b) for b in S])
     bR = np.array([tab.background_index(b) for b in R])
@@ -339,7 +344,7 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
         hours = np.round(times).astype(int)
         schedules.append({int(h): doses[:, k] for k, h in enumerate(hours)})
     ab = list(plan.antibodies)
-    c_sat = plan.saturation_nM * np.array([HER2_LEVELS[b.her2] for b in S])  # (N,) nM
+    c_sat = plan.saturation_nM * np.array([tab.hooks.her2_factor(b.her2) for b in S])  # (N,) nM
     tS, tR = tab.patient_tables(bS, host), tab.patient_tables(bR, host)
     zero = np.zeros((N, len(drugs)))
     base_S = interpolate(tS, np.arange(N), zero, tab)[:, 0]

@@ -44,7 +44,8 @@ def independent_action(spec: TrialSpec | str, patients: int, seed: int, *, resul
             continue
         rows = np.flatnonzero(s.arm_index == a)
         sub = s.cohort.subset(rows)
-        plan = plan_arm(arm, sub, tumour=spec.tumour, workers=workers, population=spec.population, cache=cache)
+        plan = plan_arm(arm, sub, tumour=spec.tumour, workers=workers, population=spec.population, cache=cache,
+                        model=spec.model)
         pk = plan.sample_pk(len(rows), np.random.default_rng([seed, a]))  # the trial's own PK draws
         if result is not None:
             df = result.patients.iloc[rows]
@@ -57,7 +58,7 @@ def independent_action(spec: TrialSpec | str, patients: int, seed: int, *, resul
         for j, reg in enumerate(arm.regimens):
             mono = Arm(f"{reg.name} alone", (reg,), True)
             mplan = plan_arm(mono, sub, tumour=spec.tumour, workers=workers, population=spec.population,
-                             cache=cache)
+                             cache=cache, model=spec.model)
             o = arm_outcomes(spec, exposure(mplan, sub, [pk[j]], spec.follow_up_h), inputs, rows, sub["brain_mets"],
                              s.dropout_u[rows])
             mono_t.append(o["pfs_months"])

@@ -89,7 +89,7 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
         t0 = time.perf_counter()
         rows = np.flatnonzero(s.arm_index == a)
         plan = plan_arm(arm, s.cohort.subset(rows), tumour=spec.tumour, workers=workers,
-                        population=spec.population, cache=cache)
+                        population=spec.population, cache=cache, model=spec.model)
         arm_rows.append(rows)
         plans.append(plan)
         pk_params.append(plan.sample_pk(len(rows), np.random.default_rng([seed, a])))

@@ -39,6 +39,7 @@ from .arms import TableCache, arm_exposure
 from .arms import ArmPlan, cross_columns, exposure, exposure_stepped, her2_antibodies, plan_arm  # noqa: F401
 from .arms import reached_fraction  # noqa: F401
 from .files import check_keys, quantity, read, require, require_source
+from .hooks import load_hooks
 from .population import Cohort, PopulationSpec, load_population, sample_population
 from .recist import assess, rates
 from .regimen import load_regimen
@@ -94,6 +95,8 @@ class TrialSpec:
     description: str = ""
     source: str = ""
     path: str = ""
+    #: the model whose network gives the exposure-response tables: a bundled name or a model file path
+    model: str = "default"
 
     @property
     def control(self) -> Arm:
@@ -101,7 +104,23 @@ class TrialSpec:
 
 
 _TRIAL_KEYS = {"name", "description", "source", "role", "population", "eligibility", "follow_up", "assessment_interval",
-               "arm", "subgroups", "observed", "tumour"}
+               "arm", "subgroups", "observed", "tumour", "model"}
+
+
+def trial_model(head: dict, path: Path) -> str:
+    """The trial's ``model`` key (default ``"default"``): a bundled model name, or a path to a model
+    file (relative paths are relative to the trial file); its ``[virtual_trial]`` table is checked
+    here (:func:`her2sim.trial.hooks.load_hooks`), so a model that cannot run trials is refused
+    before any work."""
+    model = head.get("model", "default")
+    if not isinstance(model, str) or not model.strip():
+        raise ModelFileError(f"model must be a bundled model name or a path to a model file, got {model!r}",
+                             path=str(path), entry="trial.model")
+    p = Path(model)
+    if (p.suffix == ".toml" or len(p.parts) > 1) and not p.is_absolute():
+        model = str((path.parent / p).resolve())
+    load_hooks(model)
+    return model
 
 
 def load_trial(name_or_path: str | Path) -> TrialSpec:
@@ -195,7 +214,7 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         at = quantity(o["at"], "h", path, entry) / HOURS_PER_MONTH if "at" in o else None
         targets.append(Target(metric, arm, val, at, dict(o.get("subgroup", {})), src))
     return TrialSpec(name, role, pop, tumour, tuple(arms), follow, assess_h, subgroups, tuple(targets),
-                     head.get("description", ""), source, str(path))
+                     head.get("description", ""), source, str(path), trial_model(head, path))
 
 
 # ----------------------------------------------------------------------------- stage 2: exposure (arms.py)
@@ -271,7 +290,7 @@ def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int =
         t0 = time.perf_counter()
         sub = cohort.subset(arm_index == a)
         r, tab = arm_exposure(arm, sub, spec.follow_up_h, np.random.default_rng([seed, a]), tumour=spec.tumour,
-                              workers=workers, population=spec.population, cache=cache)
+                              workers=workers, population=spec.population, cache=cache, model=spec.model)
         rates_.append(r)
         timings[f"arm{a}_s"] = time.perf_counter() - t0
         timings[f"arm{a}_table_s"] = tab.wall_time_s
