@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .exposure import Background, ExposureTable, compute_table, content_digest, interpolate, model_files
+from ..errors import InvalidArgument
+from .exposure import (Background, ExposureTable, compute_table, content_digest, interpolate, model_files,
+                       scheduler_for)
 from .hooks import TrialHooks, load_hooks
 from .pk import HourlyPK, PKStepper, load_pk, superpose
 from .population import Cohort, PopulationSpec
@@ -59,18 +61,20 @@ class TableCache:
             self._files[fk] = model_files(drugs, model, hooks)
         return (content_digest(self._files[fk]), tuple(drugs), tuple(np.round(np.log10(ref), 3)))
 
-    def get(self, drugs, ref, backgrounds, *, workers: int = 1, model="default",
-            hooks: TrialHooks | None = None) -> ExposureTable:
+    def get(self, drugs, ref, backgrounds, *, scheduler=None, model="default", hooks: TrialHooks | None = None,
+            workers: int | None = None) -> ExposureTable:
         """The table of ``drugs`` at reference concentrations ``ref`` (nM) covering ``backgrounds``
         on ``model`` (bundled name or path; ``hooks`` its ``[virtual_trial]`` table if already
-        read), computed (and stored) if this cache has none for the current content of the model."""
+        read), computed (and stored) on ``scheduler`` if this cache has none for the current content
+        of the model. ``workers``: deprecated alias of ``scheduler`` (> 1: "processes")."""
+        scheduler = scheduler_for(workers, scheduler)
         hooks = load_hooks(model) if hooks is None else hooks
         key = self.key(drugs, ref, model, hooks)
         cached = self.tables.get(key)
         if cached is not None and set(backgrounds) <= set(cached.backgrounds):
             return cached
         bgs = sorted(set(backgrounds) | set(cached.backgrounds if cached else ()), key=lambda b: b.label)
-        tab = compute_table(drugs, ref, bgs, workers=workers, model=model, hooks=hooks)
+        tab = compute_table(drugs, ref, bgs, scheduler=scheduler, model=model, hooks=hooks)
         self.tables[key] = tab
         return tab
 
@@ -157,18 +161,20 @@ class ArmPlan:
         return [pk.individual(n, rng) for _reg, pk in self.pairs]
 
 
-def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, workers: int = 1,
+def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, scheduler=None,
              population: PopulationSpec | None = None, cache: TableCache | None = None,
-             model="default") -> ArmPlan:
+             model="default", workers: int | None = None) -> ArmPlan:
     """The arm's drugs, PK and exposure-response table on ``model`` (bundled name or path),
     covering the backgrounds of ``cohort``; ``population`` decides which drugs are cross-resistant (:attr:`ArmPlan.cross`); ``cache``
-    (default: a new one) supplies the table if it holds one for the model's current content."""
+    (default: a new one) supplies the table if it holds one for the model's current content, else
+    it is computed on ``scheduler`` (``workers``: deprecated alias, > 1 means "processes")."""
+    scheduler = scheduler_for(workers, scheduler)
     tumour = tumour or load_tumour()
     cache = TableCache() if cache is None else cache
     hooks = load_hooks(model)
     pairs, drugs, ref = arm_drugs(arm)
     S, R = clone_backgrounds(cohort, hooks)
-    tab = cache.get(drugs, ref, S + R, workers=workers, model=model, hooks=hooks)
+    tab = cache.get(drugs, ref, S + R, scheduler=scheduler, model=model, hooks=hooks)
     col, body, brain = [], [], []
     for _reg, pk in pairs:
         mw = 1e6 / pk.molecular_weight
@@ -194,14 +200,16 @@ def cross_columns(drugs, population: PopulationSpec | None) -> tuple:
 
 
 def arm_exposure(arm, cohort: Cohort, follow_up_h: float, rng: np.random.Generator, *,
-                 tumour: TumourParameters | None = None, workers: int = 1, block_days: int = 7,
+                 tumour: TumourParameters | None = None, scheduler=None, block_days: int = 7,
                  window_h: int = WINDOW_H, population: PopulationSpec | None = None,
-                 cache: TableCache | None = None, model="default") -> tuple[DailyRates, ExposureTable]:
+                 cache: TableCache | None = None, model="default",
+                 workers: int | None = None) -> tuple[DailyRates, ExposureTable]:
     """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) for the patients of one arm.
 
     :func:`plan_arm`, then individual PK parameters from ``rng``, then :func:`exposure`.
     """
-    plan = plan_arm(arm, cohort, tumour=tumour, workers=workers, population=population, cache=cache, model=model)
+    plan = plan_arm(arm, cohort, tumour=tumour, scheduler=scheduler_for(workers, scheduler), population=population,
+                    cache=cache, model=model)
     pk_params = plan.sample_pk(cohort.n, rng)
     return exposure(plan, cohort, pk_params, follow_up_h, block_days=block_days, window_h=window_h), plan.table
 
@@ -260,7 +268,7 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
     patient's row, so any split of a cohort into blocks gives the same numbers.
     """
     if int(window_h) < 1 or 24 % int(window_h):
-        raise ValueError(f"window_h must divide 24, got {window_h!r}")
+        raise InvalidArgument(f"window_h must divide 24, got {window_h!r}")
     w = int(window_h)
     drugs = plan.drugs
     N, D = cohort.n, len(drugs)
@@ -327,7 +335,7 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
     gives the same numbers.
     """
     if 24 % int(window_h):
-        raise ValueError(f"window_h must divide 24, got {window_h!r}")
+        raise InvalidArgument(f"window_h must divide 24, got {window_h!r}")
     tab, drugs = plan.table, plan.drugs
     S, R = clone_backgrounds(cohort, tab.hooks)
     N = cohort.n

@@ -73,7 +73,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidArgument, ModelFileError
+from ..errors import IntegrationError, InvalidArgument, ModelFileError
 from .hooks import TrialHooks, load_hooks
 
 #: grid of concentrations per drug, as multiples of the drug's reference (typical mean) exposure
@@ -256,34 +256,45 @@ def kill_parameters(network, hooks: TrialHooks) -> tuple[list[int], list[int]]:
     return payload, chemo
 
 
-def _bystander(net, hooks: TrialHooks, x0: np.ndarray, P: np.ndarray, payload_idx: list[int], t_eval: np.ndarray,
-               rtol: float, atol: float, workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """(G,) bystander kill rate per standing source (1/h) and (G,) success flags, for the grid
-    parameters ``P`` (G, n_params) of one background: the "reporter" run of the module docstring.
-    Zero (and no integration) without ADC payload kill ceilings."""
-    from ..batch import simulate_batch
+def reporter_switches(net, hooks: TrialHooks, p: np.ndarray, payload_idx: list[int]) -> dict:
+    """{parameter: value} that turn a background's co-culture population into the bystander
+    reporter (the "reporter" run of the module docstring), from ``p`` (n_params,): ADC payload kill
+    ceilings 0 (the source keeps releasing payload), no HER2 on the reporter (it takes up no ADC
+    itself), division = basal death (a fixed payload sink)."""
+    out = {net.parameter_names[j]: 0.0 for j in payload_idx}
+    out[hooks.bystander_expression] = 0.0
+    out[hooks.bystander_proliferation] = float(p[net.parameter_index(hooks.bystander_death)])
+    return out
 
-    if not payload_idx:
-        return np.zeros(len(P)), np.ones(len(P), dtype=bool)
-    il = net.species_names.index(hooks.bystander_cells)
-    j_div, j_death = net.parameter_index(hooks.bystander_proliferation), net.parameter_index(hooks.bystander_death)
-    Q = P.copy()
-    Q[:, payload_idx] = 0.0                                             # the source keeps releasing payload
-    Q[:, net.parameter_index(hooks.bystander_expression)] = 0.0         # reporter takes up no ADC itself
-    Q[:, j_div] = Q[:, j_death]                                         # fixed sink
-    res = simulate_batch(net, np.tile(x0, (len(P), 1)), Q, t_eval=t_eval, t_span=(0.0, _AVERAGE_TO_H),
-                         rtol=rtol, atol=atol, workers=workers)
-    X = res.states
-    R = P.copy()
-    R[:, j_div] = R[:, j_death]
-    # with division = basal death, the reporter's per-capita rate is minus its payload kill rate
-    return -_mean_rate(net, X, np.repeat(R, X.shape[1], axis=0), il, t_eval), res.ok
+
+def _overrides(net, p: np.ndarray) -> dict:
+    """{name: value} of the entries of ``p`` that differ from the network's defaults."""
+    return {net.parameter_names[j]: float(p[j]) for j in np.flatnonzero(p != net.p0)}
+
+
+def scheduler_for(workers, scheduler):
+    """The scheduler of a call that may pass the deprecated ``workers``: > 1 means
+    ``scheduler="processes"`` (one process per core; the count is not kept); ``scheduler`` wins if given."""
+    if workers is None or workers == 1:
+        return scheduler
+    import warnings
+
+    from ..validate import check_count
+
+    check_count(workers, "workers", fix="use scheduler='processes' instead (workers is deprecated)")
+    warnings.warn("workers= is deprecated: pass scheduler='processes' (local processes) instead",
+                  DeprecationWarning, stacklevel=3)
+    return scheduler if scheduler is not None else "processes"
 
 
 def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRID_MULTIPLES,
-                  rtol: float = 1e-4, atol: float = 1e-8, workers: int = 1, model="default",
-                  hooks: TrialHooks | None = None) -> ExposureTable:
+                  rtol: float = 1e-4, atol: float = 1e-8, scheduler=None, model="default",
+                  hooks: TrialHooks | None = None, workers: int | None = None) -> ExposureTable:
     """Build the exposure-response table for network drugs ``drugs`` (dose-parameter names).
+
+    Every background's grid (and its bystander reporter run) is one batch of conditions of
+    :func:`her2sim.experiments.runner.run_condition_arrays` (batch engine, drug-free rest state on
+    scipy); the states it reads out at 24, 30, ..., 72 h give the rates.
 
     Parameters
     ----------
@@ -291,20 +302,24 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     reference_nM : (D,) typical free tumour concentration of each drug (grid = reference x multiples).
     backgrounds : sequence of :class:`Background`.
     hosts : (cd16a, pdl1) pairs (default: every pair of the model's host levels).
-    workers : processes for :func:`her2sim.batch.simulate_batch`.
+    scheduler : where the runner's chunks run (:mod:`her2sim.executors`; None = this process).
     model : the model (bundled name or path) whose network is run (default: the bundled ``default``);
         its ``[virtual_trial]`` table (:mod:`her2sim.trial.hooks`) says what the table drives.
     hooks : that table, if already read.
+    workers : deprecated alias: > 1 means ``scheduler="processes"``.
 
     Raises ModelFileError (file and key) for a model without usable declarations and
     InvalidArgument for backgrounds or hosts it does not declare, before any integration.
     """
     import time
 
-    from ..batch import simulate_batch
-    from ..solve import input_free, steady_state
+    from ..executors import check_scheduler
+    from ..experiments import Condition, ConditionBatch, Outcome
+    from ..experiments.runner import run_condition_arrays
 
     clock = time.perf_counter()
+    scheduler = scheduler_for(workers, scheduler)
+    check_scheduler(scheduler)
     drugs = tuple(drugs)
     hooks = load_hooks(model) if hooks is None else hooks
     cd16a, pdl1 = hooks.host_levels("cd16a"), hooks.host_levels("pdl1")
@@ -316,29 +331,54 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
     levels = ref[:, None] * np.asarray(multiples)[None, :]
     D, L = len(drugs), len(multiples)
     grid = np.array(list(itertools.product(range(L), repeat=D)), dtype=np.intp).reshape(-1, D)
-    dose_idx = [net.parameter_index(net.spec.drug(d).dose_parameter) for d in drugs]
-    iv = net.species_names.index(hooks.tumour_cells)
+    G = len(grid)
+    dose = [net.spec.drug(d).dose_parameter for d in drugs]
+    iv, il = net.species_names.index(hooks.tumour_cells), net.species_names.index(hooks.bystander_cells)
     j_cd, j_pd = net.parameter_index(hooks.host_parameter("cd16a")), net.parameter_index(hooks.host_parameter("pdl1"))
+    j_div, j_death = net.parameter_index(hooks.bystander_proliferation), net.parameter_index(hooks.bystander_death)
     t_eval = np.linspace(_AVERAGE_FROM_H, _AVERAGE_TO_H, 9)
     payload_idx, chemo_idx = kill_parameters(net, hooks)
+    # one batch: per background its G grid points, then (with ADC payload ceilings) its G reporter
+    # points; the reporter's switches act at dosing with the drugs, so both start from the
+    # background's drug-free rest state
+    conds, P_bg = [], []
+    for bg in backgrounds:
+        p = background_parameters(net, bg, model, hooks)
+        P_bg.append(p)
+        over = _overrides(net, p)
+        doses = [{dose[d]: float(levels[d, g[d]]) for d in range(D)} for g in grid]
+        conds += [Condition(dz, over) for dz in doses]
+        if payload_idx:
+            switch = reporter_switches(net, hooks, p, payload_idx)
+            conds += [Condition({**dz, **switch}, over) for dz in doses]
+    readouts = [f"{name}@{t:g}h" for name in net.species_names for t in t_eval]
+    run = run_condition_arrays(net, ConditionBatch(tuple(conds)), readouts, scheduler=scheduler, rtol=rtol, atol=atol,
+                               rest_engine="scipy")
+    n, T = net.n_species, len(t_eval)
+    X_all = run.value.reshape(-1, n, T).transpose(0, 2, 1)      # (members, T, n) states
+    ok_all = run.code == Outcome.OK
+    per_bg = 2 * G if payload_idx else G
     values = np.empty((len(backgrounds), len(hosts)) + (L,) * D + (len(OUTPUTS),))
     for b, bg in enumerate(backgrounds):
-        p = background_parameters(net, bg, model, hooks)
-        x0 = steady_state(net, net.x0, input_free(net, p))
-        P = np.tile(p, (len(grid), 1))
+        lo = b * per_bg
+        X, ok = X_all[lo:lo + G], ok_all[lo:lo + G].copy()
+        P = np.tile(P_bg[b], (G, 1))
         for d in range(D):
-            P[:, dose_idx[d]] = levels[d, grid[:, d]]
-        res = simulate_batch(net, np.tile(x0, (len(grid), 1)), P, t_eval=t_eval, t_span=(0.0, _AVERAGE_TO_H),
-                             rtol=rtol, atol=atol, workers=workers)
-        X = res.states  # (G, T, n)
-        T = X.shape[1]
-        byst, ok = _bystander(net, hooks, x0, P, payload_idx, t_eval, rtol, atol, workers)
+            P[:, net.parameter_index(dose[d])] = levels[d, grid[:, d]]
+        byst = np.zeros(G)
+        if payload_idx:
+            Xr = X_all[lo + G:lo + 2 * G]
+            ok &= ok_all[lo + G:lo + 2 * G]
+            R = P.copy()
+            R[:, j_div] = R[:, j_death]
+            # with division = basal death, the reporter's per-capita rate is minus its payload kill rate
+            byst = -_mean_rate(net, Xr, np.repeat(R, T, axis=0), il, t_eval)
         for h, (cd, pd) in enumerate(hosts):
             Ph = P.copy()
             Ph[:, j_cd], Ph[:, j_pd] = cd16a[cd], pdl1[pd]
             Pt = np.repeat(Ph, T, axis=0)
             net_rate = _mean_rate(net, X, Pt, iv, t_eval)
-            payload = chemo = np.zeros(len(P))
+            payload = chemo = np.zeros(G)
             if payload_idx:
                 Pz = Pt.copy()
                 Pz[:, payload_idx] = 0.0
@@ -348,12 +388,12 @@ def compute_table(drugs, reference_nM, backgrounds, *, hosts=None, multiples=GRI
                 Pz[:, chemo_idx] = 0.0
                 chemo = _mean_rate(net, X, Pz, iv, t_eval) - net_rate
             out = np.stack([net_rate + payload + chemo, payload, chemo, byst], axis=1)
-            out[~(res.ok & ok)] = np.nan
+            out[~ok] = np.nan
             values[b, h] = out.reshape((L,) * D + (len(OUTPUTS),))
-        if not (res.ok & ok).all():
-            bad = np.flatnonzero(~(res.ok & ok))[:3]
-            raise RuntimeError(f"exposure table: {int((~(res.ok & ok)).sum())} grid points failed for {bg.label} "
-                               f"(e.g. {res.messages[bad[0]]}); loosen rtol or check the drug files")
+        if not ok.all():
+            rows = [lo + k for k in np.flatnonzero(~ok_all[lo:lo + per_bg])]
+            raise IntegrationError(f"exposure table: {len(rows)} grid points failed for {bg.label} "
+                                   f"(e.g. {run.message[rows[0]]}); loosen rtol or check the drug files")
     return ExposureTable(drugs, tuple(backgrounds), hosts, levels, values, ref, time.perf_counter() - clock, hooks)
 
 

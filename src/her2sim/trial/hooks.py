@@ -178,7 +178,7 @@ def load_hooks(model: str | Path = "default") -> TrialHooks:
     path = resolve_model_path(model)
     data = read_toml(path)
     if "model" not in data:
-        raise ModelFileError(f"not a model file (no [model] table); trials run on a model such as models/default.toml",
+        raise ModelFileError("not a model file (no [model] table); trials run on a model such as models/default.toml",
                              path=str(path))
     vt = data.get(TABLE)
     if not isinstance(vt, dict):

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import ModelFileError
 from ..validate import MAX_PATIENTS, check_count, check_seed
 from .arms import TableCache, arm_exposure
+from .exposure import scheduler_for
 # stage 2 moved to trial.arms in version 2; these names keep working from here
 from .arms import ArmPlan, cross_columns, exposure, exposure_stepped, her2_antibodies, plan_arm  # noqa: F401
 from .arms import reached_fraction  # noqa: F401
@@ -47,6 +48,8 @@ from .survival import cox_single, kaplan_meier, logrank, median_survival
 from .tumour import DailyRates, TumourParameters, grow, load_tumour
 
 HOURS_PER_MONTH = 730.5
+#: files :meth:`TrialResult.save` writes
+OUT_FILES = ("patients.csv", "summary.json", "summary.txt", "trial.png")
 #: longest follow-up a trial spec may ask for: PK and growth are simulated on an hourly/daily grid
 #: over the whole follow-up, ~120 MB per 1,000-patient block for 24 months, so ~600 MB at 10 years
 MAX_FOLLOW_UP_H = 10 * 8766.0
@@ -272,12 +275,16 @@ def sample_trial(spec: TrialSpec, patients: int, seed: int) -> SampledTrial:
     return SampledTrial(cohort, arm_index, z_g, z_r, split, rng.random(patients))
 
 
-def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, workers: int = 1,
-                  progress: bool = False, cache: TableCache | None = None) -> PreparedTrial:
+def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
+                  progress: bool = False, cache: TableCache | None = None,
+                  workers: int | None = None) -> PreparedTrial:
     """Stage 1-2: sample ``patients`` (all arms together, randomised by the arms' ratios) and
     compute each arm's daily exposure-driven rates; ``cache`` (:class:`~her2sim.trial.arms.TableCache`,
-    default a new one) shares exposure-response tables between calls."""
+    default a new one) shares exposure-response tables between calls; tables are computed on
+    ``scheduler`` (:mod:`her2sim.executors`; ``workers``: deprecated alias, > 1 means "processes")."""
     import time
+
+    scheduler = scheduler_for(workers, scheduler)
 
     if not isinstance(spec, TrialSpec):
         spec = load_trial(spec)
@@ -290,7 +297,7 @@ def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int =
         t0 = time.perf_counter()
         sub = cohort.subset(arm_index == a)
         r, tab = arm_exposure(arm, sub, spec.follow_up_h, np.random.default_rng([seed, a]), tumour=spec.tumour,
-                              workers=workers, population=spec.population, cache=cache, model=spec.model)
+                              scheduler=scheduler, population=spec.population, cache=cache, model=spec.model)
         rates_.append(r)
         timings[f"arm{a}_s"] = time.perf_counter() - t0
         timings[f"arm{a}_table_s"] = tab.wall_time_s
@@ -314,6 +321,30 @@ class TrialResult:
 
     def report(self) -> str:
         return format_summary(self)
+
+    def save(self, out, *, report: str | None = None, figure: bool = True) -> tuple:
+        """Write :data:`OUT_FILES` into the folder ``out`` (created if its parent exists), each file
+        atomically (:mod:`her2sim.atomic`): patients.csv, summary.json, summary.txt (``report``,
+        default :meth:`report`) and, if ``figure``, trial.png. Returns the paths written.
+        Raises InvalidArgument for an unusable folder before writing anything."""
+        import json
+
+        from ..atomic import atomic_path, atomic_write_text
+        from ..validate import check_output_dir
+
+        out = check_output_dir(out, "out")
+        out.mkdir(exist_ok=True)
+        written = [out / "patients.csv", out / "summary.json", out / "summary.txt"]
+        with atomic_path(written[0]) as tmp:
+            self.patients.to_csv(tmp, index=False)
+        atomic_write_text(written[1], json.dumps(self.summary, indent=1, default=float))
+        atomic_write_text(written[2], (self.report() if report is None else report) + "\n")
+        if figure:
+            from .plots import trial_figure
+
+            written.append(out / "trial.png")
+            trial_figure(self, written[-1])
+        return tuple(written)
 
 
 @dataclass(frozen=True)
