@@ -144,7 +144,6 @@ def test_cli_workers_option_maps_to_scheduler(capsys):
     from her2sim.trial.cli import scheduler_option
 
     assert scheduler_option(None, 2) == "processes"
-    assert "deprecated" in capsys.readouterr().err
     assert scheduler_option(None, 1) is None and scheduler_option("processes", 3) == "processes"
     with pytest.raises(InvalidArgument, match="contradicts"):
         scheduler_option("local", 2)

@@ -111,11 +111,23 @@ def clone_backgrounds(cohort: Cohort, hooks: TrialHooks):
     return S, R
 
 
-def her2_antibodies(drugs) -> list[int]:
-    """Indices (into ``drugs``, network dose-parameter names) of the antibodies and ADCs that bind HER2."""
-    from ..load import list_drugs
+def model_drugs(model="default") -> list:
+    """The drug files ``model`` (bundled name or path) can use, as :func:`her2sim.load.load_model`
+    finds them: those in a ``drugs/`` folder next to the model file first, then the bundled ones."""
+    from ..load import list_drugs, models_dir, resolve_model_path
 
-    binders = {d.dose_parameter for d in list_drugs()
+    root = models_dir()
+    found = {d.dose_parameter: d for d in list_drugs(root)}
+    folder = resolve_model_path(model).parent
+    if folder != root and (folder / "drugs").is_dir():
+        found.update({d.dose_parameter: d for d in list_drugs(folder)})
+    return list(found.values())
+
+
+def her2_antibodies(drugs, model="default") -> list[int]:
+    """Indices (into ``drugs``, network dose-parameter names) of the antibodies and ADCs that bind
+    HER2, by the drug files of ``model``."""
+    binders = {d.dose_parameter for d in model_drugs(model)
                if any(t.startswith("HER2") for t in d.targets)
                and ("antibody" in d.drug_class or "conjugate" in d.drug_class)}
     return [k for k, d in enumerate(drugs) if d in binders]
@@ -182,20 +194,21 @@ def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, sch
         brain.append(mw * pk.values["fu"] * pk.values["kp_uu_brain"] * pk.potency_factor)
         col.append(drugs.index(pk.network_drug))
     return ArmPlan(tuple(pairs), tuple(drugs), tab, tuple(col), tuple(body), tuple(brain),
-                   tuple(her2_antibodies(drugs)), float(tumour.antibody_saturation), cross_columns(drugs, population))
+                   tuple(her2_antibodies(drugs, model)), float(tumour.antibody_saturation),
+                   cross_columns(drugs, population, model))
 
 
-def cross_columns(drugs, population: PopulationSpec | None) -> tuple:
+def cross_columns(drugs, population: PopulationSpec | None, model="default") -> tuple:
     """Indices into ``drugs`` (dose-parameter names) of the drugs a pre-treated population is
-    cross-resistant to (:func:`her2sim.trial.population.cross_resistant`)."""
+    cross-resistant to (:func:`her2sim.trial.population.cross_resistant`), by the targets in the
+    drug files of ``model``."""
     if population is None or not population.pretreated:
         return ()
     if not population.prior_targets:
         return tuple(range(len(drugs)))
-    from ..load import list_drugs
     from .population import cross_resistant
 
-    targets = {d.dose_parameter: d.targets for d in list_drugs()}
+    targets = {d.dose_parameter: d.targets for d in model_drugs(model)}
     return tuple(k for k, d in enumerate(drugs) if cross_resistant(targets.get(d, ()), population.prior_targets))
 
 

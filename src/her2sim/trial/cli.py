@@ -39,9 +39,7 @@ def add_parser(subparsers) -> None:
 
 def scheduler_option(scheduler, workers):
     """The scheduler of ``--scheduler`` and the deprecated ``--workers`` (InvalidArgument if both
-    are given and disagree; a note on stderr when ``--workers`` is used)."""
-    import sys
-
+    are given and disagree)."""
     from ..errors import InvalidArgument
     from ..validate import check_count
 
@@ -52,7 +50,6 @@ def scheduler_option(scheduler, workers):
     if scheduler is not None and (scheduler or "local") != (implied or "local"):
         raise InvalidArgument(f"--workers {workers} (deprecated) means --scheduler {implied or 'local'}, which "
                               f"contradicts --scheduler {scheduler}; give --scheduler only")
-    print(f"her2sim trial: note: --workers is deprecated; use --scheduler {implied or 'local'}", file=sys.stderr)
     return scheduler if scheduler is not None else implied
 
 
@@ -85,6 +82,8 @@ def handle(args) -> int:
     except Her2simError as exc:
         print(f"her2sim trial: error: {exc}", file=sys.stderr)
         return exit_code(exc)
+    if args.workers is not None:  # after the checks: an error stays one line
+        print(f"her2sim trial: note: --workers is deprecated; use --scheduler {scheduler or 'local'}", file=sys.stderr)
     cache = TableCache()
     result = run_trial(spec, patients=args.patients, seed=args.seed, scheduler=scheduler, progress=True,
                        block=args.block, cache=cache)
