@@ -5,7 +5,8 @@ t depends only on the free drug concentrations at t, through the response of the
 constant concentrations. For every signalling background (HER2 level x PI3K status x ER status),
 every host setting (CD16A genotype x PD-L1 status) and every point of a concentration grid, the
 model's network (in-vivo setting, e.g. NK cells present) is pre-equilibrated without drug and then
-integrated for 72 h with the drugs on (:func:`her2sim.batch.simulate_batch`); the table holds the
+integrated for 72 h with the drugs on, as one batch of conditions of the experiments runner
+(:func:`her2sim.experiments.runner.run_condition_arrays`, batch engine); the table holds the
 per-capita growth rates averaged over 24-72 h (the first day, while receptor occupancy and
 feedbacks settle, is skipped):
 
