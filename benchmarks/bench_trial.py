@@ -42,7 +42,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=1000)
     ap.add_argument("--spec", default="her2climb_like")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--scheduler", default=None, help="where the exposure tables' integrations run (her2sim.executors)")
     ap.add_argument("--window", type=int, default=None, help="table-read window of the new path (h)")
     ap.add_argument("--scale", type=int, default=0, help="patients for the scale-out comparison (0: skip)")
     ap.add_argument("--scale-only", action="store_true", help="only the scale-out comparison")
@@ -61,10 +61,11 @@ def main():
           f"numpy {np.__version__}, scipy {scipy.__version__}; load average {os.getloadavg()[0]:.1f}")
     cache = TableCache()
     c = _clock()
-    prep = prepare_trial(spec, args.patients, seed=1, workers=args.workers, cache=cache)   # builds the tables
+    prep = prepare_trial(spec, args.patients, seed=1, scheduler=args.scheduler, cache=cache)   # builds the tables
     tables = sum(v for k, v in prep.timings.items() if k.endswith("_table_s"))
     print(f"{args.spec}: {args.patients} patients, {len(spec.arms)} arms, {spec.follow_up_h / 730.5:.0f} months")
-    print(f"  exposure-response tables (batch path, once per drug set): {tables:6.1f} s wall")
+    print(f"  exposure-response tables (her2sim.experiments runner, batch engine, once per drug set): {tables:6.1f} s "
+          f"wall, {_since(c)[1]:6.1f} s cpu (sampling and PK included)")
     arms = []
     for a, arm in enumerate(spec.arms):
         coh = prep.cohort.subset(prep.arm_index == a)

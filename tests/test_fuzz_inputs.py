@@ -247,8 +247,10 @@ def _run_options_cleanly(argv: list[str], monkeypatch, capsys) -> None:
 
     calls = []
 
-    def fake_trial(spec, patients, seed, *, workers, block, scheduler, progress, cache):
-        assert 2 <= patients <= 10**6 and seed >= 0 and workers >= 1 and (block is None or block >= 1)
+    def fake_trial(spec, patients, seed, *, block, scheduler, progress, cache):
+        # --workers is a deprecated alias of --scheduler (issue 10): a checked --workers arrives as a scheduler
+        assert 2 <= patients <= 10**6 and seed >= 0 and scheduler in (None, "local", "processes") \
+            and (block is None or block >= 1)
         assert cache is not None  # the CLI shares one TableCache between the trial and --independent-action
         calls.append("trial")
         raise KeyboardInterrupt  # stop here: the work itself is not under test

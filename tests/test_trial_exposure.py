@@ -20,11 +20,14 @@ def _net_rate(drugs, conc):
     """Independent reference: the network's mean per-capita net rate of the HER2-high cells over 24-72 h."""
     from her2sim.batch import simulate_batch
     from her2sim.solve import input_free, steady_state
-    from her2sim.trial.exposure import CD16A, PDL1, _network_for, background_parameters
+    from her2sim.trial.exposure import background_parameters, network_for
+    from her2sim.trial.hooks import load_hooks
 
-    net = _network_for(drugs)
+    hooks = load_hooks("default")
+    net = network_for(drugs)
     p = background_parameters(net, BG)
-    p[net.parameter_index("CD16A_158V_fraction")], p[net.parameter_index("PDL1_level")] = CD16A["VF"], PDL1["positive"]
+    p[net.parameter_index("CD16A_158V_fraction")] = hooks.host_levels("cd16a")["VF"]
+    p[net.parameter_index("PDL1_level")] = hooks.host_levels("pdl1")["positive"]
     x0 = steady_state(net, net.x0, input_free(net, p))
     for d, c in zip(drugs, conc):
         p[net.parameter_index(net.spec.drug(d).dose_parameter)] = c
@@ -84,6 +87,7 @@ def test_payload_kill_ceilings_only_change_the_cell_count_equations():
     from her2sim.load import load_model
     from her2sim.network import compile_network
     from her2sim.trial.exposure import kill_parameters
+    from her2sim.trial.hooks import load_hooks
 
     net = compile_network(load_model("default", drugs=["tdm1", "tdxd"]))
     rng = np.random.default_rng(1)
@@ -91,7 +95,7 @@ def test_payload_kill_ceilings_only_change_the_cell_count_equations():
     p = net.p0.copy()
     p[net.parameter_index("tdm1")] = p[net.parameter_index("tdxd")] = 10.0
     q = p.copy()
-    q[kill_parameters(net)[0]] = 0.0
+    q[kill_parameters(net, load_hooks("default"))[0]] = 0.0
     changed = {net.species_names[i] for i in np.flatnonzero(np.abs(net.rhs(x, q) - net.rhs(x, p)) > 1e-12)}
     assert changed == {"viable_cells", "viable_cells_her2low"}
 

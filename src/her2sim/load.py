@@ -41,6 +41,9 @@ _HEADER_KEYS = {
     "drug": {"name", "aliases", "class", "targets", "mechanism", "dose_parameter", "molecular_weight",
              "source", "includes", "remove_reactions"},
 }
+#: top-level tables a model file may carry for other layers; the loader does not read them
+#: (``virtual_trial``: what :mod:`her2sim.trial` drives, read by :mod:`her2sim.trial.hooks`)
+MODEL_EXTRA_TABLES = ("virtual_trial",)
 #: largest model/module/variant/drug file read (the largest bundled file is ~21 kB)
 MAX_FILE_BYTES = 2**20
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -94,6 +97,8 @@ def header_of(data: dict, path: Path) -> tuple[str, dict]:
         raise ModelFileError(f"unknown key(s) {sorted(unknown)} in [{kind}]; allowed: {sorted(_HEADER_KEYS[kind])}",
                              path=str(path), entry=kind)
     allowed_top = set(HEADERS) | set(SECTIONS) | ({"set", "extend"} if kind in ("variant", "background", "drug") else set())
+    if kind == "model":
+        allowed_top |= set(MODEL_EXTRA_TABLES)
     extra = set(data) - allowed_top
     if extra:
         raise ModelFileError(f"unknown top-level table(s) {sorted(extra)}; allowed: {sorted(allowed_top)}",

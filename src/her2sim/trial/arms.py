@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .exposure import (CLONE_BELOW, HER2_LEVELS, Background, ExposureTable, compute_table, content_digest,
-                       interpolate, model_files)
+from ..errors import InvalidArgument
+from .exposure import (Background, ExposureTable, compute_table, content_digest, interpolate, model_files,
+                       scheduler_for)
+from .hooks import TrialHooks, load_hooks
 from .pk import HourlyPK, PKStepper, load_pk, superpose
 from .population import Cohort, PopulationSpec
 from .tumour import DailyRates, TumourParameters, load_tumour
@@ -52,22 +54,27 @@ class TableCache:
     tables: dict = field(default_factory=dict)
     _files: dict = field(default_factory=dict, repr=False)
 
-    def key(self, drugs, ref, model="default") -> tuple:
+    def key(self, drugs, ref, model="default", hooks: TrialHooks | None = None) -> tuple:
         """(content digest, drugs, rounded log10 reference concentrations) of a table."""
         fk = (tuple(drugs), str(model))
         if fk not in self._files:
-            self._files[fk] = model_files(drugs, model)
+            self._files[fk] = model_files(drugs, model, hooks)
         return (content_digest(self._files[fk]), tuple(drugs), tuple(np.round(np.log10(ref), 3)))
 
-    def get(self, drugs, ref, backgrounds, *, workers: int = 1, model="default") -> ExposureTable:
-        """The table of ``drugs`` at reference concentrations ``ref`` (nM) covering ``backgrounds``,
-        computed (and stored) if this cache has none for the current content of the model."""
-        key = self.key(drugs, ref, model)
+    def get(self, drugs, ref, backgrounds, *, scheduler=None, model="default", hooks: TrialHooks | None = None,
+            workers: int | None = None) -> ExposureTable:
+        """The table of ``drugs`` at reference concentrations ``ref`` (nM) covering ``backgrounds``
+        on ``model`` (bundled name or path; ``hooks`` its ``[virtual_trial]`` table if already
+        read), computed (and stored) on ``scheduler`` if this cache has none for the current content
+        of the model. ``workers``: deprecated alias of ``scheduler`` (> 1: "processes")."""
+        scheduler = scheduler_for(workers, scheduler)
+        hooks = load_hooks(model) if hooks is None else hooks
+        key = self.key(drugs, ref, model, hooks)
         cached = self.tables.get(key)
         if cached is not None and set(backgrounds) <= set(cached.backgrounds):
             return cached
         bgs = sorted(set(backgrounds) | set(cached.backgrounds if cached else ()), key=lambda b: b.label)
-        tab = compute_table(drugs, ref, bgs, workers=workers, model=model)
+        tab = compute_table(drugs, ref, bgs, scheduler=scheduler, model=model, hooks=hooks)
         self.tables[key] = tab
         return tab
 
@@ -93,21 +100,34 @@ def arm_drugs(arm):
     return pairs, drugs, np.array([ref[d] for d in drugs])
 
 
-def clone_backgrounds(cohort: Cohort):
-    """Per patient: the signalling background of the sensitive clone (S) and of the HER2-lower clone (R)."""
+def clone_backgrounds(cohort: Cohort, hooks: TrialHooks):
+    """Per patient: the signalling background of the sensitive clone (S) and of the HER2-lower clone
+    (R, the HER2 level the model's ``[virtual_trial.her2] lower`` gives)."""
     her2 = cohort["her2"]
     pi3k = cohort.pi3k()
     er = cohort["hr_positive"]
     S = [Background(str(h), str(p), bool(e)) for h, p, e in zip(her2, pi3k, er)]
-    R = [Background(CLONE_BELOW[b.her2], b.pi3k, b.er_positive) for b in S]
+    R = [Background(hooks.lower_clone(b.her2), b.pi3k, b.er_positive) for b in S]
     return S, R
 
 
-def her2_antibodies(drugs) -> list[int]:
-    """Indices (into ``drugs``, network dose-parameter names) of the antibodies and ADCs that bind HER2."""
-    from ..load import list_drugs
+def model_drugs(model="default") -> list:
+    """The drug files ``model`` (bundled name or path) can use, as :func:`her2sim.load.load_model`
+    finds them: those in a ``drugs/`` folder next to the model file first, then the bundled ones."""
+    from ..load import list_drugs, models_dir, resolve_model_path
 
-    binders = {d.dose_parameter for d in list_drugs()
+    root = models_dir()
+    found = {d.dose_parameter: d for d in list_drugs(root)}
+    folder = resolve_model_path(model).parent
+    if folder != root and (folder / "drugs").is_dir():
+        found.update({d.dose_parameter: d for d in list_drugs(folder)})
+    return list(found.values())
+
+
+def her2_antibodies(drugs, model="default") -> list[int]:
+    """Indices (into ``drugs``, network dose-parameter names) of the antibodies and ADCs that bind
+    HER2, by the drug files of ``model``."""
+    binders = {d.dose_parameter for d in model_drugs(model)
                if any(t.startswith("HER2") for t in d.targets)
                and ("antibody" in d.drug_class or "conjugate" in d.drug_class)}
     return [k for k, d in enumerate(drugs) if d in binders]
@@ -153,17 +173,20 @@ class ArmPlan:
         return [pk.individual(n, rng) for _reg, pk in self.pairs]
 
 
-def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, workers: int = 1,
+def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, scheduler=None,
              population: PopulationSpec | None = None, cache: TableCache | None = None,
-             model="default") -> ArmPlan:
-    """The arm's drugs, PK and exposure-response table, covering the backgrounds of ``cohort``;
-    ``population`` decides which drugs are cross-resistant (:attr:`ArmPlan.cross`); ``cache``
-    (default: a new one) supplies the table if it holds one for the model's current content."""
+             model="default", workers: int | None = None) -> ArmPlan:
+    """The arm's drugs, PK and exposure-response table on ``model`` (bundled name or path),
+    covering the backgrounds of ``cohort``; ``population`` decides which drugs are cross-resistant (:attr:`ArmPlan.cross`); ``cache``
+    (default: a new one) supplies the table if it holds one for the model's current content, else
+    it is computed on ``scheduler`` (``workers``: deprecated alias, > 1 means "processes")."""
+    scheduler = scheduler_for(workers, scheduler)
     tumour = tumour or load_tumour()
     cache = TableCache() if cache is None else cache
+    hooks = load_hooks(model)
     pairs, drugs, ref = arm_drugs(arm)
-    S, R = clone_backgrounds(cohort)
-    tab = cache.get(drugs, ref, S + R, workers=workers, model=model)
+    S, R = clone_backgrounds(cohort, hooks)
+    tab = cache.get(drugs, ref, S + R, scheduler=scheduler, model=model, hooks=hooks)
     col, body, brain = [], [], []
     for _reg, pk in pairs:
         mw = 1e6 / pk.molecular_weight
@@ -171,32 +194,35 @@ def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, wor
         brain.append(mw * pk.values["fu"] * pk.values["kp_uu_brain"] * pk.potency_factor)
         col.append(drugs.index(pk.network_drug))
     return ArmPlan(tuple(pairs), tuple(drugs), tab, tuple(col), tuple(body), tuple(brain),
-                   tuple(her2_antibodies(drugs)), float(tumour.antibody_saturation), cross_columns(drugs, population))
+                   tuple(her2_antibodies(drugs, model)), float(tumour.antibody_saturation),
+                   cross_columns(drugs, population, model))
 
 
-def cross_columns(drugs, population: PopulationSpec | None) -> tuple:
+def cross_columns(drugs, population: PopulationSpec | None, model="default") -> tuple:
     """Indices into ``drugs`` (dose-parameter names) of the drugs a pre-treated population is
-    cross-resistant to (:func:`her2sim.trial.population.cross_resistant`)."""
+    cross-resistant to (:func:`her2sim.trial.population.cross_resistant`), by the targets in the
+    drug files of ``model``."""
     if population is None or not population.pretreated:
         return ()
     if not population.prior_targets:
         return tuple(range(len(drugs)))
-    from ..load import list_drugs
     from .population import cross_resistant
 
-    targets = {d.dose_parameter: d.targets for d in list_drugs()}
+    targets = {d.dose_parameter: d.targets for d in model_drugs(model)}
     return tuple(k for k, d in enumerate(drugs) if cross_resistant(targets.get(d, ()), population.prior_targets))
 
 
 def arm_exposure(arm, cohort: Cohort, follow_up_h: float, rng: np.random.Generator, *,
-                 tumour: TumourParameters | None = None, workers: int = 1, block_days: int = 7,
+                 tumour: TumourParameters | None = None, scheduler=None, block_days: int = 7,
                  window_h: int = WINDOW_H, population: PopulationSpec | None = None,
-                 cache: TableCache | None = None) -> tuple[DailyRates, ExposureTable]:
+                 cache: TableCache | None = None, model="default",
+                 workers: int | None = None) -> tuple[DailyRates, ExposureTable]:
     """Daily mean in-vitro drug effects (N, days, 2 sites, 3 channels) for the patients of one arm.
 
     :func:`plan_arm`, then individual PK parameters from ``rng``, then :func:`exposure`.
     """
-    plan = plan_arm(arm, cohort, tumour=tumour, workers=workers, population=population, cache=cache)
+    plan = plan_arm(arm, cohort, tumour=tumour, scheduler=scheduler_for(workers, scheduler), population=population,
+                    cache=cache, model=model)
     pk_params = plan.sample_pk(cohort.n, rng)
     return exposure(plan, cohort, pk_params, follow_up_h, block_days=block_days, window_h=window_h), plan.table
 
@@ -206,7 +232,7 @@ class _Reader:
 
     def __init__(self, plan: ArmPlan, cohort: Cohort):
         tab = plan.table
-        S, R = clone_backgrounds(cohort)
+        S, R = clone_backgrounds(cohort, tab.hooks)
         N = cohort.n
         bS = np.array([tab.background_index(b) for b in S])
         bR = np.array([tab.background_index(b) for b in R])
@@ -216,7 +242,7 @@ class _Reader:
         self.both = np.concatenate([tab.patient_tables(bS, host), tab.patient_tables(bR, host)], axis=-1)
         self.signal = np.ascontiguousarray(self.both[..., [0, 4]])  # signalling channel of S and R
         self.tab, self.ab = tab, list(plan.antibodies)
-        self.c_sat = plan.saturation_nM * np.array([HER2_LEVELS[b.her2] for b in S])  # (N,) nM
+        self.c_sat = plan.saturation_nM * np.array([tab.hooks.her2_factor(b.her2) for b in S])  # (N,) nM
         self.base = interpolate(self.both, np.arange(N), np.zeros((N, len(plan.drugs))), tab)[:, [0, 4]]
 
     def read(self, table: np.ndarray, pid: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -255,7 +281,7 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
     patient's row, so any split of a cohort into blocks gives the same numbers.
     """
     if int(window_h) < 1 or 24 % int(window_h):
-        raise ValueError(f"window_h must divide 24, got {window_h!r}")
+        raise InvalidArgument(f"window_h must divide 24, got {window_h!r}")
     w = int(window_h)
     drugs = plan.drugs
     N, D = cohort.n, len(drugs)
@@ -322,9 +348,9 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
     gives the same numbers.
     """
     if 24 % int(window_h):
-        raise ValueError(f"window_h must divide 24, got {window_h!r}")
+        raise InvalidArgument(f"window_h must divide 24, got {window_h!r}")
     tab, drugs = plan.table, plan.drugs
-    S, R = clone_backgrounds(cohort)
+    S, R = clone_backgrounds(cohort, tab.hooks)
     N = cohort.n
     bS = np.array([tab.background_index(b) for b in S])
     bR = np.array([tab.background_index(b) for b in R])
@@ -339,7 +365,7 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
         hours = np.round(times).astype(int)
         schedules.append({int(h): doses[:, k] for k, h in enumerate(hours)})
     ab = list(plan.antibodies)
-    c_sat = plan.saturation_nM * np.array([HER2_LEVELS[b.her2] for b in S])  # (N,) nM
+    c_sat = plan.saturation_nM * np.array([tab.hooks.her2_factor(b.her2) for b in S])  # (N,) nM
     tS, tR = tab.patient_tables(bS, host), tab.patient_tables(bR, host)
     zero = np.zeros((N, len(drugs)))
     base_S = interpolate(tS, np.arange(N), zero, tab)[:, 0]

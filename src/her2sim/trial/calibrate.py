@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InvalidArgument
 from .arms import TableCache
+from .exposure import scheduler_for
 from .trial import HOURS_PER_MONTH, PreparedTrial, evaluate, load_trial, prepare_trial, target_value
 
 CALIBRATION_TRIALS = ("cleopatra_like", "emilia_like", "destiny_breast03_like", "destiny_breast04_like",
@@ -90,16 +92,19 @@ def residuals(theta, preps) -> list:
     return out
 
 
-def prepare_calibration(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, workers: int = 1,
-                        progress: bool = False) -> list:
+def prepare_calibration(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, scheduler=None,
+                        progress: bool = False, workers: int | None = None) -> list:
     """The prepared calibration trials (cohorts, PK and exposure: common random numbers for every fit).
-    Refuses held-out trials before any work."""
+    Refuses held-out trials before any work. ``scheduler``: where the exposure tables' integrations
+    run (``workers``: deprecated alias, > 1 means "processes")."""
     specs = [load_trial(t) for t in trials]
     held = [s.name for s in specs if s.role != "calibration"]
     if held:
-        raise ValueError(f"calibrate: {held} are held-out trials; only role = 'calibration' specs may be fitted")
+        raise InvalidArgument(f"calibrate: {held} are held-out trials; only role = 'calibration' specs may be "
+                              "fitted")
     cache = TableCache()
-    return [prepare_trial(s, patients, seed, workers=workers, progress=progress, cache=cache) for s in specs]
+    scheduler = scheduler_for(workers, scheduler)
+    return [prepare_trial(s, patients, seed, scheduler=scheduler, progress=progress, cache=cache) for s in specs]
 
 
 def fit(preps, *, start=None, max_evaluations: int = 250, restarts: int = 2, progress: bool = False) -> CalibrationResult:
@@ -134,8 +139,8 @@ def fit(preps, *, start=None, max_evaluations: int = 250, restarts: int = 2, pro
 
 
 def calibrate(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, start=None,
-              max_evaluations: int = 250, restarts: int = 2, workers: int = 1,
-              progress: bool = False) -> CalibrationResult:
+              max_evaluations: int = 250, restarts: int = 2, scheduler=None,
+              progress: bool = False, workers: int | None = None) -> CalibrationResult:
     """Fit the patient-level parameters to the calibration trials' read-outs (see the module docstring).
 
     ``start``: initial values in the order of :data:`PARAMETERS` (default: the shipped values).
@@ -145,22 +150,24 @@ def calibrate(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 202
     Read-outs: every ``observed`` entry of the specs (:data:`~her2sim.trial.trial.METRICS`: median
     PFS, HR, PFS rate, ORR and the CNS read-outs).
     """
-    preps = prepare_calibration(trials, patients=patients, seed=seed, workers=workers, progress=progress)
+    preps = prepare_calibration(trials, patients=patients, seed=seed, scheduler=scheduler, progress=progress,
+                                workers=workers)
     return fit(preps, start=start, max_evaluations=max_evaluations, restarts=restarts, progress=progress)
 
 
 def leave_one_trial_out(trials=CALIBRATION_TRIALS, *, patients: int = 400, seed: int = 2024, start=None,
-                        max_evaluations: int = 250, restarts: int = 2, workers: int = 1,
-                        progress: bool = False) -> dict:
+                        max_evaluations: int = 250, restarts: int = 2, scheduler=None,
+                        progress: bool = False, workers: int | None = None) -> dict:
     """Honest predictive error: for every trial k, fit on the other trials and predict trial k.
 
     Returns ``{trial: {"parameters": fitted without it, "residuals": its read-outs predicted (same
     tuples as :attr:`CalibrationResult.residuals`), "rms_log_residual"}}``. The trials are prepared
     once (common random numbers); every fold is a full :func:`fit`.
     """
-    preps = prepare_calibration(trials, patients=patients, seed=seed, workers=workers, progress=progress)
+    preps = prepare_calibration(trials, patients=patients, seed=seed, scheduler=scheduler, progress=progress,
+                                workers=workers)
     if len(preps) < 2:
-        raise ValueError("leave_one_trial_out needs at least two calibration trials")
+        raise InvalidArgument("trials: leave_one_trial_out needs at least two calibration trials")
     out = {}
     for k, prep in enumerate(preps):
         res = fit([p for j, p in enumerate(preps) if j != k], start=start, max_evaluations=max_evaluations,

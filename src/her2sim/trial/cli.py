@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-#: files ``--out`` receives
+#: files ``--out`` receives (:data:`her2sim.trial.trial.OUT_FILES`; repeated here to keep ``--help`` import-light)
 OUT_FILES = ("patients.csv", "summary.json", "summary.txt", "trial.png")
 
 
@@ -13,16 +13,20 @@ def add_parser(subparsers) -> None:
         "trial", help="run a virtual clinical trial (PK -> network exposure-response -> lesions -> RECIST/PFS)",
         description="Sample virtual patients, randomise them to the arms, simulate PK, tumour growth and RECIST "
                     "assessments, and report PFS (Kaplan-Meier, median with 95%% CI), ORR/DCR/CBR, hazard ratios "
-                    "(Cox, log-rank) and subgroups. OS is not modelled. Bundled specs: models/trials/.")
+                    "(Cox, log-rank) and subgroups. OS is not modelled. Bundled specs: models/trials/. The spec's "
+                    "model = \"...\" (default: the bundled default model) must declare [virtual_trial].")
     p.add_argument("spec", nargs="?", help="trial spec: bundled name (e.g. emilia_like) or path to a TOML file")
     p.add_argument("--patients", type=int, default=400, help="patients in total, split by the arms' ratios (default 400)")
     p.add_argument("--seed", type=int, default=0, help="random seed (cohort, randomisation, PK variability)")
     p.add_argument("--out", default=None, metavar="DIR", help="write patients.csv, summary.json, summary.txt, trial.png")
-    p.add_argument("--workers", type=int, default=1, help="processes for the exposure-response tables")
     p.add_argument("--scheduler", default=None, metavar="WHERE",
-                   help="where the patient blocks run: 'local' (default, this process), 'processes' (a dask "
-                        "LocalCluster with one worker per core, or a process pool without dask) or "
-                        "'dask://HOST:PORT' (an existing dask scheduler); results do not depend on it")
+                   help="where the exposure-response integrations and the patient blocks run: 'local' (default, "
+                        "this process), 'processes' (a dask LocalCluster with one worker per core, or a process "
+                        "pool without dask) or 'dask://HOST:PORT' (an existing dask scheduler); results do not "
+                        "depend on it")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="deprecated alias of --scheduler: N > 1 means --scheduler processes (one process per core; "
+                        "N itself is not kept), N = 1 means --scheduler local")
     p.add_argument("--block", type=int, default=None, metavar="N",
                    help="patients per task (default 1000; memory per task grows with it)")
     p.add_argument("--independent-action", action="store_true",
@@ -33,13 +37,27 @@ def add_parser(subparsers) -> None:
     p.set_defaults(handler=handle)
 
 
+def scheduler_option(scheduler, workers):
+    """The scheduler of ``--scheduler`` and the deprecated ``--workers`` (InvalidArgument if both
+    are given and disagree)."""
+    from ..errors import InvalidArgument
+    from ..validate import check_count
+
+    if workers is None:
+        return scheduler
+    check_count(workers, "--workers", fix="use --scheduler processes instead (--workers is deprecated)")
+    implied = "processes" if int(workers) > 1 else None
+    if scheduler is not None and (scheduler or "local") != (implied or "local"):
+        raise InvalidArgument(f"--workers {workers} (deprecated) means --scheduler {implied or 'local'}, which "
+                              f"contradicts --scheduler {scheduler}; give --scheduler only")
+    return scheduler if scheduler is not None else implied
+
+
 def handle(args) -> int:
     """Run ``her2sim trial``; bad options print one line and return 2 before any work."""
-    import json
     import sys
 
     from ..errors import Her2simError, exit_code
-    from ..atomic import atomic_path, atomic_write_text
     from ..executors import check_scheduler
     from ..validate import check_count, check_output_dir
     from .arms import TableCache
@@ -54,35 +72,30 @@ def handle(args) -> int:
             print(f"{spec.name:<28} {spec.role:<12} {spec.description}")
         return 0
     try:  # every option is checked before the (minutes-long) trial starts
-        check_count(args.workers, "--workers", fix="processes for the exposure-response tables, e.g. 1")
+        scheduler = scheduler_option(args.scheduler, args.workers)
         if args.block is not None:
             check_count(args.block, "--block", fix="patients per task, e.g. 1000")
-        check_scheduler(args.scheduler)
+        check_scheduler(scheduler)
         out = check_output_dir(args.out, "--out") if args.out else None
         spec = load_trial(args.spec)
         check_trial_size(spec, args.patients, args.seed, names=("--patients", "--seed"))
     except Her2simError as exc:
         print(f"her2sim trial: error: {exc}", file=sys.stderr)
         return exit_code(exc)
+    if args.workers is not None:  # after the checks: an error stays one line
+        print(f"her2sim trial: note: --workers is deprecated; use --scheduler {scheduler or 'local'}", file=sys.stderr)
     cache = TableCache()
-    result = run_trial(spec, patients=args.patients, seed=args.seed, workers=args.workers, progress=True,
-                       scheduler=args.scheduler, block=args.block, cache=cache)
+    result = run_trial(spec, patients=args.patients, seed=args.seed, scheduler=scheduler, progress=True,
+                       block=args.block, cache=cache)
     report = result.report()
     if getattr(args, "independent_action", False):
         from .ida import format_independent_action, independent_action
 
-        ida = independent_action(spec, args.patients, args.seed, result=result, cache=cache, workers=args.workers)
+        ida = independent_action(spec, args.patients, args.seed, result=result, cache=cache, scheduler=scheduler)
         result.summary["independent_action"] = ida
         report += "\n" + format_independent_action(ida)
     print(report)
     if out is not None:
-        from .plots import trial_figure
-
-        out.mkdir(exist_ok=True)
-        with atomic_path(out / "patients.csv") as tmp:
-            result.patients.to_csv(tmp, index=False)
-        atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=1, default=float))
-        atomic_write_text(out / "summary.txt", report + "\n")
-        trial_figure(result, out / "trial.png")
+        result.save(out, report=report)
         print(f"wrote {out}/{', '.join(OUT_FILES)}")
     return 0

@@ -17,12 +17,14 @@ from __future__ import annotations
 import numpy as np
 
 from .arms import TableCache, exposure, plan_arm
+from .exposure import scheduler_for
 from .survival import kaplan_meier, median_survival
 from .trial import Arm, TrialResult, TrialSpec, arm_outcomes, load_trial, sample_trial, tumour_inputs
 
 
 def independent_action(spec: TrialSpec | str, patients: int, seed: int, *, result: TrialResult | None = None,
-                       cache: TableCache | None = None, workers: int = 1, **overrides) -> dict:
+                       cache: TableCache | None = None, scheduler=None, workers: int | None = None,
+                       **overrides) -> dict:
     """Per combination arm: combination vs independent-action PFS on the same virtual patients.
 
     ``patients`` and ``seed`` are those of the trial (the cohort and every random draw are
@@ -35,6 +37,7 @@ def independent_action(spec: TrialSpec | str, patients: int, seed: int, *, resul
     """
     if not isinstance(spec, TrialSpec):
         spec = load_trial(spec)
+    scheduler = scheduler_for(workers, scheduler)
     cache = TableCache() if cache is None else cache
     s = sample_trial(spec, int(patients), seed)
     inputs = tumour_inputs(spec, s.cohort, s.z_growth, s.z_resistant, s.split, **overrides)
@@ -44,7 +47,8 @@ def independent_action(spec: TrialSpec | str, patients: int, seed: int, *, resul
             continue
         rows = np.flatnonzero(s.arm_index == a)
         sub = s.cohort.subset(rows)
-        plan = plan_arm(arm, sub, tumour=spec.tumour, workers=workers, population=spec.population, cache=cache)
+        plan = plan_arm(arm, sub, tumour=spec.tumour, scheduler=scheduler, population=spec.population, cache=cache,
+                        model=spec.model)
         pk = plan.sample_pk(len(rows), np.random.default_rng([seed, a]))  # the trial's own PK draws
         if result is not None:
             df = result.patients.iloc[rows]
@@ -56,8 +60,8 @@ def independent_action(spec: TrialSpec | str, patients: int, seed: int, *, resul
         mono_t, mono_e, mono_med = [], [], {}
         for j, reg in enumerate(arm.regimens):
             mono = Arm(f"{reg.name} alone", (reg,), True)
-            mplan = plan_arm(mono, sub, tumour=spec.tumour, workers=workers, population=spec.population,
-                             cache=cache)
+            mplan = plan_arm(mono, sub, tumour=spec.tumour, scheduler=scheduler, population=spec.population,
+                             cache=cache, model=spec.model)
             o = arm_outcomes(spec, exposure(mplan, sub, [pk[j]], spec.follow_up_h), inputs, rows, sub["brain_mets"],
                              s.dropout_u[rows])
             mono_t.append(o["pfs_months"])

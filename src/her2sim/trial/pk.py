@@ -59,7 +59,7 @@ import numpy as np
 import scipy.integrate
 import scipy.linalg
 
-from ..errors import IntegrationError, ModelFileError
+from ..errors import IntegrationError, InvalidArgument, ModelFileError
 from .files import check_keys, quantity, read, require, require_source, value_with_source
 
 MODELS = ("one_compartment", "two_compartment")
@@ -334,7 +334,7 @@ def simulate_pk(pk: PKModel, p: dict, dose_times: np.ndarray, doses_mg: np.ndarr
     dose_times = np.asarray(dose_times, float)
     t = np.asarray(t, float)
     if dose_times.ndim != 1:
-        raise ValueError(f"dose_times must be 1-dimensional, got shape {dose_times.shape}")
+        raise InvalidArgument(f"dose_times must be 1-dimensional, got shape {dose_times.shape}")
     iv = route == "iv"
     F = pk.input_fraction(p, route)
     D = np.broadcast_to(np.asarray(doses_mg, float), (N, len(dose_times))) * F[:, None]
@@ -518,7 +518,7 @@ class HourlyPK:
         self.pk, self.N = pk, len(p["CL"])
         hours = np.asarray(dose_hours, dtype=np.int64)
         if hours.ndim != 1 or (hours < 0).any():
-            raise ValueError("dose_hours must be a 1-d array of non-negative integer hours")
+            raise InvalidArgument("dose_hours must be a 1-d array of non-negative integer hours")
         uniq, inv = np.unique(hours, return_inverse=True)
         D = np.zeros((self.N, len(uniq)))
         np.add.at(D.T, inv, np.asarray(doses_mg, float).T)  # doses of the same hour are added
@@ -565,7 +565,7 @@ class HourlyPK:
     def block(self, n_hours: int) -> np.ndarray:
         """(N, n_hours) concentrations (mg/L) of the next ``n_hours`` hours; advances the state."""
         if self.stepper is not None and self.dt > 1 and n_hours % self.dt:
-            raise ValueError(f"block of {n_hours} h is not a multiple of the coarse step {self.dt} h")
+            raise InvalidArgument(f"block of {n_hours} h is not a multiple of the coarse step {self.dt} h")
         out = np.empty((self.N, n_hours))
         h0, h1 = self.hour, self.hour + n_hours
         if self.stepper is None:  # closed form, segment by segment between doses

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError, UnknownNameError
+from ..errors import InvalidArgument, ModelFileError, UnknownNameError
 from .files import check_keys, quantity, read, require, require_source
 
 BERNOULLI = ("hr_positive", "pik3ca", "pten_loss", "pdl1_positive", "brain_mets", "occult_brain")
@@ -75,16 +75,16 @@ class PopulationSpec:
         for k, v in overrides.items():
             if k in bern:
                 if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1:
-                    raise ValueError(f"eligibility {k}: expected a probability in [0, 1], got {v!r}")
+                    raise InvalidArgument(f"eligibility {k}: expected a probability in [0, 1], got {v!r}")
                 bern[k] = float(v)
             elif k in cat:
                 if not isinstance(v, dict) or set(v) - set(CATEGORICAL[k]) or abs(sum(v.values()) - 1) > 1e-6:
-                    raise ValueError(f"eligibility {k}: expected {{level: p}} over {CATEGORICAL[k]} summing to 1, "
+                    raise InvalidArgument(f"eligibility {k}: expected {{level: p}} over {CATEGORICAL[k]} summing to 1, "
                                      f"got {v!r}")
                 cat[k] = {lv: float(v.get(lv, 0.0)) for lv in CATEGORICAL[k]}
             elif k in cont:
                 if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-                    raise ValueError(f"eligibility {k}: expected a positive median, got {v!r}")
+                    raise InvalidArgument(f"eligibility {k}: expected a positive median, got {v!r}")
                 cont[k] = (float(v), cont[k][1])
             else:
                 raise UnknownNameError("population feature", k, list(bern) + list(cat) + list(cont))
@@ -223,7 +223,7 @@ def sample_population(spec: PopulationSpec, n: int, seed: int | np.random.Genera
     modelled). ``resistant_fraction`` is capped at 0.5.
     """
     if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n!r}")
+        raise InvalidArgument(f"n must be >= 1, got {n!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     out = {"patient": np.arange(n)}
     for f, p in spec.bernoulli.items():

@@ -22,6 +22,7 @@ import numpy as np
 from ..executors import Progress, check_scheduler, map_tasks
 from ..validate import MAX_OUTPUT_BYTES, check_count, check_size
 from .arms import TableCache, exposure, plan_arm
+from .exposure import scheduler_for
 from .trial import (HOURS_PER_MONTH, TrialResult, TrialSpec, TumourInputs, arm_outcomes, assessment_times_h,
                     check_trial_size, load_trial, merge_outcomes, patient_table, sample_trial, summarise,
                     tumour_inputs)
@@ -55,23 +56,24 @@ def _run_block(plan: _TrialPlan, arm: int, lo: int, hi: int) -> dict:
 
 
 def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
-                     block: int = DEFAULT_BLOCK, workers: int = 1, progress: bool = False,
-                     cache: TableCache | None = None, **overrides) -> TrialResult:
+                     block: int = DEFAULT_BLOCK, progress: bool = False, cache: TableCache | None = None,
+                     workers: int | None = None, **overrides) -> TrialResult:
     """Run a trial end to end in blocks of ``block`` patients on ``scheduler``.
 
     Parameters
     ----------
-    scheduler : see :mod:`her2sim.executors` (None = this process, "processes", "dask://HOST:PORT",
-        a distributed.Client).
+    scheduler : where the patient blocks and the exposure-response tables' integrations run: see
+        :mod:`her2sim.executors` (None = this process, "processes", "dask://HOST:PORT", a
+        distributed.Client).
     block : patients per task (memory per task grows linearly with it).
-    workers : processes for building the exposure-response tables in the driver.
+    workers : deprecated alias of ``scheduler``: > 1 means "processes".
     progress : print the table building per arm and a progress line over patients (stderr).
     cache : :class:`~her2sim.trial.arms.TableCache` holding exposure-response tables to reuse (default:
         a new one for this call; tables are keyed by the content of the model files).
     overrides : calibration knobs of :func:`~her2sim.trial.trial.tumour_inputs`.
     """
     check_count(block, "block", fix="patients per task, e.g. 1000")
-    check_count(workers, "workers", fix="processes for the exposure-response tables, e.g. 1 or the number of cores")
+    scheduler = scheduler_for(workers, scheduler)
     check_scheduler(scheduler)
     if not isinstance(spec, TrialSpec):
         spec = load_trial(spec)
@@ -88,8 +90,8 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
     for a, arm in enumerate(spec.arms):
         t0 = time.perf_counter()
         rows = np.flatnonzero(s.arm_index == a)
-        plan = plan_arm(arm, s.cohort.subset(rows), tumour=spec.tumour, workers=workers,
-                        population=spec.population, cache=cache)
+        plan = plan_arm(arm, s.cohort.subset(rows), tumour=spec.tumour, scheduler=scheduler,
+                        population=spec.population, cache=cache, model=spec.model)
         arm_rows.append(rows)
         plans.append(plan)
         pk_params.append(plan.sample_pk(len(rows), np.random.default_rng([seed, a])))
@@ -121,13 +123,14 @@ def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: in
 
 
 def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
-              block: int | None = None, workers: int = 1, progress: bool = False, cache: TableCache | None = None,
-              **overrides) -> TrialResult:
+              block: int | None = None, progress: bool = False, cache: TableCache | None = None,
+              workers: int | None = None, **overrides) -> TrialResult:
     """Run a virtual trial end to end (see the module docstring), in blocks of patients.
 
     ``scheduler`` (None = this process, "processes", "dask://HOST:PORT" or a distributed.Client)
     and ``block`` (patients per task, default :data:`DEFAULT_BLOCK`) go to
-    :func:`run_trial_blocks`; the results do not depend on either.
+    :func:`run_trial_blocks`; the results do not depend on either. ``workers``: deprecated alias
+    of ``scheduler`` (> 1 means "processes").
     ``overrides`` are :func:`her2sim.trial.trial.tumour_inputs`' calibration knobs.
 
     Examples
@@ -137,7 +140,7 @@ def run_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, 
     >>> res.summary["arms"]["T-DM1"]["median_pfs"]  # doctest: +SKIP
     """
     return run_trial_blocks(spec, patients, seed, scheduler=scheduler, block=DEFAULT_BLOCK if block is None else block,
-                            workers=workers, progress=progress, cache=cache, **overrides)
+                            progress=progress, cache=cache, workers=workers, **overrides)
 
 
 def run_trial_task(task: dict) -> dict:

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..errors import InvalidArgument
+
 
 def _check(time, event):
     t = np.asarray(time, float)
     e = np.asarray(event).astype(bool)
     if t.ndim != 1 or t.shape != e.shape:
-        raise ValueError(f"time and event must be 1-D arrays of equal length, got {t.shape} and {e.shape}")
+        raise InvalidArgument(f"time and event must be 1-D arrays of equal length, got {t.shape} and {e.shape}")
     if np.any(~np.isfinite(t)) or np.any(t < 0):
-        raise ValueError("time must be finite and >= 0")
+        raise InvalidArgument("time must be finite and >= 0")
     return t, e
 
 
@@ -122,15 +124,15 @@ def cox_single(time, event, x, *, ties: str = "efron", alpha: float = 0.05, max_
                tol: float = 1e-10) -> CoxResult:
     """Cox proportional-hazards fit of one covariate ``x`` (e.g. arm 0/1) by Newton-Raphson.
 
-    ``ties`` = "efron" (default) or "breslow". Raises ValueError if no events or the estimate
+    ``ties`` = "efron" (default) or "breslow". Raises InvalidArgument (a ValueError) if no events or the estimate
     diverges (e.g. no events in one group: the HR is 0 or infinite).
     """
     if ties not in ("efron", "breslow"):
-        raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+        raise InvalidArgument(f"ties must be 'efron' or 'breslow', got {ties!r}")
     t, e = _check(time, event)
     x = np.asarray(x, float)
     if not e.any():
-        raise ValueError("no events: the hazard ratio is not estimable")
+        raise InvalidArgument("no events: the hazard ratio is not estimable")
     ut = np.unique(t[e])
     groups = [(t >= u, (t == u) & e) for u in ut]
     beta = 0.0
@@ -153,11 +155,11 @@ def cox_single(time, event, x, *, ties: str = "efron", alpha: float = 0.05, max_
                     I += q2 / q0 - (q1 / q0) ** 2
                 U += xd
         if I <= 0:
-            raise ValueError("Cox fit: information is zero (the covariate is constant among those at risk)")
+            raise InvalidArgument("Cox fit: information is zero (the covariate is constant among those at risk)")
         step = U / I
         beta += step
         if abs(beta) > 50:
-            raise ValueError("Cox fit diverged (|beta| > 50): probably no events in one group")
+            raise InvalidArgument("Cox fit diverged (|beta| > 50): probably no events in one group")
         if abs(step) < tol:
             break
     se = 1.0 / np.sqrt(I)

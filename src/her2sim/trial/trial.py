@@ -35,10 +35,12 @@ import numpy as np
 from ..errors import ModelFileError
 from ..validate import MAX_PATIENTS, check_count, check_seed
 from .arms import TableCache, arm_exposure
+from .exposure import scheduler_for
 # stage 2 moved to trial.arms in version 2; these names keep working from here
 from .arms import ArmPlan, cross_columns, exposure, exposure_stepped, her2_antibodies, plan_arm  # noqa: F401
 from .arms import reached_fraction  # noqa: F401
 from .files import check_keys, quantity, read, require, require_source
+from .hooks import load_hooks
 from .population import Cohort, PopulationSpec, load_population, sample_population
 from .recist import assess, rates
 from .regimen import load_regimen
@@ -46,6 +48,8 @@ from .survival import cox_single, kaplan_meier, logrank, median_survival
 from .tumour import DailyRates, TumourParameters, grow, load_tumour
 
 HOURS_PER_MONTH = 730.5
+#: files :meth:`TrialResult.save` writes
+OUT_FILES = ("patients.csv", "summary.json", "summary.txt", "trial.png")
 #: longest follow-up a trial spec may ask for: PK and growth are simulated on an hourly/daily grid
 #: over the whole follow-up, ~120 MB per 1,000-patient block for 24 months, so ~600 MB at 10 years
 MAX_FOLLOW_UP_H = 10 * 8766.0
@@ -94,6 +98,8 @@ class TrialSpec:
     description: str = ""
     source: str = ""
     path: str = ""
+    #: the model whose network gives the exposure-response tables: a bundled name or a model file path
+    model: str = "default"
 
     @property
     def control(self) -> Arm:
@@ -101,7 +107,23 @@ class TrialSpec:
 
 
 _TRIAL_KEYS = {"name", "description", "source", "role", "population", "eligibility", "follow_up", "assessment_interval",
-               "arm", "subgroups", "observed", "tumour"}
+               "arm", "subgroups", "observed", "tumour", "model"}
+
+
+def trial_model(head: dict, path: Path) -> str:
+    """The trial's ``model`` key (default ``"default"``): a bundled model name, or a path to a model
+    file (relative paths are relative to the trial file); its ``[virtual_trial]`` table is checked
+    here (:func:`her2sim.trial.hooks.load_hooks`), so a model that cannot run trials is refused
+    before any work."""
+    model = head.get("model", "default")
+    if not isinstance(model, str) or not model.strip():
+        raise ModelFileError(f"model must be a bundled model name or a path to a model file, got {model!r}",
+                             path=str(path), entry="trial.model")
+    p = Path(model)
+    if (p.suffix == ".toml" or len(p.parts) > 1) and not p.is_absolute():
+        model = str((path.parent / p).resolve())
+    load_hooks(model)
+    return model
 
 
 def load_trial(name_or_path: str | Path) -> TrialSpec:
@@ -195,7 +217,7 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         at = quantity(o["at"], "h", path, entry) / HOURS_PER_MONTH if "at" in o else None
         targets.append(Target(metric, arm, val, at, dict(o.get("subgroup", {})), src))
     return TrialSpec(name, role, pop, tumour, tuple(arms), follow, assess_h, subgroups, tuple(targets),
-                     head.get("description", ""), source, str(path))
+                     head.get("description", ""), source, str(path), trial_model(head, path))
 
 
 # ----------------------------------------------------------------------------- stage 2: exposure (arms.py)
@@ -253,12 +275,16 @@ def sample_trial(spec: TrialSpec, patients: int, seed: int) -> SampledTrial:
     return SampledTrial(cohort, arm_index, z_g, z_r, split, rng.random(patients))
 
 
-def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, workers: int = 1,
-                  progress: bool = False, cache: TableCache | None = None) -> PreparedTrial:
+def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,
+                  progress: bool = False, cache: TableCache | None = None,
+                  workers: int | None = None) -> PreparedTrial:
     """Stage 1-2: sample ``patients`` (all arms together, randomised by the arms' ratios) and
     compute each arm's daily exposure-driven rates; ``cache`` (:class:`~her2sim.trial.arms.TableCache`,
-    default a new one) shares exposure-response tables between calls."""
+    default a new one) shares exposure-response tables between calls; tables are computed on
+    ``scheduler`` (:mod:`her2sim.executors`; ``workers``: deprecated alias, > 1 means "processes")."""
     import time
+
+    scheduler = scheduler_for(workers, scheduler)
 
     if not isinstance(spec, TrialSpec):
         spec = load_trial(spec)
@@ -271,7 +297,7 @@ def prepare_trial(spec: TrialSpec | str | Path, patients: int = 200, seed: int =
         t0 = time.perf_counter()
         sub = cohort.subset(arm_index == a)
         r, tab = arm_exposure(arm, sub, spec.follow_up_h, np.random.default_rng([seed, a]), tumour=spec.tumour,
-                              workers=workers, population=spec.population, cache=cache)
+                              scheduler=scheduler, population=spec.population, cache=cache, model=spec.model)
         rates_.append(r)
         timings[f"arm{a}_s"] = time.perf_counter() - t0
         timings[f"arm{a}_table_s"] = tab.wall_time_s
@@ -295,6 +321,30 @@ class TrialResult:
 
     def report(self) -> str:
         return format_summary(self)
+
+    def save(self, out, *, report: str | None = None, figure: bool = True) -> tuple:
+        """Write :data:`OUT_FILES` into the folder ``out`` (created if its parent exists), each file
+        atomically (:mod:`her2sim.atomic`): patients.csv, summary.json, summary.txt (``report``,
+        default :meth:`report`) and, if ``figure``, trial.png. Returns the paths written.
+        Raises InvalidArgument for an unusable folder before writing anything."""
+        import json
+
+        from ..atomic import atomic_path, atomic_write_text
+        from ..validate import check_output_dir
+
+        out = check_output_dir(out, "out")
+        out.mkdir(exist_ok=True)
+        written = [out / "patients.csv", out / "summary.json", out / "summary.txt"]
+        with atomic_path(written[0]) as tmp:
+            self.patients.to_csv(tmp, index=False)
+        atomic_write_text(written[1], json.dumps(self.summary, indent=1, default=float))
+        atomic_write_text(written[2], (self.report() if report is None else report) + "\n")
+        if figure:
+            from .plots import trial_figure
+
+            written.append(out / "trial.png")
+            trial_figure(self, written[-1])
+        return tuple(written)
 
 
 @dataclass(frozen=True)
