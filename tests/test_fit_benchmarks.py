@@ -200,8 +200,9 @@ def test_boehm_multistart_from_random_starts_reaches_the_best_known_optimum():
     fides with closed-form noise parameters: at least one start ends within 0.1 of the best known
     nllh 138.222 and none below it, and every start terminates on a tolerance. Measured: 1 of 10
     here (start 6) and 1 of 50 with seed 0 (benchmarks/bench_fit.py; README "Multi-start"); scipy's
-    trf reaches it from none of these ten. About 1 min on a quiet 2-core machine (the optimising
-    start needs ~150 evaluations; the other starts finish within ~80)."""
+    trf reaches it from none of these ten. 186 s on the shared 2-core machine at load 5-6 (the
+    optimising start needs ~150 evaluations, the others stop within ~80; no fewer starts would do:
+    the time is set by that one start's evaluations, not by the number of starts in lockstep)."""
     pytest.importorskip("fides")
     from her2sim.fit import fit
 
