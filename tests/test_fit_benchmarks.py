@@ -201,7 +201,7 @@ def test_boehm_multistart_from_random_starts_reaches_the_best_known_optimum():
     nllh 138.222 and none below it, and every start terminates on a tolerance. Measured: 1 of 10
     here (start 6) and 1 of 50 with seed 0 (benchmarks/bench_fit.py; README "Multi-start"); scipy's
     trf reaches it from none of these ten. 186 s on the shared 2-core machine at load 5-6 (the
-    optimising start needs ~150 evaluations, the others stop within ~80; no fewer starts would do:
+    optimising start needs 153 evaluations, one other 142, the rest 2-60; no fewer starts would do:
     the time is set by that one start's evaluations, not by the number of starts in lockstep)."""
     pytest.importorskip("fides")
     from her2sim.fit import fit
