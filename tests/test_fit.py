@@ -384,7 +384,7 @@ def test_cli_evaluate_prints_the_log_likelihood_last(decay, tmp_path, capsys):
 
 
 def test_cli_fit_writes_tables_and_figures(decay, tmp_path, capsys):
-    assert main(["fit", decay.path, "--out", str(tmp_path), "--starts", "2", "--seed", "1"]) == 0
+    assert main(["fit", decay.path, "--out", str(tmp_path), "--starts", "2", "--seed", "1", "--optimizer", "trf"]) == 0
     for f in ("parameters.tsv", "starts.tsv", "simulatedData.tsv", "waterfall.png", "data_vs_fit.png",
               "residuals.png", "fit.json"):
         assert (tmp_path / f).is_file(), f
@@ -392,6 +392,7 @@ def test_cli_fit_writes_tables_and_figures(decay, tmp_path, capsys):
 
     written = json.loads((tmp_path / "fit.json").read_text())
     assert written["certificate"]["max_rel_error"] < 1e-5 and written["closed_form_noise"] == ["sigma"]
+    assert written["optimizer"] == "trf"
     refit = read_problem(decay.path)  # the written parameter table is a valid PEtab parameter table
     from her2sim.fit.problem import read_parameters
 
