@@ -193,7 +193,8 @@ def _fides_minimize(both, y0, lo, hi, max_evaluations: int):
 
     opt = fides.Optimizer(fun, ub=hi, lb=lo, verbose=logging.ERROR, hessian_update=None,
                           options={fides.Options.MAXITER: int(max_evaluations)})
-    _, y, *_ = opt.minimize(y0)
+    with np.errstate(invalid="ignore"):  # fides' subproblem solver can take sqrt of a negative number (a warning from its own code)
+        _, y, *_ = opt.minimize(y0)
     flag = opt.exitflag
     if flag in (fides.ExitFlag.FTOL, fides.ExitFlag.GTOL, fides.ExitFlag.XTOL):
         status = "converged"
