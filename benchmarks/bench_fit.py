@@ -86,16 +86,20 @@ def gradient_accuracy(name: str = "Boehm_JProteomeRes2014", steps=(1e-2, 1e-3, 1
     return rows
 
 
-def boehm_fit(starts: int, max_evaluations: int, closed_form_noise: bool = True, seed: int = 0) -> dict:
+def boehm_fit(starts: int, max_evaluations: int, closed_form_noise: bool = True, seed: int = 0,
+              optimizer: str = "auto") -> dict:
     problem = read_problem(_yaml("Boehm_JProteomeRes2014"))
     objective = Objective(problem, max_steps=20000)  # as `her2sim fit` does
     t = time.perf_counter()
     result = fit(problem, starts=starts, seed=seed, objective=objective, max_evaluations=max_evaluations,
-                 closed_form_noise=closed_form_noise)
+                 closed_form_noise=closed_form_noise, optimizer=optimizer)
     wall = time.perf_counter() - t
     vals = np.array([s.nllh for s in result.starts])
     return {"starts": starts, "max_evaluations": max_evaluations, "wall_s": wall, "best_nllh": float(vals.min()),
             "noise": "closed form" if closed_form_noise else "optimised", "seed": seed,
+            "optimizer": result.attrs["optimizer"],
+            "plateau_249.75": int(sum(abs(v - 249.746) < 0.01 for v in vals)),
+            "distinct_optima": sorted({round(float(v), 2) for v in vals})[:8],
             "certificate": (result.attrs.get("certificate") or {}).get("max_rel_error"),
             "share_within_0.1_of_138.22": float(np.mean(vals <= BOEHM_BEST + 0.1)),
             "converged": int(sum(s.status == "converged" for s in result.starts)),
@@ -163,6 +167,8 @@ def main() -> None:
     ap.add_argument("--chen-roadrunner", action="store_true",
                     help="also compare Chen 2009's log-likelihood with libRoadRunner (rtol 1e-6, atol 1e-8; ~15 min)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the Latin hypercube starts")
+    ap.add_argument("--optimizer", choices=["auto", "fides", "trf"], default="auto",
+                    help="local optimiser of the Boehm fit (auto: fides when installed)")
     ap.add_argument("--noise", choices=["closed-form", "optimised", "both"], default="closed-form",
                     help="noise parameters of the Boehm fit: closed-form optimum (default) or optimised")
     args = ap.parse_args()
@@ -183,12 +189,15 @@ def main() -> None:
               f"observables within {r['max_rel_observable_difference']:.2g} relative", flush=True)
     modes = {"closed-form": [True], "optimised": [False], "both": [True, False]}[args.noise]
     for closed in ([] if args.skip_fit else modes):
-        r = boehm_fit(args.starts, args.max_evaluations, closed, args.seed)
-        print(f"Boehm {r['starts']}-start fit (seed {r['seed']}, noise parameters {r['noise']}, <= {r['max_evaluations']} "
+        r = boehm_fit(args.starts, args.max_evaluations, closed, args.seed, args.optimizer)
+        print(f"Boehm {r['starts']}-start fit ({r['optimizer']}, seed {r['seed']}, noise parameters {r['noise']}, "
+              f"<= {r['max_evaluations']} "
               f"evaluations each): {r['wall_s']:.0f} s wall, best nllh {r['best_nllh']:.4f}, "
               f"{100 * r['share_within_0.1_of_138.22']:.0f}% of starts within 0.1 of 138.22, "
               f"{r['converged']} converged, median {r['median_evaluations']:.0f} evaluations, "
-              f"certificate max rel error {r['certificate']:.2g}, peak RSS {r['peak_rss_MiB']:.0f} MiB", flush=True)
+              f"certificate max rel error {r['certificate']:.2g}, peak RSS {r['peak_rss_MiB']:.0f} MiB; "
+              f"{r['plateau_249.75']} starts on the plateau 249.75; lowest final values {r['distinct_optima']}",
+              flush=True)
     try:
         import amici  # noqa: F401
         import pypesto  # noqa: F401

@@ -4,6 +4,7 @@ pre-equilibration and steady-state measurements, finite-difference gradients, re
 parameters within profile intervals, resume, bad input (one line naming table, row, column), CLI."""
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -337,6 +338,31 @@ def test_closed_form_and_optimised_noise_reach_the_same_optimum(decay):
     np.testing.assert_allclose(closed.x_best, optimised.x_best, atol=1e-3)
 
 
+def test_fides_and_trf_reach_the_same_optimum(decay):
+    """The two least-squares optimisers (fides with the Gauss-Newton Hessian, scipy's trf) find the
+    same optimum from the same starts, and the result says which one ran."""
+    pytest.importorskip("fides")
+    a = fit(decay, starts=2, seed=3, optimizer="fides")
+    b = fit(decay, starts=2, seed=3, optimizer="trf")
+    assert a.attrs["optimizer"] == "fides" and b.attrs["optimizer"] == "trf"
+    assert a.best.status == "converged" and a.best.message.startswith("fides:")
+    assert a.nllh_best == pytest.approx(b.nllh_best, abs=1e-6)
+    np.testing.assert_allclose(a.x_best, b.x_best, atol=1e-3)
+
+
+def test_optimizer_choice_is_checked_before_any_work(decay, monkeypatch):
+    from her2sim.errors import Her2simError
+    from her2sim.fit.optimize import resolve_optimizer
+
+    with pytest.raises(ValueError, match="optimizer must be one of auto, fides, trf"):
+        fit(decay, starts=1, optimizer="lbfgs")
+    monkeypatch.setitem(sys.modules, "fides", None)        # as if fides were not installed
+    assert resolve_optimizer("auto") == "trf"
+    with pytest.raises(Her2simError, match=r"optimizer 'fides' is not installed: pip install 'her2sim\[fit\]'"):
+        fit(decay, starts=1, optimizer="fides")
+    assert fit(decay, starts=1, seed=0).attrs["optimizer"] == "trf"
+
+
 def test_fit_result_carries_the_accuracy_certificate(decay):
     result = fit(decay, starts=1, seed=0)
     cert = result.attrs["certificate"]
@@ -358,7 +384,7 @@ def test_cli_evaluate_prints_the_log_likelihood_last(decay, tmp_path, capsys):
 
 
 def test_cli_fit_writes_tables_and_figures(decay, tmp_path, capsys):
-    assert main(["fit", decay.path, "--out", str(tmp_path), "--starts", "2", "--seed", "1"]) == 0
+    assert main(["fit", decay.path, "--out", str(tmp_path), "--starts", "2", "--seed", "1", "--optimizer", "trf"]) == 0
     for f in ("parameters.tsv", "starts.tsv", "simulatedData.tsv", "waterfall.png", "data_vs_fit.png",
               "residuals.png", "fit.json"):
         assert (tmp_path / f).is_file(), f
@@ -366,6 +392,7 @@ def test_cli_fit_writes_tables_and_figures(decay, tmp_path, capsys):
 
     written = json.loads((tmp_path / "fit.json").read_text())
     assert written["certificate"]["max_rel_error"] < 1e-5 and written["closed_form_noise"] == ["sigma"]
+    assert written["optimizer"] == "trf"
     refit = read_problem(decay.path)  # the written parameter table is a valid PEtab parameter table
     from her2sim.fit.problem import read_parameters
 

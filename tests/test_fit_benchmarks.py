@@ -106,6 +106,22 @@ def test_unsupported_problems_are_refused_with_the_reason(name):
         read_problem(_yaml(name))
 
 
+#: problems of the collection folder without a recorded AMICI value that her2sim refuses, with the reason
+OTHER_REFUSED = {
+    "Armistead_CellDeathDis2024": r"SBML Level 3 package in 'comp'",
+    "Liu_IFACPapersOnLine2025": r"state-triggered event",
+    "Zhao_QuantBiol2020": r"parameter table row 1 column 'nominalValue': parameter 'sigma' is on the log10 scale",
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_REFUSED))
+def test_other_collection_problems_are_refused_with_the_reason(name):
+    if not _yaml(name).is_file():
+        pytest.skip(f"{name} not in this copy of the collection")
+    with pytest.raises(Her2simError, match=OTHER_REFUSED[name]):
+        Objective(read_problem(_yaml(name)))
+
+
 def test_cli_evaluate_prints_the_reference_log_likelihood(capsys, tmp_path):
     name = "Boehm_JProteomeRes2014"
     assert main(["fit", str(_yaml(name)), "--evaluate", "--out", str(tmp_path)]) == 0
@@ -176,6 +192,27 @@ def test_boehm_fit_from_perturbed_starts_reaches_the_best_known_optimum():
     fits = local_fits(objective, X0, max_evaluations=60)
     for f in fits:
         assert f.nllh == pytest.approx(-REFERENCE[name], abs=0.1), f
+
+
+@pytest.mark.slow
+def test_boehm_multistart_from_random_starts_reaches_the_best_known_optimum():
+    """Ten Latin hypercube starts over the full box (log10 1e-5..1e5 in all 9 parameters, seed 0),
+    fides with closed-form noise parameters: at least one start ends within 0.1 of the best known
+    nllh 138.222 and none below it, and every start terminates on a tolerance. Measured: 1 of 10
+    here (start 6) and 1 of 50 with seed 0 (benchmarks/bench_fit.py; README "Multi-start"); scipy's
+    trf reaches it from none of these ten. 186 s on the shared 2-core machine at load 5-6 (the
+    optimising start needs 153 evaluations, one other 142, the rest 2-60; no fewer starts would do:
+    the time is set by that one start's evaluations, not by the number of starts in lockstep)."""
+    pytest.importorskip("fides")
+    from her2sim.fit import fit
+
+    problem = read_problem(_yaml("Boehm_JProteomeRes2014"))
+    result = fit(problem, starts=10, seed=0, objective=Objective(problem, max_steps=20000), optimizer="fides")
+    best = -REFERENCE["Boehm_JProteomeRes2014"]
+    assert result.attrs["optimizer"] == "fides"
+    assert all(s.status == "converged" for s in result.starts), result.to_dataframe()[["start", "nllh", "status"]]
+    assert result.share_within(0.1, reference=best) >= 0.1
+    assert result.nllh_best > best - 0.01
 
 
 def test_chen_reference_value_disagrees_with_the_collections_own_simulated_data():

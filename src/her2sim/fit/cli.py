@@ -50,6 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--optimise-noise", action="store_true",
                    help="optimise noise parameters like the others (default: a noise parameter that only scales a "
                         "normal noise is set to its closed-form optimum at every point, which converges more often)")
+    p.add_argument("--optimizer", choices=["auto", "fides", "trf"], default="auto",
+                   help="local optimiser of least-squares problems: fides (Gauss-Newton trust region; the [fit] "
+                        "extra), scipy's trf, or auto (default: fides when installed, else trf)")
     p.set_defaults(handler=run_fit_cli)
     return p
 
@@ -89,7 +92,8 @@ def run_fit_cli(args) -> int:
     try:
         result = fit(problem, starts=args.starts, seed=args.seed, scheduler=args.scheduler, out=out,
                      resume=args.resume, objective=objective, max_evaluations=args.max_evaluations,
-                     progress=sys.stderr.isatty(), closed_form_noise=not args.optimise_noise)
+                     progress=sys.stderr.isatty(), closed_form_noise=not args.optimise_noise,
+                     optimizer=args.optimizer)
     except KeyboardInterrupt:
         print(f"\nher2sim fit: interrupted; finished starts are in {out}/starts. Continue with --resume.",
               file=sys.stderr)

@@ -4,8 +4,11 @@ Groups of starts are tasks ``run_starts(shared, indices, X0)`` run with
 :func:`her2sim.executors.map_tasks`, so starts go to this process, local processes or a Dask
 cluster. Starting points are a Latin hypercube over the bounds (McKay, Beckman & Conover,
 Technometrics 1979) from a seeded generator. With Gaussian noise and normal (or no) priors the
-local optimiser is scipy's trust-region reflective least squares (Branch, Coleman & Li, SIAM J
-Sci Comput 1999) on the residuals; otherwise L-BFGS-B on the negative log-likelihood. Both use
+local optimiser works on the residuals: ``optimizer="fides"`` is the trust-region optimiser of
+Fröhlich & Sorger (PLoS Comput Biol 2022) with the Gauss-Newton Hessian ``J^T J``,
+``optimizer="trf"`` scipy's trust-region reflective least squares (Branch, Coleman & Li, SIAM J
+Sci Comput 1999); ``"auto"`` (default) is fides when it is installed (the ``[fit]`` extra), else
+trf. Otherwise (Laplace noise, other priors) L-BFGS-B on the negative log-likelihood. All use
 the batched central-difference derivatives of :class:`~her2sim.fit.objective.Objective`.
 
 With ``out`` each finished start is written to ``out/starts/start_NNNN.json`` as it finishes;
@@ -153,6 +156,55 @@ class Lockstep:
                 self._flush()
 
 
+OPTIMIZERS = ("auto", "fides", "trf")
+
+
+def resolve_optimizer(optimizer: str) -> str:
+    """"fides" or "trf" for ``optimizer`` ("auto": fides when importable, else trf)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
+    if optimizer != "auto":
+        if optimizer == "fides":
+            try:
+                import fides  # noqa: F401
+            except ImportError:
+                raise Her2simError("optimizer 'fides' is not installed: pip install 'her2sim[fit]' "
+                                   "(or pip install fides), or use optimizer='trf'") from None
+        return optimizer
+    try:
+        import fides  # noqa: F401
+    except ImportError:
+        return "trf"
+    return "fides"
+
+
+def _fides_minimize(both, y0, lo, hi, max_evaluations: int):
+    """Minimise with fides from y0 within [lo, hi]; ``both(y) -> (r, J, nllh)``.
+    Returns (y, status, message)."""
+    import logging
+
+    import fides
+
+    def fun(y):
+        r, J, value = both(y)
+        if not np.isfinite(value):
+            return np.inf, np.full(len(y), np.nan), np.full((len(y), len(y)), np.nan)
+        return value, J.T @ r, J.T @ J
+
+    opt = fides.Optimizer(fun, ub=hi, lb=lo, verbose=logging.ERROR, hessian_update=None,
+                          options={fides.Options.MAXITER: int(max_evaluations)})
+    with np.errstate(invalid="ignore"):  # fides' subproblem solver can take sqrt of a negative number (a warning from its own code)
+        _, y, *_ = opt.minimize(y0)
+    flag = opt.exitflag
+    if flag in (fides.ExitFlag.FTOL, fides.ExitFlag.GTOL, fides.ExitFlag.XTOL):
+        status = "converged"
+    elif flag in (fides.ExitFlag.MAXITER, fides.ExitFlag.MAXTIME):
+        status = "max_evaluations"
+    else:
+        status = "failed"
+    return np.asarray(y, dtype=float), status, f"fides: {flag.name}"
+
+
 def split_noise(objective: Objective, active=None, closed_form_noise: bool = True) -> tuple:
     """(indices the optimiser moves (array), closed-form noise groups) for the ``active`` indices:
     the noise parameters of :attr:`Objective.noise_groups` among them are not optimised but set to
@@ -164,13 +216,14 @@ def split_noise(objective: Objective, active=None, closed_form_noise: bool = Tru
 
 
 def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int = 200,
-              active=None, evaluate=None, closed_form_noise: bool = True) -> StartResult:
+              active=None, evaluate=None, closed_form_noise: bool = True, optimizer: str = "auto") -> StartResult:
     """One bounded local optimisation from ``x0`` (parameter scale) over the ``active`` indices
     (default: all; the others stay at their ``x0`` values, as in a profile). ``evaluate(x)``
     returns (r, J, nllh) or (f, g) for the optimiser; default: the objective's batched differences.
     With ``closed_form_noise`` the noise parameters of :attr:`Objective.noise_groups` among the
     active ones are set to their closed-form optimum at every point instead (see
-    :func:`split_noise`); ``evaluate`` must then differentiate over the other active indices only."""
+    :func:`split_noise`); ``evaluate`` must then differentiate over the other active indices only.
+    ``optimizer``: "fides", "trf" or "auto" for least-squares problems (module docstring)."""
     from scipy.optimize import least_squares, minimize
 
     clock = time.perf_counter()
@@ -178,6 +231,7 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
     act, groups = split_noise(objective, active, closed_form_noise)
     lo, hi = objective.lower[act], objective.upper[act]
     squares = not objective.least_squares_refusal()
+    optimizer = resolve_optimizer(optimizer)
     if evaluate is None:
         evaluate = (lambda x: objective.residuals_and_jacobian(x, act, groups)) if squares else \
             (lambda x: objective.nllh_and_gradient(x, act, groups))
@@ -204,15 +258,20 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
                 if key not in memo:
                     memo.clear()
                     count[0] += 1
-                    r, J, _ = evaluate(full(y))
-                    memo[key] = (r, np.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0))
+                    r, J, value = evaluate(full(y))
+                    memo[key] = (r, np.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0), value)
                 return memo[key]
 
             if not np.all(np.isfinite(both(y0)[0])):
                 raise Her2simError("the model cannot be simulated at the start point")
-            res = least_squares(lambda y: both(y)[0], y0, jac=lambda y: both(y)[1], bounds=(lo, hi), method="trf",
-                                max_nfev=max_evaluations, x_scale=1.0, xtol=1e-10, ftol=1e-10, gtol=1e-8)
-            status = "converged" if res.status > 0 else ("max_evaluations" if res.status == 0 else "failed")
+            if optimizer == "fides":
+                y, status, message = _fides_minimize(both, y0, lo, hi, max_evaluations)
+            else:
+                res = least_squares(lambda y: both(y)[0], y0, jac=lambda y: both(y)[1], bounds=(lo, hi),
+                                    method="trf", max_nfev=max_evaluations, x_scale=1.0, xtol=1e-10, ftol=1e-10,
+                                    gtol=1e-8)
+                status = "converged" if res.status > 0 else ("max_evaluations" if res.status == 0 else "failed")
+                y, message = res.x, str(res.message)
         else:
             def fg(y):
                 count[0] += 1
@@ -222,7 +281,8 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
             res = minimize(fg, y0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
                            options={"maxfun": max_evaluations, "maxiter": max_evaluations})
             status = "converged" if res.success else ("max_evaluations" if res.status == 1 else "failed")
-        x, message = full(res.x), str(res.message)
+            y, message = res.x, str(res.message)
+        x = full(y)
         value = float(evaluate(x)[2 if squares else 0])
         if groups:  # the noise parameters at their optimum for the final point (the value above)
             x = objective.optimal_noise_x(x, groups)
@@ -235,7 +295,7 @@ def local_fit(objective: Objective, x0, *, index: int = 0, max_evaluations: int 
 
 
 def local_fits(objective: Objective, X0, *, indices=None, max_evaluations: int = 200,
-               closed_form_noise: bool = True) -> list:
+               closed_form_noise: bool = True, optimizer: str = "auto") -> list:
     """Local fits from every row of X0 (S, n_free), run in lockstep threads: each round of
     objective evaluations of all S optimisers is one batch-path integration."""
     import threading
@@ -251,7 +311,8 @@ def local_fits(objective: Objective, X0, *, indices=None, max_evaluations: int =
     def worker(k):
         try:
             results[k] = local_fit(objective, X0[k], index=indices[k], max_evaluations=max_evaluations,
-                                   evaluate=lambda x: step.call(k, x), closed_form_noise=closed_form_noise)
+                                   evaluate=lambda x: step.call(k, x), closed_form_noise=closed_form_noise,
+                                   optimizer=optimizer)
         finally:
             step.leave()
 
@@ -267,10 +328,12 @@ def local_fits(objective: Objective, X0, *, indices=None, max_evaluations: int =
 
 def run_starts(shared, indices, X0) -> list:
     """Task for :func:`her2sim.executors.map_tasks`: a group of starts in lockstep.
-    ``shared = (problem, options, max_evaluations[, closed_form_noise])``; returns one dict per start."""
+    ``shared = (problem, options, max_evaluations[, closed_form_noise[, optimizer]])``; returns one dict
+    per start."""
     problem, options, max_evaluations, *rest = shared
     fits = local_fits(Objective(problem, **options), np.asarray(X0), indices=indices,
-                      max_evaluations=max_evaluations, closed_form_noise=bool(rest[0]) if rest else True)
+                      max_evaluations=max_evaluations, closed_form_noise=bool(rest[0]) if rest else True,
+                      optimizer=rest[1] if len(rest) > 1 else "auto")
     return [asdict(r) for r in fits]
 
 
@@ -281,7 +344,7 @@ def start_points(objective: Objective, starts: int, seed) -> np.ndarray:
 
 def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=None, resume: bool = False,
         objective: Objective | None = None, max_evaluations: int = 200, progress: bool = False,
-        group: int | None = None, closed_form_noise: bool = True) -> FitResult:
+        group: int | None = None, closed_form_noise: bool = True, optimizer: str = "auto") -> FitResult:
     """Multi-start fit of a PEtab problem.
 
     Parameters
@@ -297,11 +360,14 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
     closed_form_noise : noise parameters that only scale a normal noise (``Objective.noise_groups``)
         are set to their closed-form optimum at every point instead of being optimised (Loos et al.,
         Bioinformatics 2018); False: every estimated parameter is optimised.
+    optimizer : "auto" (fides when installed, else "trf"), "fides" or "trf": the local optimiser of
+        least-squares problems (see the module docstring); the one used is ``attrs["optimizer"]``.
     """
     from ..executors import Progress, map_tasks
 
     if int(starts) < 1:
         raise ValueError(f"starts must be >= 1, got {starts!r}")
+    optimizer = resolve_optimizer(optimizer)
     objective = objective or Objective(problem)
     if not problem.free:
         raise Her2simError("parameter table: no parameter has estimate = 1; nothing to fit")
@@ -317,7 +383,7 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
                 if d.get("seed") == _seed_key(seed) and d["index"] < starts:
                     done[d["index"]] = StartResult(**{k: v for k, v in d.items() if k != "seed"})
     todo = [(i, X0[i]) for i in range(int(starts)) if i not in done]
-    shared = (problem, _options(objective), int(max_evaluations), bool(closed_form_noise))
+    shared = (problem, _options(objective), int(max_evaluations), bool(closed_form_noise), optimizer)
     bar = Progress(len(todo), enabled=progress, what="fit", unit="starts") if progress else None
     # groups of starts run in lockstep (one batch integration per round of evaluations); with an
     # output folder each group's starts are written when it finishes, so an interruption loses one group
@@ -352,6 +418,7 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
                      {"seed": seed, "starts": int(starts), "method": objective.method, "rtol": objective.rtol,
                       "atol": objective.atol, "fd_step": objective.fd_step, "max_steps": objective.max_steps,
                       "max_evaluations": int(max_evaluations),
+                      "optimizer": optimizer if not objective.least_squares_refusal() else "L-BFGS-B",
                       "closed_form_noise": [problem.free[k] for k, *_ in objective.noise_groups]
                       if closed_form_noise else [], "certificate": cert})
 
@@ -375,5 +442,5 @@ def parameter_table(problem: PetabProblem, theta) -> "pandas.DataFrame":  # noqa
     return pd.DataFrame(rows)
 
 
-__all__ = ["StartResult", "FitResult", "Lockstep", "latin_hypercube", "local_fit", "local_fits", "split_noise", "fit",
+__all__ = ["OPTIMIZERS", "StartResult", "FitResult", "Lockstep", "latin_hypercube", "resolve_optimizer", "local_fit", "local_fits", "split_noise", "fit",
            "parameter_table"]
