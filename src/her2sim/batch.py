@@ -391,9 +391,12 @@ def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str)
 
 
 def slab_ranges(B: int, workers: int, compiled: bool = False) -> list[tuple[int, int]]:
-    """Member ranges [lo, hi) of at most SLAB (C_SLAB with the ``compiled`` kernels) members, at
-    least one per worker; workers take the next slab when they finish one (load balance)."""
-    size = max(1, min(C_SLAB if compiled else SLAB, -(-B // workers)))
+    """Member ranges [lo, hi) of at most SLAB (C_SLAB with the ``compiled`` kernels) members:
+    equal sizes, their number a multiple of ``workers`` (workers take the next slab when they
+    finish one; unequal slabs, e.g. 4000 + 4000 + 2000 for 2 workers, left one worker idle)."""
+    cap = C_SLAB if compiled else SLAB
+    count = max(1, min(B, workers * -(-B // (workers * cap))))
+    size = -(-B // count)
     edges = list(range(0, B, size)) + [B]
     return list(itertools.pairwise(edges))
 
