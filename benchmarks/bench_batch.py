@@ -247,8 +247,10 @@ def main() -> None:
         say(f"| scipy block BDF | {rtol:g} | {n} | {n / dt:.1f} | {n / dt / base[rtol]:.2f} | "
             f"{max_err(Y[:args.refs], ref):.1e} | | |")
         rr = roadrunner_path(model, net, names, P_all[:max(args.rr, args.refs)], rtol) if args.rr else None
-        if rr is None:
+        if rr is None and args.rr:
             say(f"| libRoadRunner (not installed: pip install libroadrunner python-libsbml) | {rtol:g} | | | | | | |")
+        elif rr is None:
+            pass  # --rr 0: not run
         else:
             Y, dt, version, cpu = rr
             nr = len(Y)
