@@ -50,7 +50,7 @@ from .ckernels import CpuKernels, KernelCache, cpu_kernels
 from .fused import fused_ops
 from .certify import CertifyOptions, certify_batch, certify_options
 from .errors import InvalidArgument
-from .executors import fork_map, limit_blas_threads, shared_empty  # noqa: F401 (limit_blas_threads re-exported)
+from .executors import fork_map, shared_empty
 from .network import Network
 from .result import Result, Status
 from .solve import Condition, dosed, doses_at
@@ -211,7 +211,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         each per step. NumPy backend: C built with the system compiler (:mod:`her2sim.ckernels`,
         checked against NumPy before use; a warning line and the NumPy path if that fails).
         ``"auto"`` (default): build them when B >= :data:`AUTO_FUSED_MEMBERS` (below that the
-        compile time, ~1-3 s, outweighs the gain) and a compiler exists; True: build them for any
+        compile time, ~2.5 CPU-s, outweighs the gain) and a compiler exists; True: build them for any
         B; False: NumPy operations; a :class:`~her2sim.ckernels.CpuKernels` (built once by
         :func:`~her2sim.ckernels.cpu_kernels`) or a :class:`~her2sim.ckernels.KernelCache`: use or
         build-and-keep those (for many calls on one network). ``backend="cupy"``: True/"auto" run
@@ -321,7 +321,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
                None if fixed_step is None else float(fixed_step), kernels)
     ops = None
     if not bk.is_numpy:
-        ops = fused_ops(bk, network, plan) if fused is not False else None
+        ops = fused_ops(bk, network, plan) if fused else None  # "auto" or True
         size = int(slab or DEVICE_SLAB)
         for lo in range(0, B, size):
             hi = min(B, lo + size)
@@ -368,9 +368,10 @@ DEVICE_SLAB = 262144
 #: (~900 rows) then stay in the L2/L3 cache; a slab of a power of two would put every row of a
 #: member in the same few L1 sets, so this is not one
 C_SLAB = 1000
-#: ``fused="auto"`` builds the C kernels from this many members on (one build, ~1-3 s of compiler
-#: time, against ~0.3 ms saved per member at rtol 1e-4)
-AUTO_FUSED_MEMBERS = 5000
+#: ``fused="auto"`` builds the C kernels from this many members on: one build costs ~2.5 CPU-s of
+#: compiler time (HER2 model); measured savings per member (CPU time, B = 1e4, Rodas4): ~0.09 ms at
+#: rtol 1e-4, ~0.3 ms at 1e-6, so the build pays from ~8,000 (1e-6) to ~28,000 (1e-4) members
+AUTO_FUSED_MEMBERS = 20000
 
 
 def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str):
