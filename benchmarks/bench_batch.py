@@ -1,6 +1,6 @@
 """Benchmark the batch path (simulate_batch) against the scipy path, at measured accuracy.
 
-Usage:  python benchmarks/bench_batch.py [--full] [--write] [--model NAME_OR_PATH] [--refs N]
+Usage:  python benchmarks/bench_batch.py [--full] [--write] [--model NAME_OR_PATH] [--refs N] [--fused both]
 
 Problem: the bundled HER2 model ("default"; falls back to tests/models/batch_chain.toml if it does
 not load), 72 h, 73 output times, atol 1e-9, 8 parameters varied log-uniformly within +-2x of
@@ -12,6 +12,9 @@ every engine's error is measured on those conditions as max |x - ref| / max(|ref
 (relative above 1 pM, absolute in nM below). Speeds are conditions per second, measured in
 this process, with BLAS pinned to one thread. --full adds B = 1e5. --write replaces the
 results section of benchmarks/README.md. The cProfile of one B = 1e4 run is printed at the end.
+Batch rows run with the NumPy operations ("numpy") and/or the compiled C kernels ("C",
+her2sim.ckernels, built once before the timings: the build time is printed on its own line and
+is not in any cond/s); --fused picks numpy, c or both.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import scipy
 import her2sim
 import her2sim.certify
 from her2sim.batch import lu_plan, simulate_batch
+from her2sim.ckernels import cpu_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 T_EVAL = np.linspace(0.0, 72.0, 73)
@@ -101,15 +105,15 @@ def roadrunner_path(model, net, names, P, rtol):
     values = np.array([[p[net.parameter_index(n)] for n in names] for p in P])
     setup = prepare(model, len(P), parameters=names, values=values, n_reference=1)
     out = roadrunner_throughput(setup=setup, rtol=rtol, atol=ATOL, check_error=False, return_states=True)
-    return out["states"], out["seconds"], out["version"]
+    return out["states"], out["seconds"], out["version"], out["cpu_seconds"]
 
 
-def _child(conn, net, P, rtol, workers, x_rest, method, certify):
+def _child(conn, net, P, rtol, workers, x_rest, method, certify, fused):
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, workers=workers, method=method,
-                         certify=certify)
-    dt = time.perf_counter() - t0
+                         certify=certify, fused=fused)
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0  # cpu: this process only (workers=1)
     if certify is not None:  # report the certificate and its share of the wall time
         conn.send((dt, res.attrs["certificate"]))
         conn.close()
@@ -117,27 +121,28 @@ def _child(conn, net, P, rtol, workers, x_rest, method, certify):
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     conn.send((dt, res.states[:64].copy(), res.steps.mean(), res.rejected.mean(), int(res.ok.sum()),
-               (peak - base) / 1024.0))
+               (peak - base) / 1024.0, cpu))
     conn.close()
 
 
-def batch_path(net, P, rtol, workers, x_rest, method="rodas4", certify=None):
+def batch_path(net, P, rtol, workers, x_rest, method="rodas4", certify=None, fused=False):
     """Run in a forked child so peak memory is measured per configuration (without the accuracy
-    certificate unless ``certify`` is given: its cost is reported separately)."""
+    certificate unless ``certify`` is given: its cost is reported separately). ``fused``: False
+    (NumPy operations) or built CpuKernels (inherited by the fork)."""
     parent, child = mp.get_context("fork").Pipe()
     proc = mp.get_context("fork").Process(target=_child, args=(child, net, P, rtol, workers, x_rest, method,
-                                                               certify))
+                                                               certify, fused))
     proc.start()
     out = parent.recv()
     proc.join()
     return out
 
 
-def profile_run(net, P, rtol, x_rest):
+def profile_run(net, P, rtol, x_rest, fused=False):
     prof = cProfile.Profile()
     prof.enable()
     t0 = time.perf_counter()
-    simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, certify=None)
+    simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, certify=None, fused=fused)
     wall = time.perf_counter() - t0
     prof.disable()
     st = pstats.Stats(prof)
@@ -148,18 +153,22 @@ def profile_run(net, P, rtol, x_rest):
     def c(file, func):
         return cum.get((file, func), (0.0, 0.0))[1]
 
-    rhs, jac = c("network.py", "rhs_T"), c("network.py", "jacobian_values_T")
+    rhs = c("network.py", "rhs_T") + c("ckernels.py", "rhs")
+    jac = c("network.py", "jacobian_values_T") + c("ckernels.py", "jac")
     parts = {
-        "right-hand side (network.rhs, 6 per step)": rhs,
-        "Jacobian (network.jacobian_values)": jac,
+        "right-hand side (6-8 per step)": rhs,
+        "Jacobian": jac,
         "LU: assemble I/(h*gamma) - J": c("sparse_lu.py", "assemble"),
-        "LU: numeric factorisation": c("sparse_lu.py", "factor"),
-        "triangular solves (6 per step) and gathering their factors": (
-            c("sparse_lu.py", "solve") + c("sparse_lu.py", "solve_into") + c("sparse_lu.py", "gather_factors")),
+        "LU: numeric factorisation": c("sparse_lu.py", "factor") + c("ckernels.py", "factor"),
+        "triangular solves (6-8 per step) and gathering their factors": (
+            c("sparse_lu.py", "solve") + c("sparse_lu.py", "solve_into") + c("sparse_lu.py", "gather_factors")
+            + c("ckernels.py", "solve")),
         # cProfile sees einsum but not np.dot's C work (only its Python dispatcher): the stage sums
         # by np.dot count in the rest of the loop
         "stage combinations (einsum)": sum(v[1] for (f, fn), v in cum.items() if f == "~" and "c_einsum" in fn),
         "dense output": c("batch.py", "_dense"),
+        "NaN-filling the output (first touch of B x T x n floats)": sum(
+            v[1] for (f, fn), v in cum.items() if f == "~" and "'fill'" in fn),
     }
     integ = c("batch.py", "_integrate")
     parts["controller, error norm, bookkeeping (rest of the loop)"] = integ - sum(parts.values())
@@ -180,6 +189,11 @@ def main() -> None:
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--rr", type=int, default=200, help="conditions for the libRoadRunner loop (0: skip)")
     ap.add_argument("--methods", default="rodas4,rodas5p", help="batch-path tableaus, comma-separated")
+    ap.add_argument("--fused", default="both", choices=("numpy", "c", "both"),
+                    help="batch rows with the NumPy operations, the compiled C kernels, or both")
+    ap.add_argument("--rtols", default="1e-6,1e-4", help="tolerances, comma-separated")
+    ap.add_argument("--no-certificate", action="store_true", help="skip the accuracy-certificate runs")
+    ap.add_argument("--workers", default="1,2", help="worker counts of the batch rows (B >= 1000), comma-separated")
     args = ap.parse_args()
 
     net, model = load(args.model)
@@ -198,6 +212,18 @@ def main() -> None:
         f"non-zeros, LU {plan.nnz} entries ({plan.n_fill} fill-ins, Markowitz order), "
         f"{plan.n_levels} factorisation levels, {plan.n_solve_levels[0]}+{plan.n_solve_levels[1]} solve levels.")
     say(f"Varied (x in [1/2, 2], log-uniform, seed 0): {', '.join(names)}.")
+    variants = []  # (label, fused argument)
+    if args.fused in ("numpy", "both"):
+        variants.append(("numpy", False))
+    if args.fused in ("c", "both"):
+        kernels = cpu_kernels(net, plan)
+        if kernels is None:
+            say("C kernels: not available (see the warning above); NumPy rows only.")
+        else:
+            say(f"C kernels (her2sim.ckernels): built in {kernels.compile_s:.1f} s wall, once, before the timings "
+                f"(not in any cond/s below); flags: rhs/jac `{kernels.flags['h2_rhs']}`, "
+                f"factor `{kernels.flags['h2_factor']}`, solve `{kernels.flags['h2_solve']}`.")
+            variants.append(("C", kernels))
     t0 = time.perf_counter()
     ref, _ = scipy_path(net, names, P_all[:args.refs], 1e-10, "Radau", "loop", x_rest, atol=1e-12)
     say(f"Reference: Radau rtol 1e-10 atol 1e-12 on {args.refs} conditions ({time.perf_counter() - t0:.1f} s).")
@@ -208,7 +234,7 @@ def main() -> None:
     rr_curve = []  # (rtol, error, cond/s) of libRoadRunner for the equal-error comparison
     batch_rows = []  # (method, rtol, B, workers, error, cond/s)
     certs = []
-    for rtol in (1e-6, 1e-4):
+    for rtol in (float(r) for r in args.rtols.split(",")):
         n = max(args.loop, args.refs)
         Y, dt = scipy_path(net, names, P_all[:n], rtol, "LSODA", "loop", x_rest)
         base[rtol] = n / dt
@@ -221,69 +247,88 @@ def main() -> None:
         say(f"| scipy block BDF | {rtol:g} | {n} | {n / dt:.1f} | {n / dt / base[rtol]:.2f} | "
             f"{max_err(Y[:args.refs], ref):.1e} | | |")
         rr = roadrunner_path(model, net, names, P_all[:max(args.rr, args.refs)], rtol) if args.rr else None
-        if rr is None:
+        if rr is None and args.rr:
             say(f"| libRoadRunner (not installed: pip install libroadrunner python-libsbml) | {rtol:g} | | | | | | |")
+        elif rr is None:
+            pass  # --rr 0: not run
         else:
-            Y, dt, version = rr
+            Y, dt, version, cpu = rr
             nr = len(Y)
             say(f"| libRoadRunner {version} loop (CVODE, atol {ATOL:g} nM per species) | {rtol:g} | {nr} | "
                 f"{nr / dt:.0f} | {nr / dt / base[rtol]:.1f} | {max_err(Y[:args.refs], ref):.1e} | | |")
-            rr_curve.append((rtol, max_err(Y[:args.refs], ref), nr / dt))
+            rr_curve.append((rtol, max_err(Y[:args.refs], ref), nr / dt, nr / cpu))
+        worker_counts = [int(w) for w in args.workers.split(",")]
         for method in args.methods.split(","):
-            for B in sizes:
-                for workers in ((1, 2) if B >= 1000 else (1,)):
-                    dt, Y, steps, rej, n_ok, mem = batch_path(net, P_all[:B], rtol, workers, x_rest, method)
-                    err = max_err(Y[:args.refs], ref)
-                    batch_rows.append((method, rtol, B, workers, err, B / dt))
-                    say(f"| batch {method}, workers={workers} | {rtol:g} | {B} | {B / dt:.0f} | "
-                        f"{B / dt / base[rtol]:.1f} | {err:.1e} | {steps:.0f} (+{rej:.1f} rej.) | {mem:.0f} |"
-                        + ("" if n_ok == B else f" {B - n_ok} failed"))
+            for label, fused in variants:
+                for B in sizes:
+                    for workers in (worker_counts if B >= 1000 else (1,)):
+                        dt, Y, steps, rej, n_ok, mem, cpu = batch_path(net, P_all[:B], rtol, workers, x_rest,
+                                                                       method, fused=fused)
+                        err = max_err(Y[:args.refs], ref)
+                        batch_rows.append((f"{method} {label}", rtol, B, workers, err, B / dt, B / cpu))
+                        say(f"| batch {method} {label}, workers={workers} | {rtol:g} | {B} | {B / dt:.0f} | "
+                            f"{B / dt / base[rtol]:.1f} | {err:.1e} | {steps:.0f} (+{rej:.1f} rej.) | {mem:.0f} |"
+                            + ("" if n_ok == B else f" {B - n_ok} failed"))
+            if args.no_certificate:
+                continue
             B = sizes[-1]
-            dt_c, cert = batch_path(net, P_all[:B], rtol, 1, x_rest, method, certify=her2sim.certify.CertifyOptions())
-            certs.append((method, rtol, B, dt_c, cert))
-    say()
-    say("Accuracy certificate (default: 0.5 % of the batch, at least 2, re-integrated with Radau at rtol/20), one "
-        "worker, same conditions as above:")
-    say()
-    say("| method | rtol | conditions | members checked | certified max rel. error | certificate s | "
-        "share of the run |")
-    say("|---|---|---|---|---|---|---|")
+            label, fused = variants[-1]
+            dt_c, cert = batch_path(net, P_all[:B], rtol, 1, x_rest, method, certify=her2sim.certify.CertifyOptions(),
+                                    fused=fused)
+            certs.append((f"{method} {label}", rtol, B, dt_c, cert))
+    if certs:
+        say()
+        say("Accuracy certificate (default: 0.5 % of the batch, at least 2, re-integrated with Radau at rtol/20), one "
+            "worker, same conditions as above:")
+        say()
+        say("| method | rtol | conditions | members checked | certified max rel. error | certificate s | "
+            "share of the run |")
+        say("|---|---|---|---|---|---|---|")
     for method, rtol, B, dt_c, cert in certs:
         say(f"| {method} | {rtol:g} | {B} | {len(cert['members'])} | {cert['max_rel_error']:.1e} | "
             f"{cert['seconds']:.2f} | {100 * cert['seconds'] / dt_c:.0f} % |")
     if rr_curve and args.rr:
         for rtol in (1e-5, 1e-7, 1e-8):  # the rest of libRoadRunner's error-throughput curve
             rr = roadrunner_path(model, net, names, P_all[:max(args.rr, args.refs)], rtol)
-            Y, dt, _ = rr
-            rr_curve.append((rtol, max_err(Y[:args.refs], ref), len(Y) / dt))
+            Y, dt, _, cpu = rr
+            rr_curve.append((rtol, max_err(Y[:args.refs], ref), len(Y) / dt, len(Y) / cpu))
         rr_curve.sort(key=lambda r: r[1])
         say()
         say("libRoadRunner's error-throughput curve (rtol 1e-4..1e-8, same run): "
-            + ", ".join(f"rtol {r:g}: error {e:.1e} at {v:.0f}/s" for r, e, v in sorted(rr_curve, reverse=True)) + ".")
-        say("At equal error (libRoadRunner's throughput interpolated log-log at the batch path's error), one "
-            "worker unless stated:")
+            + ", ".join(f"rtol {r:g}: error {e:.1e} at {v:.0f}/s ({vc:.0f}/CPU-s)"
+                        for r, e, v, vc in sorted(rr_curve, reverse=True)) + ".")
+        say("At equal error (libRoadRunner's throughput interpolated log-log at the batch path's error). Wall-clock "
+            "cond/s, and per CPU second of the integrating process (workers = 1 only: robust to other load on "
+            "the machine, blind to parallel speed-up):")
         say()
-        say("| batch | rtol | conditions | workers | error | cond/s | libRoadRunner at that error | ratio |")
-        say("|---|---|---|---|---|---|---|---|")
+        say("| batch | rtol | conditions | workers | error | cond/s | libRoadRunner at that error | ratio | "
+            "cond/CPU-s | libRoadRunner cond/CPU-s | ratio (CPU) |")
+        say("|---|---|---|---|---|---|---|---|---|---|---|")
         le, lv = np.log([r[1] for r in rr_curve]), np.log([r[2] for r in rr_curve])
-        for method, rtol, B, workers, err, speed in batch_rows:
-            if B != sizes[-1]:
+        lvc = np.log([r[3] for r in rr_curve])
+        for method, rtol, B, workers, err, speed, cpu_speed in batch_rows:
+            if B != sizes[-1] and B != 10000:
                 continue
             inside = le[0] <= np.log(err) <= le[-1]
             rr_speed = float(np.exp(np.interp(np.log(err), le, lv)))
+            rr_cpu = float(np.exp(np.interp(np.log(err), le, lvc)))
+            cpu_cols = (f"{cpu_speed:.0f} | {rr_cpu:.0f} | {cpu_speed / rr_cpu:.1f}x" if workers == 1 else " | | ")
             say(f"| {method} | {rtol:g} | {B} | {workers} | {err:.1e} | {speed:.0f} | {rr_speed:.0f}"
-                f"{'' if inside else ' (outside its curve: its end value)'} | {speed / rr_speed:.1f}x |")
+                f"{'' if inside else ' (outside its curve: its end value)'} | {speed / rr_speed:.1f}x | {cpu_cols} |")
     if args.no_profile:
         return
     say()
-    wall, integ, parts, text = profile_run(net, P_all[:10000], 1e-6, x_rest)
-    say(f"Profile of one B = 10000 run, rtol 1e-6, one process ({wall:.1f} s wall under cProfile):")
-    say()
-    say("| part | s | share |")
-    say("|---|---|---|")
-    for k, v in parts.items():
-        say(f"| {k} | {v:.2f} | {100 * v / integ:.0f} % |")
-    print(text)
+    for label, fused in variants:
+        wall, integ, parts, text = profile_run(net, P_all[:10000], 1e-6, x_rest, fused)
+        say(f"Profile of one B = 10000 run, rtol 1e-6, rodas4, {label} operations, one process ({wall:.1f} s wall "
+            "under cProfile):")
+        say()
+        say("| part | s | share |")
+        say("|---|---|---|")
+        for k, v in parts.items():
+            say(f"| {k} | {v:.2f} | {100 * v / integ:.0f} % |")
+        say()
+        print(text)
 
     if args.write:
         readme = ROOT / "benchmarks" / "README.md"

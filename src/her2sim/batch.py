@@ -36,35 +36,32 @@ a status code and message; the rest of the batch goes on.
 from __future__ import annotations
 
 import itertools
-import mmap
-import multiprocessing as mp
 import sys
 import time as _time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .backend import resolve_backend
 from .batch_xp import integrate_array
+from .ckernels import CpuKernels, KernelCache, cpu_kernels
 from .fused import fused_ops
 from .certify import CertifyOptions, certify_batch, certify_options
 from .errors import InvalidArgument
+from .executors import fork_map, shared_empty
 from .network import Network
 from .result import Result, status_message as Status  # Status(code, message) -> a StatusMessage pair
 from .experiments.condition import Condition, dosed, doses_at
 from .sparse_lu import SparseLU, symbolic_lu
+from .stepping import (BLOWUP, COMPACT_FRACTION, DIVERGED, FAC_DOWN, FAC_UP, MAX_STEPS, NOT_FINITE, OK, SAFE, UNDERFLOW,
+                       Schedule, Work, apply_breakpoints, as_schedule, dense, initial_step, next_stop, rms0)
 from .tableaus import RODAS4, RODAS5P, TABLEAUS, RosenbrockTableau, auto_method  # noqa: F401 (re-exported)
 from .validate import MAX_OUTPUT_BYTES, check_count, check_real, check_size, check_tolerances
 
 #: status codes of :class:`BatchResult` (``status_code``)
 STATUS_CODES = {0: "ok", 1: "max_steps", 2: "step_size_underflow", 3: "not_finite", 4: "diverged"}
-OK, MAX_STEPS, UNDERFLOW, NOT_FINITE, DIVERGED = range(5)
-
-_SAFE, _FAC_UP, _FAC_DOWN = 0.9, 1.0 / 6.0, 5.0   # h_new/h in [0.2, 6] (rodas.f defaults)
-_BLOWUP = 1e15                                      # nM: beyond any concentration in a cell
-_COMPACT_FRACTION = 0.02                            # compact the active set when this share is done
 
 
 # ----------------------------------------------------------------------------- result
@@ -134,59 +131,6 @@ class BatchResult:
 
 
 # ----------------------------------------------------------------------------- inputs
-@dataclass(frozen=True, eq=False)
-class _Schedule:
-    """Breakpoints per member: times (B, K) ascending (inf = none), the parameter indices that
-    change, and their new values (B, K, n_changed) (NaN = unchanged)."""
-
-    times: np.ndarray
-    index: np.ndarray
-    values: np.ndarray
-    event: np.ndarray | None = None  # (B, K) index of the model's timed event (-1: a parameter change)
-
-    @property
-    def K(self) -> int:
-        return self.times.shape[1]
-
-
-def _as_schedule(network: Network, breakpoints, B: int) -> _Schedule:
-    if breakpoints is None or len(breakpoints) == 0:
-        return _Schedule(np.full((B, 0), np.inf), np.zeros(0, dtype=np.intp), np.zeros((B, 0, 0)))
-    names: dict[int, int] = {}
-    entries = []
-    for k, item in enumerate(breakpoints):
-        try:
-            t, change = item
-        except (TypeError, ValueError):
-            raise ValueError(f"breakpoints[{k}] must be a pair (time_h, {{parameter: value}}), got {item!r}") from None
-        if not isinstance(change, Mapping) or not change:
-            raise ValueError(f"breakpoints[{k}]: the change must be a non-empty mapping {{parameter: value}}, "
-                             f"got {change!r}")
-        tt = np.broadcast_to(np.asarray(t, dtype=float), (B,))
-        cols = {}
-        for name, v in change.items():
-            j = network.parameter_index(name) if isinstance(name, str) else int(name)
-            if not 0 <= j < network.n_params:
-                raise ValueError(f"breakpoints[{k}]: parameter index {j} out of range [0, {network.n_params})")
-            names.setdefault(j, len(names))
-            vv = np.asarray(v, dtype=float)
-            if vv.ndim > 1 or (vv.ndim == 1 and vv.shape[0] != B):
-                raise ValueError(f"breakpoints[{k}][{name!r}]: values must be a scalar or shape ({B},), "
-                                 f"got shape {vv.shape}")
-            cols[j] = np.broadcast_to(vv, (B,))
-        entries.append((tt, cols))
-    K = len(entries)
-    times = np.stack([np.where(np.isnan(e[0]), np.inf, e[0]) for e in entries], axis=1)
-    values = np.full((B, K, len(names)), np.nan)
-    for k, (_, cols) in enumerate(entries):
-        for j, v in cols.items():
-            values[:, k, names[j]] = v
-    order = np.argsort(times, axis=1, kind="stable")
-    times = np.take_along_axis(times, order, axis=1)
-    values = np.take_along_axis(values, order[:, :, None], axis=1)
-    return _Schedule(times, np.array(list(names), dtype=np.intp), values)
-
-
 def breakpoints_from_conditions(network: Network, conditions: Sequence[Condition]):
     """(P, breakpoints) for :func:`simulate_batch` from scipy-path :class:`~her2sim.solve.Condition`\\ s.
 
@@ -228,7 +172,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
                    workers: int = 1, progress: bool = False, ordering: str = "markowitz",
                    fixed_step: float | None = None,
                    certify: float | CertifyOptions | None = CertifyOptions(), backend="numpy",
-                   slab: int | None = None, fused: bool = True) -> BatchResult:
+                   slab: int | None = None, fused="auto") -> BatchResult:
     """Integrate B conditions of one network together with a stiff Rosenbrock method.
 
     Parameters
@@ -263,9 +207,16 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         (:mod:`her2sim.backend`); other than "numpy" it runs :mod:`her2sim.batch_xp` (no
         breakpoints, model events, fixed_step or workers there). Results are NumPy arrays.
     slab : members integrated together on a non-NumPy backend (default :data:`DEVICE_SLAB`).
-    fused : with ``backend="cupy"``, run the right-hand side, Jacobian and LU as one CUDA kernel
-        each (:mod:`her2sim.fused`; falls back to the unfused path with a warning if they cannot be
-        built); False: the unfused array-API operations. Ignored by other backends.
+    fused : run the right-hand side, Jacobian, LU factor and LU solve as compiled code, one call
+        each per step. NumPy backend: C built with the system compiler (:mod:`her2sim.ckernels`,
+        checked against NumPy before use; a warning line and the NumPy path if that fails).
+        ``"auto"`` (default): build them when B >= :data:`AUTO_FUSED_MEMBERS` (below that the
+        compile time, ~2.5 CPU-s, outweighs the gain) and a compiler exists; True: build them for any
+        B; False: NumPy operations; a :class:`~her2sim.ckernels.CpuKernels` (built once by
+        :func:`~her2sim.ckernels.cpu_kernels`) or a :class:`~her2sim.ckernels.KernelCache`: use or
+        build-and-keep those (for many calls on one network). ``backend="cupy"``: True/"auto" run
+        one CUDA kernel each (:mod:`her2sim.fused`), False the array-API operations. Results agree
+        with the NumPy operations to rounding (~1e-13 per evaluation).
 
     Returns
     -------
@@ -301,8 +252,16 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
                 raise InvalidArgument(f"{what} are not supported with backend={bk.name!r}; use backend='numpy'")
         if slab is not None:
             check_count(slab, "slab", fix="members integrated together on the device, e.g. 100000")
-    if not isinstance(fused, (bool, np.bool_)):
-        raise InvalidArgument(f"fused must be True or False, got {fused!r}")
+    if not (isinstance(fused, (bool, np.bool_, CpuKernels, KernelCache)) or (isinstance(fused, str)
+                                                                             and fused == "auto")):
+        raise InvalidArgument(f"fused must be True or False, 'auto', a her2sim.ckernels.CpuKernels or a KernelCache; "
+                              f"got {fused!r}")
+    if isinstance(fused, (CpuKernels, KernelCache)) and not bk.is_numpy:
+        raise InvalidArgument(f"fused={type(fused).__name__} is for backend='numpy'; use True with backend={bk.name!r}")
+    if isinstance(fused, CpuKernels) and (fused.n, fused.n_params, fused.n_jac) != (
+            network.n_species, network.n_params, len(network.jac_rows)):
+        raise InvalidArgument("fused: these CpuKernels were built for another network; build them with "
+                              "her2sim.ckernels.cpu_kernels(network, lu_plan(network, ordering))")
     n, p = network.n_species, network.n_params
     try:
         P = np.asarray(network.p0 if P is None else P, dtype=float)
@@ -337,7 +296,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     if not t_end > t0 or grid[0] < t0 or grid[-1] > t_end:
         raise InvalidArgument(f"t_span must be (t0, t_end) with t0 < t_end containing t_eval; got t_span={t_span!r} "
                          f"and t_eval in [{grid[0]:g}, {grid[-1]:g}]")
-    schedule = _as_schedule(network, breakpoints, B)
+    schedule = as_schedule(network, breakpoints, B)
     method = auto_method(rtol) if method == "auto" else method
     if network.spec.events:
         schedule = _with_model_events(network, schedule, P, t0)
@@ -346,22 +305,23 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
 
     # NaN-filled by each worker for its own rows (the first touch of a large array costs page faults:
     # done in parallel, not before the workers start)
-    states = _shared_empty((B, len(grid), n)) if workers > 1 and B > 1 else np.empty((B, len(grid), n))
+    states = shared_empty((B, len(grid), n)) if workers > 1 and B > 1 else np.empty((B, len(grid), n))
     p_traj = None
     if network.spec.events:
-        p_traj = _shared_empty((B, len(grid), p)) if workers > 1 and B > 1 else np.empty((B, len(grid), p))
+        p_traj = shared_empty((B, len(grid), p)) if workers > 1 and B > 1 else np.empty((B, len(grid), p))
         p_traj.fill(np.nan)
     status = np.zeros(B, dtype=np.int8)
     steps = np.zeros(B, dtype=np.int64)
     rejected = np.zeros(B, dtype=np.int64)
     messages = [""] * B
     clock = _time.perf_counter()
+    kernels, compile_s = _cpu_kernels(network, plan, fused, B, ordering) if bk.is_numpy else (None, 0.0)
     job = _Job(network, plan, tab, X0, P, schedule, t0, t_end, grid, rtol, atol, int(max_steps), progress, states,
                p_traj,
-               None if fixed_step is None else float(fixed_step))
+               None if fixed_step is None else float(fixed_step), kernels)
     ops = None
     if not bk.is_numpy:
-        ops = fused_ops(bk, network, plan) if fused else None
+        ops = fused_ops(bk, network, plan) if fused else None  # "auto" or True
         size = int(slab or DEVICE_SLAB)
         for lo in range(0, B, size):
             hi = min(B, lo + size)
@@ -376,15 +336,16 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         _run_parallel(job, int(workers), status, steps, rejected, messages)
     else:
         with np.errstate(all="ignore"):
-            for lo, hi in slab_ranges(B, 1):
+            for lo, hi in slab_ranges(B, 1, kernels is not None):
                 for i, msg in _integrate(job, lo, hi, status, steps, rejected).items():
                     messages[i] = msg
     attrs = {"method": method, "backend": bk.name, "rtol": rtol, "atol": atol, "ordering": ordering,
              "workers": int(workers),
              "wall_time_s": _time.perf_counter() - clock, "lu_nnz": plan.nnz, "lu_fill": plan.n_fill,
              "certificate": None}
-    if not bk.is_numpy:
-        attrs["fused"] = ops is not None
+    attrs["fused"] = (ops if not bk.is_numpy else kernels) is not None
+    if bk.is_numpy:
+        attrs["kernels_compile_s"] = compile_s  # building the C kernels in this call (0: none or passed in)
     if cert_options is not None:
         attrs["certificate"] = certify_batch(network, states, status == OK, X0, P, schedule, t0, grid, rtol, atol,
                                              cert_options, workers=int(workers))
@@ -403,28 +364,47 @@ SLAB = 4000
 DEVICE_SLAB = 262144
 
 
-def slab_ranges(B: int, workers: int) -> list[tuple[int, int]]:
-    """Member ranges [lo, hi) of at most SLAB members, at least one per worker; workers take the
-    next slab when they finish one (load balance)."""
-    size = max(1, min(SLAB, -(-B // workers)))
+#: most members integrated together with the compiled C kernels: their (rows, B) work arrays
+#: (~900 rows) then stay in the L2/L3 cache; a slab of a power of two would put every row of a
+#: member in the same few L1 sets, so this is not one
+C_SLAB = 1000
+#: ``fused="auto"`` builds the C kernels from this many members on: one build costs ~2.5 CPU-s of
+#: compiler time (HER2 model); measured savings per member (CPU time, B = 1e4, Rodas4): ~0.09 ms at
+#: rtol 1e-4, ~0.3 ms at 1e-6, so the build pays from ~8,000 (1e-6) to ~28,000 (1e-4) members
+AUTO_FUSED_MEMBERS = 20000
+
+
+def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str):
+    """(the C kernels ``fused`` asks for (see :func:`simulate_batch`) or None, seconds spent building them now)."""
+    if isinstance(fused, CpuKernels):
+        return fused, 0.0
+    if isinstance(fused, KernelCache):
+        if fused.has(network, ordering):
+            return fused.get(network, plan, ordering), 0.0
+        build = True
+    else:
+        build = bool(fused) if isinstance(fused, (bool, np.bool_)) else B >= AUTO_FUSED_MEMBERS  # "auto"
+    if not build:
+        return None, 0.0
+    clock = _time.perf_counter()
+    kernels = fused.get(network, plan, ordering) if isinstance(fused, KernelCache) else cpu_kernels(network, plan)
+    return kernels, _time.perf_counter() - clock
+
+
+def slab_ranges(B: int, workers: int, compiled: bool = False) -> list[tuple[int, int]]:
+    """Member ranges [lo, hi) of at most SLAB (C_SLAB with the ``compiled`` kernels) members:
+    equal sizes, their number a multiple of ``workers`` (workers take the next slab when they
+    finish one; unequal slabs, e.g. 4000 + 4000 + 2000 for 2 workers, left one worker idle)."""
+    cap = C_SLAB if compiled else SLAB
+    count = max(1, min(B, workers * -(-B // (workers * cap))))
+    size = -(-B // count)
     edges = list(range(0, B, size)) + [B]
     return list(itertools.pairwise(edges))
 
 
-def _shared_empty(shape) -> np.ndarray:
-    """A float array in anonymous shared memory (inherited by forked workers)."""
-    nbytes = max(int(np.prod(shape)) * 8, 8)
-    buf = mmap.mmap(-1, nbytes)
-    return np.frombuffer(buf, dtype=np.float64, count=int(np.prod(shape))).reshape(shape)
-
-
-_FORKED_JOB = None
-
-
-def _worker(bounds):
+def _slab_task(job, bounds):
+    """Integrate one slab of the job in a worker process (:func:`her2sim.executors.fork_map`)."""
     lo, hi = bounds
-    job = _FORKED_JOB
-    limit_blas_threads()
     status = np.zeros(hi - lo, dtype=np.int8)
     steps = np.zeros(hi - lo, dtype=np.int64)
     rejected = np.zeros(hi - lo, dtype=np.int64)
@@ -433,31 +413,14 @@ def _worker(bounds):
     return lo, status, steps, rejected, msgs
 
 
-def limit_blas_threads() -> None:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # the caller pins BLAS through OPENBLAS_NUM_THREADS etc.
-        return
-    threadpool_limits(1)
-
-
 def _run_parallel(job, workers, status, steps, rejected, messages) -> None:
-    global _FORKED_JOB
-    if "fork" not in mp.get_all_start_methods():
-        raise RuntimeError("workers > 1 needs the 'fork' start method (Linux or macOS); use workers=1")
-    B = len(status)
-    slabs = slab_ranges(B, workers)
-    _FORKED_JOB = job
-    try:
-        with mp.get_context("fork").Pool(min(workers, len(slabs))) as pool:
-            for lo, st, sp_, rj, msgs in pool.imap_unordered(_worker, slabs):
-                status[lo:lo + len(st)] = st
-                steps[lo:lo + len(st)] = sp_
-                rejected[lo:lo + len(st)] = rj
-                for i, msg in msgs.items():
-                    messages[i] = msg
-    finally:
-        _FORKED_JOB = None
+    slabs = slab_ranges(len(status), workers, job.kernels is not None)
+    for lo, st, sp_, rj, msgs in fork_map(_slab_task, job, slabs, workers):
+        status[lo:lo + len(st)] = st
+        steps[lo:lo + len(st)] = sp_
+        rejected[lo:lo + len(st)] = rj
+        for i, msg in msgs.items():
+            messages[i] = msg
 
 
 # ----------------------------------------------------------------------------- the integrator
@@ -468,7 +431,7 @@ class _Job:
     tab: RosenbrockTableau
     X0: np.ndarray
     P: np.ndarray
-    schedule: _Schedule
+    schedule: Schedule
     t0: float
     t_end: float
     grid: np.ndarray
@@ -479,46 +442,7 @@ class _Job:
     states: np.ndarray
     params_out: np.ndarray | None  # (B, T, n_params) parameters at the output times (models with events)
     fixed_step: float | None = None
-
-
-class _Work:
-    """Work arrays of one integration, allocated once for ``capacity`` members: ``view(name,
-    *shape)`` is a C-contiguous view of the first prod(shape) elements of buffer ``name`` (the
-    active set only shrinks). ``y``/``y1`` are two state buffers that swap roles when every member
-    accepts its step."""
-
-    def __init__(self, capacity: int, n: int, stages: int, njac: int, plan: SparseLU, dense_rows: int):
-        self.n, self.njac, self.ngather = n, njac, plan.gather_rows
-        rows = {"f0": n, "jv": njac, "V": plan.nnz, "G": self.ngather, "U": stages * n, "ac": 2 * n, "f": n,
-                "solve": 2 * n + plan.max_terms, "err": n, "w": n, "w2": n, "ya": n, "yb": n,
-                "dense": dense_rows * n}
-        self._buf = {k: np.empty(r * capacity) for k, r in rows.items()}
-        self._cur, self._next = "ya", "yb"
-
-    def view(self, name: str, *shape: int) -> np.ndarray:
-        return self._buf[name][:int(np.prod(shape))].reshape(shape)
-
-    def y(self, B: int) -> np.ndarray:
-        return self.view(self._cur, self.n, B)
-
-    def y1(self, B: int) -> np.ndarray:
-        return self.view(self._next, self.n, B)
-
-    def swap(self, B: int) -> np.ndarray:
-        """Make y1 the current state; returns it."""
-        self._cur, self._next = self._next, self._cur
-        return self.y(B)
-
-
-def _rms0(x: np.ndarray, inplace: bool = False) -> np.ndarray:
-    """Root mean square over axis 0 of (n, B), summed row by row whatever B is (a member's
-    result must not depend on the batch it is in; NumPy pairwise-sums a lone column).
-    ``inplace`` squares x in place."""
-    sq = np.square(x, out=x) if inplace else np.square(x)
-    if sq.shape[1] == 1:
-        sq = np.repeat(sq, 2, axis=1)
-        return np.sqrt(np.add.reduce(sq, axis=0)[:1] / x.shape[0])
-    return np.sqrt(np.add.reduce(sq, axis=0) / x.shape[0])
+    kernels: object = None  # her2sim.ckernels.CpuKernels, or None for the NumPy operations
 
 
 def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int = 0) -> dict:
@@ -544,15 +468,21 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     eps16 = 16 * np.finfo(float).eps
     h_floor = eps16 * span  # plus 16 eps |t| below: the spacing of floats near t
 
+    kern = job.kernels  # compiled C (her2sim.ckernels) or None (NumPy)
+    rhs_into = net.rhs_T if kern is None else kern.rhs
+    jac_into = net.jacobian_values_T if kern is None else kern.jac
+
     def rhs(y, P):
-        return net.rhs_T(y, P)
+        return rhs_into(y, P)
 
     def jac(y, P):
-        return net.jacobian_values_T(y, P)
+        return jac_into(y, P)
 
     # --- active-set arrays (species-major: (n, Ba)); the (n, Ba)-sized work arrays are views of
     # buffers allocated once for the whole slab (no large temporaries inside the loop) ---
-    work = _Work(hi - lo, n, s_count, len(net.jac_rows), plan, len(tab.dense))
+    work = Work(hi - lo, n, s_count, len(net.jac_rows), plan.nnz if kern is None else 0,
+                2 * n + plan.max_terms if kern is None else 0, len(tab.dense),
+                plan.gather_rows if kern is None else kern.factor_rows)
     idx = np.arange(lo, hi)
     y = work.y(hi - lo)
     y[...] = job.X0[lo:hi].T
@@ -566,8 +496,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             due = (nbp < sched.K) & (sched.times[idx, np.minimum(nbp, sched.K - 1)] <= job.t0)
             if not due.any():
                 break
-            _apply_breakpoints(P, sched, idx, nbp, np.nonzero(due)[0])
-    t_stop = _next_stop(sched, idx, nbp, t_end)
+            apply_breakpoints(P, sched, idx, nbp, np.nonzero(due)[0])
+    t_stop = next_stop(sched, idx, nbp, t_end)
     nout = np.full(Ba, np.searchsorted(grid, job.t0, side="left"), dtype=np.intp)
     at_start = grid == job.t0
     if at_start.any():
@@ -575,8 +505,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         if job.params_out is not None:
             job.params_out[lo:hi, np.nonzero(at_start)[0][0]] = P.T
         nout += 1
-    f0 = net.rhs_T(y, P, out=work.view("f0", n, Ba))
-    h = (_initial_step(rhs, y, P, f0, t_stop - t, rtol, atol, tab.order) if job.fixed_step is None
+    f0 = rhs_into(y, P, out=work.view("f0", n, Ba))
+    h = (initial_step(np, rhs, y, P, f0, t_stop - t, rtol, atol, tab.order, rms0) if job.fixed_step is None
          else np.full(Ba, job.fixed_step))
     hacc = np.zeros(Ba)
     erracc = np.ones(Ba)
@@ -591,20 +521,23 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     while Ba:
         f0 = work.view("f0", n, Ba)
         if not fresh:
-            net.rhs_T(y, P, out=f0)
+            rhs_into(y, P, out=f0)
         fresh = False
-        Jv = net.jacobian_values_T(y, P, out=work.view("jv", work.njac, Ba))
+        Jv = jac_into(y, P, out=work.view("jv", work.njac, Ba))
         remaining = t_stop - t
         last = t + 1.0001 * h >= t_stop
         hh = np.where(last, remaining, h)
-        V = plan.assemble(Jv, 1.0 / (hh * tab.gamma), scale=-1.0, out=work.view("V", plan.nnz, Ba))
-        G = plan.gather_factors(V, plan.factor(V), out=work.view("G", work.ngather, Ba))
+        if kern is None:
+            V = plan.assemble(Jv, 1.0 / (hh * tab.gamma), scale=-1.0, out=work.view("V", plan.nnz, Ba))
+            G = plan.gather_factors(V, plan.factor(V), out=work.view("G", work.ngather, Ba))
+        else:  # LU values and reciprocal pivots of I/(h gamma) - J
+            G = kern.factor(Jv, 1.0 / (hh * tab.gamma), out=work.view("G", work.ngather, Ba))
         inv_h = 1.0 / hh
         U = work.view("U", s_count, n, Ba)
         U2 = U.reshape(s_count, n * Ba)
         ac = work.view("ac", 2, n, Ba)  # stage point sum_j a_ij u_j (+ y0), and the right-hand side
         fi = work.view("f", n, Ba)
-        scratch = work.view("solve", 2 * n + plan.max_terms, Ba)
+        scratch = work.view("solve", 2 * n + plan.max_terms, Ba) if kern is None else None
         for i in range(s_count):
             if i == 0:
                 r = f0
@@ -613,12 +546,15 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
                 src = sources[i]
                 if src == "new":
                     ac[0] += y
-                    net.rhs_T(ac[0], P, out=fi)
+                    rhs_into(ac[0], P, out=fi)
                 f_i = f0 if src == "y0" else fi
                 r = ac[1]
                 r *= inv_h
                 r += f_i
-            plan.solve_into(G, r, U[i], scratch)
+            if kern is None:
+                plan.solve_into(G, r, U[i], scratch)
+            else:
+                kern.solve(G, r, U[i])
         y1 = work.y1(Ba)
         if stiffly_accurate:  # y1 is the last stage's point plus its increment
             np.add(ac[0], U[s_count - 1], out=y1)
@@ -637,7 +573,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         w *= rtol
         w += atol
         np.divide(err_vec, w, out=w)
-        err = _rms0(w, inplace=True)
+        err = rms0(w, inplace=True)
         err[~np.isfinite(err)] = np.inf
         if job.fixed_step is not None:
             err[np.isfinite(err)] = 0.0
@@ -650,11 +586,11 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
             ymin = np.min(y1, axis=0)
 
         # --- step-size control (predictive controller, Hairer & Wanner IV.8) ---
-        fac = np.clip(err ** expo / _SAFE, _FAC_UP, _FAC_DOWN)
+        fac = np.clip(err ** expo / SAFE, FAC_UP, FAC_DOWN)
         gus = accept & have_acc
         if gus.any():
-            fg = (hacc / hh) * (err * err / erracc) ** expo / _SAFE
-            fac = np.where(gus, np.maximum(fac, np.clip(fg, _FAC_UP, _FAC_DOWN)), fac)
+            fg = (hacc / hh) * (err * err / erracc) ** expo / SAFE
+            fac = np.where(gus, np.maximum(fac, np.clip(fg, FAC_UP, FAC_DOWN)), fac)
         h_new = hh / fac
         h_new = np.where(accept & rej_last, np.minimum(h_new, hh), h_new)
         h_new = np.minimum(h_new, span) if job.fixed_step is None else np.full(Ba, job.fixed_step)
@@ -673,7 +609,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         while pend.any():
             sel = np.nonzero(pend)[0]
             theta = (grid[nout[sel]] - t[sel]) / hh[sel]
-            vals = _dense(D[:, :, sel], y[:, sel], y1[:, sel], theta)
+            vals = dense(D[:, :, sel], y[:, sel], y1[:, sel], theta)
             out[idx[sel], nout[sel]] = vals.T
             if job.params_out is not None:
                 job.params_out[idx[sel], nout[sel]] = P[:, sel].T
@@ -703,7 +639,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
                 status[idx[k] - offset] = NOT_FINITE
                 done[k] = True
         if accept.any():
-            blown = ymax > _BLOWUP
+            blown = ymax > BLOWUP
             if job.fixed_step is None and job.network.spec.nonnegative:  # with error control, a large negative
                 # value is a blow-up (not for models whose states may be negative, e.g. imported SBML)
                 blown |= ymin < -np.maximum(1e-2 * ymax, 1e6 * atol)
@@ -741,19 +677,19 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
                     for m, k in zip(at_bp, sched.event[idx[at_bp], nbp[at_bp]]):
                         if k >= 0:
                             fired.setdefault(int(m), []).append(int(k))
-                _apply_breakpoints(P, sched, idx, nbp, at_bp)
+                apply_breakpoints(P, sched, idx, nbp, at_bp)
                 k_next = np.minimum(nbp[at_bp], sched.K - 1)
                 again = (nbp[at_bp] < sched.K) & (sched.times[idx[at_bp], k_next] <= t[at_bp])
                 at_bp = at_bp[again]
             if fired:
                 _fire_events(job, fired, y, P, t, idx, nout)
-            t_stop = _next_stop(sched, idx, nbp, t_end)
+            t_stop = next_stop(sched, idx, nbp, t_end)
             have_acc[hit] = False
             rej_last[hit] = False
 
         # --- compaction of the active set ---
         n_done = int(done.sum())
-        if n_done and (n_done >= _COMPACT_FRACTION * Ba or n_done == Ba):
+        if n_done and (n_done >= COMPACT_FRACTION * Ba or n_done == Ba):
             keep = ~done
             rows = idx[done]
             steps[rows - offset] = nstep[done]
@@ -774,7 +710,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     return messages
 
 
-def _with_model_events(network: Network, sched: _Schedule, P: np.ndarray, t0: float) -> _Schedule:
+def _with_model_events(network: Network, sched: Schedule, P: np.ndarray, t0: float) -> Schedule:
     """The schedule plus one breakpoint per timed event of the model, at its time for each member."""
     times = network.event_times(P)  # (B, K_model)
     bad = ~(times > t0)
@@ -787,7 +723,7 @@ def _with_model_events(network: Network, sched: _Schedule, P: np.ndarray, t0: fl
     all_times = np.concatenate([sched.times, times], axis=1)
     values = np.concatenate([sched.values, np.full((B, times.shape[1], sched.values.shape[2]), np.nan)], axis=1)
     order = np.argsort(all_times, axis=1, kind="stable")
-    return _Schedule(np.take_along_axis(all_times, order, axis=1), sched.index,
+    return Schedule(np.take_along_axis(all_times, order, axis=1), sched.index,
                      np.take_along_axis(values, order[:, :, None], axis=1), np.take_along_axis(event, order, axis=1))
 
 
@@ -814,42 +750,3 @@ def _fire_events(job, fired: dict, y, P, t, idx, nout) -> None:
         if later:  # strict events fire just after the time: the output there precedes them
             x_new, p_new = job.network.apply_events(later, y[:, sel].T, P[:, sel].T)
             y[:, sel], P[:, sel] = x_new.T, p_new.T
-
-
-def _apply_breakpoints(P, sched: _Schedule, idx, nbp, sel) -> None:
-    vals = sched.values[idx[sel], nbp[sel]]  # (m, n_changed)
-    for c, j in enumerate(sched.index):
-        v = vals[:, c]
-        keep = np.isnan(v)
-        P[j, sel] = np.where(keep, P[j, sel], v)
-    nbp[sel] += 1
-
-
-def _next_stop(sched: _Schedule, idx, nbp, t_end) -> np.ndarray:
-    if not sched.K:
-        return np.full(len(idx), t_end)
-    tb = np.where(nbp < sched.K, sched.times[idx, np.minimum(nbp, sched.K - 1)], np.inf)
-    return np.minimum(tb, t_end)
-
-
-def _initial_step(rhs, y, P, f0, remaining, rtol, atol, order) -> np.ndarray:
-    """Hairer, Norsett & Wanner (1993) II.4 starting step, per member."""
-    sc = atol + rtol * np.abs(y)
-    d0, d1 = _rms0(y / sc), _rms0(f0 / sc)
-    h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.maximum(d1, 1e-300))
-    h0 = np.minimum(h0, remaining)
-    f1 = rhs(y + h0 * f0, P)
-    d2 = _rms0((f1 - f0) / sc) / h0
-    dm = np.maximum(d1, d2)
-    h1 = np.where(dm <= 1e-15, np.maximum(1e-6, h0 * 1e-3), (0.01 / np.maximum(dm, 1e-300)) ** (1.0 / (order + 1)))
-    h = np.minimum(np.minimum(100 * h0, h1), remaining)
-    return np.where(np.isfinite(h) & (h > 0), h, np.minimum(1e-6, remaining))
-
-
-def _dense(D, y0, y1, theta) -> np.ndarray:
-    """Continuous output at t0 + theta*h for a few members: (n, m); ``D`` (K, n, m) holds the
-    vectors D1..DK of the tableau's dense output."""
-    inner = D[-1]
-    for k in range(len(D) - 2, -1, -1):  # Horner: D1 + s (D2 + s (D3 ...))
-        inner = D[k] + theta * inner
-    return (1 - theta) * y0 + theta * (y1 + (1 - theta) * inner)

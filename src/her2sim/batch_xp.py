@@ -29,12 +29,10 @@ from .backend import Backend
 from .fused import ArrayOps
 from .network import Network
 from .sparse_lu import SparseLU
+from .stepping import (BLOWUP, COMPACT_FRACTION, DIVERGED, FAC_DOWN, FAC_UP, MAX_STEPS, NOT_FINITE, OK, SAFE, UNDERFLOW,
+                       dense, initial_step)
 from .tableaus import RosenbrockTableau
 
-_SAFE, _FAC_UP, _FAC_DOWN = 0.9, 1.0 / 6.0, 5.0   # as in her2sim.batch (rodas.f defaults)
-_BLOWUP = 1e15                                      # nM
-_COMPACT_FRACTION = 0.02
-OK, MAX_STEPS, UNDERFLOW, NOT_FINITE, DIVERGED = range(5)  # her2sim.batch.STATUS_CODES
 
 
 def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: RosenbrockTableau, X0: np.ndarray,
@@ -90,7 +88,7 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
         k0 += 1
     nout = xp.full((B,), k0, dtype=i64)
     f0 = rhs(y, Pd)
-    h = _initial_step(xp, rhs, y, Pd, f0, t_end - t, rtol, atol, tab.order)
+    h = initial_step(xp, rhs, y, Pd, f0, t_end - t, rtol, atol, tab.order)
     hacc = xp.zeros((B,), dtype=f64)
     erracc = xp.ones((B,), dtype=f64)
     have_acc = xp.zeros((B,), dtype=xp.bool)
@@ -140,9 +138,9 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
         ymin = xp.min(y1, axis=0)
 
         # --- step-size control (predictive controller, Hairer & Wanner IV.8) ---
-        fac = xp.clip(err ** expo / _SAFE, _FAC_UP, _FAC_DOWN)
-        fg = (hacc / hh) * (err * err / erracc) ** expo / _SAFE
-        fac = xp.where(accept & have_acc, xp.maximum(fac, xp.clip(fg, _FAC_UP, _FAC_DOWN)), fac)
+        fac = xp.clip(err ** expo / SAFE, FAC_UP, FAC_DOWN)
+        fg = (hacc / hh) * (err * err / erracc) ** expo / SAFE
+        fac = xp.where(accept & have_acc, xp.maximum(fac, xp.clip(fg, FAC_UP, FAC_DOWN)), fac)
         h_new = hh / fac
         h_new = xp.where(accept & rej_last, xp.minimum(h_new, hh), h_new)
         h_new = xp.minimum(h_new, span)
@@ -155,7 +153,7 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
         # --- the rare branches, decided by one small copy to the host ---
         pend = accept & (nout < T) & (xp.take(gridd, xp.clip(nout, 0, T - 1)) <= t_new)
         bad = ~done & ~accept & ~xp.isfinite(err)
-        blown = ymax > _BLOWUP
+        blown = ymax > BLOWUP
         if nonnegative:
             blown = blown | (ymin < -xp.maximum(1e-2 * ymax, 1e6 * atol))
         blown = blown & accept & ~done
@@ -172,7 +170,7 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
                     break
                 ks = xp.take(nout, sel)
                 theta = (xp.take(gridd, ks) - xp.take(t, sel)) / xp.take(hh, sel)
-                vals = _dense([xp.take(d, sel, axis=1) for d in D], xp.take(y, sel, axis=1),
+                vals = dense([xp.take(d, sel, axis=1) for d in D], xp.take(y, sel, axis=1),
                               xp.take(y1, sel, axis=1), theta)
                 rows, cols = bk.to_numpy(xp.take(idx, sel)), bk.to_numpy(ks)
                 states[rows, cols] = bk.to_numpy(vals).T
@@ -212,7 +210,7 @@ def integrate_array(bk: Backend, network: Network, plan: SparseLU, tab: Rosenbro
 
         # --- compaction of the active set ---
         n_done = int(xp.sum(xp.astype(done, i64)))
-        if n_done and (n_done >= _COMPACT_FRACTION * Ba or n_done == Ba):
+        if n_done and (n_done >= COMPACT_FRACTION * Ba or n_done == Ba):
             gone = xp.nonzero(done)[0]
             rows = bk.to_numpy(xp.take(idx, gone))
             steps[rows] = bk.to_numpy(xp.take(nstep, gone))
@@ -249,30 +247,3 @@ def _mask_sorted(xp, sel, size):
     pos = xp.arange(size, dtype=xp.int64)
     at = xp.searchsorted(sel, pos)
     return xp.take(sel, xp.clip(at, 0, sel.shape[0] - 1)) == pos
-
-
-def _initial_step(xp, rhs, y, P, f0, remaining, rtol, atol, order):
-    """Hairer, Norsett & Wanner (1993) II.4 starting step, per member (as in her2sim.batch)."""
-    n = y.shape[0]
-
-    def rms(v):
-        return xp.sqrt(xp.sum(v * v, axis=0) / n)
-
-    sc = atol + rtol * xp.abs(y)
-    d0, d1 = rms(y / sc), rms(f0 / sc)
-    h0 = xp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / xp.maximum(d1, 1e-300))
-    h0 = xp.minimum(h0, remaining)
-    f1 = rhs(y + h0 * f0, P)
-    d2 = rms((f1 - f0) / sc) / h0
-    dm = xp.maximum(d1, d2)
-    h1 = xp.where(dm <= 1e-15, xp.maximum(h0 * 1e-3, 1e-6), (0.01 / xp.maximum(dm, 1e-300)) ** (1.0 / (order + 1)))
-    h = xp.minimum(xp.minimum(100 * h0, h1), remaining)
-    return xp.where(xp.isfinite(h) & (h > 0), h, xp.minimum(remaining, 1e-6))
-
-
-def _dense(D, y0, y1, theta):
-    """Continuous output (n, m) at t0 + theta*h from the dense-output vectors D (each (n, m))."""
-    inner = D[-1]
-    for k in range(len(D) - 2, -1, -1):
-        inner = D[k] + theta * inner
-    return (1 - theta) * y0 + theta * (y1 + (1 - theta) * inner)

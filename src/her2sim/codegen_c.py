@@ -25,6 +25,7 @@ the LU values then the reciprocal pivots. solve: a = factor's out, b (n, B), out
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -73,10 +74,26 @@ def _row(array: str, k: int) -> str:
     return f"{array}[{int(k)}LL * B + i]"
 
 
-def expression_body(dag: Dag, outputs: Sequence[int], x: str = "a", p: str = "b", out: str = "out") -> list[str]:
+#: the libm functions of :data:`C_FUNCTIONS` (and ``pow`` for ``**``) that compilers do not vectorise themselves
+LIBM = tuple(sorted({v for v in C_FUNCTIONS.values() if not v.startswith("h2_")} - {"fabs", "sqrt", "floor", "ceil"}
+                    | {"pow"}))
+#: the same functions behind ``h2v_`` wrappers that a loop under ``#pragma omp simd`` can call
+#: (GCC gives them SIMD clones that call libm lane by lane; without them it vectorises no loop
+#: that calls libm, short of -ffast-math). Plain C, CPU only: prepend to code from
+#: ``expression_body(..., functions=SIMD_FUNCTIONS)`` (:func:`simd_helpers`: the ones a body uses).
+SIMD_HELPERS = {f"h2v_{f}": (f"#pragma omp declare simd notinbranch\n__attribute__((noinline)) static double h2v_{f}"
+                             + ("(double a, double b) { return pow(a, b); }\n" if f == "pow"
+                                else f"(double a) {{ return {f}(a); }}\n")) for f in LIBM}
+SIMD_FUNCTIONS = {k: (f"h2v_{v}" if v in LIBM else v) for k, v in {**C_FUNCTIONS, "**": "pow"}.items()}
+
+
+def expression_body(dag: Dag, outputs: Sequence[int], x: str = "a", p: str = "b", out: str = "out",
+                    functions: dict | None = None) -> list[str]:
     """C statements computing the DAG nodes ``outputs`` into rows 0.. of ``out`` for member ``i``:
     one ``const double t<k>`` per reachable operation node (ids are topological), then the stores.
+    ``functions``: C spelling of each function (default :data:`C_FUNCTIONS`, ``"**"``: ``pow``).
     Raises ExpressionError for a node the emitter does not support (before emitting anything)."""
+    functions = {**C_FUNCTIONS, "**": "pow"} if functions is None else functions
     nodes = dag.nodes
     reachable = sorted(_reachable(nodes, outputs))
     for k in reachable:  # refuse first, emit after
@@ -112,11 +129,11 @@ def expression_body(dag: Dag, outputs: Sequence[int], x: str = "a", p: str = "b"
         elif kind == "bin" and payload == "**":
             exponent = nodes[kids[1]]
             square = exponent[0] == "const" and exponent[1] == 2.0  # as codegen: x*x, not pow(x, 2)
-            value = f"{args[0]} * {args[0]}" if square else f"pow({args[0]}, {args[1]})"
+            value = f"{args[0]} * {args[0]}" if square else f"{functions['**']}({args[0]}, {args[1]})"
         elif kind == "bin":
             value = f"{args[0]} {payload} {args[1]}"
         elif payload in C_FUNCTIONS:
-            value = f"{C_FUNCTIONS[payload]}({', '.join(args)})"
+            value = f"{functions[payload]}({', '.join(args)})"
         elif payload in _COMPARE:
             value = f"({args[0]} {_COMPARE[payload]} {args[1]}) ? 1.0 : 0.0"
         elif payload == "not":
@@ -134,6 +151,12 @@ def expression_body(dag: Dag, outputs: Sequence[int], x: str = "a", p: str = "b"
         lines.append(f"const double t{k} = {value};")
     lines.extend(f"{_row(out, row)} = {ref(k)};" for row, k in enumerate(outputs))
     return lines
+
+
+def simd_helpers(body: Sequence[str]) -> str:
+    """The :data:`SIMD_HELPERS` definitions that the C statements ``body`` call."""
+    used = set(re.findall(r"\bh2v_[a-z0-9]+", "\n".join(body)))
+    return "".join(text for name, text in SIMD_HELPERS.items() if name in used)
 
 
 def _sum(terms: Sequence[str]) -> str:
@@ -202,12 +225,14 @@ class KernelSource:
         return dict(zip(FUNCTION_NAMES, (self.rhs, self.jac, self.factor, self.solve)))
 
 
-def kernel_source(network, plan) -> KernelSource:
+def kernel_source(network, plan, functions: dict | None = None) -> KernelSource:
     """The four bodies for a compiled :class:`~her2sim.Network` and its
-    :class:`~her2sim.sparse_lu.SparseLU` (built on ``network.jac_rows, jac_cols``)."""
+    :class:`~her2sim.sparse_lu.SparseLU` (built on ``network.jac_rows, jac_cols``); ``functions``
+    as in :func:`expression_body` (e.g. :data:`SIMD_FUNCTIONS`)."""
     dag, rhs_ids, jac_ids = network.expression_dag()
     prog = plan.program()
-    return KernelSource(rhs=tuple(expression_body(dag, rhs_ids)), jac=tuple(expression_body(dag, jac_ids)),
+    return KernelSource(rhs=tuple(expression_body(dag, rhs_ids, functions=functions)),
+                        jac=tuple(expression_body(dag, jac_ids, functions=functions)),
                         factor=tuple(factor_body(prog, len(jac_ids))), solve=tuple(solve_body(prog)),
                         n=network.n_species, n_params=network.n_params, n_jac=len(jac_ids), nnz=prog.nnz)
 

@@ -18,6 +18,7 @@ is the lower-level handle (submit / wait / close) that sweeps use for retries an
 from __future__ import annotations
 
 import concurrent.futures as cf
+import mmap
 import multiprocessing as mp
 import os
 import sys
@@ -82,11 +83,53 @@ class LocalExecutor:
 _WORKER_TASK: tuple | None = None   # (fn, shared) of a pool worker process, set once by its initializer
 
 
+def limit_blas_threads() -> None:
+    """One BLAS/OpenMP thread in this process (threadpoolctl, if installed; else the caller pins
+    BLAS through OPENBLAS_NUM_THREADS etc.): worker processes must not each start a thread per core."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
+def shared_empty(shape) -> np.ndarray:
+    """An uninitialised float64 array in anonymous shared memory: forked workers write into it and
+    the parent sees the values (no copy back)."""
+    size = 1
+    for s in shape:
+        size *= int(s)
+    buf = mmap.mmap(-1, max(size * 8, 8))
+    return np.frombuffer(buf, dtype=np.float64, count=size).reshape(shape)
+
+
+_FORKED: tuple | None = None   # (fn, shared) of fork_map, inherited by its forked workers
+
+
+def _fork_call(item):
+    fn, shared = _FORKED
+    return fn(shared, item)
+
+
+def fork_map(fn: Callable, shared, items: Sequence, workers: int):
+    """``fn(shared, item)`` for each item in ``workers`` forked processes, yielded in completion
+    order. ``shared`` (e.g. a batch job with its input arrays and compiled kernels) is inherited
+    through fork, never pickled; items and results are pickled. Each worker pins BLAS to one
+    thread once, at start. Linux/macOS only (the fork start method)."""
+    global _FORKED
+    if "fork" not in mp.get_all_start_methods():
+        raise RuntimeError("workers > 1 needs the 'fork' start method (Linux or macOS); use workers=1")
+    _FORKED = (fn, shared)
+    try:
+        with mp.get_context("fork").Pool(min(workers, len(items)), initializer=limit_blas_threads) as pool:
+            yield from pool.imap_unordered(_fork_call, items)
+    finally:
+        _FORKED = None
+
+
 def _init_pool_worker(fn: Callable, shared) -> None:
     global _WORKER_TASK
     _WORKER_TASK = (fn, shared)
-    from .batch import limit_blas_threads
-
     limit_blas_threads()
 
 
