@@ -13,7 +13,7 @@ every engine's error is measured on those conditions as max |x - ref| / max(|ref
 this process, with BLAS pinned to one thread. --full adds B = 1e5. --write replaces the
 results section of benchmarks/README.md. The cProfile of one B = 1e4 run is printed at the end.
 Batch rows run with the NumPy operations ("numpy") and/or the compiled C kernels ("C",
-her2sim.ckernels, built once before the timings: the build time is printed on its own line and
+her2sim.solvers.ckernels, built once before the timings: the build time is printed on its own line and
 is not in any cond/s); --fused picks numpy, c or both.
 """
 
@@ -40,9 +40,9 @@ import numpy as np
 import scipy
 
 import her2sim
-import her2sim.certify
-from her2sim.batch import lu_plan, simulate_batch
-from her2sim.ckernels import cpu_kernels
+import her2sim.solvers.certify
+from her2sim.solvers.batch import lu_plan, simulate_batch
+from her2sim.solvers.ckernels import cpu_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 T_EVAL = np.linspace(0.0, 72.0, 73)
@@ -80,7 +80,7 @@ def max_err(states, ref):
 
 def rest_state(net):
     """Drug-free steady state of the nominal model: the common starting point of every engine."""
-    from her2sim.solve import input_free, steady_state
+    from her2sim.solvers.solve import input_free, steady_state
 
     return np.maximum(steady_state(net, net.x0, input_free(net, net.p0)), 0.0)
 
@@ -220,7 +220,7 @@ def main() -> None:
         if kernels is None:
             say("C kernels: not available (see the warning above); NumPy rows only.")
         else:
-            say(f"C kernels (her2sim.ckernels): built in {kernels.compile_s:.1f} s wall, once, before the timings "
+            say(f"C kernels (her2sim.solvers.ckernels): built in {kernels.compile_s:.1f} s wall, once, before the timings "
                 f"(not in any cond/s below); flags: rhs/jac `{kernels.flags['h2_rhs']}`, "
                 f"factor `{kernels.flags['h2_factor']}`, solve `{kernels.flags['h2_solve']}`.")
             variants.append(("C", kernels))
@@ -273,7 +273,7 @@ def main() -> None:
                 continue
             B = sizes[-1]
             label, fused = variants[-1]
-            dt_c, cert = batch_path(net, P_all[:B], rtol, 1, x_rest, method, certify=her2sim.certify.CertifyOptions(),
+            dt_c, cert = batch_path(net, P_all[:B], rtol, 1, x_rest, method, certify=her2sim.solvers.certify.CertifyOptions(),
                                     fused=fused)
             certs.append((f"{method} {label}", rtol, B, dt_c, cert))
     if certs:

@@ -19,7 +19,7 @@ precedes the timings, and the device is synchronised before every clock read. Si
 time exceeds the remaining --budget-s, or whose predicted device memory exceeds the free memory, are
 skipped and listed as such. With CuPy, each size runs twice in the same run: with the fused CUDA
 kernels (``simulate_batch(fused=True)``: one kernel per right-hand side, Jacobian, LU factor and
-LU solve, :mod:`her2sim.fused`) and with the unfused array-API path (``fused=False``); --no-fused
+LU solve, :mod:`her2sim.solvers.fused`) and with the unfused array-API path (``fused=False``); --no-fused
 runs only the latter. Writes bench_gpu.json and bench_gpu.md to --out and prints the table.
 """
 
@@ -41,8 +41,8 @@ import numpy as np
 import scipy
 
 import her2sim
-from her2sim.backend import resolve_backend
-from her2sim.batch import simulate_batch
+from her2sim.solvers.backend import resolve_backend
+from her2sim.solvers.batch import simulate_batch
 from her2sim.errors import InvalidArgument
 from her2sim.validate import MAX_OUTPUT_BYTES
 
@@ -54,7 +54,7 @@ FLOOR = 1e-3  # nM
 
 
 def rest_state(net):
-    from her2sim.solve import input_free, steady_state
+    from her2sim.solvers.solve import input_free, steady_state
 
     return np.maximum(steady_state(net, net.x0, input_free(net, net.p0)), 0.0)
 
@@ -152,7 +152,7 @@ def main() -> int:
                          "her2sim.validate.MAX_OUTPUT_BYTES = 4 GiB: 204,288 here)")
     ap.add_argument("--slab", type=float, default=1e6, help="members integrated together on the device")
     ap.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
-                    help="also run the fused CUDA kernels (her2sim.fused) beside the unfused array-API path, same "
+                    help="also run the fused CUDA kernels (her2sim.solvers.fused) beside the unfused array-API path, same "
                          "sizes, same run (default); --no-fused: the unfused path only")
     args = ap.parse_args()
     clock = time.perf_counter()

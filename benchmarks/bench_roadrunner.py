@@ -8,7 +8,7 @@ What is measured (see /shared/bench/peers.md for the protocol):
   (seeded). Every condition simulates 0-72 h with 73 output times.
 * libRoadRunner loop: ``reset()``, set the parameters, ``simulate(0, 72, 73)`` (CVODE, BDF).
   Its absolute tolerance is set per species to ``atol`` nM (``atol_mode="concentration"``, the
-  same meaning as her2sim's ``atol``; see :func:`her2sim.sbml.roadrunner_concentration_atol`) or
+  same meaning as her2sim's ``atol``; see :func:`her2sim.io.sbml.roadrunner_concentration_atol`) or
   left to roadrunner's own scalar handling (``atol_mode="roadrunner"``: the scalar times each
   species' current amount, i.e. effectively relative).
 * her2sim scipy path: ``simulate(mode="loop", method="LSODA")`` with the analytic Jacobian.
@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from her2sim import ModelSpec, load_model, simulate
-from her2sim.network import Network, compile_network
-from her2sim.solve import steady_state
+from her2sim.model.network import Network, compile_network
+from her2sim.solvers.solve import steady_state
 
 T_END, N_POINTS = 72.0, 73
 REF_RTOL, REF_ATOL = 1e-10, 1e-12
@@ -106,7 +106,7 @@ def prepare(model="default", n: int = 200, seed: int = 0, *, k: int = 8, paramet
         internal units instead (e.g. to reuse another benchmark's conditions).
     n_reference : conditions with a Radau reference. floor : nM, see the module docstring.
     """
-    from her2sim.sbml import export_sbml
+    from her2sim.io.sbml import export_sbml
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     net = compile_network(spec)
@@ -149,7 +149,7 @@ def roadrunner_throughput(model="default", n: int = 200, rtol: float = 1e-6, see
     """
     import roadrunner
 
-    from her2sim.sbml import roadrunner_concentration_atol
+    from her2sim.io.sbml import roadrunner_concentration_atol
 
     setup = setup or prepare(model, n, seed)
     t0 = time.perf_counter()

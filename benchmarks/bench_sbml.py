@@ -34,8 +34,8 @@ def main(argv=None) -> None:
     import roadrunner
 
     import her2sim
-    from her2sim.batch import simulate_batch
-    from her2sim.sbml_import import import_sbml
+    from her2sim.solvers.batch import simulate_batch
+    from her2sim.io.sbml_import import import_sbml
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--end", type=float, default=1799.0)

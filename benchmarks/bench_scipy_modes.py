@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 
 import her2sim  # noqa: E402
-from her2sim.solve import steady_state  # noqa: E402
+from her2sim.solvers.solve import steady_state  # noqa: E402
 
 
 def varied_conditions(net, n: int, seed: int = 0, n_params: int = 8):

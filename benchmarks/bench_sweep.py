@@ -1,4 +1,4 @@
-"""Benchmark chunked sweeps (her2sim.sweep.run_sweep): speed, Dask overhead, memory and accuracy.
+"""Benchmark chunked sweeps (her2sim.sweep.sweep.run_sweep): speed, Dask overhead, memory and accuracy.
 
 Usage:  python benchmarks/bench_sweep.py [--quick] [--sizes 10000,100000] [--rtol 1e-6] [--chunk 2000]
                                          [--chunks 500,1000,5000] [--modes local,dask2,dask1] [--refs 6]
@@ -86,8 +86,8 @@ def _machine_busy_s() -> float:
 
 def child(mode: str, n: int, rtol: float, chunk: int, out: str) -> dict:
     """One run in this (fresh) process; returns timings and peak memory."""
-    from her2sim.sweep import _networks, run_sweep
-    from her2sim.sweep_load import load_sweep_spec
+    from her2sim.sweep.sweep import _networks, run_sweep
+    from her2sim.sweep.load import load_sweep_spec
 
     spec = load_sweep_spec(make_spec(n, rtol, chunk))
     _networks(spec)  # imports and compilation count in the baseline, not in the sweep
@@ -132,7 +132,7 @@ def run_child(mode: str, n: int, rtol: float, chunk: int, keep: Path | None = No
 def accuracy(out: Path, refs: int) -> tuple[dict, float]:
     """Max error per readout of the sweep in ``out`` against Radau rtol 1e-10 on ``refs`` conditions."""
     import her2sim
-    from her2sim.sweep import open_sweep
+    from her2sim.sweep.sweep import open_sweep
 
     ds = open_sweep(out)
     net = her2sim.compile_network(her2sim.load_model("default", drugs=["lapatinib"]))

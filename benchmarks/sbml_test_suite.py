@@ -5,7 +5,7 @@ Usage::
     python benchmarks/sbml_test_suite.py [--engine scipy|batch] [--cases 1-200] [--show-failed]
 
 Each case (``../shared/data/sbml-test-suite/cases/NNNNN``, SBML L3V2) is imported with
-:func:`her2sim.sbml_import.import_sbml` and simulated on the grid of its settings file
+:func:`her2sim.io.sbml_import.import_sbml` and simulated on the grid of its settings file
 (``start``, ``duration``, ``steps``). A case **passes** when every reported value satisfies the
 suite's rule ``|y - expected| <= absolute + relative * |expected|`` (NaN matches NaN, infinities
 match by sign); it is **unsupported** when the import (or the engine) refuses it with
@@ -74,9 +74,9 @@ def _observables(spec, xml_path: Path, settings: dict):
     """Observables of the reported variables: species as amount or concentration as asked."""
     import libsbml
 
-    from her2sim import expr as ex
-    from her2sim.spec import Observable
-    from her2sim.sbml_import import name_map
+    from her2sim.model import expr as ex
+    from her2sim.model.spec import Observable
+    from her2sim.io.sbml_import import name_map
 
     model = libsbml.readSBMLFromFile(str(xml_path)).getModel()
     names = name_map(spec)
@@ -100,7 +100,7 @@ def _observables(spec, xml_path: Path, settings: dict):
 def simulate_case(xml_path: Path, settings: dict, engine: str = "scipy") -> np.ndarray:
     """(T, n_variables) values of the reported variables on the settings' grid."""
     import her2sim
-    from her2sim.sbml_import import import_sbml
+    from her2sim.io.sbml_import import import_sbml
 
     spec = import_sbml(xml_path)
     spec = replace(spec, observables=_observables(spec, xml_path, settings))
@@ -109,7 +109,7 @@ def simulate_case(xml_path: Path, settings: dict, engine: str = "scipy") -> np.n
     if engine == "scipy":
         res = her2sim.simulate(spec, time=end, t_eval=grid, rtol=RTOL, atol=ATOL, method="LSODA")
         return res.observables[0]
-    from her2sim.batch import simulate_batch
+    from her2sim.solvers.batch import simulate_batch
 
     net = her2sim.compile_network(spec)
     out = simulate_batch(net, t_eval=grid, t_span=(0.0, end), rtol=RTOL, atol=ATOL)

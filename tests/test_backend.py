@@ -1,4 +1,4 @@
-"""The array backends of the batch path (her2sim.backend, her2sim.batch_xp, ArrayLU, the array-API
+"""The array backends of the batch path (her2sim.solvers.backend, her2sim.solvers.batch_xp, ArrayLU, the array-API
 code generator), run on CPU with array-api-strict: the reference implementation of the array API
 standard, which rejects any call outside the standard (NumPy-only functions, implicit trailing
 axes, NumPy scalars mixed with arrays, integer-array setitem). The same code runs on CuPy."""
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from her2sim import compile_network, load_model
-from her2sim import expr as ex
-from her2sim.backend import BACKENDS, resolve_backend
-from her2sim.batch import simulate_batch
-from her2sim.codegen import Dag
+from her2sim.model import expr as ex
+from her2sim.solvers.backend import BACKENDS, resolve_backend
+from her2sim.solvers.batch import simulate_batch
+from her2sim.model.codegen import Dag
 from her2sim.errors import InvalidArgument
-from her2sim.sparse_lu import symbolic_lu
+from her2sim.solvers.sparse_lu import symbolic_lu
 
 xp = pytest.importorskip("array_api_strict")
 MODELS = Path(__file__).parent / "models"

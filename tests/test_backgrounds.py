@@ -10,8 +10,8 @@ import pytest
 
 from her2sim import simulate
 from her2sim.errors import UnitError
-from her2sim.load import load_model
-from her2sim.units import to_internal, ureg
+from her2sim.model.load import load_model
+from her2sim.model.units import to_internal, ureg
 
 # cell_lines.csv: doubling_time_h (Cellosaurus via yuezheli/ADC-archives; MCF-7 via PMID 6871841)
 # and her2_receptors_per_cell (BT-474 HERmark flow 499,795; SK-BR-3 1.6e6; HCC1954 1.88e6)

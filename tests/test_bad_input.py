@@ -81,15 +81,15 @@ def test_simulate_rejects(kwargs, error, named):
 
 # ----------------------------------------------------------------------------- batch path and screens
 def _batch(**kwargs):
-    from her2sim.batch import simulate_batch
-    from her2sim.load import load_model
-    from her2sim.network import compile_network
+    from her2sim.solvers.batch import simulate_batch
+    from her2sim.model.load import load_model
+    from her2sim.model.network import compile_network
 
     return simulate_batch(compile_network(load_model(DECAY)), t_eval=[0.0, 1.0], **kwargs)
 
 
 def _screen(**kwargs):
-    from her2sim.screen import dose_response
+    from her2sim.screen.screen import dose_response
 
     return dose_response(PRODUCT, "screen_a", [0, 10], "R@1h", time="1 h", **kwargs)
 
@@ -130,14 +130,14 @@ def _sweep_spec(tmp_path, doses: str) -> Path:
 
 
 def test_sweep_axis_over_the_limit_is_named_before_allocation(tmp_path):
-    from her2sim.sweep_load import load_sweep_spec
+    from her2sim.sweep.load import load_sweep_spec
 
     with pytest.raises(ModelFileError, match=r"num = 1,000,000,000 values.*limit"):
         load_sweep_spec(_sweep_spec(tmp_path, '{ start = "1 nM", stop = "1 uM", num = 1000000000, scale = "log" }'))
 
 
 def test_sweep_conditions_over_the_limit_say_how_big_and_how_to_split(tmp_path):
-    from her2sim.sweep_load import load_sweep_spec
+    from her2sim.sweep.load import load_sweep_spec
 
     spec = SWEEP.replace("{DOSES}", '{ start = "1 nM", stop = "1 uM", num = 100000, scale = "log" }')
     spec += '[drugs.screen_b]\ndoses = { start = "1 nM", stop = "1 uM", num = 100000, scale = "log" }\n'
@@ -153,7 +153,7 @@ def test_sweep_conditions_over_the_limit_say_how_big_and_how_to_split(tmp_path):
     ({"scheduler": "threads"}, SchedulerError, "scheduler"),
 ], ids=["chunk-zero", "chunk-huge", "scheduler"])
 def test_run_sweep_rejects_arguments_before_writing(tmp_path, kwargs, error, named):
-    from her2sim.sweep import run_sweep
+    from her2sim.sweep.sweep import run_sweep
 
     out = tmp_path / "out"
     with pytest.raises(error, match=named):
@@ -162,7 +162,7 @@ def test_run_sweep_rejects_arguments_before_writing(tmp_path, kwargs, error, nam
 
 
 def test_run_sweep_output_that_is_a_file(tmp_path):
-    from her2sim.sweep import SweepDirectoryError, run_sweep
+    from her2sim.sweep.sweep import SweepDirectoryError, run_sweep
 
     f = tmp_path / "taken"
     f.write_text("x")
@@ -280,7 +280,7 @@ MODEL_CASES = [
 
 @pytest.mark.parametrize("change, entry, reason", [c[1:] for c in MODEL_CASES], ids=[c[0] for c in MODEL_CASES])
 def test_bad_model_files_are_rejected_by_check_and_at_load(tmp_path, change, entry, reason):
-    from her2sim.load import check_file, load_model
+    from her2sim.model.load import check_file, load_model
 
     assert change[0] in BASE
     p = tmp_path / "m.toml"
@@ -292,7 +292,7 @@ def test_bad_model_files_are_rejected_by_check_and_at_load(tmp_path, change, ent
 
 
 def test_oversize_model_file_is_rejected_without_reading_it_all(tmp_path):
-    from her2sim.load import MAX_FILE_BYTES, load_model
+    from her2sim.model.load import MAX_FILE_BYTES, load_model
 
     p = tmp_path / "big.toml"
     p.write_text(BASE + "# padding\n" * (MAX_FILE_BYTES // 10 + 1))
@@ -301,7 +301,7 @@ def test_oversize_model_file_is_rejected_without_reading_it_all(tmp_path):
 
 
 def test_negative_molecular_weight_is_rejected(tmp_path):
-    from her2sim.load import check_file
+    from her2sim.model.load import check_file
 
     drug = tmp_path / "drugs" / "neg.toml"
     drug.parent.mkdir()
@@ -324,7 +324,7 @@ def test_negative_molecular_weight_is_rejected(tmp_path):
 
 
 def test_expression_limits_are_generous_for_real_models():
-    from her2sim import expr
+    from her2sim.model import expr
 
     expr.parse(" + ".join(f"k{i} * A{i}" for i in range(200)))  # 200 terms: fine (Chen 2009's PEtab observable has 182)
     with pytest.raises(ExpressionError, match="nested"):

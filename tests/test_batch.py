@@ -14,9 +14,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from her2sim import Her2simError, compile_network, load_model
-from her2sim.batch import STATUS_CODES, TABLEAUS, BatchResult, breakpoints_from_conditions, simulate_batch
-from her2sim.load import models_dir
-from her2sim.solve import Condition
+from her2sim.solvers.batch import STATUS_CODES, TABLEAUS, BatchResult, breakpoints_from_conditions, simulate_batch
+from her2sim.model.load import models_dir
+from her2sim.solvers.solve import Condition
 
 MODELS = Path(__file__).parent / "models"
 TEST_MODELS = sorted(MODELS.glob("*.toml"))
@@ -260,7 +260,7 @@ def test_workers_give_the_same_answer_as_one_process():
 def test_slabs_of_the_batch_give_the_same_answer(monkeypatch):
     """Members are integrated in slabs of at most batch.SLAB (in one process, or handed to the
     workers one slab at a time); the split does not change any member's result."""
-    from her2sim import batch as batch_module
+    from her2sim.solvers import batch as batch_module
 
     net = net_of(MODELS / "batch_chain.toml")
     P = varied_parameters(net, 7, seed=3)

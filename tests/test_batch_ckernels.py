@@ -1,4 +1,4 @@
-"""The compiled C kernels of the NumPy batch integrator (her2sim.ckernels): built with the system C
+"""The compiled C kernels of the NumPy batch integrator (her2sim.solvers.ckernels): built with the system C
 compiler, checked against NumPy, used by simulate_batch(fused=...), with a one-line fallback."""
 
 import glob
@@ -12,14 +12,14 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from her2sim import compile_network, load_model
-from her2sim import batch as batch_module
-from her2sim import ckernels
-from her2sim import expr as ex
-from her2sim.batch import breakpoints_from_conditions, lu_plan, simulate_batch
-from her2sim.codegen import Dag
-from her2sim.codegen_c import SIMD_FUNCTIONS, expression_body
+from her2sim.solvers import batch as batch_module
+from her2sim.solvers import ckernels
+from her2sim.model import expr as ex
+from her2sim.solvers.batch import breakpoints_from_conditions, lu_plan, simulate_batch
+from her2sim.model.codegen import Dag
+from her2sim.solvers.codegen_c import SIMD_FUNCTIONS, expression_body
 from her2sim.errors import InvalidArgument
-from her2sim.solve import Condition
+from her2sim.solvers.solve import Condition
 
 MODELS = Path(__file__).parent / "models"
 needs_cc = pytest.mark.skipif(ckernels.find_compiler() is None, reason="no C compiler (cc/gcc) on PATH")

@@ -1,4 +1,4 @@
-"""The accuracy certificate of every batch (her2sim.certify): it measures the batch's real error,
+"""The accuracy certificate of every batch (her2sim.solvers.certify): it measures the batch's real error,
 it catches an inaccurate run, and it checks only the sample it says it checks."""
 
 import math
@@ -9,9 +9,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from her2sim import compile_network, load_model
-from her2sim.batch import breakpoints_from_conditions, simulate_batch
-from her2sim.certify import CertifyOptions, sample_members
-from her2sim.solve import Condition
+from her2sim.solvers.batch import breakpoints_from_conditions, simulate_batch
+from her2sim.solvers.certify import CertifyOptions, sample_members
+from her2sim.solvers.solve import Condition
 
 MODELS = Path(__file__).parent / "models"
 FLOOR = 1e-3  # nM, the certificate's default floor

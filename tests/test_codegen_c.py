@@ -1,4 +1,4 @@
-"""The C emitter (her2sim.codegen_c) and the fused operations (her2sim.fused), tested on CPU: the
+"""The C emitter (her2sim.solvers.codegen_c) and the fused operations (her2sim.solvers.fused), tested on CPU: the
 emitted C is compiled with the system C compiler into a shared library (ctypes), one loop
 iteration per member with the same (rows, B) layout the CUDA kernels use, and compared with the
 NumPy path. The CuPy glue itself needs a GPU (benchmarks/bench_gpu.py runs it); its fallback is
@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 from her2sim import compile_network, load_model
-from her2sim import expr as ex
-from her2sim import fused
-from her2sim.backend import Backend, resolve_backend
-from her2sim.batch import lu_plan, simulate_batch
-from her2sim.batch_xp import integrate_array
-from her2sim.codegen import Dag
-from her2sim.codegen_c import FUNCTION_NAMES, HELPERS, c_library, c_number, cuda_source, expression_body, kernel_source
+from her2sim.model import expr as ex
+from her2sim.solvers import fused
+from her2sim.solvers.backend import Backend, resolve_backend
+from her2sim.solvers.batch import lu_plan, simulate_batch
+from her2sim.solvers.batch_xp import integrate_array
+from her2sim.model.codegen import Dag
+from her2sim.solvers.codegen_c import FUNCTION_NAMES, HELPERS, c_library, c_number, cuda_source, expression_body, kernel_source
 from her2sim.errors import ExpressionError, InvalidArgument
-from her2sim.tableaus import TABLEAUS
+from her2sim.solvers.tableaus import TABLEAUS
 
 MODELS = Path(__file__).parent / "models"
 CC = shutil.which("cc") or shutil.which("gcc")
@@ -282,7 +282,7 @@ extern "C" void launch_{name}(unsigned grid, unsigned block, const double *a, co
 
 
 class FakeCupy:
-    """Just enough of CuPy for her2sim.fused.CupyOps, on NumPy arrays: RawModule compiles the CUDA
+    """Just enough of CuPy for her2sim.solvers.fused.CupyOps, on NumPy arrays: RawModule compiles the CUDA
     source as C++ with the shim above; a kernel call runs the launcher over its grid."""
 
     float64 = np.float64
@@ -320,7 +320,7 @@ class FakeCupy:
 def test_cuda_source_and_cupy_glue(monkeypatch, tmp_path):
     """The CUDA kernels (compiled as C++ against a shim of blockIdx/threadIdx, every thread of the
     grid run in turn, including the out-of-range threads of the last block) driven by
-    her2sim.fused.CupyOps through a fake CuPy: the integrator takes the same steps as unfused."""
+    her2sim.solvers.fused.CupyOps through a fake CuPy: the integrator takes the same steps as unfused."""
     fake = FakeCupy(tmp_path)
     monkeypatch.setitem(sys.modules, "cupy", fake)
     net = network("binding.toml")

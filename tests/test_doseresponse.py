@@ -1,4 +1,4 @@
-"""Tests for her2sim.doseresponse: 4PL curve and fit, IC50, Emax, GR metrics, input checks."""
+"""Tests for her2sim.screen.doseresponse: 4PL curve and fit, IC50, Emax, GR metrics, input checks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from her2sim import doseresponse as dr
+from her2sim.screen import doseresponse as dr
 
 DOSES = np.r_[0.0, np.geomspace(1e-2, 1e2, 11)]
 

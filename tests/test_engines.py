@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from her2sim import compile_network, load_model, simulate
-from her2sim.engines import SolverOptions, integrate, parameters_over_time
+from her2sim.solvers.engines import SolverOptions, integrate, parameters_over_time
 from her2sim.errors import IntegrationError, InvalidArgument
-from her2sim.status import Status
+from her2sim.solvers.status import Status
 
 MODELS = Path(__file__).parent / "models"
 TIGHT = {"rtol": 1e-9, "atol": 1e-12}
@@ -98,7 +98,7 @@ def test_solver_options_are_checked_before_any_work(binding):
         SolverOptions(rtol=2.0)
     with pytest.raises(InvalidArgument, match="max_steps"):
         SolverOptions(max_steps=0)
-    with pytest.raises(InvalidArgument, match="options must be a her2sim.engines.SolverOptions"):
+    with pytest.raises(InvalidArgument, match="options must be a her2sim.solvers.engines.SolverOptions"):
         integrate(binding, binding.x0, binding.p0, [0.0, 1.0], None, {"rtol": 1e-6})
     with pytest.raises(InvalidArgument, match="X0 must be"):
         integrate(binding, np.ones(3), binding.p0, [0.0, 1.0])

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import her2sim
-from her2sim.batch import STATUS_CODES
+from her2sim.solvers.batch import STATUS_CODES
 from her2sim.experiments import (
     READOUT_KINDS,
     Condition,
@@ -33,9 +33,9 @@ from her2sim.experiments import (
     run_conditions,
     screen_label,
 )
-from her2sim.status import Status
+from her2sim.solvers.status import Status
 from her2sim.experiments.readouts import window_grid, window_value
-from her2sim.solve import make_condition
+from her2sim.solvers.solve import make_condition
 
 MODELS = Path(__file__).parent / "models"
 PRODUCT = MODELS / "screen_product.toml"
@@ -148,7 +148,7 @@ def test_one_status_vocabulary_agrees_with_the_batch_integrator():
         assert Status(code).label == name
     assert Status.OK.is_successful and not Status.DIVERGED.is_successful
     assert [screen_label(c) for c in (0, 1, 5, 6, 10)] == ["ok", "failed", "failed", "not_steady", "failed"]
-    from her2sim.sweep_store import STATUS_CODES as SWEEP_CODES
+    from her2sim.sweep.store import STATUS_CODES as SWEEP_CODES
 
     assert SWEEP_CODES == {int(o): o.label for o in Status if int(o) <= 9}  # sweep files keep their integers
 
@@ -156,10 +156,10 @@ def test_one_status_vocabulary_agrees_with_the_batch_integrator():
 def test_the_old_status_names_are_one_type_with_a_deprecation_warning():
     """result.Status (was a dataclass 'ok'/'failed') and experiments.Outcome (an IntEnum) are one type."""
     import her2sim.experiments as ex
-    from her2sim.result import Status as ResultStatus
+    from her2sim.solvers.result import Status as ResultStatus
 
     assert ResultStatus is Status and her2sim.Status is Status
-    with pytest.warns(DeprecationWarning, match="use her2sim.status.Status"):
+    with pytest.warns(DeprecationWarning, match="use her2sim.solvers.status.Status"):
         assert ex.Outcome is Status
     with pytest.warns(DeprecationWarning, match="STATUS_NAMES"):
         assert ex.OUTCOME_NAMES == {int(s): s.label for s in Status}
@@ -169,8 +169,8 @@ def test_the_old_status_names_are_one_type_with_a_deprecation_warning():
 
 
 def test_a_result_carries_one_status_and_a_message_per_member():
-    from her2sim.result import Result
-    from her2sim.status import StatusMessage, status_message
+    from her2sim.solvers.result import Result
+    from her2sim.solvers.status import StatusMessage, status_message
 
     shape = np.zeros((2, 1, 1))
     r = Result(np.zeros(1), shape, shape, ("X",), ("X",), ("nM",), (), (Status.OK, 3))
@@ -194,7 +194,7 @@ def test_editing_a_network_changes_the_rest_state_cache_key():
         dataclasses.replace(p, value=2.0) if p.name == "kU" else p for p in spec.parameters))
     law = spec.reactions[[r.name for r in spec.reactions].index("make_U")]
     edited_law = dataclasses.replace(spec, reactions=tuple(
-        dataclasses.replace(r, rate=her2sim.expr.parse("2 * kU")) if r is law else r for r in spec.reactions))
+        dataclasses.replace(r, rate=her2sim.model.expr.parse("2 * kU")) if r is law else r for r in spec.reactions))
     digests = {network_digest(her2sim.compile_network(s)) for s in (spec, edited_value, edited_law)}
     assert len(digests) == 3
     # the cache never hands the edited network the old network's rest state
@@ -307,7 +307,7 @@ def test_bad_arguments_are_refused_before_any_work(net):
 def test_each_background_is_normalised_by_its_own_untreated_control(tmp_path):
     """A background that halves V's synthesis: R's control differs, but the fraction unaffected of
     R by drug B (which divides V's synthesis) is the same in both backgrounds."""
-    from her2sim.screen import dose_response
+    from her2sim.screen.screen import dose_response
 
     shutil.copytree(MODELS, tmp_path / "models")
     (tmp_path / "models" / "variants").mkdir()
@@ -327,7 +327,7 @@ def test_each_background_is_normalised_by_its_own_untreated_control(tmp_path):
 def test_relative_sweep_parameters_scale_the_nominal_value(tmp_path):
     """dV is 0.5 1/h: relative factors f give dV = 0.5 f, so the rest state V = kV / dV = 1 / f
     (absolute values f would give 0.5 / f)."""
-    from her2sim.sweep import open_sweep, run_sweep
+    from her2sim.sweep.sweep import open_sweep, run_sweep
 
     spec = tmp_path / "rel.toml"
     spec.write_text(f'[sweep]\nname = "rel"\nmodel = "{PRODUCT}"\ntime = "2 h"\nreadouts = ["rest:V", "V@2h"]\n\n'

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from her2sim import expr as ex
+from her2sim.model import expr as ex
 from her2sim.errors import ExpressionError, UnitError
-from her2sim.units import Quantity
+from her2sim.model.units import Quantity
 
 REJECTED = [
     ("import", "__import__('os').system('rm -rf /')", "'__'"),
@@ -151,7 +151,7 @@ def test_sbml_math_derivatives_equal_central_differences(text, a, b, K):
 ])
 @pytest.mark.parametrize("a, b", [(0.5, 2.0), (2.0, 0.5), (2.0, 2.0), (4.0, 3.5)])
 def test_sbml_math_scalar_and_array_evaluators_agree_with_python(text, expected, a, b):
-    from her2sim.codegen import Dag
+    from her2sim.model.codegen import Dag
 
     node = ex.simplify(ex.expand(ex.parse(text)))
     idx = {"a": 0, "b": 1}

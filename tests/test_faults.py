@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from her2sim.atomic import TMP_MARK, atomic_path, atomic_write_text, clean_stale
+from her2sim.io.atomic import TMP_MARK, atomic_path, atomic_write_text, clean_stale
 from her2sim.cli import main
 from her2sim.errors import OutputError
 
@@ -166,7 +166,7 @@ SWEEP = textwrap.dedent(f"""
 
 @pytest.fixture(scope="module")
 def sweep_reference(tmp_path_factory):
-    from her2sim.sweep import open_sweep, run_sweep
+    from her2sim.sweep.sweep import open_sweep, run_sweep
 
     folder = tmp_path_factory.mktemp("reference")
     (folder / "spec.toml").write_text(SWEEP)
@@ -188,7 +188,7 @@ def _wait_for_chunks(out: Path, n: int, proc, timeout: float = 120) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["sigint", "sigterm", "kill-9"])
 def test_a_signalled_sweep_resumes_to_the_same_result(sig, sweep_reference, tmp_path):
-    from her2sim.sweep import open_sweep, read_manifest
+    from her2sim.sweep.sweep import open_sweep, read_manifest
 
     spec, reference = sweep_reference
     out = tmp_path / "out"
@@ -214,8 +214,8 @@ def test_a_signalled_sweep_resumes_to_the_same_result(sig, sweep_reference, tmp_
 
 
 def test_damaged_chunk_and_manifest_are_named_and_rerun_on_resume(sweep_reference, tmp_path, capsys):
-    from her2sim.sweep import open_sweep, run_sweep
-    from her2sim.sweep_store import DamagedManifestError, read_manifest
+    from her2sim.sweep.sweep import open_sweep, run_sweep
+    from her2sim.sweep.store import DamagedManifestError, read_manifest
 
     spec, reference = sweep_reference
     out = tmp_path / "out"
@@ -234,7 +234,7 @@ def test_damaged_chunk_and_manifest_are_named_and_rerun_on_resume(sweep_referenc
 
 
 def test_damaged_samples_file_is_written_again_on_resume(tmp_path, capsys):
-    from her2sim.sweep import open_sweep, run_sweep
+    from her2sim.sweep.sweep import open_sweep, run_sweep
 
     spec = tmp_path / "spec.toml"
     spec.write_text(SWEEP + textwrap.dedent("""

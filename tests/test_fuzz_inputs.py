@@ -76,7 +76,7 @@ def model_files(draw) -> str:
 
 def _load_and_run(text: str) -> None:
     from her2sim import simulate
-    from her2sim.load import check_file, load_model
+    from her2sim.model.load import check_file, load_model
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "m.toml"
@@ -242,7 +242,8 @@ def trial_and_sweep_command_lines(draw) -> list[str]:
 
 def _run_options_cleanly(argv: list[str], monkeypatch, capsys) -> None:
     """The options layer only: the (minutes-long) work is replaced by a stub that checks what it got."""
-    from her2sim import cli, sweep
+    from her2sim import cli
+    from her2sim.sweep import sweep
     from her2sim.trial import scaleout
 
     calls = []

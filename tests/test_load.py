@@ -7,7 +7,7 @@ import pytest
 
 from her2sim import load_model
 from her2sim.errors import ModelFileError, UnknownNameError
-from her2sim.load import check_file
+from her2sim.model.load import check_file
 
 VALID = """
 [model]

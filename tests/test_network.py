@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from her2sim import compile_network, load_model
-from her2sim.load import list_bundled, models_dir
-from her2sim.network import conservation_laws, describe_conservation
+from her2sim.model.load import list_bundled, models_dir
+from her2sim.model.network import conservation_laws, describe_conservation
 
 TEST_MODELS = sorted((Path(__file__).parent / "models").glob("*.toml"))
 

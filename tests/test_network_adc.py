@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from her2sim import simulate
-from her2sim.units import to_internal, ureg
+from her2sim.model.units import to_internal, ureg
 
 IN_VITRO = {"NK_activity": 0}
 

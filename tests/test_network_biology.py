@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from her2sim.load import load_model, models_dir
-from her2sim.network import compile_network
-from her2sim.solve import simulate, steady_state
+from her2sim.model.load import load_model, models_dir
+from her2sim.model.network import compile_network
+from her2sim.solvers.solve import simulate, steady_state
 
 REQUIRED = ["pEGFR", "pHER2", "pHER3", "HER3_total", "pAKT", "pERK", "pS6", "ER_activity", "pRb",
             "proliferation_rate", "apoptosis_rate", "viable_cells"]

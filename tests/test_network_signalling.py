@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from her2sim.load import load_model
-from her2sim.network import compile_network
-from her2sim.solve import simulate, steady_state
+from her2sim.model.load import load_model
+from her2sim.model.network import compile_network
+from her2sim.solvers.solve import simulate, steady_state
 
 IN_VITRO = {"NK_activity": 0}
 
@@ -226,8 +226,8 @@ def test_signed_edges_of_the_network(rest, edge):
 
 
 def _nodes(node):
-    """Every sub-node of an expression tree (her2sim.expr nodes)."""
-    from her2sim import expr as ex
+    """Every sub-node of an expression tree (her2sim.model.expr nodes)."""
+    from her2sim.model import expr as ex
 
     yield node
     if isinstance(node, ex.Call):
@@ -249,7 +249,7 @@ def negative_feedbacks(spec) -> list[tuple[str, str, str]]:
     model's expressions and rate laws that scales a reaction producing ``target`` while ``target``
     reaches the regulator again through the reaction graph (a closed loop), read from the model
     files as data."""
-    from her2sim import expr as ex
+    from her2sim.model import expr as ex
 
     exprs = {e.name: e.node for e in spec.expressions}
     species = {s.name for s in spec.species}

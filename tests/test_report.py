@@ -1,13 +1,13 @@
 """The generated parameter table is current and no parameter lacks a value, unit and source."""
 
 from her2sim import load_model
-from her2sim.load import list_bundled, models_dir
-from her2sim.report import parameters_markdown
+from her2sim.model.load import list_bundled, models_dir
+from her2sim.model.report import parameters_markdown
 
 
 def test_parameter_table_file_is_current():
     committed = (models_dir() / "parameters.md").read_text()
-    assert committed == parameters_markdown(), ("regenerate with: python -c \"from her2sim.report import parameters_markdown as m; "
+    assert committed == parameters_markdown(), ("regenerate with: python -c \"from her2sim.model.report import parameters_markdown as m; "
                                                    "open('models/parameters.md', 'w').write(m())\"")
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from her2sim import expr as ex
+from her2sim.model import expr as ex
 from her2sim import load_model, simulate
 from her2sim.errors import Her2simError, OptionalDependencyError, UnknownNameError
-from her2sim.sbml import (
+from her2sim.io.sbml import (
     SBMLExportError,
     export_model_sbml,
     export_sbml,
@@ -317,8 +317,8 @@ def test_missing_libsbml_raises_optional_dependency_error(test_models, tmp_path,
 
 @needs_libsbml
 def test_export_model_sbml_preequilibrates_and_sets_doses(rich_model, tmp_path):
-    from her2sim.network import compile_network
-    from her2sim.solve import steady_state
+    from her2sim.model.network import compile_network
+    from her2sim.solvers.solve import steady_state
 
     path = export_model_sbml(rich_model, tmp_path / "rich.xml", drugs=["drugx=0.1 uM"])
     model_doc = read(path)
@@ -349,8 +349,8 @@ def test_default_model_exports_valid_sbml(tmp_path):
 
 @needs_libsbml
 def test_default_model_with_every_bundled_drug_and_each_variant_validates():
-    from her2sim.load import models_dir
-    from her2sim.sbml import sbml_document
+    from her2sim.model.load import models_dir
+    from her2sim.io.sbml import sbml_document
 
     default_spec()
     root = models_dir()

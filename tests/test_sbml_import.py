@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import her2sim
-from her2sim import expr as ex
+from her2sim.model import expr as ex
 from her2sim.errors import Her2simError, SBMLImportError, UnsupportedSBMLError
-from her2sim.spec import Observable
+from her2sim.model.spec import Observable
 
 libsbml = pytest.importorskip("libsbml", reason="python-libsbml is not installed (pip install 'her2sim[sbml]')")
-from her2sim.sbml_import import import_sbml, name_map  # noqa: E402
+from her2sim.io.sbml_import import import_sbml, name_map  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECEPTOR = ROOT / "tests" / "models" / "sbml" / "receptor.xml"
@@ -68,7 +68,7 @@ def test_amount_and_concentration_semantics_match_the_closed_form():
 
 
 def test_both_engines_agree_on_an_imported_model():
-    from her2sim.batch import simulate_batch
+    from her2sim.solvers.batch import simulate_batch
 
     net = her2sim.compile_network(import_sbml(TWO_COMPARTMENTS))
     t = np.linspace(0, 3, 7)
@@ -210,7 +210,7 @@ def test_load_model_cli_check_and_simulate_accept_sbml(tmp_path):
 
 
 def test_dose_response_screen_on_an_sbml_model_on_both_engines():
-    from her2sim.screen import dose_response
+    from her2sim.screen.screen import dose_response
 
     by_engine = [dose_response(str(RECEPTOR), "L", [0.1, 1, 10, 100], "R@24h", engine=e, rtol=1e-8, atol=1e-10)
                  for e in ("scipy", "batch")]
@@ -252,7 +252,7 @@ def _dosing_closed_form(t, t_dose=2.0, dose=3.0):
 
 @pytest.mark.parametrize("engine", ["scipy", "batch"])
 def test_timed_events_apply_state_and_parameter_assignments_on_both_engines(engine):
-    from her2sim.batch import simulate_batch
+    from her2sim.solvers.batch import simulate_batch
 
     spec = import_sbml(DOSING)
     spec = replace(spec, observables=spec.observables + (Observable("k_now", ex.Sym("k"), "k", ""),))
@@ -284,7 +284,7 @@ def test_event_times_follow_the_parameters_per_condition():
 @pytest.mark.parametrize("model, drug", [("tests/models/binding.toml", None), ("default", ("lapatinib", 300.0))],
                          ids=["binding", "default-lapatinib"])
 def test_round_trip_toml_export_import_gives_the_same_trajectories(model, drug, tmp_path):
-    from her2sim.sbml import export_model_sbml
+    from her2sim.io.sbml import export_model_sbml
 
     path = export_model_sbml(str(ROOT / model) if model.endswith(".toml") else model, tmp_path / "m.xml",
                              drugs=[drug[0]] if drug else (), preequilibrated=True)
@@ -349,7 +349,7 @@ def test_every_suite_case_passes_or_is_refused(engine, every):
 @pytest.mark.slow
 def test_chen_2009_on_both_engines_matches_libroadrunner():
     roadrunner = pytest.importorskip("roadrunner", reason="libroadrunner is not installed")
-    from her2sim.batch import simulate_batch
+    from her2sim.solvers.batch import simulate_batch
 
     net = her2sim.compile_network(import_sbml(CHEN))
     assert net.n_species == 501 and len(net.reaction_names) == 828  # 500 species + model time

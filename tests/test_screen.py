@@ -1,4 +1,4 @@
-"""Tests for her2sim.screen (dose-response / dose-matrix screens) and her2sim.screen_plots.
+"""Tests for her2sim.screen.screen (dose-response / dose-matrix screens) and her2sim.screen.plots.
 
 Closed forms come from tests/models/screen_product.toml: U and V are made at constant rates
 divided by (1 + a/Ka) and (1 + (b/Kb)^2) and lost first-order, and R = U * V, so the fraction
@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 
 from her2sim import UnitError, UnknownNameError
-from her2sim.screen import (
+from her2sim.screen.screen import (
     Readout,
     ScreenInputError,
     dose_matrix,
@@ -26,7 +26,7 @@ from her2sim.screen import (
     single_agent_metrics,
     synergy_scores,
 )
-from her2sim.screen_cli import add_screen_parser, run_screen_cli
+from her2sim.screen.cli import add_screen_parser, run_screen_cli
 
 IN_VITRO = {"NK_activity": 0}
 KA, KB = 10.0, 30.0  # screen_a_Ka, screen_b_Kb in the test drugs
@@ -249,7 +249,7 @@ def test_batch_engine_agrees_with_scipy(product_model, product_matrix):
 def test_plots_write_files(tmp_path, product_model, product_matrix):
     import matplotlib.pyplot as plt
 
-    from her2sim import screen_plots as sp
+    from her2sim.screen import plots as sp
 
     scores = synergy_scores(product_matrix)
     curve = dose_response(product_model, "screen_a", [3, 30, 300], "R@24h", backgrounds=[[]])
@@ -300,7 +300,7 @@ def test_loewe_and_ci_carry_a_warning_when_a_drug_plateaus_below_full_effect():
     s = synergy_scores(ds)
     assert s.fitted_emax_A.item() < 0.9
     assert "read Bliss and HSA" in s.plateau_warning.item() and "trastuzumab" in s.attrs["reference_model_warning"]
-    from her2sim.screen import format_synergy_table
+    from her2sim.screen.screen import format_synergy_table
 
     assert "warning: wild_type: fitted Emax below 90%" in format_synergy_table(s)
     assert "plateau_warning" not in synergy_scores(ds, ("hsa", "bliss"), combination_index=False)

@@ -8,7 +8,7 @@ from scipy.special import lambertw
 
 from her2sim import IntegrationError, UnitError, compile_network, load_model, simulate
 from her2sim.errors import UnknownNameError
-from her2sim.network import conserved_totals
+from her2sim.model.network import conserved_totals
 
 TIGHT = {"rtol": 1e-10, "atol": 1e-12, "preequilibrate": False}
 
@@ -68,7 +68,7 @@ def test_mass_action_enzyme_approaches_quasi_steady_state(test_models):
 def test_conservation_and_non_negativity_along_trajectories(test_models, A, B, C, kon, koff):
     net = compile_network(load_model(test_models / "binding.toml"))
     x0 = np.array([A, B, C, 5.0])
-    from her2sim.scipy_engine import _solve_one
+    from her2sim.solvers.scipy_engine import _solve_one
 
     p = net.parameters_with({"kon": kon, "koff": koff})
     y = _solve_one(net, x0, p, (0, 10), np.linspace(0, 10, 21), "LSODA", 1e-8, 1e-10)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from her2sim import compile_network, load_model
-from her2sim.sparse_lu import GROUPINGS, ORDERINGS, symbolic_lu
+from her2sim.solvers.sparse_lu import GROUPINGS, ORDERINGS, symbolic_lu
 
 MODELS = sorted((Path(__file__).parent / "models").glob("*.toml"))
 _NETS = {}

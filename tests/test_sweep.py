@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import her2sim
-from her2sim import sweep as sw
-from her2sim import sweep_store
-from her2sim.sweep import (STATUS_CODES, ChunkOutput, SweepDirectoryError, open_sweep, run_sweep, sobol_indices)
-from her2sim.sweep_load import load_sweep_spec
+from her2sim.sweep import sweep as sw
+from her2sim.sweep import store as sweep_store
+from her2sim.sweep.sweep import (STATUS_CODES, ChunkOutput, SweepDirectoryError, open_sweep, run_sweep, sobol_indices)
+from her2sim.sweep.load import load_sweep_spec
 
 MODEL = Path(__file__).parent / "models" / "screen_product.toml"
 
@@ -315,7 +315,7 @@ def test_status_codes_are_documented():
 def cli(monkeypatch):
     import her2sim.cli
 
-    monkeypatch.setattr(her2sim.cli, "EXTENSIONS", ("her2sim.sweep_cli",))
+    monkeypatch.setattr(her2sim.cli, "EXTENSIONS", ("her2sim.sweep.cli",))
     return her2sim.cli.main
 
 
@@ -358,7 +358,7 @@ def test_cli_module_imports_nothing_heavy():
         module.add_parser(parser.add_subparsers())
         new = set(sys.modules) - before
         print(sorted(m for m in new if m.split('.')[0] in ('numpy', 'scipy', 'xarray', 'dask', 'distributed')))
-    """) % str(Path(sw.__file__).with_name("sweep_cli.py"))
+    """) % str(Path(sw.__file__).with_name("cli.py"))
     import subprocess
     import sys
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from her2sim.sweep_load import load_sweep_spec
-from her2sim.sweep_spec import SweepSpecError, parse_readout
+from her2sim.sweep.load import load_sweep_spec
+from her2sim.sweep.spec import SweepSpecError, parse_readout
 
 MODEL = Path(__file__).parent / "models" / "screen_product.toml"
 
@@ -163,7 +163,7 @@ def test_readout_grammar(text, kind, target, t0, t1):
 
 
 def test_readouts_share_the_screens_grammar():
-    from her2sim.screen import parse_readout as screen_readout
+    from her2sim.screen.screen import parse_readout as screen_readout
 
     for text in ("pAKT@24h", "mean:pAKT@48h", "auc:pERK", "steady:pAKT", "viable_cells@72h"):
         ours, theirs = parse_readout(text), screen_readout(text)
@@ -267,7 +267,7 @@ def test_enumeration_is_the_same_in_another_process(tmp_path):
     path = write(tmp_path, HUGE)
     code = textwrap.dedent(f"""
         import hashlib, json, numpy as np
-        from her2sim.sweep_load import load_sweep_spec
+        from her2sim.sweep.load import load_sweep_spec
         spec = load_sweep_spec({str(path)!r}, chunk=1000)
         b = spec.block(5_000_000, 5_001_000)
         h = hashlib.sha256(b.doses["screen_a"].tobytes() + b.doses["screen_b"].tobytes()
@@ -286,7 +286,7 @@ def test_enumeration_is_the_same_in_another_process(tmp_path):
 
 
 def test_bundled_example_specs_are_valid():
-    from her2sim.load import models_dir
+    from her2sim.model.load import models_dir
 
     paths = sorted((models_dir() / "sweeps").glob("*.toml"))
     assert paths

@@ -1,4 +1,4 @@
-"""Tests for her2sim.synergy: null surfaces score zero, symmetry, sign, errors, cross-check."""
+"""Tests for her2sim.screen.synergy: null surfaces score zero, symmetry, sign, errors, cross-check."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from her2sim import synergy as sy
-from her2sim.doseresponse import DoseResponseInputError, loglogistic4
+from her2sim.screen import synergy as sy
+from her2sim.screen.doseresponse import DoseResponseInputError, loglogistic4
 
 A = np.r_[0.0, np.geomspace(0.1, 10.0, 6)]
 B = np.r_[0.0, np.geomspace(0.3, 30.0, 7)]

@@ -18,8 +18,8 @@ def table():
 
 def _net_rate(drugs, conc):
     """Independent reference: the network's mean per-capita net rate of the HER2-high cells over 24-72 h."""
-    from her2sim.batch import simulate_batch
-    from her2sim.solve import input_free, steady_state
+    from her2sim.solvers.batch import simulate_batch
+    from her2sim.solvers.solve import input_free, steady_state
     from her2sim.trial.exposure import background_parameters, network_for
     from her2sim.trial.hooks import load_hooks
 
@@ -64,8 +64,8 @@ def test_binding_site_barrier():
 def test_host_parameters_only_change_the_cell_count_equations():
     """The exposure tables re-evaluate CD16A / PD-L1 settings on shared states: valid only if these
     parameters enter no equation but the cell counts'."""
-    from her2sim.load import load_model
-    from her2sim.network import compile_network
+    from her2sim.model.load import load_model
+    from her2sim.model.network import compile_network
 
     net = compile_network(load_model("default", drugs=["trastuzumab", "tdxd"]))
     rng = np.random.default_rng(0)
@@ -84,8 +84,8 @@ def test_host_parameters_only_change_the_cell_count_equations():
 def test_payload_kill_ceilings_only_change_the_cell_count_equations():
     """The bystander reporter run sets the ADC kill ceilings to zero to keep the payload source
     standing: valid only if the ceilings change no payload, uptake or transport equation."""
-    from her2sim.load import load_model
-    from her2sim.network import compile_network
+    from her2sim.model.load import load_model
+    from her2sim.model.network import compile_network
     from her2sim.trial.exposure import kill_parameters
     from her2sim.trial.hooks import load_hooks
 

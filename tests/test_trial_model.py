@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from her2sim.errors import InvalidArgument, ModelFileError
-from her2sim.load import models_dir
+from her2sim.model.load import models_dir
 from her2sim.trial import load_trial, run_trial
 from her2sim.trial.cli import add_parser, handle
 from her2sim.trial.exposure import Background, compute_table

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from her2sim.load import models_dir
+from her2sim.model.load import models_dir
 from her2sim.trial.arms import (WINDOW_ERROR_BOUND, WINDOW_H, TableCache, exposure, exposure_stepped,
                                 plan_arm)
 from her2sim.trial.pk import HourlyPK, PKStepper, load_pk

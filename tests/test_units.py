@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from her2sim.errors import UnitError
-from her2sim.units import convert, parse_quantity, to_internal
+from her2sim.model.units import convert, parse_quantity, to_internal
 
 
 @pytest.mark.parametrize("text, expected", [

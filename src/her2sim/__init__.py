@@ -7,18 +7,21 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .batch import BatchResult, simulate_batch
+from .solvers.batch import BatchResult, simulate_batch
 from .errors import (Her2simError, IntegrationError, ModelFileError, OptionalDependencyError, UnitError,
                      UnknownNameError)
-from .load import check_file, list_bundled, load_model, models_dir
-from .network import Network, compile_network
-from .result import Result, Status
-from .solve import simulate, steady_state
-from .spec import ModelSpec
+from .model.load import check_file, list_bundled, load_model, models_dir
+from .model.network import Network, compile_network
+from .solvers.result import Result, Status
+from .solvers.solve import simulate, steady_state
+from .model.spec import ModelSpec
+from ._compat import install_aliases, old_module
+
+install_aliases()  # the old flat module paths keep working for one release
 
 #: heavier entry points, imported on first use: name -> module
-_LAZY = {"dose_response": "screen", "dose_matrix": "screen", "synergy_scores": "screen",
-         "run_sweep": "sweep", "open_sweep": "sweep", "run_trial": "trial"}
+_LAZY = {"dose_response": "screen.screen", "dose_matrix": "screen.screen", "synergy_scores": "screen.screen",
+         "run_sweep": "sweep.sweep", "open_sweep": "sweep.sweep", "run_trial": "trial"}
 
 
 def __getattr__(name: str):
@@ -26,7 +29,7 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'her2sim' has no attribute {name!r}")
+    return old_module(name)  # an old module path (warns), else AttributeError
 
 
 try:

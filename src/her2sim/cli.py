@@ -11,7 +11,7 @@ from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, Her2simError, exit_code
 
 #: modules that add subcommands: each has ``add_parser(subparsers)`` (cheap imports only) and
 #: sets ``handler`` on its subparser; the handler takes the parsed args and returns an exit code
-EXTENSIONS: tuple[str, ...] = ("her2sim.screen_cli", "her2sim.sweep_cli", "her2sim.trial.cli", "her2sim.fit.cli",
+EXTENSIONS: tuple[str, ...] = ("her2sim.screen.cli", "her2sim.sweep.cli", "her2sim.trial.cli", "her2sim.fit.cli",
                                "her2sim.explore.cli")
 
 DEFAULT_OBSERVE = ("pHER2", "pHER3", "pAKT", "pERK", "pS6", "ER_activity", "pRb", "proliferation_rate",
@@ -209,9 +209,9 @@ def _silence_stdout() -> None:
 
 
 def _simulate(args) -> int:
-    from .atomic import atomic_path
+    from .io.atomic import atomic_path
     from .errors import UnknownNameError
-    from .solve import as_network, simulate
+    from .solvers.solve import as_network, simulate
     from .validate import PLOT_SUFFIXES, check_output_file, check_time, check_tolerances
 
     check_tolerances(args.rtol, args.atol, names=("--rtol", "--atol"))  # every option before any work
@@ -265,7 +265,7 @@ def _simulate(args) -> int:
 
 
 def _models(args) -> int:
-    from .load import list_bundled, load_model
+    from .model.load import list_bundled, load_model
 
     listing = list_bundled()
     for key, items in listing.items():
@@ -282,14 +282,14 @@ def _models(args) -> int:
             if sp.relative:
                 print(f"  {sp.name:<24} [{sp.unit}] {sp.description}")
     if args.parameters:
-        from .report import parameters_markdown
+        from .model.report import parameters_markdown
 
         print(parameters_markdown())
     return 0
 
 
 def _check(args) -> int:
-    from .load import check_file
+    from .model.load import check_file
 
     bad = 0
     for path in args.path:
@@ -305,7 +305,7 @@ def _check(args) -> int:
 
 
 def _drugs(args) -> int:
-    from .load import list_drugs
+    from .model.load import list_drugs
 
     for d in list_drugs():
         cli_name = d.name.lower().replace(" ", "-")
@@ -344,7 +344,7 @@ def _demo(args) -> int:
 
 
 def _export_sbml(args) -> int:
-    from .sbml import export_model_sbml
+    from .io.sbml import export_model_sbml
     from .validate import check_output_file
 
     check_output_file(args.output, "--output", (".xml", ".sbml"))

@@ -65,7 +65,7 @@ class DemoResult:
             object.__setattr__(self, "make_figure", _titled(self.make_figure, self.claim))
 
     def plot(self, path: str | Path) -> Path:
-        from .atomic import atomic_path
+        from .io.atomic import atomic_path
         from .plot import pyplot
 
         plt = pyplot()
@@ -99,7 +99,7 @@ def _titled(make: Callable, claim: str) -> Callable:
 
 # ----------------------------------------------------------------------------- helpers
 def _sim(drugs=None, variants=(), params=None, hours=72.0, events=(), points=None):
-    from .solve import simulate
+    from .solvers.solve import simulate
 
     n = points or int(hours) + 1
     return simulate("default", drugs=drugs, variants=variants, parameters=params, time=f"{hours} h",
@@ -108,7 +108,7 @@ def _sim(drugs=None, variants=(), params=None, hours=72.0, events=(), points=Non
 
 def _batch(conditions, variants=(), params=None, hours=72.0, points=None):
     """One simulate call for many conditions: list of {'drugs':..., 'parameters':...}."""
-    from .solve import simulate
+    from .solvers.solve import simulate
 
     n = points or int(hours) + 1
     return simulate("default", variants=variants, parameters=params, time=f"{hours} h",

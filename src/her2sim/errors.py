@@ -161,7 +161,7 @@ class SBMLExportError(Her2simError, ValueError):
 
 
 class CertifyError(InvalidArgument):
-    """A bad ``certify`` argument of :func:`her2sim.batch.simulate_batch`."""
+    """A bad ``certify`` argument of :func:`her2sim.solvers.batch.simulate_batch`."""
 
 
 class ReadoutError(InvalidArgument):

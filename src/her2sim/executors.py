@@ -1,6 +1,6 @@
 """Where work runs: this process, a local process pool / dask LocalCluster, or an existing dask cluster.
 
-One small interface shared by sweeps (:mod:`her2sim.sweep`) and virtual trials
+One small interface shared by sweeps (:mod:`her2sim.sweep.sweep`) and virtual trials
 (:mod:`her2sim.trial`): a task is ``fn(shared, *args)``, where ``shared`` (the compiled networks, a
 prepared trial plan, ...) is shipped to every worker once and ``args`` are small. Schedulers:
 

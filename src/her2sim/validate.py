@@ -155,7 +155,7 @@ def format_bytes(n: float) -> str:
 
 def check_time(value, name: str = "time", *, positive: bool = True) -> float:
     """A duration such as '72 h', '3 day' or a number of hours -> finite hours (> 0, or >= 0)."""
-    from .units import convert
+    from .model.units import convert
 
     if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)) and not hasattr(value, "dimensionality"):
         raise InvalidArgument(f"{name} must be a time such as '72 h' or a number of hours, got "

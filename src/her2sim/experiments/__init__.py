@@ -4,7 +4,7 @@
   overrides, dose events; an explicit drug-free pre-equilibration part);
 - :mod:`.readouts`: one grammar (``NAME@T``, ``mean:``/``auc:`` with windows, ``steady:``,
   ``rest:``, ``gr:``) and one quadrature;
-- :mod:`.status`: the one status vocabulary (:class:`her2sim.status.Status`) and the screen's labels;
+- :mod:`.status`: the one status vocabulary (:class:`her2sim.solvers.status.Status`) and the screen's labels;
 - :mod:`.cache`: :class:`RestCache`, the rest-state cache as an explicit object keyed by a digest
   of the network (:func:`network_digest`);
 - :mod:`.reststate`: :class:`RestStates`, steady states on the scipy or batch engine with held

@@ -1,6 +1,6 @@
 """The rest-state cache: an explicit object, keyed by a digest of the network's content.
 
-Nothing is stored on the :class:`~her2sim.network.Network`: whoever wants repeated simulations
+Nothing is stored on the :class:`~her2sim.model.network.Network`: whoever wants repeated simulations
 of one model to share their drug-free rest states (dose series, an interactive app) owns a
 :class:`RestCache` and passes it along. Editing the model (a rate law, a parameter value, an
 initial amount) changes :func:`network_digest`, so a stale rest state is never returned.
@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..network import Network
+from ..model.network import Network
 
 
 def network_digest(network: Network) -> str:

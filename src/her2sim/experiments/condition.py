@@ -5,7 +5,7 @@ overrides in internal units and dose events (washouts). :class:`ConditionBatch` 
 set of conditions of one network with an explicit drug-free pre-equilibration part: the
 parameters of the rest state (:meth:`ConditionBatch.rest_parameters`, every dose 0) and the
 parameters at dosing (:meth:`ConditionBatch.parameters`). Unit conversion from user input
-(``"1 uM"``, ``"2 ug/mL"``) is :func:`her2sim.solve.make_condition`.
+(``"1 uM"``, ``"2 ug/mL"``) is :func:`her2sim.solvers.solve.make_condition`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import InvalidArgument
-from ..network import Network
+from ..model.network import Network
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class ConditionBatch:
         bad = [i for i, c in enumerate(conds) if not isinstance(c, Condition)]
         if bad:
             raise InvalidArgument(f"conditions[{bad[0]}] must be a her2sim.experiments.Condition, got "
-                                  f"{type(conds[bad[0]]).__name__}; build it with her2sim.solve.make_condition")
+                                  f"{type(conds[bad[0]]).__name__}; build it with her2sim.solvers.solve.make_condition")
         if self.labels and len(self.labels) != len(conds):
             raise InvalidArgument(f"labels: {len(self.labels)} labels for {len(conds)} conditions")
         object.__setattr__(self, "conditions", conds)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.integrate import simpson
 
 from ..errors import ReadoutError, UnitError
-from ..units import convert
+from ..model.units import convert
 
 #: readout kinds (see the module docstring)
 READOUT_KINDS = ("at", "mean", "auc", "steady", "rest", "gr")

@@ -1,12 +1,12 @@
 """One rest-state service: steady states of many (x0, p) rows on the scipy or the batch engine.
 
 Species marked ``preequilibrate = false`` (cell counts) are held at their value; a state is
-steady when :func:`her2sim.solve.relative_drift` (max |dx/dt| / (|x| + 1e-7 nM) over the moving
+steady when :func:`her2sim.solvers.solve.relative_drift` (max |dx/dt| / (|x| + 1e-7 nM) over the moving
 species) is below ``tol`` (1e-7 /h). Engines:
 
-- ``"scipy"``: :func:`her2sim.solve.steady_state` per distinct row (LSODA, rtol 1e-8, horizons
+- ``"scipy"``: :func:`her2sim.solvers.solve.steady_state` per distinct row (LSODA, rtol 1e-8, horizons
   growing from 100 h by 4x up to ``max_time_h``);
-- ``"batch"``: the distinct rows integrated together by :func:`her2sim.batch.simulate_batch` over
+- ``"batch"``: the distinct rows integrated together by :func:`her2sim.solvers.batch.simulate_batch` over
   1e4 h, then 1e6 h for rows still drifting, on a copy of the network compiled with the held
   species taken out of every reaction's stoichiometry (their derivative is exactly 0).
 
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..batch import simulate_batch
+from ..solvers.batch import simulate_batch
 from ..errors import IntegrationError, InvalidArgument
-from ..network import Network, compile_network
-from ..scipy_engine import relative_drift, steady_state
-from ..status import Status
+from ..model.network import Network, compile_network
+from ..solvers.scipy_engine import relative_drift, steady_state
+from ..solvers.status import Status
 from .cache import RestCache
 
 #: horizons (h) of the batch-engine search; a row still drifting after the last one fails

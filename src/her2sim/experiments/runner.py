@@ -3,10 +3,10 @@ returns a labelled :class:`xarray.Dataset`; screens and sweeps call it.
 
 The corridor, for every member: model initial state -> drug-free rest state (:class:`RestStates`,
 its own status) -> dosing at t = 0 and the dose events, integrated on one engine (the batch
-Rosenbrock integrator :func:`her2sim.batch.simulate_batch` or scipy's
-:func:`her2sim.solve.integrate_conditions`) on the readouts' output grid -> readouts (one grammar
+Rosenbrock integrator :func:`her2sim.solvers.batch.simulate_batch` or scipy's
+:func:`her2sim.solvers.solve.integrate_conditions`) on the readouts' output grid -> readouts (one grammar
 and quadrature, :mod:`.readouts`) -> steady states with the drugs on for ``steady:`` readouts. A
-member that fails keeps its row with NaN values, a :class:`~her2sim.status.Status` and a message.
+member that fails keeps its row with NaN values, a :class:`~her2sim.solvers.status.Status` and a message.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..batch import breakpoints_from_conditions
-from ..certify import CertifyOptions
+from ..solvers.batch import breakpoints_from_conditions
+from ..solvers.certify import CertifyOptions
 from ..errors import InvalidArgument, UnknownNameError
 from ..executors import check_scheduler, cores, map_tasks
-from ..network import Network
-from ..engines import ENGINES, SolverOptions, integrate
+from ..model.network import Network
+from ..solvers.engines import ENGINES, SolverOptions, integrate
 from ..validate import check_count, check_tolerances
 from .condition import Condition, ConditionBatch, same_schedule
 from .readouts import (DEFAULT_OUTPUT_STEP, TIMED_KINDS, Readout, ReadoutError, output_grid, parse_readout,
                        time_index, window_points, window_value)
 from .reststate import RestStates
-from ..status import Status
+from ..solvers.status import Status
 
 #: rest-state engine "auto": scipy's LSODA for up to this many distinct drug-free rows, else the batch engine
 REST_SCIPY_MAX_ROWS = 16
@@ -110,11 +110,11 @@ def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine:
 
     Parameters
     ----------
-    network : a compiled :class:`~her2sim.network.Network`.
+    network : a compiled :class:`~her2sim.model.network.Network`.
     batch : a :class:`ConditionBatch` (or a list of :class:`Condition`, pre-equilibrated).
     readouts : readout texts or :class:`Readout` s (:mod:`her2sim.experiments.readouts`).
-    engine : "batch" (Rosenbrock, :func:`her2sim.batch.simulate_batch`) or "scipy"
-        (:func:`her2sim.solve.integrate_conditions`: block-diagonal BDF for several members,
+    engine : "batch" (Rosenbrock, :func:`her2sim.solvers.batch.simulate_batch`) or "scipy"
+        (:func:`her2sim.solvers.solve.integrate_conditions`: block-diagonal BDF for several members,
         LSODA for one).
     scheduler : None / "local" (this process), "processes", "dask://HOST:PORT" or a dask Client
         (:mod:`her2sim.executors`): the batch is split into ``chunk`` conditions per task.
@@ -124,13 +124,13 @@ def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine:
     rest_engine : engine of the drug-free rest states: "scipy", "batch" or "auto" (scipy for up
         to :data:`REST_SCIPY_MAX_ROWS` distinct rows, else the batch engine).
     rest_states : a :class:`RestStates` whose cache to use (e.g. shared across calls).
-    certify : the batch engine's accuracy certificate (:func:`her2sim.batch.simulate_batch`).
+    certify : the batch engine's accuracy certificate (:func:`her2sim.solvers.batch.simulate_batch`).
 
     Returns
     -------
     xarray.Dataset with dims (condition, readout): ``value`` (NaN where it failed), ``initial``
     (the readout's target at dosing, for GR), ``drift`` (steady readouts: relative drift at the
-    state found, 1/h); per condition ``code`` (:class:`~her2sim.status.Status`), ``status`` (its name),
+    state found, 1/h); per condition ``code`` (:class:`~her2sim.solvers.status.Status`), ``status`` (its name),
     ``message``, and the pre-equilibration part's own ``rest_code`` / ``rest_message``. Attributes:
     engine settings, ``steps`` and the batch engine's ``certificate`` (``certificate_parts``: a list
     of (certificate, member indices) when the batch ran in several tasks).
@@ -156,7 +156,7 @@ def run_condition_arrays(network: Network, batch: ConditionBatch, readouts, *, e
             batch = ConditionBatch(tuple(batch))
         else:
             raise InvalidArgument("batch must be a ConditionBatch or a list of Conditions "
-                                  "(her2sim.solve.make_condition)")
+                                  "(her2sim.solvers.solve.make_condition)")
     if engine not in ENGINES:
         raise InvalidArgument(f"engine must be one of {ENGINES}, got {engine!r}")
     if rest_engine not in ("auto", "scipy", "batch"):
@@ -320,7 +320,7 @@ def _run(shared, batch: ConditionBatch) -> dict:
 
 
 def _integrate(network, sub: ConditionBatch, X0, P_base, grid, opts, code, message, run, out, batch_kwargs):
-    """Integrate the members ``run`` from X0 on the chosen engine (:func:`her2sim.engines.integrate`);
+    """Integrate the members ``run`` from X0 on the chosen engine (:func:`her2sim.solvers.engines.integrate`);
     returns (states (m, T, n) with NaN rows for failures, parameters in force (m, T, n_params)) and
     records failures."""
     P, bps = breakpoints_from_conditions(network, list(sub.conditions))

@@ -200,8 +200,8 @@ class Explorer:
 
     def network(self, variants: tuple[str, ...]):
         """Compiled network for a variant set (compiled on first use, then cached)."""
-        from ..load import load_model
-        from ..network import compile_network
+        from ..model.load import load_model
+        from ..model.network import compile_network
 
         key = (self.model, variants)
         with self.lock:
@@ -226,7 +226,7 @@ class Explorer:
         return np.linspace(0.0, hours, int(min(2 * hours, 192)) + 1)
 
     def _run(self, controls: Controls, drugs: dict, events=()):
-        from ..solve import simulate
+        from ..solvers.solve import simulate
 
         network = self.network(controls.variants)
         with self.run_lock:
@@ -269,7 +269,7 @@ class Explorer:
     def meta(self) -> dict:
         """Static description of the controls, the diagram and the lessons."""
         from ..demos import SUMMARIES
-        from ..load import load_model
+        from ..model.load import load_model
 
         spec = load_model(self.model)
         units = {o.name: o.unit for o in spec.observables}

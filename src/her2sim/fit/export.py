@@ -2,7 +2,7 @@
 
 :func:`write_problem` writes any problem given as plain rows; :func:`lapatinib_example` builds the
 bundled example in ``models/calibration/her2_lapatinib/``: the default HER2 network with lapatinib
-exported to SBML (:func:`her2sim.sbml.export_model_sbml`) from its drug-free rest state, then
+exported to SBML (:func:`her2sim.io.sbml.export_model_sbml`) from its drug-free rest state, then
 four lapatinib doses; pAKT and pERK read out over 24 h. The estimated parameters (lapatinib's
 inhibition constants) act only with drug, so the rest state does not depend on them and no PEtab
 pre-equilibration is needed (the full model has no steady state to pre-equilibrate to in other
@@ -59,9 +59,9 @@ EXAMPLE_TIMES_h = (0.5, 1.0, 2.0, 4.0, 8.0, 24.0)
 
 def lapatinib_example(out, *, seed: int = 0) -> Path:
     """Write the her2sim lapatinib calibration example to ``out``; returns the problem YAML path."""
-    from ..load import load_model
-    from ..sbml import export_model_sbml
-    from ..solve import simulate
+    from ..model.load import load_model
+    from ..io.sbml import export_model_sbml
+    from ..solvers.solve import simulate
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The PEtab objective: negative log-likelihood (+ priors), residuals and their derivatives.
 
 Everything is evaluated for a *batch* of parameter vectors at once: ``K`` vectors times ``C``
-simulation conditions become one call of :func:`her2sim.batch.simulate_batch` (``K*C`` members),
+simulation conditions become one call of :func:`her2sim.solvers.batch.simulate_batch` (``K*C`` members),
 so a finite-difference gradient (``2n`` perturbations) or several optimiser starts cost one
 integrator call. ``method="scipy"`` integrates each member with ``scipy.integrate.solve_ivp``
 (Radau, analytic Jacobian) instead: the tight-tolerance reference.
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import expr as ex
-from ..batch import simulate_batch
-from ..network import compile_network
+from ..model import expr as ex
+from ..solvers.batch import simulate_batch
+from ..model.network import compile_network
 from . import noise
 from .problem import PetabError, PetabProblem, from_scale, placeholder_names, to_scale
 
@@ -111,7 +111,7 @@ def _time_switches(spec):
     """
     from dataclasses import replace
 
-    from ..spec import Parameter
+    from ..model.spec import Parameter
 
     clock = next((sp.name for sp in spec.species if getattr(sp, "quantity", "") == "time"), None)
     if clock is None:
@@ -173,7 +173,7 @@ class Objective:
     Parameters
     ----------
     problem : a validated PetabProblem.
-    method : "batch" (:func:`her2sim.batch.simulate_batch`, default) or "scipy" (reference).
+    method : "batch" (:func:`her2sim.solvers.batch.simulate_batch`, default) or "scipy" (reference).
     rtol, atol : integrator tolerances (atol in the model's amount/concentration unit).
     fd_step : central-difference step on the parameter scale (``h * max(1, |x|)`` for lin-scale
         parameters); see ``benchmarks/bench_fit.py`` for the measured accuracy.
@@ -540,12 +540,12 @@ class Objective:
                 Pt.reshape(K, C, *Pt.shape[1:]))
 
     def certificate(self, theta, fraction: float = 1.0) -> dict | None:
-        """Accuracy certificate (:mod:`her2sim.certify`) of the main simulations of all conditions at
+        """Accuracy certificate (:mod:`her2sim.solvers.certify`) of the main simulations of all conditions at
         theta (n_parameters,): a share ``fraction`` of the conditions (at least 2) re-integrated with
         scipy Radau at a 20x tighter tolerance. None on the scipy path (it is the reference) or when
         no condition simulates. Steady states (pre-equilibration, ``time = inf``) are not re-checked.
         """
-        from ..certify import CertifyOptions
+        from ..solvers.certify import CertifyOptions
 
         if self.method != "batch":
             return None

@@ -49,7 +49,7 @@ class FitResult:
 
     ``free`` names the estimated parameters; ``x_best`` their best values on the parameter scale;
     ``theta_best`` the full parameter-table vector (linear scale). ``attrs`` holds the settings and
-    ``attrs["certificate"]``: the accuracy certificate (:mod:`her2sim.certify`) of the best
+    ``attrs["certificate"]``: the accuracy certificate (:mod:`her2sim.solvers.certify`) of the best
     parameters' simulations (None on the scipy path).
     """
 

@@ -7,10 +7,10 @@ text, every cell is checked here, and every problem is reported on one line nami
 (1-based, header excluded) and column, as a :class:`PetabError`.
 
 Formulas (observable, noise) are data: ``^`` is rewritten to ``**`` (PEtab's power operator) and
-the text goes through :func:`her2sim.expr.parse`, the whitelisting parser; nothing is evaluated.
+the text goes through :func:`her2sim.model.expr.parse`, the whitelisting parser; nothing is evaluated.
 
-The model: ``sbml_files`` entries are imported with :func:`her2sim.sbml_import.import_sbml`; as a
-her2sim extension an entry ending in ``.toml`` is loaded with :func:`her2sim.load.load_model`.
+The model: ``sbml_files`` entries are imported with :func:`her2sim.io.sbml_import.import_sbml`; as a
+her2sim extension an entry ending in ``.toml`` is loaded with :func:`her2sim.model.load.load_model`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import expr as ex
+from ..model import expr as ex
 from ..errors import ExpressionError, PetabError
 
 SCALES = ("lin", "log", "log10")
@@ -359,12 +359,12 @@ def read_measurements(path: Path) -> tuple:
 def _load_model(path: Path):
     """The ModelSpec of an SBML file, or of a her2sim TOML model."""
     if path.suffix == ".toml":
-        from ..load import load_model
+        from ..model.load import load_model
 
         return load_model(str(path))
     if not path.is_file():
         raise PetabError(f"problem YAML: sbml_files: {str(path)!r} does not exist")
-    from ..sbml_import import import_sbml
+    from ..io.sbml_import import import_sbml
 
     return import_sbml(str(path))
 

@@ -112,9 +112,9 @@ def clone_backgrounds(cohort: Cohort, hooks: TrialHooks):
 
 
 def model_drugs(model="default") -> list:
-    """The drug files ``model`` (bundled name or path) can use, as :func:`her2sim.load.load_model`
+    """The drug files ``model`` (bundled name or path) can use, as :func:`her2sim.model.load.load_model`
     finds them: those in a ``drugs/`` folder next to the model file first, then the bundled ones."""
-    from ..load import list_drugs, models_dir, resolve_model_path
+    from ..model.load import list_drugs, models_dir, resolve_model_path
 
     root = models_dir()
     found = {d.dose_parameter: d for d in list_drugs(root)}

@@ -168,8 +168,8 @@ def interpolate(tables: np.ndarray, patient: np.ndarray, conc: np.ndarray, table
 
 def network_for(drugs, model="default"):
     """The compiled network of ``model`` (bundled name or path) with the drugs ``drugs``."""
-    from ..load import load_model
-    from ..network import compile_network
+    from ..model.load import load_model
+    from ..model.network import compile_network
 
     spec = load_model(model, drugs=list(drugs))
     return compile_network(spec)
@@ -178,7 +178,7 @@ def network_for(drugs, model="default"):
 def model_files(drugs, model="default", hooks: TrialHooks | None = None) -> tuple[str, ...]:
     """Every model, module, variant and drug file that an exposure table of ``drugs`` on ``model``
     loads (the backgrounds' PI3K variants included), as paths."""
-    from ..load import load_model
+    from ..model.load import load_model
 
     hooks = load_hooks(model) if hooks is None else hooks
     files = set()
@@ -205,7 +205,7 @@ def content_digest(files) -> str:
 def background_parameters(network, bg: Background, model="default", hooks: TrialHooks | None = None) -> np.ndarray:
     """Parameter vector of ``model``'s network for a background (variants are parameter overlays),
     in vivo, as the model's ``[virtual_trial]`` table declares (:mod:`her2sim.trial.hooks`)."""
-    from ..load import load_model
+    from ..model.load import load_model
 
     hooks = load_hooks(model) if hooks is None else hooks
     drugs = [d.name for d in network.spec.drugs]

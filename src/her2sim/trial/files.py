@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 from ..errors import InvalidArgument, ModelFileError, UnitError, UnknownNameError
-from ..load import models_dir, read_toml
-from ..units import parse_quantity, ureg
+from ..model.load import models_dir, read_toml
+from ..model.units import parse_quantity, ureg
 
 #: sub-folders of ``models/`` holding each kind of trial file
 FOLDERS = {"regimen": "regimens", "pk": "pk", "population": "populations", "tumour": "populations",

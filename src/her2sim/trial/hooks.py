@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelFileError
-from ..load import read_toml, resolve_model_path
+from ..model.load import read_toml, resolve_model_path
 
 #: the model file's table read here
 TABLE = "virtual_trial"
@@ -108,7 +108,7 @@ class TrialHooks:
 
     def check_network(self, network) -> None:
         """Raise ModelFileError (file and key) unless every declared species and parameter is in
-        ``network`` (a compiled :class:`~her2sim.network.Network` of this model)."""
+        ``network`` (a compiled :class:`~her2sim.model.network.Network` of this model)."""
         species, params = set(network.species_names), set(network.parameter_names)
         need = [("tumour_cells", self.tumour_cells, species), ("bystander.cells", self.bystander_cells, species),
                 ("her2.parameter", self.her2_parameter, params), ("er.parameter", self.er_parameter, params),

@@ -245,7 +245,7 @@ def load_pk(name_or_path: str | Path) -> PKModel:
 
 
 def _network_drug_mw(drug: str, path: Path) -> float:
-    from ..load import list_drugs
+    from ..model.load import list_drugs
 
     for d in list_drugs():
         if d.dose_parameter == drug or drug in d.aliases or d.name == drug:

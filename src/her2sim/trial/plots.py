@@ -123,7 +123,7 @@ def trial_figure(result, path=None):
     fig.suptitle(f"{result.spec.name}: {role}, {len(result.patients)} virtual patients", fontsize=10)
     fig.tight_layout()
     if path is not None:
-        from ..atomic import atomic_path
+        from ..io.atomic import atomic_path
 
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format=str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else "png")

@@ -195,7 +195,7 @@ def _prior_targets(table, pretreated: bool, path) -> tuple:
     if not isinstance(targets, list) or not targets or not all(isinstance(x, str) and x for x in targets):
         raise ModelFileError(f"targets must be a non-empty list of drug targets, got {targets!r}", path=str(path),
                              entry=entry)
-    from ..load import list_drugs
+    from ..model.load import list_drugs
 
     known = sorted({tg for d in list_drugs() for tg in d.targets})
     unknown = [x for x in targets if not any(cross_resistant((k,), (x,)) for k in known)]

@@ -324,12 +324,12 @@ class TrialResult:
 
     def save(self, out, *, report: str | None = None, figure: bool = True) -> tuple:
         """Write :data:`OUT_FILES` into the folder ``out`` (created if its parent exists), each file
-        atomically (:mod:`her2sim.atomic`): patients.csv, summary.json, summary.txt (``report``,
+        atomically (:mod:`her2sim.io.atomic`): patients.csv, summary.json, summary.txt (``report``,
         default :meth:`report`) and, if ``figure``, trial.png. Returns the paths written.
         Raises InvalidArgument for an unusable folder before writing anything."""
         import json
 
-        from ..atomic import atomic_path, atomic_write_text
+        from ..io.atomic import atomic_path, atomic_write_text
         from ..validate import check_output_dir
 
         out = check_output_dir(out, "out")
