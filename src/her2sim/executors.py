@@ -111,17 +111,20 @@ def _fork_call(item):
     return fn(shared, item)
 
 
-def fork_map(fn: Callable, shared, items: Sequence, workers: int):
+def fork_map(fn: Callable, shared, items: Sequence, workers: int, *, pin_blas: bool = True):
     """``fn(shared, item)`` for each item in ``workers`` forked processes, yielded in completion
     order. ``shared`` (e.g. a batch job with its input arrays and compiled kernels) is inherited
     through fork, never pickled; items and results are pickled. Each worker pins BLAS to one
-    thread once, at start. Linux/macOS only (the fork start method)."""
+    thread once, at start, unless ``pin_blas`` is False (then a worker's dense LAPACK calls round
+    exactly as the parent's would: the accuracy certificate must not depend on ``workers``).
+    Linux/macOS only (the fork start method)."""
     global _FORKED
     if "fork" not in mp.get_all_start_methods():
         raise RuntimeError("workers > 1 needs the 'fork' start method (Linux or macOS); use workers=1")
     _FORKED = (fn, shared)
     try:
-        with mp.get_context("fork").Pool(min(workers, len(items)), initializer=limit_blas_threads) as pool:
+        with mp.get_context("fork").Pool(min(workers, len(items)),
+                                         initializer=limit_blas_threads if pin_blas else None) as pool:
             yield from pool.imap_unordered(_fork_call, items)
     finally:
         _FORKED = None

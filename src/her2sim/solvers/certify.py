@@ -27,6 +27,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from ..errors import CertifyError
+from ..executors import fork_map
 from ..model.network import Network
 
 #: default share of the batch that is re-integrated
@@ -109,8 +110,9 @@ def certify_batch(network: Network, states: np.ndarray, ok: np.ndarray, X0: np.n
     sample = sample_members(ok, options)
     args = [(network, X0[i], P[i], schedule, int(i), t0, grid, r_rtol, r_atol) for i in sample]
     if workers > 1 and len(sample) > 1 and "fork" in mp.get_all_start_methods():
-        with mp.get_context("fork").Pool(min(workers, len(sample))) as pool:
-            refs = pool.starmap(_reference, args, chunksize=1)
+        refs = [None] * len(args)
+        for k, ref in fork_map(_reference_of, args, range(len(args)), workers, pin_blas=False):
+            refs[k] = ref
     else:
         refs = [_reference(*a) for a in args]
     errors, checked, failed = [], [], []
@@ -132,6 +134,11 @@ def certify_batch(network: Network, states: np.ndarray, ok: np.ndarray, X0: np.n
         "reference_failed": failed,
         "seconds": _time.perf_counter() - clock,
     }
+
+
+def _reference_of(args, k: int):
+    """(k, reference of the k-th sampled member): the task of one forked worker."""
+    return k, _reference(*args[k])
 
 
 def _reference(network: Network, x0, p0, schedule, i: int, t0: float, grid: np.ndarray, rtol: float, atol: float):

@@ -12,7 +12,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "trial", help="run a virtual clinical trial (PK -> network exposure-response -> lesions -> RECIST/PFS)",
         description="Sample virtual patients, randomise them to the arms, simulate PK, tumour growth and RECIST "
-                    "assessments, and report PFS (Kaplan-Meier, median with 95%% CI), ORR/DCR/CBR, hazard ratios "
+                    "assessments, and report PFS (Kaplan-Meier, median with 95 % CI), ORR/DCR/CBR, hazard ratios "
                     "(Cox, log-rank) and subgroups. OS is not modelled. Bundled specs: models/trials/. The spec's "
                     "model = \"...\" (default: the bundled default model) must declare [virtual_trial].")
     p.add_argument("spec", nargs="?", help="trial spec: bundled name (e.g. emilia_like) or path to a TOML file")
