@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from ..errors import InvalidArgument
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -49,7 +51,7 @@ def nllh_terms(simulated, measured, sigma, transformation: str, distribution: st
         elif distribution == "laplace":
             out = np.log(2.0 * sigma) + np.abs(d) / sigma
         else:
-            raise ValueError(f"distribution must be 'normal' or 'laplace', got {distribution!r}")
+            raise InvalidArgument(f"distribution must be 'normal' or 'laplace', got {distribution!r}")
     return out + log_jacobian(measured, transformation)
 
 
@@ -85,4 +87,4 @@ def prior_nllh(value_lin: float, value_scaled: float, prior_type: str, params: t
     if kind == "loglaplace":
         lx = math.log(x)
         return math.log(2 * b) + abs(lx - a) / b + lx
-    raise ValueError(f"unknown prior type {prior_type!r}")
+    raise InvalidArgument(f"unknown prior type {prior_type!r}")

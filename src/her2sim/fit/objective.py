@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InvalidArgument
 from ..model import expr as ex
 from ..solvers.batch import simulate_batch
 from ..model.network import compile_network
@@ -182,7 +183,7 @@ class Objective:
     def __init__(self, problem: PetabProblem, *, method: str = "batch", rtol: float = 1e-8, atol: float = 1e-12,
                  fd_step: float = 1e-4, max_steps: int = 200000):
         if method not in ("batch", "scipy"):
-            raise ValueError(f"method must be 'batch' or 'scipy', got {method!r}")
+            raise InvalidArgument(f"method must be 'batch' or 'scipy', got {method!r}")
         self.problem, self.method = problem, method
         self.rtol, self.atol, self.fd_step, self.max_steps = float(rtol), float(atol), float(fd_step), int(max_steps)
         spec, self._switches = _time_switches(problem.model)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Her2simError
+from ..errors import Her2simError, InvalidArgument
 from .objective import Objective
 from .problem import PetabProblem
 
@@ -162,7 +162,7 @@ OPTIMIZERS = ("auto", "fides", "trf")
 def resolve_optimizer(optimizer: str) -> str:
     """"fides" or "trf" for ``optimizer`` ("auto": fides when importable, else trf)."""
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
+        raise InvalidArgument(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
     if optimizer != "auto":
         if optimizer == "fides":
             try:
@@ -366,7 +366,7 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
     from ..executors import Progress, map_tasks
 
     if int(starts) < 1:
-        raise ValueError(f"starts must be >= 1, got {starts!r}")
+        raise InvalidArgument(f"starts must be >= 1, got {starts!r}")
     optimizer = resolve_optimizer(optimizer)
     objective = objective or Objective(problem)
     if not problem.free:

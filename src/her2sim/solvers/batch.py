@@ -716,7 +716,7 @@ def _with_model_events(network: Network, sched: Schedule, P: np.ndarray, t0: flo
     bad = ~(times > t0)
     if bad.any():
         i, k = np.argwhere(bad)[0]
-        raise ValueError(f"event {network.event_names[k]!r} fires at t = {times[i, k]!r} <= t0 = {t0:g} for member "
+        raise InvalidArgument(f"event {network.event_names[k]!r} fires at t = {times[i, k]!r} <= t0 = {t0:g} for member "
                          f"{i}; events at or before the start are not supported")
     B, K = sched.times.shape
     event = np.concatenate([np.full((B, K), -1), np.tile(np.arange(times.shape[1]), (B, 1))], axis=1)

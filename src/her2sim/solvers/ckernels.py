@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InvalidArgument
 from .codegen_c import FUNCTION_NAMES, HELPERS, SIMD_FUNCTIONS, kernel_source, simd_helpers
 from .backend import Backend
 from .fused import check_ops
@@ -97,7 +98,7 @@ class CpuKernels:
         if out is None:
             out = np.empty((rows, B))
         elif not (out.flags.c_contiguous and out.dtype == np.float64 and out.shape == (rows, B)):
-            raise ValueError(f"{name}: out must be a C-contiguous float64 array of shape {(rows, B)}, got "
+            raise InvalidArgument(f"{name}: out must be a C-contiguous float64 array of shape {(rows, B)}, got "
                              f"{out.shape} {out.dtype}")
         if B:
             self._fn[name](a.ctypes.data, b.ctypes.data, out.ctypes.data, B)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InvalidArgument
+
 #: per-member status codes (her2sim.solvers.batch.STATUS_CODES names them)
 OK, MAX_STEPS, UNDERFLOW, NOT_FINITE, DIVERGED = range(5)
 SAFE, FAC_UP, FAC_DOWN = 0.9, 1.0 / 6.0, 5.0   # h_new/h in [0.2, 6] (rodas.f defaults)
@@ -123,20 +125,20 @@ def as_schedule(network, breakpoints, B: int) -> Schedule:
         try:
             t, change = item
         except (TypeError, ValueError):
-            raise ValueError(f"breakpoints[{k}] must be a pair (time_h, {{parameter: value}}), got {item!r}") from None
+            raise InvalidArgument(f"breakpoints[{k}] must be a pair (time_h, {{parameter: value}}), got {item!r}") from None
         if not isinstance(change, Mapping) or not change:
-            raise ValueError(f"breakpoints[{k}]: the change must be a non-empty mapping {{parameter: value}}, "
+            raise InvalidArgument(f"breakpoints[{k}]: the change must be a non-empty mapping {{parameter: value}}, "
                              f"got {change!r}")
         tt = np.broadcast_to(np.asarray(t, dtype=float), (B,))
         cols = {}
         for name, v in change.items():
             j = network.parameter_index(name) if isinstance(name, str) else int(name)
             if not 0 <= j < network.n_params:
-                raise ValueError(f"breakpoints[{k}]: parameter index {j} out of range [0, {network.n_params})")
+                raise InvalidArgument(f"breakpoints[{k}]: parameter index {j} out of range [0, {network.n_params})")
             names.setdefault(j, len(names))
             vv = np.asarray(v, dtype=float)
             if vv.ndim > 1 or (vv.ndim == 1 and vv.shape[0] != B):
-                raise ValueError(f"breakpoints[{k}][{name!r}]: values must be a scalar or shape ({B},), "
+                raise InvalidArgument(f"breakpoints[{k}][{name!r}]: values must be a scalar or shape ({B},), "
                                  f"got shape {vv.shape}")
             cols[j] = np.broadcast_to(vv, (B,))
         entries.append((tt, cols))
