@@ -33,7 +33,7 @@ BATCH = """
 import sys
 import numpy as np
 import her2sim
-from her2sim.solvers.batch import simulate_batch
+from her2sim import simulate_batch  # the top-level name exists in every layout
 sys.path.insert(0, "benchmarks")
 from bench_batch import varied_parameters
 net = her2sim.compile_network(her2sim.load_model("default"))

@@ -35,7 +35,7 @@ class Mutation:
 
 MUTATIONS = [
     Mutation("block_washout", "block mode ignores a dose event (doses of t = 0 for every segment)",
-             "src/her2sim/solvers/solve.py",
+             "src/her2sim/solvers/scipy_engine.py",
              "Pd = np.array([dosed(network, P[i], dict(doses_at(c, t0))) for i, c in enumerate(conds)])",
              "Pd = np.array([dosed(network, P[i], dict(doses_at(c, 0.0))) for i, c in enumerate(conds)])",
              ("tests/test_experiments.py::test_washout_events_are_honoured_by_every_engine_and_mode",),
