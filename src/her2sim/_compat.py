@@ -92,3 +92,19 @@ def old_module(name: str):
     if name in ALIASES:
         return importlib.import_module(f"{PACKAGE}.{name}")
     raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}")
+
+
+def forward_former_module(package: str, module: str, submodules: frozenset):
+    """A package ``__getattr__`` that forwards the public names of the flat module the package
+    replaced (``her2sim.screen`` was a module, now ``her2sim.screen.screen``) with a
+    DeprecationWarning; the package's own ``submodules`` and private names are never forwarded."""
+
+    def __getattr__(name: str):
+        if name.startswith("_") or name in submodules:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        warnings.warn(f"{package}.{name} moved to {package}.{module}.{name}; the old path works for one "
+                      "more release", DeprecationWarning, stacklevel=2)
+        return value
+
+    return __getattr__

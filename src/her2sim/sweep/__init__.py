@@ -8,18 +8,9 @@ The names of the former flat module are forwarded from this package for one rele
 DeprecationWarning); import them from :mod:`her2sim.sweep.sweep`.
 """
 
-import importlib
-import warnings
+from .._compat import forward_former_module
 
 #: the modules of this package (never forwarded)
 SUBMODULES = frozenset({"cli", "load", "spec", "store", "sweep"})
 
-
-def __getattr__(name: str):
-    """A public name of the former flat module, from its new home, with a DeprecationWarning."""
-    if name.startswith("_") or name in SUBMODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(".sweep", __name__), name)
-    warnings.warn(f"{__name__}.{name} moved to {__name__}.sweep.{name}; the old path works for one "
-                  "more release", DeprecationWarning, stacklevel=2)
-    return value
+__getattr__ = forward_former_module(__name__, "sweep", SUBMODULES)
