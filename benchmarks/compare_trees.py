@@ -46,7 +46,7 @@ r = simulate_batch(net, X0, P, t_eval=np.linspace(0.0, 72.0, 73), rtol=1e-4, ato
 def workloads(tmp: Path) -> dict[str, list[str]]:
     spec = tmp / "sweep.toml"
     text = Path(__file__).resolve().parents[1].joinpath("models", "sweeps", "lapatinib_sensitivity.toml").read_text()
-    spec.write_text(text.replace("n = 256 ", "n = 64 ").replace("n = 256", "n = 64"))
+    spec.write_text(text.replace("n = 256", "n = 64"))
     py = sys.executable
     return {
         "simulate": [py, "-m", "her2sim", "simulate"],
