@@ -1,6 +1,7 @@
 """Errors, Wald intervals and residual table of a fitted point of this problem.
 
-``python models/calibration/signalling_timecourses/evaluate_fit.py BEST.json OUTDIR`` (worktree root).
+``python models/calibration/signalling_timecourses/evaluate_fit.py BEST.json OUTDIR [SUFFIX]`` (worktree
+root; SUFFIX ``_rev2`` uses ``problem_train_rev2.yaml`` / ``problem_validation_rev2.yaml``).
 BEST.json holds ``free`` and ``x`` (parameter scale, as written by ``refit.py``). Writes to OUTDIR:
 ``parameters_fitted.tsv`` (PEtab table), ``residuals.tsv`` (every train and validation point, rtol
 1e-8 / atol 1e-12), ``errors.tsv`` (RMSE per set, cell line, ligand and observable) and
@@ -22,18 +23,18 @@ from her2sim.fit.optimize import parameter_table
 HERE = Path(__file__).resolve().parent
 
 
-def main(best_json: str, out: str) -> None:
+def main(best_json: str, out: str, suffix: str = "") -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     best = json.loads(Path(best_json).read_text())
-    train = read_problem(HERE / "problem_train.yaml")
+    train = read_problem(HERE / f"problem_train{suffix}.yaml")
     assert list(train.free) == best["free"], "parameter order differs from the problem's"
     x = np.array(best["x"], dtype=float)
     tight = Objective(train, rtol=1e-8, atol=1e-12)
     theta = tight.theta(x)[0]
     parameter_table(train, theta).to_csv(out / "parameters_fitted.tsv", sep="\t", index=False)
     frames = []
-    for name, yaml in (("train", "problem_train.yaml"), ("validation", "problem_validation.yaml")):
+    for name, yaml in (("train", f"problem_train{suffix}.yaml"), ("validation", f"problem_validation{suffix}.yaml")):
         prob = read_problem(HERE / yaml)
         obj = tight if name == "train" else Objective(prob, rtol=1e-8, atol=1e-12)
         sim = obj.simulation_table(theta)
@@ -67,4 +68,4 @@ def main(best_json: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -1,6 +1,6 @@
 """Profile likelihoods of the mechanistic parameters at a fitted point.
 
-``python models/calibration/signalling_timecourses/profile_fit.py BEST.json OUT.tsv NAME [NAME ...]``
+``python models/calibration/signalling_timecourses/profile_fit.py PROBLEM.yaml BEST.json OUT.tsv NAME [NAME ...]``
 (worktree root). Each profile is :func:`her2sim.fit.profiles.profile` at rtol 1e-6 / atol 1e-9
 (the fit's tolerances): steps of 0.15 log10 units at first, adapted to ~0.6 nllh per step, every
 other parameter re-optimised by fides (up to 12 evaluations per point, warm-started from the
@@ -22,9 +22,9 @@ from her2sim.fit.profiles import profile
 HERE = Path(__file__).resolve().parent
 
 
-def main(best_json: str, out: str, names: list) -> None:
+def main(yaml: str, best_json: str, out: str, names: list) -> None:
     best = json.loads(Path(best_json).read_text())
-    problem = read_problem(HERE / (sys.argv[4] if len(sys.argv) > 4 and sys.argv[4].endswith(".yaml") else "problem_train.yaml"))
+    problem = read_problem(HERE / yaml)
     obj = Objective(problem, rtol=1e-6, atol=1e-9, max_steps=20000)
     x = np.array(best["x"], dtype=float)
     rows = []
@@ -38,4 +38,4 @@ def main(best_json: str, out: str, names: list) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:])

@@ -82,7 +82,7 @@ def main(starts_tsv: str, out: str, n: int, maxiter: int = 150, yaml: str = "pro
     rows = []
     for k, (x, flag, count, wall) in enumerate(results):
         x = obj.optimal_noise_x(x, groups)
-        rows.append({"start": labels[k], "nllh_start": float(obj.nllh(X0[k])),
+        rows.append({"start": labels[k], "nllh_start": float(obj.nllh(obj.optimal_noise_x(X0[k], groups))),
                      "nllh": float(obj.nllh(x)), "exitflag": flag, "n_evaluations": count, "wall_time_s": wall,
                      **dict(zip(problem.free, x))})
     df = pd.DataFrame(rows).sort_values("nllh")
