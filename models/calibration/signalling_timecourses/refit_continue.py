@@ -1,12 +1,13 @@
-"""Revision 1, step 2: continue the best fides starts of ``refit.py`` with a stopping rule that FD
-gradients can meet.
+"""Revision 2 fit: fides from the best ``refit.py`` points and Latin-hypercube starts, with a
+stopping rule on the nllh change per step.
 
 ``python models/calibration/signalling_timecourses/refit_continue.py STARTS.tsv OUTDIR N [MAXITER [PROBLEM.yaml [LHS SEED]]]``
 continues the N best rows of STARTS.tsv (from ``refit.py``; parameters the problem does not estimate
 are ignored) plus LHS Latin-hypercube starts drawn with SEED, in lockstep with fides (Gauss-Newton
 ``J^T J``; noise SDs in closed form as in ``her2sim fit``). fides' default gradient tolerance
-(gatol 1e-6) is below the noise of central-difference gradients at rtol 1e-6, so no start of
-``refit.py`` could stop on it; here a start stops when an accepted step changes the nllh by less
+(gatol 1e-6, with function tolerances 1e-8) was met by no start of ``refit.py`` in 150
+iterations (presumably below the integration noise of central-difference gradients at rtol 1e-6; not
+measured); here a start stops when an accepted step changes the nllh by less
 than 1e-4 (``fatol``) or the gradient norm falls below 1e-3 (``gatol``), else at MAXITER.
 Writes OUTDIR/starts_continued.tsv and OUTDIR/best.json.
 """
