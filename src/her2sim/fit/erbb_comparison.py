@@ -103,7 +103,7 @@ def _formulas(problem_dir) -> dict:
     return out
 
 
-def _evaluate(network, nodes: dict, states: np.ndarray, p: np.ndarray) -> dict:
+def evaluate_observables(network, nodes: dict, states: np.ndarray, p: np.ndarray) -> dict:
     """{observable: (..., T) values} of nodes over states (..., T, n_species) at parameters p."""
     sidx = {n: i for i, n in enumerate(network.species_names)}
     pidx = {n: j for j, n in enumerate(network.parameter_names)}
@@ -143,7 +143,7 @@ def run_her2sim(problem_dir, settings: dict, doses_nM: list, times_min, *, rtol:
         p = net.p0.copy()
         for name, value in c["parameters"].items():
             p[net.parameter_index(name)] = value
-        for oid, v in _evaluate(net, nodes, res.species[k], p).items():
+        for oid, v in evaluate_observables(net, nodes, res.species[k], p).items():
             out[oid][k] = v
     return out
 
@@ -222,7 +222,7 @@ class ChenModel:
             p = net.p0.copy()
             for name, value in params.items():
                 p[net.parameter_index(name)] = value
-            for oid, v in _evaluate(net, self.observables, res.species[0][1:], p).items():
+            for oid, v in evaluate_observables(net, self.observables, res.species[0][1:], p).items():
                 out[oid][k] = v
         return out
 
