@@ -46,6 +46,8 @@ CHEN_RECEPTORS = {"ErbB1": "EGFR_expression", "ErbB2": "HER2_expression", "ErbB3
 CHEN_T_LIGAND_S = 1800.0     # Chen's ligand step (the Step* assignment rules of the SBML)
 #: the signalling problem's observables -> Chen's PEtab observables
 OBSERVABLES = {"obs_pAkt": "AKT_PP", "obs_pERK": "ERK_PP"}
+#: Chen's observables are divided by the initial amount of these species (its AKT and ERK totals)
+CHEN_TOTALS = {"obs_pAkt": "AKT", "obs_pERK": "ERK"}
 LIGANDS = ("EGF", "HRG")
 MODELS = ("her2sim", "Chen nominal", "Chen line-specific")
 
@@ -155,7 +157,9 @@ class ChenModel:
 
     network : the compiled network (time in s, species in molecules per cell).
     receptors : {her2sim expression parameter: her2sim species name of Chen's free receptor}.
-    observables : {signalling-problem observable id: node} (Chen's PEtab AKT_PP / ERK_PP, scale 1).
+    observables : {signalling-problem observable id: node}: Chen's PEtab AKT_PP / ERK_PP divided by
+        the initial AKT / ERK amount, i.e. the doubly phosphorylated fraction (her2sim's observables
+        are fractions too).
     sbml : path of the SBML file.
     """
 
@@ -184,11 +188,17 @@ class ChenModel:
         if len(receptors) != len(CHEN_RECEPTORS):
             raise InvalidArgument(f"{sbml.name}: expected free receptors named {sorted(CHEN_RECEPTORS)}, "
                                   f"found {sorted(receptors)}")
+        found = [(s.getName(), s.getInitialConcentration()) for s in model.getListOfSpecies()
+                 if s.getName() in CHEN_TOTALS.values() and s.getInitialConcentration() > 0]
+        totals = dict(found)
+        if len(found) != len(CHEN_TOTALS) or sorted(totals) != sorted(CHEN_TOTALS.values()):
+            raise InvalidArgument(f"{sbml.name}: expected species named {sorted(CHEN_TOTALS.values())}")
         table = _tsv(chen_dir / "observables_Chen_MSB2009.tsv").set_index("observableId")
         observables = {}
         for oid, cid in OBSERVABLES.items():
             node = ex.parse(table.loc[cid, "observableFormula"], where=f"Chen observable {cid}")
-            node = ex.substitute(node, {f"observableParameter1_{cid}": ex.Num(1.0)})
+            # the PEtab scale placeholder -> the protein's total, so the output is the phosphorylated fraction
+            node = ex.substitute(node, {f"observableParameter1_{cid}": ex.Num(totals[CHEN_TOTALS[oid]])})
             observables[oid] = ex.substitute(node, {k: ex.Sym(v) for k, v in names.items() if k != v})
         return cls(compile_network(spec), receptors, observables, sbml)
 
@@ -456,3 +466,37 @@ def plot(comparison: Comparison, *, title: str = ""):
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def shapes(comparison: Comparison) -> "pandas.DataFrame":  # noqa: F821
+    """Time-course shape per model (raw output) and for the data (replicate means): time of the
+    peak (min), basal share y(0) / peak (models only: the data are min-max normalised, so their
+    basal is 0 by construction) and the sustained fraction (y(120) - y(0)) / (peak - y(0))
+    (1: sustained, near 0: transient, < 0: ends below basal). Rows line x ligand x observable,
+    columns (quantity, source)."""
+    import pandas as pd
+
+    rows = []
+
+    def shape(t, y):
+        k = int(np.argmax(y))
+        rise = y[k] - y[0]
+        return t[k], (y[0] / y[k] if y[k] > 0 else np.nan), ((y[-1] - y[0]) / rise if rise > 0 else np.nan)
+
+    for (model, line, ligand, oid), g in comparison.curves.groupby(["model", "line", "ligand", "observable"],
+                                                                   sort=False):
+        t_peak, basal, kept = shape(g["time_min"].to_numpy(), g["raw"].to_numpy())
+        rows.append({"source": model, "line": line, "ligand": ligand, "observable": oid, "peak_min": t_peak,
+                     "basal_share": basal, "sustained": kept})
+    pts = comparison.points
+    for (line, ligand, oid), g in pts.groupby(["line", "ligand", "observable"], sort=False):
+        m = g.groupby("time_min")["value"].mean()
+        if 0.0 not in m.index:  # the shared 0-min lane is stored once, with EGF
+            m0 = pts[(pts["line"] == line) & (pts["observable"] == oid) & (pts["time_min"] == 0.0)]["value"].mean()
+            m = pd.concat([pd.Series({0.0: m0}), m])
+        t_peak, _, kept = shape(m.index.to_numpy(), m.to_numpy())
+        rows.append({"source": "data", "line": line, "ligand": ligand, "observable": oid, "peak_min": t_peak,
+                     "basal_share": np.nan, "sustained": kept})
+    table = pd.DataFrame(rows)
+    return table.pivot_table(index=["line", "ligand", "observable"], columns="source",
+                             values=["peak_min", "basal_share", "sustained"], sort=False)
