@@ -91,10 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a resistance-mechanism demonstration and save its figure",
                           description="Each demo states what it shows, prints its measured metrics and the "
                                       "literature value they are compared with, and writes a PNG.")
-    demo.add_argument("name", nargs="?", help="demo name (see --list)")
+    demo.add_argument("name", nargs="?", help="demo name (see --list), or 'all' (every demo, figures into --out)")
     demo.add_argument("--list", action="store_true", help="list the demos, one per line with what each shows")
     demo.add_argument("--plot", default=None, metavar="FILE.png", help="figure path (default: NAME.png)")
     demo.add_argument("--fast", action="store_true", help="fewer doses/time points (quicker, coarser figure)")
+    demo.add_argument("--out", default=None, metavar="DIR",
+                      help="with 'all': folder for NAME.png of every demo (default: the current folder); "
+                           "`her2sim demo all --out docs/demos` regenerates the committed figures")
 
     e = sub.add_parser("export-sbml", help="write a model as SBML Level 3 (needs her2sim[sbml])")
     e.add_argument("model", nargs="?", default="default", help="bundled model name or path (default: default)")
@@ -320,8 +323,10 @@ def _drugs(args) -> int:
 
 
 def _demo(args) -> int:
-    from .demos import DEMOS, run_demo
-    from .errors import UnknownNameError
+    from pathlib import Path
+
+    from .demos import DEMOS
+    from .errors import InvalidArgument, UnknownNameError
     from .validate import PLOT_SUFFIXES, check_output_file
 
     if args.list or not args.name:
@@ -330,15 +335,33 @@ def _demo(args) -> int:
         for name in DEMOS:
             print(f"{name:<22} {SUMMARIES[name]}")
         return 0
+    if args.name == "all":
+        if args.plot:
+            raise InvalidArgument("--plot names one figure; with 'all' use --out DIR (one NAME.png per demo)")
+        out = Path(args.out or ".")
+        if out.exists() and not out.is_dir():
+            raise InvalidArgument(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
+        out.mkdir(parents=True, exist_ok=True)
+        for name in DEMOS:
+            _run_one_demo(name, out / f"{name}.png", args.fast)
+        return 0
+    if args.out:
+        raise InvalidArgument("--out is for 'all'; for one demo use --plot FILE.png")
     if args.name not in DEMOS:
-        raise UnknownNameError("demo", args.name, DEMOS, fix="Run `her2sim demo --list`.")
+        raise UnknownNameError("demo", args.name, [*DEMOS, "all"], fix="Run `her2sim demo --list`.")
     check_output_file(args.plot or f"{args.name}.png", "--plot", PLOT_SUFFIXES)
-    result = run_demo(args.name, fast=args.fast)
+    return _run_one_demo(args.name, Path(args.plot or f"{args.name}.png"), args.fast)
+
+
+def _run_one_demo(name: str, path, fast: bool) -> int:
+    from .demos import run_demo
+
+    result = run_demo(name, fast=fast)
     print(f"{result.name}: {result.claim}")
     for key, value in result.metrics.items():
         print(f"  {key:<40} {value:.4g}")
     print(f"literature: {result.literature}")
-    path = result.plot(args.plot or f"{result.name}.png")
+    path = result.plot(path)
     print(f"wrote {path}")
     return 0
 
