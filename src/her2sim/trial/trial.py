@@ -632,7 +632,8 @@ def target_value(result: TrialResult, target: Target) -> float:
     if target.metric == "orr":
         return rates(d.best_response.values)["ORR"]
     if target.metric == "cns_orr":
-        return cns_response_rate(d[d.brain_mets.astype(bool)], spec.cns_response_decrease)
+        decrease = getattr(spec, "cns_response_decrease", RANO_BM_DECREASE)   # duck-typed specs: RANO-BM
+        return cns_response_rate(d[d.brain_mets.astype(bool)], decrease)
     if target.metric == "cns_first_progression":
         first = cns_first(d.cns_progressed.values, d.cns_pfs_months.values, d.progressed.values, d.pfs_months.values)
         return float(np.mean(first)) if len(d) else np.nan
