@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from her2sim.trial.arms import model_drugs
 from her2sim.trial.immunity import TIL_REFERENCE, is_checkpoint_arm, load_tils, sample_tils, tcell_kill
 from her2sim.trial.population import load_population, sample_population
 from her2sim.trial.trial import evaluate, load_trial, prepare_trial
@@ -69,7 +70,8 @@ def test_checkpoint_drugs_are_recognised_by_their_targets():
     kate2 = load_trial("kate2_like")
     assert [a.checkpoint for a in kate2.arms] == [True, False]
     assert not any(a.checkpoint for a in load_trial("emilia_like").arms)
-    assert is_checkpoint_arm(kate2.arms[0].regimens) and not is_checkpoint_arm(kate2.arms[1].regimens)
+    drugs = model_drugs("default")
+    assert is_checkpoint_arm(kate2.arms[0].regimens, drugs) and not is_checkpoint_arm(kate2.arms[1].regimens, drugs)
 
 
 def test_kill_rate_follows_pdl1_and_tils():

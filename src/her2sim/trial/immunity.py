@@ -62,12 +62,12 @@ def sample_tils(tils: tuple | None, n: int, rng: np.random.Generator) -> np.ndar
     return np.minimum(med * np.exp(np.sqrt(np.log1p(cv ** 2)) * z), 100.0)
 
 
-def is_checkpoint_arm(regimens, model: str = "default") -> bool:
-    """True if any regimen's drug (PK file -> network drug -> drug file targets) is a checkpoint inhibitor."""
-    from .arms import model_drugs
+def is_checkpoint_arm(regimens, drugs) -> bool:
+    """True if any regimen's drug (PK file -> network drug) is a checkpoint inhibitor by the targets of
+    ``drugs``, the model's drug files (:func:`her2sim.trial.arms.model_drugs`)."""
     from .pk import load_pk
 
-    targets = {d.dose_parameter: d.targets for d in model_drugs(model)}
+    targets = {d.dose_parameter: d.targets for d in drugs}
     for r in regimens:
         drug = load_pk(r.drug).network_drug
         if any(t in CHECKPOINT_TARGETS for t in targets.get(drug, ())):

@@ -38,7 +38,7 @@ from .arms import TableCache, arm_exposure
 from .exposure import scheduler_for
 # stage 2 moved to trial.arms in version 2; these names keep working from here
 from .arms import ArmPlan, cross_columns, exposure, exposure_stepped, her2_antibodies, plan_arm  # noqa: F401
-from .arms import reached_fraction  # noqa: F401
+from .arms import model_drugs, reached_fraction  # noqa: F401
 from .brain import RANO_BM_DECREASE, cns_first, cns_response_decrease, micromet_speed, new_lesion_calls, new_lesion_day
 from .files import check_keys, quantity, read, require, require_source
 from .hooks import load_hooks
@@ -198,7 +198,8 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
     if len(arms) == 1:
         arms[0] = Arm(arms[0].name, arms[0].regimens, True, arms[0].ratio)
     model = trial_model(head, path)
-    arms = [replace(a, checkpoint=is_checkpoint_arm(a.regimens, model)) for a in arms]
+    drugs = model_drugs(model)
+    arms = [replace(a, checkpoint=is_checkpoint_arm(a.regimens, drugs)) for a in arms]
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ModelFileError(f"arm names must be unique, got {names}", path=str(path), entry="trial.arm")
@@ -438,7 +439,7 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     assess_day = np.round(assess_h / 24.0).astype(int)
     tcell = None
     if arm is not None and inputs.tcell is not None and (
-            arm.checkpoint if arm.checkpoint is not None else is_checkpoint_arm(arm.regimens, spec.model)):
+            arm.checkpoint if arm.checkpoint is not None else is_checkpoint_arm(arm.regimens, model_drugs(spec.model))):
         tcell = inputs.tcell[rows]
     diam, share = grow(rates, tp, g, f, d0, site, scales=inputs.scales, resistance_rate=inputs.resistance_rate,
                        pretreated_signal_factor=inputs.pretreated_factor, tcell=tcell)
