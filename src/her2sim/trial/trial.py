@@ -4,7 +4,8 @@ Pipeline (each stage a function; exposure-response tables kept in an explicit, c
 
 1. :func:`load_trial` reads ``models/trials/NAME.toml`` (arms = regimens, population +
    eligibility, follow-up, assessment interval, subgroups, and for calibration trials the
-   observed read-outs with sources).
+   observed read-outs with sources: :data:`METRICS`; ``[trial.cns_response]`` gives the trial's CNS
+   response criterion, ``volume_decrease`` or ``diameter_decrease`` with a source, default RANO-BM).
 2. :func:`prepare_trial` samples the cohort (seeded), randomises it to the arms, computes every
    patient's hourly PK (:class:`her2sim.trial.pk.HourlyPK`) and turns the free tumour and brain
    concentrations into daily mean growth-rate changes through the arm's exposure-response table
@@ -655,10 +656,13 @@ def format_summary(result: TrialResult) -> str:
         lines.append(f"  {name:<48} n={a['n']:<5d} events={a['events']:<5d} median PFS {a['median_pfs']:5.1f} mo "
                      f"(95% CI {lo:4.1f}-{hi:4.1f})  12-mo PFS {a['pfs_12mo']:.2f}  ORR {a['ORR']:.2f}  "
                      f"DCR {a['DCR']:.2f}  CBR {a.get('CBR', float('nan')):.2f}")
+    lines.append("  CNS-first progression (new brain lesion or brain growth at or before any other progression): "
+                 + ", ".join(f"{name} {a['cns_first_progression']:.0%}" for name, a in s["arms"].items()))
     for name, a in s["arms"].items():
         if "median_cns_pfs" in a:
             lines.append(f"  {name:<48} CNS-PFS (n={a['n_brain_mets']} with brain metastases): median "
-                         f"{a['median_cns_pfs']:5.1f} mo, 12-mo {a['cns_pfs_12mo']:.2f}; CNS progression in "
+                         f"{a['median_cns_pfs']:5.1f} mo, 12-mo {a['cns_pfs_12mo']:.2f}, CNS ORR {a['cns_orr']:.2f}; "
+                         "CNS progression in "
                          f"{a['cns_progression_share']:.0%} of the arm")
     for name, c in s["comparisons"].items():
         lines.append(f"  HR {name} vs {result.spec.control.name}: {c['hazard_ratio']:.2f} "
