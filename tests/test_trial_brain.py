@@ -256,3 +256,18 @@ def test_cns_response_needs_brain_exposure(prepared, low_kpuu):
     # NaN: CNS progression at the first scan (no earlier measurement), the worst outcome
     worst = {"cns_best_change_pct": np.inf}
     assert np.median(real.fillna(worst).cns_best_change_pct) < np.median(low.fillna(worst).cns_best_change_pct)
+
+
+def test_new_brain_lesions_are_the_same_in_any_patient_block(specs, prepared):
+    """Determinism: the same seed gives the same new brain lesions and CNS events in process and in
+    blocks of 7 patients (each patient's hazard threshold is drawn with the cohort, not per block)."""
+    import pandas as pd
+
+    from her2sim.trial import run_trial
+    from her2sim.trial.trial import evaluate
+
+    ref = evaluate(prepared["antibodies"]).patients
+    blk = run_trial(specs["antibodies"], PATIENTS, SEED, block=7).patients
+    assert np.isfinite(ref.new_brain_lesion_months).any()
+    cols = ["new_brain_lesion_months", "cns_pfs_months", "cns_progressed", "pfs_months", "brain_threshold", "tils"]
+    pd.testing.assert_frame_equal(ref[cols], blk[cols], check_exact=True)
