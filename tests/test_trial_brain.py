@@ -115,12 +115,12 @@ def test_tucatinib_regimen_controls_brain_lesions_better_than_antibodies(prepare
     assert np.median(growth_tuc) <= 0.85 * np.median(growth_ab)
 
 
-def test_the_brain_advantage_comes_from_tucatinib_kp_uu(specs, prepared, monkeypatch):
-    """Counterfactual: with an antibody-like Kp,uu (0.005) for tucatinib, the regimen's brain effect
-    falls by at least a third while its body effect is unchanged."""
+@pytest.fixture(scope="module")
+def low_kpuu(specs):
+    """The tucatinib regimen prepared with an antibody-like Kp,uu (0.005) for tucatinib (same patients)."""
     real_load = pk_module.load_pk
 
-    def low_kpuu(name):
+    def load(name):
         pk = real_load(name)
         if pk.name == "tucatinib":
             from dataclasses import replace
@@ -128,8 +128,15 @@ def test_the_brain_advantage_comes_from_tucatinib_kp_uu(specs, prepared, monkeyp
             pk = replace(pk, values={**pk.values, "kp_uu_brain": 0.005})
         return pk
 
-    monkeypatch.setattr(arms_module, "load_pk", low_kpuu)   # stage 2 (and its load_pk) lives in trial.arms
-    low = prepare_trial(specs["tucatinib"], PATIENTS, SEED)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(arms_module, "load_pk", load)   # stage 2 (and its load_pk) lives in trial.arms
+        return prepare_trial(specs["tucatinib"], PATIENTS, SEED)
+
+
+def test_the_brain_advantage_comes_from_tucatinib_kp_uu(prepared, low_kpuu):
+    """Counterfactual: with an antibody-like Kp,uu (0.005) for tucatinib, the regimen's brain effect
+    falls by at least a third while its body effect is unchanged."""
+    low = low_kpuu
     ref = prepared["tucatinib"]
     assert np.mean(_in_vivo_signal(low, 0)) == pytest.approx(np.mean(_in_vivo_signal(ref, 0)), rel=1e-6)
     assert np.mean(_in_vivo_signal(low, 1)) >= 2 / 3 * np.mean(_in_vivo_signal(ref, 1))
@@ -153,3 +160,114 @@ def test_cns_progression_is_its_own_event():
     assert CNS_PROGRESSION_INCREASE == 0.20
     np.testing.assert_array_equal(e, [True, False, True, False])
     np.testing.assert_array_equal(t, [4000.0, 4000.0, 3000.0, 500.0])
+
+
+# ----------------------------------------------------------------------------- issue 15: new brain lesions, CNS response
+def _speed(prep, **overrides) -> np.ndarray:
+    """(patients, days) relative speed of brain micrometastases (her2sim.trial.brain) with the shipped parameters."""
+    from her2sim.trial.brain import micromet_speed
+    from her2sim.trial.trial import tumour_inputs
+
+    tp = prep.spec.tumour
+    inp = tumour_inputs(prep.spec, prep.cohort, prep.z_growth, prep.z_resistant, prep.split, **overrides)
+    return micromet_speed(prep.rates[0], inp.g, inp.f, tp.growth_rate, scales=inp.scales,
+                          resistance_rate=tp.resistance_rate, pretreated_signal_factor=inp.pretreated_factor)
+
+
+def test_brain_penetration_lowers_the_new_lesion_hazard(prepared, low_kpuu):
+    """Same patients, same regimen: tucatinib at its Kp,uu (0.6) slows brain micrometastases (the new-lesion
+    hazard) in every patient compared with an antibody-like Kp,uu (0.005); without any drug in the
+    brain the speed is the untreated growth relative to the median (>= 0: the hazard never goes negative)."""
+    real, low = _speed(prepared["tucatinib"]), _speed(low_kpuu)
+    assert np.all(real >= 0) and np.all(low >= 0)
+    cum_real, cum_low = real[:, :180].sum(axis=1), low[:, :180].sum(axis=1)   # first 6 months
+    assert np.all(cum_real <= cum_low + 1e-12)
+    assert np.mean(cum_real) < 0.98 * np.mean(cum_low)
+
+
+def test_new_brain_lesions_occur_and_are_cns_progression(prepared):
+    """Patients with brain disease develop new brain lesions at a rate of the order of the sourced hazard
+    (untreated: ln 2 / 13.7 months); a new lesion is RECIST progression and CNS progression at the
+    first scan after it appears."""
+    from her2sim.trial.trial import evaluate
+
+    res = evaluate(prepared["antibodies"])
+    df = res.patients
+    t_new = df.new_brain_lesion_months.values
+    seen = np.isfinite(t_new)
+    h = res.spec.tumour.new_brain_lesion_hazard * 730.5
+    p_untreated = 1 - np.exp(-h * 12.0)          # 12-month follow-up
+    assert 0.3 * p_untreated <= seen.mean() <= 1.0
+    # the CNS event is never later than the scan that follows the new lesion
+    follow = res.spec.assessment_h / 730.5
+    ev = seen & (t_new + follow <= df.cns_pfs_months.max())
+    assert np.all(df.cns_pfs_months.values[ev] <= t_new[ev] + follow + 1e-9)
+
+
+def test_cns_first_progression_without_brain_metastases_at_entry(tmp_path):
+    """CEREBEL-like entry (no brain metastases, here every patient with occult brain disease): CNS-first
+    progression happens, only through new brain lesions, and is the read-out ``target_value`` scores."""
+    from her2sim.trial.trial import Target, evaluate, target_value
+
+    path = tmp_path / "cns_first.toml"
+    text = SPEC.format(name="antibodies", regimens='["trastuzumab_8_6mgkg_q3w", "pertuzumab_840_420mg_q3w"]')
+    text = text.replace("[trial.eligibility.brain_mets]\nvalue = 1.0",
+                        "[trial.eligibility.occult_brain]\nvalue = 1.0\nsource = \"test\"\n"
+                        "[trial.eligibility.brain_mets]\nvalue = 0.0")
+    path.write_text(text)
+    res = evaluate(prepare_trial(path, PATIENTS, SEED))
+    df = res.patients
+    assert not df.brain_mets.any() and df.occult_brain.all()
+    share = target_value(res, Target("cns_first_progression", "antibodies", 0.05))
+    assert 0 < share < 1
+    assert share == res.summary["arms"]["antibodies"]["cns_first_progression"]
+    assert np.all(np.isfinite(df.new_brain_lesion_months.values[df.cns_progressed.values]))
+
+
+def test_volumetric_cns_response_criterion():
+    """LANDSCAPE / TBCRC 022: >= 50% volumetric reduction = 1 - 0.5^(1/3) = 20.6% in diameter (a looser
+    rule than RANO-BM's 30%); a malformed criterion is refused with one line."""
+    from her2sim.errors import ModelFileError
+    from her2sim.trial.brain import RANO_BM_DECREASE, cns_response_decrease
+    from her2sim.trial.trial import load_trial
+
+    assert cns_response_decrease({"volume_decrease": 0.5, "source": "s"}) == pytest.approx(0.2063, abs=1e-4)
+    assert cns_response_decrease(None) == RANO_BM_DECREASE == 0.30
+    assert load_trial("landscape_like").cns_response_decrease == pytest.approx(0.2063, abs=1e-4)
+    assert load_trial("cerebel_like").cns_response_decrease == 0.30
+    for bad in ({"volume_decrease": 1.5, "source": "s"}, {"volume_decrease": 0.5}, {"diameter_decrease": 0.3,
+                                                                                   "volume_decrease": 0.5,
+                                                                                   "source": "s"}):
+        with pytest.raises(ModelFileError):
+            cns_response_decrease(bad)
+
+
+def test_cns_response_needs_brain_exposure(prepared, low_kpuu):
+    """With in-vivo effects strong enough for responses (signal scale 0.5 instead of the calibrated value),
+    brain lesions respond (CNS ORR > 0) and respond more often, and deeper, with tucatinib at its Kp,uu
+    than with an antibody-like Kp,uu, on the same patients."""
+    from her2sim.trial.trial import cns_response_rate, evaluate
+
+    real = evaluate(prepared["tucatinib"], signal_scale=0.5).patients
+    low = evaluate(low_kpuu, signal_scale=0.5).patients
+    orr_real, orr_low = cns_response_rate(real, 0.30), cns_response_rate(low, 0.30)
+    assert orr_real > 0
+    assert orr_real >= orr_low
+    # NaN: CNS progression at the first scan (no earlier measurement), the worst outcome
+    worst = {"cns_best_change_pct": np.inf}
+    assert np.median(real.fillna(worst).cns_best_change_pct) < np.median(low.fillna(worst).cns_best_change_pct)
+
+
+def test_new_brain_lesions_are_the_same_in_any_patient_block(specs, prepared):
+    """Determinism: the same seed gives the same new brain lesions and CNS events in process and in
+    blocks of 7 patients (each patient's hazard threshold is drawn with the cohort, not per block)."""
+    import pandas as pd
+
+    from her2sim.trial import run_trial
+    from her2sim.trial.trial import evaluate
+
+    ref = evaluate(prepared["antibodies"]).patients
+    blk = run_trial(specs["antibodies"], PATIENTS, SEED, block=7).patients
+    assert np.isfinite(ref.new_brain_lesion_months).any()
+    cols = ["new_brain_lesion_months", "cns_pfs_months", "cns_progressed", "pfs_months", "brain_threshold", "tils"]
+    pd.testing.assert_frame_equal(ref[cols], blk[cols], check_exact=True)

@@ -55,7 +55,7 @@ def independent_action(spec: TrialSpec | str, patients: int, seed: int, *, resul
             combo_t, combo_e = df.pfs_months.values.astype(float), df.progressed.values.astype(bool)
         else:
             o = arm_outcomes(spec, exposure(plan, sub, pk, spec.follow_up_h), inputs, rows, sub["brain_mets"],
-                             s.dropout_u[rows])
+                             s.dropout_u[rows], arm=arm)
             combo_t, combo_e = o["pfs_months"], o["progressed"]
         mono_t, mono_e, mono_med = [], [], {}
         for j, reg in enumerate(arm.regimens):
@@ -63,7 +63,7 @@ def independent_action(spec: TrialSpec | str, patients: int, seed: int, *, resul
             mplan = plan_arm(mono, sub, tumour=spec.tumour, scheduler=scheduler, population=spec.population,
                              cache=cache, model=spec.model)
             o = arm_outcomes(spec, exposure(mplan, sub, [pk[j]], spec.follow_up_h), inputs, rows, sub["brain_mets"],
-                             s.dropout_u[rows])
+                             s.dropout_u[rows], arm=mono)
             mono_t.append(o["pfs_months"])
             mono_e.append(o["progressed"])
             mono_med[reg.name] = median_survival(kaplan_meier(o["pfs_months"], o["progressed"]))[0]

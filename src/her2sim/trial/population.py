@@ -26,6 +26,9 @@ Population file grammar::
 Required features: hr_positive, pik3ca, pten_loss, her2 (categorical high/low), cd16a (FF/VF/VV),
 pdl1_positive, brain_mets, occult_brain. Required continuous: weight (kg), bsa (m2),
 baseline_sld (mm), resistant_fraction (fraction of the HER2-lower clone at baseline).
+Optional ``[population.immunity.tils]`` (median % of stroma, cv, source): stromal TILs per patient
+(:mod:`her2sim.trial.immunity`). Every cohort also carries ``tils`` and ``brain_threshold`` (an Exp(1)
+draw for :mod:`her2sim.trial.brain`), drawn from a child stream of the sampling generator.
 PIK3CA mutation and PTEN loss are sampled independently; a patient with both gets the PIK3CA
 background (one PI3K-pathway background per patient in the network).
 A trial's eligibility replaces prevalences (``{feature = p}``; 1 = required, 0 = excluded).
@@ -46,6 +49,7 @@ import numpy as np
 
 from ..errors import InvalidArgument, ModelFileError, UnknownNameError
 from .files import check_keys, quantity, read, require, require_source
+from .immunity import load_tils, sample_tils
 
 BERNOULLI = ("hr_positive", "pik3ca", "pten_loss", "pdl1_positive", "brain_mets", "occult_brain")
 CATEGORICAL = {"her2": ("high", "low"), "cd16a": ("FF", "VF", "VV")}
@@ -67,6 +71,7 @@ class PopulationSpec:
     source: str = ""
     sources: dict = field(default_factory=dict)
     path: str = ""
+    tils: tuple | None = None  # (median %, cv) of stromal TILs (her2sim.trial.immunity); None: no TILs
 
     def with_eligibility(self, overrides: dict) -> PopulationSpec:
         """A copy with prevalences replaced (eligibility / enrolled fractions); unknown names raise."""
@@ -122,7 +127,7 @@ def load_population(name_or_path: str | Path) -> PopulationSpec:
     """Read and validate a population file (bundled name or path)."""
     path, head, _data = read("population", name_or_path)
     check_keys(head, {"name", "description", "source", "tumour", "pretreated", "prior_therapy", "features",
-                      "continuous"}, path, "population")
+                      "continuous", "immunity"}, path, "population")
     name = require(head, "name", path, "population")
     source = require_source(head, path, "population")
     feats = head.get("features", {})
@@ -177,7 +182,8 @@ def load_population(name_or_path: str | Path) -> PopulationSpec:
                              entry="population.pretreated")
     prior = _prior_targets(head.get("prior_therapy"), pretreated, path)
     return PopulationSpec(name, bern, cat, cn, head.get("tumour", "tumour"), pretreated, prior,
-                          head.get("description", ""), source, sources, str(path))
+                          head.get("description", ""), source, sources, str(path),
+                          tils=load_tils(head.get("immunity"), path))
 
 
 def _prior_targets(table, pretreated: bool, path) -> tuple:
@@ -235,6 +241,10 @@ def sample_population(spec: PopulationSpec, n: int, seed: int | np.random.Genera
         out[c] = lognormal(rng, med, cv, n)
     out["resistant_fraction"] = np.minimum(out["resistant_fraction"], 0.5)
     out["occult_brain"] = out["occult_brain"] & ~out["brain_mets"]
+    # issue 15 (brain, immunity): from a child stream, so every draw above stays as it was
+    extra = rng.spawn(1)[0]
+    out["tils"] = sample_tils(spec.tils, n, extra)
+    out["brain_threshold"] = extra.exponential(size=n)   # Exp(1): her2sim.trial.brain.new_lesion_day
     return Cohort(out, seed if isinstance(seed, int) else None)
 
 

@@ -9,8 +9,9 @@ Eisenhauer EA et al. New response evaluation criteria in solid tumours: revised 
   5 mm above it, or any new lesion;
 - SD: neither.
 
-Simplifications (stated): no confirmation scan for CR/PR; no non-target lesions; a new lesion is
-an occult brain lesion that reaches the detection diameter; lymph-node short-axis rules not used.
+Simplifications (stated): no confirmation scan for CR/PR; no non-target lesions; the only new lesions
+are new brain lesions (:mod:`her2sim.trial.brain`: a hazard in patients with occult or known brain
+disease, called at the next scan); lymph-node short-axis rules not used.
 """
 
 from __future__ import annotations

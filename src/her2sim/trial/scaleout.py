@@ -52,7 +52,8 @@ def _run_block(plan: _TrialPlan, arm: int, lo: int, hi: int) -> dict:
     sub = plan.cohort.subset(rows)
     pk = [{k: v[lo:hi] for k, v in p.items()} for p in plan.pk_params[arm]]
     rates = exposure(plan.plans[arm], sub, pk, plan.spec.follow_up_h)
-    return arm_outcomes(plan.spec, rates, plan.inputs, rows, sub["brain_mets"], plan.dropout_u[rows])
+    return arm_outcomes(plan.spec, rates, plan.inputs, rows, sub["brain_mets"], plan.dropout_u[rows],
+                        arm=plan.spec.arms[arm])
 
 
 def run_trial_blocks(spec: TrialSpec | str | Path, patients: int = 200, seed: int = 0, *, scheduler=None,

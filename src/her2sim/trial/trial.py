@@ -4,7 +4,8 @@ Pipeline (each stage a function; exposure-response tables kept in an explicit, c
 
 1. :func:`load_trial` reads ``models/trials/NAME.toml`` (arms = regimens, population +
    eligibility, follow-up, assessment interval, subgroups, and for calibration trials the
-   observed read-outs with sources).
+   observed read-outs with sources: :data:`METRICS`; ``[trial.cns_response]`` gives the trial's CNS
+   response criterion, ``volume_decrease`` or ``diameter_decrease`` with a source, default RANO-BM).
 2. :func:`prepare_trial` samples the cohort (seeded), randomises it to the arms, computes every
    patient's hourly PK (:class:`her2sim.trial.pk.HourlyPK`) and turns the free tumour and brain
    concentrations into daily mean growth-rate changes through the arm's exposure-response table
@@ -27,7 +28,7 @@ sets) over the same schedulers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,11 @@ from .arms import TableCache, arm_exposure
 from .exposure import scheduler_for
 # stage 2 moved to trial.arms in version 2; these names keep working from here
 from .arms import ArmPlan, cross_columns, exposure, exposure_stepped, her2_antibodies, plan_arm  # noqa: F401
-from .arms import reached_fraction  # noqa: F401
+from .arms import model_drugs, reached_fraction  # noqa: F401
+from .brain import RANO_BM_DECREASE, cns_first, cns_response_decrease, micromet_speed, new_lesion_calls, new_lesion_day
 from .files import check_keys, quantity, read, require, require_source
 from .hooks import load_hooks
+from .immunity import is_checkpoint_arm, tcell_kill
 from .population import Cohort, PopulationSpec, load_population, sample_population
 from .recist import assess, rates
 from .regimen import load_regimen
@@ -56,8 +59,10 @@ MAX_FOLLOW_UP_H = 10 * 8766.0
 #: shortest assessment interval: tumour sizes are computed per day
 MIN_ASSESSMENT_H = 24.0
 #: calibration read-outs: PFS (median, HR, rate at a time), ORR, and CNS outcomes: ``cns_orr`` (share of
-#: patients with measured brain metastases whose brain lesion shrinks >= 30%, RANO-BM partial response),
-#: ``cns_first_progression`` (share of patients whose first progression is in the brain), ``median_cns_pfs``
+#: patients with measured brain metastases whose brain lesion shrinks by the trial's CNS response
+#: criterion, ``[trial.cns_response]``, default RANO-BM >= 30% in diameter), ``cns_first_progression``
+#: (share of the arm whose first progression is, or includes, CNS progression: CEREBEL's read-out),
+#: ``median_cns_pfs`` (median CNS-PFS of the patients with measured brain metastases)
 METRICS = ("median_pfs", "hazard_ratio", "pfs_rate", "orr", "cns_orr", "cns_first_progression", "median_cns_pfs")
 #: RANO-BM partial response of a brain target lesion (Lin et al. 2015 Lancet Oncol 16:e270): >= 30% decrease
 CNS_RESPONSE_DECREASE = 0.30
@@ -70,6 +75,8 @@ class Arm:
     regimens: tuple
     control: bool = False
     ratio: float = 1.0
+    #: a checkpoint inhibitor is among the regimens (her2sim.trial.immunity); None: look it up when needed
+    checkpoint: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,8 @@ class TrialSpec:
     path: str = ""
     #: the model whose network gives the exposure-response tables: a bundled name or a model file path
     model: str = "default"
+    #: diameter decrease of a brain target lesion that counts as CNS response ([trial.cns_response])
+    cns_response_decrease: float = RANO_BM_DECREASE
 
     @property
     def control(self) -> Arm:
@@ -107,7 +116,7 @@ class TrialSpec:
 
 
 _TRIAL_KEYS = {"name", "description", "source", "role", "population", "eligibility", "follow_up", "assessment_interval",
-               "arm", "subgroups", "observed", "tumour", "model"}
+               "arm", "subgroups", "observed", "tumour", "model", "cns_response"}
 
 
 def trial_model(head: dict, path: Path) -> str:
@@ -189,6 +198,9 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         raise ModelFileError("exactly one arm must have control = true", path=str(path), entry="trial.arm")
     if len(arms) == 1:
         arms[0] = Arm(arms[0].name, arms[0].regimens, True, arms[0].ratio)
+    model = trial_model(head, path)
+    drugs = model_drugs(model)
+    arms = [replace(a, checkpoint=is_checkpoint_arm(a.regimens, drugs)) for a in arms]
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ModelFileError(f"arm names must be unique, got {names}", path=str(path), entry="trial.arm")
@@ -217,7 +229,8 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         at = quantity(o["at"], "h", path, entry) / HOURS_PER_MONTH if "at" in o else None
         targets.append(Target(metric, arm, val, at, dict(o.get("subgroup", {})), src))
     return TrialSpec(name, role, pop, tumour, tuple(arms), follow, assess_h, subgroups, tuple(targets),
-                     head.get("description", ""), source, str(path), trial_model(head, path))
+                     head.get("description", ""), source, str(path), model,
+                     cns_response_decrease(head.get("cns_response"), path))
 
 
 # ----------------------------------------------------------------------------- stage 2: exposure (arms.py)
@@ -363,6 +376,10 @@ class TumourInputs:
     scales: tuple
     resistance_rate: float | None
     pretreated_factor: float = 1.0
+    #: (N,) T-cell kill rate 1/h under a checkpoint inhibitor (her2sim.trial.immunity); None: none
+    tcell: np.ndarray | None = None
+    #: (N,) Exp(1) thresholds of the new-brain-lesion hazard (her2sim.trial.brain); None: no new lesions
+    brain_threshold: np.ndarray | None = None
 
 
 def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resistant: np.ndarray,
@@ -392,7 +409,10 @@ def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resis
     d_body = cohort["baseline_sld"][:, None] * fr
     d_brain = np.where(cohort["brain_mets"], tp.brain_lesion_diameter,
                        np.where(cohort["occult_brain"], tp.occult_lesion_diameter, np.nan))
-    return TumourInputs(g, f, np.column_stack([d_body, d_brain]), tuple(scales), resistance_rate, float(rho))
+    feats = cohort.features
+    tcell = (tcell_kill(feats["pdl1_positive"], feats["tils"], tp.tcell_kill_rate) if "tils" in feats else None)
+    return TumourInputs(g, f, np.column_stack([d_body, d_brain]), tuple(scales), resistance_rate, float(rho),
+                        tcell, feats.get("brain_threshold"))
 
 
 def assessment_times_h(spec: TrialSpec) -> np.ndarray:
@@ -401,9 +421,12 @@ def assessment_times_h(spec: TrialSpec) -> np.ndarray:
 
 
 def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows: np.ndarray,
-                 brain_target: np.ndarray, dropout_u: np.ndarray) -> dict:
+                 brain_target: np.ndarray, dropout_u: np.ndarray, *, arm: Arm | None = None) -> dict:
     """Grow the lesions of the patients ``rows`` (indices into ``inputs``; ``rates``, ``brain_target``
     and ``dropout_u`` are already theirs), assess RECIST at the scheduled scans and censor drop-outs.
+    ``arm``: the arm they receive; with a checkpoint inhibitor in it, the T-cell kill of
+    :mod:`her2sim.trial.immunity` acts (None: no T-cell channel). New brain lesions appear by the
+    hazard of :mod:`her2sim.trial.brain` in patients with occult or known brain disease.
 
     Returns per-patient arrays: pfs_months, progressed, best_response, best_change_pct,
     resistant_share (HER2-lower share of the first lesion at PD or the end), pd_new_brain,
@@ -415,8 +438,12 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     site = np.array([0] * tp.body_lesions + [1])
     assess_h = assessment_times_h(spec)
     assess_day = np.round(assess_h / 24.0).astype(int)
+    tcell = None
+    if arm is not None and inputs.tcell is not None and (
+            arm.checkpoint if arm.checkpoint is not None else is_checkpoint_arm(arm.regimens, model_drugs(spec.model))):
+        tcell = inputs.tcell[rows]
     diam, share = grow(rates, tp, g, f, d0, site, scales=inputs.scales, resistance_rate=inputs.resistance_rate,
-                       pretreated_signal_factor=inputs.pretreated_factor)
+                       pretreated_signal_factor=inputs.pretreated_factor, tcell=tcell)
     dA = diam[:, np.minimum(assess_day, diam.shape[1] - 1)]          # (n, A, J)
     target = np.isfinite(d0)
     target[:, -1] &= brain_target
@@ -424,9 +451,14 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     sld = np.where(target[:, None, :], visible, 0.0).sum(axis=2)
     sld[:, 0] = np.where(target, d0, 0.0).sum(axis=1)
     all_gone = (np.where(target[:, None, :], visible, 0.0) == 0).all(axis=2)
-    occult = (~brain_target) & np.isfinite(d0[:, -1])
-    new = occult[:, None] & (np.nan_to_num(dA[:, :, -1]) >= tp.new_lesion_diameter)
-    new[:, 0] = False
+    if inputs.brain_threshold is not None:   # new brain lesions by the hazard of her2sim.trial.brain
+        lam = tp.resistance_rate if inputs.resistance_rate is None else inputs.resistance_rate
+        speed = micromet_speed(rates, g, f, tp.growth_rate, scales=inputs.scales, resistance_rate=lam,
+                               pretreated_signal_factor=inputs.pretreated_factor, tcell=tcell)
+        new_day = new_lesion_day(speed, tp.new_brain_lesion_hazard, inputs.brain_threshold[rows], np.isfinite(d0[:, -1]))
+    else:
+        new_day = np.full(n, np.inf)
+    new = new_lesion_calls(new_day, assess_day)
     r = assess(sld, all_gone, new)
     k = r["progression_index"]
     t_pd = np.where(k > 0, assess_h[np.maximum(k, 0)], np.inf)
@@ -445,7 +477,8 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
             "cns_pfs_months": cns_t / HOURS_PER_MONTH, "cns_progressed": cns_event, "cns_best_change_pct": cns_best,
             "best_response": np.asarray(r["best"]).astype(str), "best_change_pct": np.asarray(r["best_change"], float),
             "resistant_share": share[np.arange(n), at, 0],
-            "pd_new_brain": event & new[np.arange(n), np.maximum(k, 0)], "sld": sld}
+            "pd_new_brain": event & new[np.arange(n), np.maximum(k, 0)],
+            "new_brain_lesion_months": new_day * 24.0 / HOURS_PER_MONTH, "sld": sld}
 
 
 #: CNS progression of a measured brain lesion: growth over its nadir (RANO-BM, Lin et al. 2015 Lancet
@@ -491,6 +524,8 @@ def patient_table(spec: TrialSpec, cohort: Cohort, arm_index: np.ndarray, inputs
     df["cns_pfs_months"] = outcomes["cns_pfs_months"]
     df["cns_progressed"] = outcomes["cns_progressed"]
     df["cns_best_change_pct"] = outcomes["cns_best_change_pct"]
+    if "new_brain_lesion_months" in outcomes:
+        df["new_brain_lesion_months"] = outcomes["new_brain_lesion_months"]
     return df
 
 
@@ -520,7 +555,7 @@ def evaluate(prep: PreparedTrial, **overrides) -> TrialResult:
     parts, sld_store = [], {}
     for a, arm in enumerate(spec.arms):
         idx = np.flatnonzero(prep.arm_index == a)
-        o = arm_outcomes(spec, prep.rates[a], inputs, idx, coh["brain_mets"][idx], prep.dropout_u[idx])
+        o = arm_outcomes(spec, prep.rates[a], inputs, idx, coh["brain_mets"][idx], prep.dropout_u[idx], arm=arm)
         parts.append((idx, o))
         sld_store[arm.name] = (months, o["sld"])
     df = patient_table(spec, coh, prep.arm_index, inputs, merge_outcomes(parts, coh.n))
@@ -545,8 +580,12 @@ def summarise(spec: TrialSpec, df, curves: dict) -> dict:
         if len(b):  # CNS-PFS of the patients with measured brain metastases at baseline
             cns = kaplan_meier(b.cns_pfs_months.values, b.cns_progressed.values)
             out["arms"][arm.name].update({"n_brain_mets": len(b), "median_cns_pfs": median_survival(cns)[0],
-                                          "cns_pfs_12mo": cns.at(12.0)})
+                                          "cns_pfs_12mo": cns.at(12.0),
+                                          "cns_orr": cns_response_rate(b, spec.cns_response_decrease)})
         out["arms"][arm.name]["cns_progression_share"] = float(d.cns_progressed.mean()) if len(d) else float("nan")
+        out["arms"][arm.name]["cns_first_progression"] = float(np.mean(cns_first(
+            d.cns_progressed.values, d.cns_pfs_months.values, d.progressed.values, d.pfs_months.values))) \
+            if len(d) else float("nan")
     ctrl = spec.control
     for arm in spec.arms:
         if arm is ctrl:
@@ -575,6 +614,12 @@ def _compare(t, e, x) -> dict:
                 "logrank_chi2": float("nan"), "logrank_p": float("nan"), "note": str(exc)}
 
 
+def cns_response_rate(b, decrease: float) -> float:
+    """Share of the patients ``b`` (rows with a measured brain lesion) whose brain lesion shrank by at
+    least ``decrease`` (fraction of its diameter) before CNS progression; NaN for none."""
+    return float(np.mean(b.cns_best_change_pct.values <= -100.0 * decrease)) if len(b) else float("nan")
+
+
 def target_value(result: TrialResult, target: Target) -> float:
     """The simulated value of an observed read-out (same metric, arm, subgroup)."""
     df = result.patients
@@ -589,10 +634,10 @@ def target_value(result: TrialResult, target: Target) -> float:
     if target.metric == "orr":
         return rates(d.best_response.values)["ORR"]
     if target.metric == "cns_orr":
-        b = d[d.brain_mets.astype(bool)]
-        return float(np.mean(b.cns_best_change_pct.values <= -100 * CNS_RESPONSE_DECREASE)) if len(b) else np.nan
+        decrease = getattr(spec, "cns_response_decrease", RANO_BM_DECREASE)   # duck-typed specs: RANO-BM
+        return cns_response_rate(d[d.brain_mets.astype(bool)], decrease)
     if target.metric == "cns_first_progression":
-        first = d.cns_progressed.values & (~d.progressed.values | (d.cns_pfs_months.values <= d.pfs_months.values))
+        first = cns_first(d.cns_progressed.values, d.cns_pfs_months.values, d.progressed.values, d.pfs_months.values)
         return float(np.mean(first)) if len(d) else np.nan
     if target.metric == "median_cns_pfs":
         b = d[d.brain_mets.astype(bool)]
@@ -611,10 +656,13 @@ def format_summary(result: TrialResult) -> str:
         lines.append(f"  {name:<48} n={a['n']:<5d} events={a['events']:<5d} median PFS {a['median_pfs']:5.1f} mo "
                      f"(95% CI {lo:4.1f}-{hi:4.1f})  12-mo PFS {a['pfs_12mo']:.2f}  ORR {a['ORR']:.2f}  "
                      f"DCR {a['DCR']:.2f}  CBR {a.get('CBR', float('nan')):.2f}")
+    lines.append("  CNS-first progression (new brain lesion or brain growth at or before any other progression): "
+                 + ", ".join(f"{name} {a['cns_first_progression']:.0%}" for name, a in s["arms"].items()))
     for name, a in s["arms"].items():
         if "median_cns_pfs" in a:
             lines.append(f"  {name:<48} CNS-PFS (n={a['n_brain_mets']} with brain metastases): median "
-                         f"{a['median_cns_pfs']:5.1f} mo, 12-mo {a['cns_pfs_12mo']:.2f}; CNS progression in "
+                         f"{a['median_cns_pfs']:5.1f} mo, 12-mo {a['cns_pfs_12mo']:.2f}, CNS ORR {a['cns_orr']:.2f}; "
+                         "CNS progression in "
                          f"{a['cns_progression_share']:.0%} of the arm")
     for name, c in s["comparisons"].items():
         lines.append(f"  HR {name} vs {result.spec.control.name}: {c['hazard_ratio']:.2f} "

@@ -64,7 +64,7 @@ _TUMOUR_KEYS = {"growth_rate": "1/h", "signal_scale": "", "payload_scale": "", "
                 "resistance_rate": "1/h", "pretreated_signal_factor": "",
                 "antibody_saturation": "nM", "body_lesions": "", "brain_lesion_diameter": "mm",
                 "occult_lesion_diameter": "mm", "new_lesion_diameter": "mm", "detection_limit": "mm",
-                "dropout_hazard": "1/h"}
+                "dropout_hazard": "1/h", "new_brain_lesion_hazard": "1/h", "tcell_kill_rate": "1/h"}
 #: channels of :class:`DailyRates` (last axis of ``dS`` / ``dR``)
 CHANNELS = ("signal", "payload", "chemo")
 
@@ -89,6 +89,12 @@ class TumourParameters:
     dropout_hazard: float    # 1/h
     sources: dict
     path: str = ""
+    #: 1/h: hazard that occult brain disease surfaces as a new brain lesion without brain-active drug
+    #: (:mod:`her2sim.trial.brain`)
+    new_brain_lesion_hazard: float = 0.0
+    #: 1/h: checkpoint-released T-cell kill of a PD-L1-positive lesion per 10% stromal TILs
+    #: (:mod:`her2sim.trial.immunity`)
+    tcell_kill_rate: float = 0.0
 
     @property
     def scales(self) -> tuple[float, float, float]:
@@ -119,7 +125,9 @@ def load_tumour(name_or_path: str | Path = "tumour") -> TumourParameters:
                             vals["resistance_rate"], vals["pretreated_signal_factor"],
                             vals["antibody_saturation"], round(vals["body_lesions"]), vals["brain_lesion_diameter"],
                             vals["occult_lesion_diameter"], vals["new_lesion_diameter"], vals["detection_limit"],
-                            vals["dropout_hazard"], sources, str(path))
+                            vals["dropout_hazard"], sources, str(path),
+                            new_brain_lesion_hazard=vals["new_brain_lesion_hazard"],
+                            tcell_kill_rate=vals["tcell_kill_rate"])
 
 
 @dataclass(frozen=True)
@@ -150,15 +158,33 @@ class DailyRates:
         return out[0], out[1]
 
 
+def in_vivo_effects(rates: DailyRates, scales, pretreated_signal_factor: float = 1.0) -> tuple:
+    """In-vivo drug effects (1/h) per (patient, day, site): ``(eS, pS, eR, pR)`` with ``e*`` the part
+    that wanes with D(t) (signalling and chemotherapy) and ``p*`` the lasting payload kill, for the
+    S and R clone; ``scales`` = (signal, payload, chemo)."""
+    a = np.asarray(scales, float)
+    decaying = np.array([a[0], 0.0, -a[2]])     # signalling and chemotherapy effects wane with D(t)
+    lasting = np.array([0.0, -a[1], 0.0])       # payload kill: resistance only by the HER2-lower clone
+    dS, dR = rates.signalling(float(pretreated_signal_factor))
+    return dS @ decaying, dS @ lasting, dR @ decaying, dR @ lasting
+
+
+def effect_decay(resistance_rate: float, days: int) -> np.ndarray:
+    """(days,) D(t) = exp(-lambda t) at mid-day (``resistance_rate`` lambda in 1/h)."""
+    return np.exp(-resistance_rate * 24.0 * (np.arange(days) + 0.5))
+
+
 def grow(rates: DailyRates, tp: TumourParameters, g: np.ndarray, f_res: np.ndarray, d0: np.ndarray,
          site: np.ndarray, *, scales: tuple | None = None, resistance_rate: float | None = None,
-         pretreated_signal_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+         pretreated_signal_factor: float = 1.0, tcell: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Integrate all lesions day by day (exact exponential growth within a day, rates held constant).
 
     g : (N,) untreated growth rate 1/h; f_res : (N,) resistant fraction at baseline;
     d0 : (N, J) baseline diameters in mm (NaN = no lesion); site : (J,) 0 body / 1 brain;
     scales : (signal, payload, chemo) overriding ``tp.scales``; resistance_rate : 1/h;
-    pretreated_signal_factor : rho for the cross-resistant signalling change (1 = none).
+    pretreated_signal_factor : rho for the cross-resistant signalling change (1 = none);
+    tcell : (N,) checkpoint-released T-cell kill rate in 1/h (:mod:`her2sim.trial.immunity`), the
+    same in every lesion and clone, or None (no checkpoint inhibitor).
     Returns (diameters (N, days+1, J) in mm, resistant share (N, days+1, J)).
     """
     a = np.asarray(tp.scales if scales is None else scales, float)
@@ -172,15 +198,13 @@ def grow(rates: DailyRates, tp: TumourParameters, g: np.ndarray, f_res: np.ndarr
     diam[:, 0] = d0
     share[:, 0] = f_res[:, None]
     site = np.asarray(site, dtype=np.intp)
-    decaying = np.array([a[0], 0.0, -a[2]])     # signalling and chemotherapy effects wane with D(t)
-    lasting = np.array([0.0, -a[1], 0.0])       # payload kill: resistance only by the HER2-lower clone
     # in-vivo effects of each clone per (patient, day, site): contractions over the channels
-    dS, dR = rates.signalling(float(pretreated_signal_factor))
-    eS, pS = (dS @ decaying)[:, :, site], (dS @ lasting)[:, :, site]
-    eR, pR = (dR @ decaying)[:, :, site], (dR @ lasting)[:, :, site]
+    eS, pS, eR, pR = (x[:, :, site] for x in in_vivo_effects(rates, a, pretreated_signal_factor))
     by = a[1] * rates.byst[:, :, site].astype(float)
-    decay = np.exp(-lam * 24.0 * (np.arange(days) + 0.5))         # D(t) at mid-day
+    decay = effect_decay(lam, days)
     gd = 24.0 * g[:, None]
+    if tcell is not None:
+        gd = gd - 24.0 * np.asarray(tcell, float)[:, None]
     for k in range(days):
         phiS = 1.0 / (1.0 + np.exp(lnR - lnS))
         lnS = lnS + gd + 24.0 * (decay[k] * eS[:, k] + pS[:, k])
