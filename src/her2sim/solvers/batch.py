@@ -462,8 +462,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     dense_coef = np.asarray(tab.dense, dtype=float)
     stage_coef = [np.array([tab.a[i][:i], tab.c[i][:i]], dtype=float) for i in range(tab.stages)]
     messages: dict[int, str] = {}
-    out = job.states
-    out[lo:hi].fill(np.nan)
+    out = job.states  # written where a member's output exists; the rest set to NaN when it leaves (no up-front fill)
+    grid = np.ascontiguousarray(grid)
     span = t_end - job.t0
     eps16 = 16 * np.finfo(float).eps
     h_floor = eps16 * span  # plus 16 eps |t| below: the spacing of floats near t
@@ -566,14 +566,19 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         else:
             err_vec = work.view("err", n, Ba)
             np.dot(np.asarray(tab.e, dtype=float), U2, out=err_vec.reshape(-1))
-        w, abs_y1 = work.view("w", n, Ba), work.view("w2", n, Ba)
-        np.abs(y, out=w)
-        np.abs(y1, out=abs_y1)
-        np.maximum(w, abs_y1, out=w)
-        w *= rtol
-        w += atol
-        np.divide(err_vec, w, out=w)
-        err = rms0(w, inplace=True)
+        if kern is None:
+            w, abs_y1 = work.view("w", n, Ba), work.view("w2", n, Ba)
+            np.abs(y, out=w)
+            np.abs(y1, out=abs_y1)
+            np.maximum(w, abs_y1, out=w)
+            w *= rtol
+            w += atol
+            np.divide(err_vec, w, out=w)
+            err = rms0(w, inplace=True)
+            ymax = ymin = None
+        else:  # the same norm in one pass, with the blow-up test's max |y1| and min y1
+            err, ymax, ymin = np.empty(Ba), np.empty(Ba), np.empty(Ba)
+            kern.error(y, y1, err_vec, rtol, atol, err, ymax, ymin)
         err[~np.isfinite(err)] = np.inf
         if job.fixed_step is not None:
             err[np.isfinite(err)] = 0.0
@@ -581,7 +586,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         accept = err <= 1.0
         nstep += ~done
         nrej += ~accept & ~done
-        if accept.any():  # blow-up test on the new values (= y after the update, for accepted members)
+        if accept.any() and ymax is None:  # blow-up test on the new values (= y after the update, for accepted members)
             ymax = np.max(abs_y1, axis=0)
             ymin = np.min(y1, axis=0)
 
@@ -606,6 +611,9 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         if pend.any():  # the dense-output vectors of every member in one pass over the stages
             D = work.view("dense", len(tab.dense), n, Ba)
             np.dot(dense_coef, U2, out=D.reshape(len(tab.dense), -1))
+            if kern is not None and job.params_out is None:  # in C, straight into the output rows
+                kern.dense(D, y, y1, np.nonzero(pend)[0], t, hh, t_new, grid, nout, idx, out)
+                pend[:] = False
         while pend.any():
             sel = np.nonzero(pend)[0]
             theta = (grid[nout[sel]] - t[sel]) / hh[sel]
@@ -692,6 +700,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         if n_done and (n_done >= COMPACT_FRACTION * Ba or n_done == Ba):
             keep = ~done
             rows = idx[done]
+            for k in np.nonzero(done & (nout < T))[0]:  # outputs never reached (a failure): NaN
+                out[idx[k], nout[k]:] = np.nan
             steps[rows - offset] = nstep[done]
             rejected[rows - offset] = nrej[done]
             y_kept = y[:, keep]

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidArgument
-from .codegen_c import FUNCTION_NAMES, HELPERS, SIMD_FUNCTIONS, kernel_source, simd_helpers
+from .codegen_c import FUNCTION_NAMES, HELPERS, SIMD_FUNCTIONS, STEP_SOURCE, kernel_source, simd_helpers
 from .backend import Backend
 from .fused import check_ops
 
@@ -49,10 +49,15 @@ CHECK_MEMBERS, CHECK_RTOL = 16, 1e-12
 _VECTOR = ("-march=native", "-fno-math-errno", "-ftree-loop-if-convert")
 #: compiler flags: common, and per function (see the module docstring)
 BASE_FLAGS = ("-O2", "-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-fopenmp-simd")
-EXTRA_FLAGS = {"h2_rhs": _VECTOR, "h2_jac": _VECTOR, "h2_factor": (), "h2_solve": ("-march=native",)}
+EXTRA_FLAGS = {"h2_rhs": _VECTOR, "h2_jac": _VECTOR, "h2_factor": (), "h2_solve": ("-march=native",),
+               "h2_step": ("-march=native",)}
 #: seconds a compiler may take for one function before the build is abandoned
 COMPILE_TIMEOUT_S = 300
 _SIGNATURE = "(const double *restrict a, const double *restrict b, double *restrict out, const long long B)"
+_P, _L, _D = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+#: argument types of the hand-written step functions (:data:`her2sim.solvers.codegen_c.STEP_SOURCE`)
+STEP_ARGTYPES = {"h2_error": [_P, _P, _P, _D, _D, _P, _P, _P, _L, _L],
+                 "h2_dense": [_P, _L, _P, _P, _L, _L, _P, _L, _P, _P, _P, _P, _L, _P, _P, _P]}
 
 
 def find_compiler() -> str | None:
@@ -83,10 +88,13 @@ class CpuKernels:
 
     def __init__(self, libraries: dict, n: int, n_params: int, n_jac: int, nnz: int, compile_s: float, flags: dict):
         self._libs = libraries  # keeps the loaded libraries alive
-        self._fn = {name: getattr(lib, name) for name, lib in libraries.items()}
+        self._fn = {name: getattr(libraries[name], name) for name in FUNCTION_NAMES}
         for fn in self._fn.values():
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong]
             fn.restype = None
+        for name, types in STEP_ARGTYPES.items():
+            fn = self._fn[name] = getattr(libraries["h2_step"], name)
+            fn.argtypes, fn.restype = types, None
         self.n, self.n_params, self.n_jac, self.nnz = n, n_params, n_jac, nnz
         self.factor_rows = nnz + n
         self.compile_s, self.flags = compile_s, flags
@@ -117,6 +125,23 @@ class CpuKernels:
     def solve(self, F, b, out=None):
         return self._call("h2_solve", F, b, out, self.n)
 
+    # The rest of a step (no argument checks: the integrator passes C-contiguous float64 arrays of
+    # the right shapes; int64 index arrays).
+    def error(self, y, y1, e, rtol: float, atol: float, err, ymax, ymin) -> None:
+        """(B,) RMS error norms, max |y1| and min y1 of (n, B) arrays, into ``err``, ``ymax``, ``ymin``."""
+        rows, B = y.shape
+        self._fn["h2_error"](y.ctypes.data, y1.ctypes.data, e.ctypes.data, rtol, atol, err.ctypes.data,
+                             ymax.ctypes.data, ymin.ctypes.data, rows, B)
+
+    def dense(self, D, y, y1, sel, t, hh, t_new, grid, nout, row, out) -> None:
+        """Dense output (vectors D (K, n, B)) of members ``sel`` (int64) at every time
+        ``grid[nout[i]] <= t_new[i]`` into the (B_total, T, n) array ``out`` at row ``row[i]``;
+        advances ``nout`` (int64)."""
+        rows, B = y.shape
+        self._fn["h2_dense"](D.ctypes.data, D.shape[0], y.ctypes.data, y1.ctypes.data, rows, B, sel.ctypes.data,
+                             len(sel), t.ctypes.data, hh.ctypes.data, t_new.ctypes.data, grid.ctypes.data, len(grid),
+                             nout.ctypes.data, row.ctypes.data, out.ctypes.data)
+
 
 def build_kernels(network, plan, *, compiler: str | None = None) -> CpuKernels:
     """Compile and load the four functions (no check; raises RuntimeError on a compiler error,
@@ -133,6 +158,8 @@ def build_kernels(network, plan, *, compiler: str | None = None) -> CpuKernels:
             src = Path(folder) / f"{name}.c"
             src.write_text(function_source(name, body))
             pending[name] = list(EXTRA_FLAGS[name])
+        (Path(folder) / "h2_step.c").write_text(STEP_SOURCE)
+        pending["h2_step"] = list(EXTRA_FLAGS["h2_step"])
         procs = {}
         while pending or procs:
             for name, extra in list(pending.items()):  # every function compiles in parallel
@@ -162,7 +189,7 @@ def build_kernels(network, plan, *, compiler: str | None = None) -> CpuKernels:
                 raise RuntimeError(f"{Path(cc).name} failed on {name} (exit {proc.returncode}): {text}")
             libraries[name] = ctypes.CDLL(str(Path(folder) / f"{name}.so"))  # mapped: the file may go
             flags[name] = " ".join((*BASE_FLAGS, *extra))
-    return CpuKernels({k: libraries[k] for k in FUNCTION_NAMES}, ks.n, ks.n_params, ks.n_jac, ks.nnz,
+    return CpuKernels(libraries, ks.n, ks.n_params, ks.n_jac, ks.nnz,
                       time.perf_counter() - clock, flags)
 
 
