@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Her2simError, InvalidArgument
+from ..solvers.batch import run_kernels
 from .objective import Objective
 from .problem import PetabProblem
 
@@ -106,7 +107,7 @@ def latin_hypercube(n: int, lower, upper, *, seed=None) -> np.ndarray:
 
 def _options(objective: Objective) -> dict:
     return {"method": objective.method, "rtol": objective.rtol, "atol": objective.atol,
-            "fd_step": objective.fd_step, "max_steps": objective.max_steps}
+            "fd_step": objective.fd_step, "max_steps": objective.max_steps, "kernels": objective.kernels}
 
 
 class Lockstep:
@@ -383,7 +384,11 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
                 if d.get("seed") == _seed_key(seed) and d["index"] < starts:
                     done[d["index"]] = StartResult(**{k: v for k, v in d.items() if k != "seed"})
     todo = [(i, X0[i]) for i in range(int(starts)) if i not in done]
-    shared = (problem, _options(objective), int(max_evaluations), bool(closed_form_noise), optimizer)
+    options = _options(objective)
+    if options["kernels"] is None and objective.method == "batch":  # the run's C kernels, built once for every start
+        members = len(todo) * int(max_evaluations) * len(objective.conditions) * (2 * len(problem.free) + 1)
+        options["kernels"] = run_kernels([objective.network], members, objective.rtol)
+    shared = (problem, options, int(max_evaluations), bool(closed_form_noise), optimizer)
     bar = Progress(len(todo), enabled=progress, what="fit", unit="starts") if progress else None
     # groups of starts run in lockstep (one batch integration per round of evaluations); with an
     # output folder each group's starts are written when it finishes, so an interruption loses one group

@@ -207,11 +207,12 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         (:mod:`her2sim.solvers.backend`); other than "numpy" it runs :mod:`her2sim.solvers.batch_xp` (no
         breakpoints, model events, fixed_step or workers there). Results are NumPy arrays.
     slab : members integrated together on a non-NumPy backend (default :data:`DEVICE_SLAB`).
-    fused : run the right-hand side, Jacobian, LU factor and LU solve as compiled code, one call
-        each per step. NumPy backend: C built with the system compiler (:mod:`her2sim.solvers.ckernels`,
-        checked against NumPy before use; a warning line and the NumPy path if that fails).
-        ``"auto"`` (default): build them when B >= :data:`AUTO_FUSED_MEMBERS` (below that the
-        compile time, ~2.5 CPU-s, outweighs the gain) and a compiler exists; True: build them for any
+    fused : run the right-hand side, Jacobian, LU factor and LU solve (and, on the NumPy backend,
+        the error norm and dense output) as compiled code, one call each per step. NumPy backend: C
+        built with the system compiler (:mod:`her2sim.solvers.ckernels`, checked against NumPy before
+        use; a warning line and the NumPy path if that fails).
+        ``"auto"`` (default): build them when B >= :func:`auto_fused_members` (10,000 at rtol <= 1e-6,
+        else 20,000; below that the compile time, ~3.7 CPU-s, outweighs the gain); True: build them for any
         B; False: NumPy operations; a :class:`~her2sim.solvers.ckernels.CpuKernels` (built once by
         :func:`~her2sim.solvers.ckernels.cpu_kernels`) or a :class:`~her2sim.solvers.ckernels.KernelCache`: use or
         build-and-keep those (for many calls on one network). ``backend="cupy"``: True/"auto" run
@@ -315,7 +316,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     rejected = np.zeros(B, dtype=np.int64)
     messages = [""] * B
     clock = _time.perf_counter()
-    kernels, compile_s = _cpu_kernels(network, plan, fused, B, ordering) if bk.is_numpy else (None, 0.0)
+    kernels, compile_s = _cpu_kernels(network, plan, fused, B, ordering, rtol) if bk.is_numpy else (None, 0.0)
     job = _Job(network, plan, tab, X0, P, schedule, t0, t_end, grid, rtol, atol, int(max_steps), progress, states,
                p_traj,
                None if fixed_step is None else float(fixed_step), kernels)
@@ -368,13 +369,35 @@ DEVICE_SLAB = 262144
 #: (~900 rows) then stay in the L2/L3 cache; a slab of a power of two would put every row of a
 #: member in the same few L1 sets, so this is not one
 C_SLAB = 1000
-#: ``fused="auto"`` builds the C kernels from this many members on: one build costs ~2.5 CPU-s of
-#: compiler time (HER2 model); measured savings per member (CPU time, B = 1e4, Rodas4): ~0.09 ms at
-#: rtol 1e-4, ~0.3 ms at 1e-6, so the build pays from ~8,000 (1e-6) to ~28,000 (1e-4) members
+#: ``fused="auto"`` builds the C kernels from this many members on (half as many at rtol <= 1e-6):
+#: one build costs ~3.7 CPU-s of compiler time (HER2 model, loaded 2-core machine); measured savings
+#: per member (CPU time, B = 2000, 2026-11-27): 0.17-0.18 ms at rtol 1e-4, 0.33-0.40 ms at 1e-6
+#: (Rodas4, Rodas5P), so the build pays from ~22,000 (1e-4) and ~10,000 (1e-6) members
 AUTO_FUSED_MEMBERS = 20000
 
 
-def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str):
+def auto_fused_members(rtol: float) -> int:
+    """Members from which ``fused="auto"`` (and :func:`run_kernels`) builds the C kernels at ``rtol``."""
+    return AUTO_FUSED_MEMBERS if rtol > 1e-6 else max(1, AUTO_FUSED_MEMBERS // 2)
+
+
+def run_kernels(networks: Sequence[Network], members: int, rtol: float,
+                ordering: str = "markowitz") -> KernelCache | None:
+    """The compiled C kernels of a run (a sweep, screen, trial or fit) of about ``members`` member
+    integrations of ``networks`` at ``rtol``: a :class:`KernelCache` with them built now, once, if
+    that many members pay for a build (:func:`auto_fused_members`), else None (then each
+    ``simulate_batch`` call decides by its own size). The run owns the cache and passes it down
+    (``kernels=`` of :func:`her2sim.experiments.run_conditions`); its workers re-open the built
+    libraries (it pickles)."""
+    if members < auto_fused_members(rtol):
+        return None
+    cache = KernelCache()
+    for net in networks:
+        cache.get(net, lu_plan(net, ordering), ordering)
+    return cache
+
+
+def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str, rtol: float):
     """(the C kernels ``fused`` asks for (see :func:`simulate_batch`) or None, seconds spent building them now)."""
     if isinstance(fused, CpuKernels):
         return fused, 0.0
@@ -383,7 +406,7 @@ def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str)
             return fused.get(network, plan, ordering), 0.0
         build = True
     else:
-        build = bool(fused) if isinstance(fused, (bool, np.bool_)) else B >= AUTO_FUSED_MEMBERS  # "auto"
+        build = bool(fused) if isinstance(fused, (bool, np.bool_)) else B >= auto_fused_members(rtol)  # "auto"
     if not build:
         return None, 0.0
     clock = _time.perf_counter()

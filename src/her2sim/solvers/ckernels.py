@@ -27,7 +27,9 @@ network many times (a fit, a sweep's chunks) builds once and passes the result a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import hashlib
 import os
 import shutil
 import subprocess
@@ -86,7 +88,8 @@ class CpuKernels:
 
     fused = True
 
-    def __init__(self, libraries: dict, n: int, n_params: int, n_jac: int, nnz: int, compile_s: float, flags: dict):
+    def __init__(self, libraries: dict, n: int, n_params: int, n_jac: int, nnz: int, compile_s: float, flags: dict,
+                 files: dict | None = None):
         self._libs = libraries  # keeps the loaded libraries alive
         self._fn = {name: getattr(libraries[name], name) for name in FUNCTION_NAMES}
         for fn in self._fn.values():
@@ -98,6 +101,7 @@ class CpuKernels:
         self.n, self.n_params, self.n_jac, self.nnz = n, n_params, n_jac, nnz
         self.factor_rows = nnz + n
         self.compile_s, self.flags = compile_s, flags
+        self.files = dict(files or {})  # library paths, when built with keep_in (a KernelCache's folder)
 
     def _call(self, name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray | None, rows: int) -> np.ndarray:
         a = np.ascontiguousarray(a, dtype=np.float64)
@@ -143,16 +147,19 @@ class CpuKernels:
                              nout.ctypes.data, row.ctypes.data, out.ctypes.data)
 
 
-def build_kernels(network, plan, *, compiler: str | None = None) -> CpuKernels:
-    """Compile and load the four functions (no check; raises RuntimeError on a compiler error,
-    FileNotFoundError without a compiler). Prefer :func:`cpu_kernels`."""
+def build_kernels(network, plan, *, compiler: str | None = None, keep_in: str | None = None) -> CpuKernels:
+    """Compile and load the functions (no check; raises RuntimeError on a compiler error,
+    FileNotFoundError without a compiler). Prefer :func:`cpu_kernels`. ``keep_in``: an existing
+    folder where the libraries stay (their paths in ``CpuKernels.files``); default: a temporary
+    folder removed once they are loaded."""
     cc = compiler or find_compiler()
     if cc is None:
         raise FileNotFoundError("no C compiler found (set CC, or install gcc/cc)")
     ks = kernel_source(network, plan, SIMD_FUNCTIONS)
     clock = time.perf_counter()
     libraries, flags = {}, {}
-    with tempfile.TemporaryDirectory(prefix="her2sim-ckernels-") as folder:
+    with (tempfile.TemporaryDirectory(prefix="her2sim-ckernels-") if keep_in is None
+          else contextlib.nullcontext(tempfile.mkdtemp(prefix="build-", dir=keep_in))) as folder:
         pending = {}
         for name, body in ks.bodies.items():
             src = Path(folder) / f"{name}.c"
@@ -189,8 +196,8 @@ def build_kernels(network, plan, *, compiler: str | None = None) -> CpuKernels:
                 raise RuntimeError(f"{Path(cc).name} failed on {name} (exit {proc.returncode}): {text}")
             libraries[name] = ctypes.CDLL(str(Path(folder) / f"{name}.so"))  # mapped: the file may go
             flags[name] = " ".join((*BASE_FLAGS, *extra))
-    return CpuKernels(libraries, ks.n, ks.n_params, ks.n_jac, ks.nnz,
-                      time.perf_counter() - clock, flags)
+        files = {} if keep_in is None else {name: str(Path(folder) / f"{name}.so") for name in libraries}
+    return CpuKernels(libraries, ks.n, ks.n_params, ks.n_jac, ks.nnz, time.perf_counter() - clock, flags, files)
 
 
 class _Unbuffered:
@@ -241,11 +248,12 @@ def check_kernels(kernels: CpuKernels, network, plan, *, members: int = CHECK_ME
                   members=members, rtol=rtol, seed=seed)
 
 
-def cpu_kernels(network, plan, *, warn: bool = True) -> CpuKernels | None:
+def cpu_kernels(network, plan, *, warn: bool = True, keep_in: str | None = None) -> CpuKernels | None:
     """Build and check the C kernels; on any failure (no compiler, a compiler error, a mismatch)
-    one RuntimeWarning line (if ``warn``) and None: the caller runs the NumPy path."""
+    one RuntimeWarning line (if ``warn``) and None: the caller runs the NumPy path. ``keep_in``: as
+    in :func:`build_kernels`."""
     try:
-        kernels = build_kernels(network, plan)
+        kernels = build_kernels(network, plan, keep_in=keep_in)
         check_kernels(kernels, network, plan)
     except Exception as exc:  # noqa: BLE001 - any failure means: NumPy path, say why
         if warn:
@@ -256,23 +264,91 @@ def cpu_kernels(network, plan, *, warn: bool = True) -> CpuKernels | None:
     return kernels
 
 
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _remove_folder(folder: str, owner: int) -> None:
+    if os.getpid() == owner:  # never from a forked child or an unpickled copy
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class KernelCache:
-    """An explicit, caller-owned store of built kernels, one per (network, LU ordering): pass it as
-    ``simulate_batch(..., fused=cache)`` to compile once for many calls (a fit, a sweep).
-    A failed build is remembered as None (one warning, not one per call)."""
+    """An explicit, caller-owned store of built kernels, one per generated source (network and LU
+    ordering): pass it as ``simulate_batch(..., fused=cache)`` (or ``kernels=`` of
+    :func:`her2sim.experiments.run_conditions`) to compile once for many calls (a fit, a sweep's
+    chunks). A failed build is remembered as None (one warning, not one per call).
+
+    Picklable, for process and dask workers: the built libraries stay in a folder the cache owns
+    (removed when the cache that built them is garbage-collected, in the process that built them);
+    a pickled cache carries their paths and SHA-256 hashes, and a worker re-opens them on first use
+    (and re-checks them against NumPy). A library that is missing or changed is rebuilt in that
+    process, with one RuntimeWarning line. Forked workers share the parent's loaded libraries.
+    """
 
     def __init__(self):
-        self._built: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._setup({})
+
+    def _setup(self, files: dict) -> None:
+        self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> {ordering: key}
+        self._built: dict = {}     # source key -> CpuKernels or None (a failed build)
+        self._files = files        # source key -> (library files {name: (path, sha256)}, metadata) or None
+        self._folder: str | None = None
+
+    def _key(self, network, plan, ordering: str) -> str:
+        per_net = self._keys.setdefault(network, {})
+        if ordering not in per_net:  # the generated C identifies the kernels (~10 ms, once per network object)
+            ks = kernel_source(network, plan, SIMD_FUNCTIONS)
+            text = "\n".join(line for body in ks.bodies.values() for line in body)
+            per_net[ordering] = hashlib.sha256(text.encode()).hexdigest()
+        return per_net[ordering]
 
     def get(self, network, plan, ordering: str) -> CpuKernels | None:
-        per_net = self._built.setdefault(network, {})
-        if ordering not in per_net:
-            per_net[ordering] = cpu_kernels(network, plan)
-        return per_net[ordering]
+        key = self._key(network, plan, ordering)
+        if key not in self._built:
+            self._built[key] = self._reopen(key, network, plan) if key in self._files else self._build(network, plan)
+        return self._built[key]
+
+    def _build(self, network, plan) -> CpuKernels | None:
+        if self._folder is None:
+            self._folder = tempfile.mkdtemp(prefix="her2sim-kernelcache-")
+            weakref.finalize(self, _remove_folder, self._folder, os.getpid())
+        return cpu_kernels(network, plan, keep_in=self._folder)
+
+    def _reopen(self, key: str, network, plan) -> CpuKernels | None:
+        entry = self._files[key]
+        if entry is None:  # the build failed where the cache was made: no retry, no second warning
+            return None
+        files, (n, n_params, n_jac, nnz, flags) = entry
+        stale = [path for path, digest in files.values() if not (os.path.exists(path) and _sha256(path) == digest)]
+        if stale:
+            warnings.warn(f"KernelCache: the compiled library {stale[0]} is missing or changed; rebuilding the C "
+                          "kernels in this process", RuntimeWarning, stacklevel=3)
+            return self._build(network, plan)
+        libraries = {name: ctypes.CDLL(path) for name, (path, _) in files.items()}
+        kernels = CpuKernels(libraries, n, n_params, n_jac, nnz, 0.0, flags, {k: v[0] for k, v in files.items()})
+        try:
+            check_kernels(kernels, network, plan)
+        except Exception as exc:  # noqa: BLE001 - as cpu_kernels: say why, run NumPy
+            warnings.warn(f"compiled C kernels unavailable, using the NumPy path ({exc})", RuntimeWarning, stacklevel=3)
+            return None
+        return kernels
+
+    def __getstate__(self) -> dict:
+        files = dict(self._files)
+        for key, k in self._built.items():
+            files[key] = None if k is None else (
+                {name: (path, _sha256(path)) for name, path in k.files.items()},
+                (k.n, k.n_params, k.n_jac, k.nnz, k.flags))
+        return {"files": files}
+
+    def __setstate__(self, state: dict) -> None:
+        self._setup(dict(state["files"]))
 
     def has(self, network, ordering: str) -> bool:
         """True if a build for this network and ordering was tried (kernels or a remembered failure)."""
-        return ordering in self._built.get(network, {})
+        keys = self._keys.get(network, {})
+        return ordering in keys and (keys[ordering] in self._built or keys[ordering] in self._files)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._built.values())
+        return len(set(self._built) | set(self._files))
