@@ -180,8 +180,9 @@ def profile_run(net, P, rtol, x_rest, fused=False):
         # cProfile sees einsum but not np.dot's C work (only its Python dispatcher): the stage sums
         # by np.dot count in the rest of the loop
         "stage combinations (einsum)": sum(v[1] for (f, fn), v in cum.items() if f == "~" and "c_einsum" in fn),
-        "dense output": c("batch.py", "_dense"),
-        "NaN-filling the output (first touch of B x T x n floats)": sum(
+        "dense output": c("stepping.py", "dense") + c("ckernels.py", "dense"),
+        "error norm and extremes (C)": c("ckernels.py", "error"),
+        "NaN-filling the output (only rows never written, since 2026-11-27)": sum(
             v[1] for (f, fn), v in cum.items() if f == "~" and "'fill'" in fn),
     }
     integ = c("batch.py", "_integrate")
