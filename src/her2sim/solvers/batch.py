@@ -337,8 +337,10 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         _run_parallel(job, int(workers), status, steps, rejected, messages)
     else:
         with np.errstate(all="ignore"):
-            for lo, hi in slab_ranges(B, 1, kernels is not None):
-                for i, msg in _integrate(job, lo, hi, status, steps, rejected).items():
+            slabs = slab_ranges(B, 1, kernels is not None)
+            work = work_arrays(job, max(hi - lo for lo, hi in slabs))  # one set for every slab
+            for lo, hi in slabs:
+                for i, msg in _integrate(job, lo, hi, status, steps, rejected, work=work).items():
                     messages[i] = msg
     attrs = {"method": method, "backend": bk.name, "rtol": rtol, "atol": atol, "ordering": ordering,
              "workers": int(workers),
@@ -468,9 +470,19 @@ class _Job:
     kernels: object = None  # her2sim.solvers.ckernels.CpuKernels, or None for the NumPy operations
 
 
-def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int = 0) -> dict:
+def work_arrays(job: _Job, capacity: int) -> Work:
+    """The work arrays of :func:`_integrate` for up to ``capacity`` members of the job."""
+    net, plan, kern, tab = job.network, job.plan, job.kernels, job.tab
+    n = net.n_species
+    return Work(capacity, n, tab.stages, len(net.jac_rows), plan.nnz if kern is None else 0,
+                2 * n + plan.max_terms if kern is None else 0, len(tab.dense),
+                plan.gather_rows if kern is None else kern.factor_rows, net.n_params)
+
+
+def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int = 0, work: Work | None = None) -> dict:
     """Integrate members lo..hi-1 of the job, writing job.states rows; fills status/steps/rejected
-    (indexed from ``offset``) and returns {member: message} for failures."""
+    (indexed from ``offset``) and returns {member: message} for failures. ``work``: arrays to reuse
+    (:func:`work_arrays`), else allocated here."""
     net, plan, tab = job.network, job.plan, job.tab
     n = net.n_species
     grid, T = job.grid, len(job.grid)
@@ -502,14 +514,15 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         return jac_into(y, P)
 
     # --- active-set arrays (species-major: (n, Ba)); the (n, Ba)-sized work arrays are views of
-    # buffers allocated once for the whole slab (no large temporaries inside the loop) ---
-    work = Work(hi - lo, n, s_count, len(net.jac_rows), plan.nnz if kern is None else 0,
-                2 * n + plan.max_terms if kern is None else 0, len(tab.dense),
-                plan.gather_rows if kern is None else kern.factor_rows)
+    # buffers allocated once for the slab, or passed in for all the slabs of a process (fresh pages
+    # cost the kernel's zeroing on first touch; no large temporaries inside the loop) ---
+    if work is None or work.capacity < hi - lo:
+        work = work_arrays(job, hi - lo)
     idx = np.arange(lo, hi)
     y = work.y(hi - lo)
     y[...] = job.X0[lo:hi].T
-    P = np.array(job.P[lo:hi].T, order="C")
+    P = work.view("P", net.n_params, hi - lo)
+    P[...] = job.P[lo:hi].T
     Ba = hi - lo
     t = np.full(Ba, job.t0)
     nbp = np.zeros(Ba, dtype=np.intp)

@@ -1,10 +1,13 @@
-"""The batch integrator's four heavy operations as compiled C on the CPU (ctypes), from :mod:`her2sim.solvers.codegen_c`.
+"""The batch integrator's heavy operations as compiled C on the CPU (ctypes), from :mod:`her2sim.solvers.codegen_c`.
 
 Why: per step the NumPy integrator evaluates the right-hand side six to eight times, the
 Jacobian once, one sparse LU and six to eight triangular solves; in NumPy each is hundreds of
 element-wise calls with a temporary each (~450 per right-hand side, ~270 per solve). Here each is
 one call of a C loop over the members of the (rows, B) arrays, the straight-line body of
 :mod:`her2sim.solvers.codegen_c` inside (the same text the CUDA kernels of :mod:`her2sim.solvers.fused` use).
+A fifth, model-independent library (``h2_step``, :data:`her2sim.solvers.codegen_c.STEP_SOURCE`) does
+the rest of a step that paid in C: the error norm with the blow-up test's extremes in one pass, and
+the dense output written straight into the output rows (same operations, same order as NumPy).
 
 Build: the system C compiler (``cc``/``gcc``, or ``$CC``), each function its own translation unit
 compiled in parallel into a shared library in a temporary directory owned by the call (removed
@@ -22,7 +25,8 @@ warning line and the caller runs the NumPy path.
 
 No hidden cache: :func:`cpu_kernels` compiles on every call. A caller that integrates the same
 network many times (a fit, a sweep's chunks) builds once and passes the result along
-(``simulate_batch(..., fused=kernels)``), or keeps a :class:`KernelCache` it owns.
+(``simulate_batch(..., fused=kernels)``), or keeps a :class:`KernelCache` it owns (picklable: its
+workers re-open the libraries; :func:`her2sim.solvers.batch.run_kernels` makes one per run).
 """
 
 from __future__ import annotations
