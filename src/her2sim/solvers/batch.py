@@ -304,8 +304,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     tab = TABLEAUS[method]
     plan = lu_plan(network, ordering)
 
-    # NaN-filled by each worker for its own rows (the first touch of a large array costs page faults:
-    # done in parallel, not before the workers start)
+    # written by the integrator (each worker its own rows; outputs a failed member never reached are
+    # set to NaN when it leaves the active set): no up-front fill, whose first touch cost page faults
     states = shared_empty((B, len(grid), n)) if workers > 1 and B > 1 else np.empty((B, len(grid), n))
     p_traj = None
     if network.spec.events:
