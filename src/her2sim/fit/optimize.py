@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Her2simError, InvalidArgument
-from ..solvers.batch import run_kernels
 from .objective import Objective
 from .problem import PetabProblem
 
@@ -384,11 +383,10 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
                 if d.get("seed") == _seed_key(seed) and d["index"] < starts:
                     done[d["index"]] = StartResult(**{k: v for k, v in d.items() if k != "seed"})
     todo = [(i, X0[i]) for i in range(int(starts)) if i not in done]
-    options = _options(objective)
-    if options["kernels"] is None and objective.method == "batch":  # the run's C kernels, built once for every start
-        members = len(todo) * int(max_evaluations) * len(objective.conditions) * (2 * len(problem.free) + 1)
-        options["kernels"] = run_kernels([objective.network], members, objective.rtol)
-    shared = (problem, options, int(max_evaluations), bool(closed_form_noise), optimizer)
+    # the objective's compiled C kernels (Objective(kernels=KernelCache())), if any, serve every start
+    # and worker; none by default: the C path rounds differently (~1e-13 per evaluation) and whether a
+    # start ends on a tolerance or on max_evaluations is sensitive to that (README "Compiled kernels")
+    shared = (problem, _options(objective), int(max_evaluations), bool(closed_form_noise), optimizer)
     bar = Progress(len(todo), enabled=progress, what="fit", unit="starts") if progress else None
     # groups of starts run in lockstep (one batch integration per round of evaluations); with an
     # output folder each group's starts are written when it finishes, so an interruption loses one group
