@@ -15,6 +15,13 @@ results section of benchmarks/README.md. The cProfile of one B = 1e4 run is prin
 Batch rows run with the NumPy operations ("numpy") and/or the compiled C kernels ("C",
 her2sim.solvers.ckernels, built once before the timings: the build time is printed on its own line and
 is not in any cond/s); --fused picks numpy, c or both.
+
+Worker scaling only (about a minute on a quiet 2-core machine; nothing else runs):
+    python benchmarks/bench_batch.py --scaling 100000 [--rtols 1e-4] [--methods rodas4] [--repeats 2]
+prints, per worker count (1, 2; --workers), the wall time of one simulate_batch call with the C
+kernels (no certificate), its CPU seconds per member (the integrating process and its workers,
+RUSAGE_SELF + RUSAGE_CHILDREN) and the speed-up of each worker count over one worker (best wall
+time of --repeats alternating runs).
 """
 
 from __future__ import annotations
@@ -108,12 +115,19 @@ def roadrunner_path(model, net, names, P, rtol):
     return out["states"], out["seconds"], out["version"], out["cpu_seconds"]
 
 
+def _cpu_with_children() -> float:
+    """CPU seconds of this process and its reaped children (forked workers)."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def _child(conn, net, P, rtol, workers, x_rest, method, certify, fused):
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, call = time.perf_counter(), time.process_time(), _cpu_with_children()
     res = simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, workers=workers, method=method,
                          certify=certify, fused=fused)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0  # cpu: this process only (workers=1)
+    cpu_all = _cpu_with_children() - call  # with the forked workers' CPU (workers > 1)
     if certify is not None:  # report the certificate and its share of the wall time
         conn.send((dt, res.attrs["certificate"]))
         conn.close()
@@ -121,7 +135,7 @@ def _child(conn, net, P, rtol, workers, x_rest, method, certify, fused):
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     conn.send((dt, res.states[:64].copy(), res.steps.mean(), res.rejected.mean(), int(res.ok.sum()),
-               (peak - base) / 1024.0, cpu))
+               (peak - base) / 1024.0, cpu, cpu_all))
     conn.close()
 
 
@@ -166,8 +180,9 @@ def profile_run(net, P, rtol, x_rest, fused=False):
         # cProfile sees einsum but not np.dot's C work (only its Python dispatcher): the stage sums
         # by np.dot count in the rest of the loop
         "stage combinations (einsum)": sum(v[1] for (f, fn), v in cum.items() if f == "~" and "c_einsum" in fn),
-        "dense output": c("batch.py", "_dense"),
-        "NaN-filling the output (first touch of B x T x n floats)": sum(
+        "dense output": c("stepping.py", "dense") + c("ckernels.py", "dense"),
+        "error norm and extremes (C)": c("ckernels.py", "error"),
+        "NaN-filling the output (only rows never written, since 2026-11-27)": sum(
             v[1] for (f, fn), v in cum.items() if f == "~" and "'fill'" in fn),
     }
     integ = c("batch.py", "_integrate")
@@ -176,6 +191,31 @@ def profile_run(net, P, rtol, x_rest, fused=False):
     st.stream = buf
     st.sort_stats("tottime").print_stats(12)
     return wall, integ, parts, buf.getvalue()
+
+
+def scaling(net, B: int, rtols, methods, workers, repeats: int, x_rest) -> None:
+    """--scaling: wall time and CPU per member of one simulate_batch call per worker count (C kernels)."""
+    kernels = cpu_kernels(net, lu_plan(net))
+    if kernels is None:
+        print("C kernels not available: scaling measured on the NumPy path")
+    print(f"# worker scaling, B = {B}, {os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.2f}; "
+          f"kernels built in {0.0 if kernels is None else kernels.compile_s:.1f} s (not timed)")
+    print("| method | rtol | workers | wall s (best) | cond/s | CPU ms/member (all processes) | speed-up vs 1 worker |")
+    print("|---|---|---|---|---|---|---|")
+    _, P = varied_parameters(net, B)
+    for method in methods:
+        for rtol in rtols:
+            best: dict = {}
+            for _ in range(repeats):
+                for w in workers:  # alternating, so a change in the machine's load hits every count
+                    dt, *_, cpu_all = batch_path(net, P, rtol, w, x_rest, method, fused=kernels or False)
+                    if w not in best or dt < best[w][0]:
+                        best[w] = (dt, cpu_all)
+            for w in workers:
+                dt, cpu_all = best[w]
+                print(f"| {method} | {rtol:g} | {w} | {dt:.2f} | {B / dt:.0f} | {1e3 * cpu_all / B:.3f} | "
+                      f"{best[workers[0]][0] / dt:.2f}x |", flush=True)
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:
@@ -194,9 +234,17 @@ def main() -> None:
     ap.add_argument("--rtols", default="1e-6,1e-4", help="tolerances, comma-separated")
     ap.add_argument("--no-certificate", action="store_true", help="skip the accuracy-certificate runs")
     ap.add_argument("--workers", default="1,2", help="worker counts of the batch rows (B >= 1000), comma-separated")
+    ap.add_argument("--scaling", type=int, default=0, metavar="B",
+                    help="only the worker-scaling table at this batch size (see the module docstring)")
+    ap.add_argument("--repeats", type=int, default=2, help="--scaling: alternating runs per worker count")
     args = ap.parse_args()
 
     net, model = load(args.model)
+    if args.scaling:
+        scaling(net, args.scaling, [float(r) for r in args.rtols.split(",")] if args.rtols != "1e-6,1e-4" else [1e-4],
+                args.methods.split(",") if args.methods != "rodas4,rodas5p" else ["rodas4"],
+                [int(w) for w in args.workers.split(",")], args.repeats, rest_state(net))
+        return
     sizes = [int(float(b)) for b in args.sizes.split(",")] + ([100000] if args.full else [])
     names, P_all = varied_parameters(net, max(sizes))
     x_rest = rest_state(net)
@@ -262,8 +310,8 @@ def main() -> None:
             for label, fused in variants:
                 for B in sizes:
                     for workers in (worker_counts if B >= 1000 else (1,)):
-                        dt, Y, steps, rej, n_ok, mem, cpu = batch_path(net, P_all[:B], rtol, workers, x_rest,
-                                                                       method, fused=fused)
+                        dt, Y, steps, rej, n_ok, mem, cpu, _ = batch_path(net, P_all[:B], rtol, workers, x_rest,
+                                                                          method, fused=fused)
                         err = max_err(Y[:args.refs], ref)
                         batch_rows.append((f"{method} {label}", rtol, B, workers, err, B / dt, B / cpu))
                         say(f"| batch {method} {label}, workers={workers} | {rtol:g} | {B} | {B / dt:.0f} | "

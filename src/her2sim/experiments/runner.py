@@ -12,7 +12,7 @@ member that fails keeps its row with NaN values, a :class:`~her2sim.solvers.stat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class RunOptions:
     output_step: float = DEFAULT_OUTPUT_STEP
     certify: object = CertifyOptions()
     block: bool | None = None
+    kernels: object = field(default=None, compare=False)  # a her2sim.solvers.ckernels.KernelCache owned by the run
 
 
 def readout_unit(network: Network, r: Readout) -> str:
@@ -105,7 +106,8 @@ class ConditionRun:
 def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine: str = "batch", scheduler=None,
                    time: float | None = None, rtol: float = 1e-6, atol: float = 1e-9, method: str | None = None,
                    max_steps: int | None = None, output_step: float = DEFAULT_OUTPUT_STEP, rest_engine: str = "auto",
-                   rest_states: RestStates | None = None, certify=CertifyOptions(), chunk: int | None = None):
+                   rest_states: RestStates | None = None, certify=CertifyOptions(), chunk: int | None = None,
+                   kernels=None):
     """Run a batch of conditions and read them out.
 
     Parameters
@@ -125,6 +127,9 @@ def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine:
         to :data:`REST_SCIPY_MAX_ROWS` distinct rows, else the batch engine).
     rest_states : a :class:`RestStates` whose cache to use (e.g. shared across calls).
     certify : the batch engine's accuracy certificate (:func:`her2sim.solvers.batch.simulate_batch`).
+    kernels : a :class:`~her2sim.solvers.ckernels.KernelCache` the caller owns: the batch engine builds
+        the compiled C kernels into it once and every chunk (any scheduler: it pickles) reuses them;
+        None: ``simulate_batch``'s ``fused="auto"`` per call.
 
     Returns
     -------
@@ -138,7 +143,7 @@ def run_conditions(network: Network, batch: ConditionBatch, readouts, *, engine:
     return run_condition_arrays(network, batch, readouts, engine=engine, scheduler=scheduler, time=time, rtol=rtol,
                                 atol=atol, method=method, max_steps=max_steps, output_step=output_step,
                                 rest_engine=rest_engine, rest_states=rest_states, certify=certify,
-                                chunk=chunk).to_dataset(network)
+                                chunk=chunk, kernels=kernels).to_dataset(network)
 
 
 def run_condition_arrays(network: Network, batch: ConditionBatch, readouts, *, engine: str = "batch",
@@ -146,7 +151,7 @@ def run_condition_arrays(network: Network, batch: ConditionBatch, readouts, *, e
                          method: str | None = None, max_steps: int | None = None,
                          output_step: float = DEFAULT_OUTPUT_STEP, rest_engine: str = "auto",
                          rest_states: RestStates | None = None, certify=CertifyOptions(),
-                         chunk: int | None = None) -> ConditionRun:
+                         chunk: int | None = None, kernels=None) -> ConditionRun:
     """:func:`run_conditions` as plain arrays (a :class:`ConditionRun`); same arguments."""
     if not isinstance(network, Network):
         raise InvalidArgument(f"network must be a compiled her2sim Network (her2sim.compile_network), got "
@@ -170,7 +175,8 @@ def run_condition_arrays(network: Network, batch: ConditionBatch, readouts, *, e
         raise InvalidArgument(f"time must be a number of hours > 0, got {time!r}")
     check_scheduler(scheduler)
     rds = check_readouts(network, readouts, time)
-    opts = RunOptions(engine, rest_engine, None, method, rtol, atol, max_steps, float(output_step), certify)
+    opts = RunOptions(engine, rest_engine, None, method, rtol, atol, max_steps, float(output_step), certify,
+                      kernels=kernels)
     solver_options(opts)  # the engine's settings are checked before any work
     rest_states = RestStates() if rest_states is None else rest_states
     if scheduler is None or scheduler == "local" or len(batch) <= 1:
@@ -339,7 +345,8 @@ def solver_options(opts: RunOptions, conds=()) -> SolverOptions:
     """The engine's settings of a run of ``conds``. scipy: BDF for several members, LSODA for one;
     one block-diagonal system when they share a dose schedule (:func:`.condition.same_schedule`)."""
     if opts.engine != "scipy":
-        return SolverOptions(opts.engine, opts.method, opts.rtol, opts.atol, opts.max_steps, None, opts.certify)
+        return SolverOptions(opts.engine, opts.method, opts.rtol, opts.atol, opts.max_steps, None, opts.certify,
+                             opts.kernels)
     several = opts.block if opts.block is not None else len(conds) > 1
     method = opts.method or ("BDF" if several else "LSODA")
     return SolverOptions("scipy", method, opts.rtol, opts.atol, opts.max_steps, bool(several and same_schedule(conds)),

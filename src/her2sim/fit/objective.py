@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InvalidArgument
 from ..model import expr as ex
 from ..solvers.batch import simulate_batch
+from ..solvers.ckernels import KernelCache
 from ..model.network import compile_network
 from . import noise
 from .problem import PetabError, PetabProblem, from_scale, placeholder_names, to_scale
@@ -178,12 +179,19 @@ class Objective:
     rtol, atol : integrator tolerances (atol in the model's amount/concentration unit).
     fd_step : central-difference step on the parameter scale (``h * max(1, |x|)`` for lin-scale
         parameters); see ``benchmarks/bench_fit.py`` for the measured accuracy.
+    kernels : the fit's :class:`~her2sim.solvers.ckernels.KernelCache` (compiled C kernels built once
+        for every evaluation; :func:`her2sim.fit.fit` makes one per run), or None (``simulate_batch``'s
+        ``fused="auto"``).
     """
 
     def __init__(self, problem: PetabProblem, *, method: str = "batch", rtol: float = 1e-8, atol: float = 1e-12,
-                 fd_step: float = 1e-4, max_steps: int = 200000):
+                 fd_step: float = 1e-4, max_steps: int = 200000, kernels: KernelCache | None = None):
         if method not in ("batch", "scipy"):
             raise InvalidArgument(f"method must be 'batch' or 'scipy', got {method!r}")
+        if kernels is not None and not isinstance(kernels, KernelCache):
+            raise InvalidArgument(f"kernels must be a her2sim.solvers.ckernels.KernelCache or None, got "
+                                  f"{type(kernels).__name__}")
+        self.kernels = kernels
         self.problem, self.method = problem, method
         self.rtol, self.atol, self.fd_step, self.max_steps = float(rtol), float(atol), float(fd_step), int(max_steps)
         spec, self._switches = _time_switches(problem.model)
@@ -448,7 +456,8 @@ class Objective:
             t_span = (0.0, max(float(t_eval[-1]), 1e-9))
             res = simulate_batch(self.network, X0, P, t_eval=t_eval, t_span=t_span, rtol=self.rtol, atol=self.atol,
                                  max_steps=self.max_steps, breakpoints=self._breakpoints(P, t_span[1]),
-                                 certify=None)  # per evaluation it would double a fit's cost
+                                 certify=None,  # per evaluation it would double a fit's cost
+                                 fused="auto" if self.kernels is None else self.kernels)
             if not trajectory:
                 return res.states, res.ok, res.messages
             Pt = getattr(res, "parameter_trajectory", None)
@@ -559,7 +568,8 @@ class Objective:
         res = simulate_batch(self.network, X0[ok], P[ok], t_eval=t_eval, t_span=t_span, rtol=self.rtol,
                              atol=self.atol, max_steps=self.max_steps,
                              breakpoints=self._breakpoints(P[ok], t_span[1]),
-                             certify=CertifyOptions(fraction=float(fraction), minimum=2))
+                             certify=CertifyOptions(fraction=float(fraction), minimum=2),
+                             fused="auto" if self.kernels is None else self.kernels)
         return res.attrs.get("certificate")
 
     def evaluate(self, theta) -> Evaluation:

@@ -106,7 +106,7 @@ def latin_hypercube(n: int, lower, upper, *, seed=None) -> np.ndarray:
 
 def _options(objective: Objective) -> dict:
     return {"method": objective.method, "rtol": objective.rtol, "atol": objective.atol,
-            "fd_step": objective.fd_step, "max_steps": objective.max_steps}
+            "fd_step": objective.fd_step, "max_steps": objective.max_steps, "kernels": objective.kernels}
 
 
 class Lockstep:
@@ -383,6 +383,9 @@ def fit(problem: PetabProblem, *, starts: int = 20, seed=0, scheduler=None, out=
                 if d.get("seed") == _seed_key(seed) and d["index"] < starts:
                     done[d["index"]] = StartResult(**{k: v for k, v in d.items() if k != "seed"})
     todo = [(i, X0[i]) for i in range(int(starts)) if i not in done]
+    # the objective's compiled C kernels (Objective(kernels=KernelCache())), if any, serve every start
+    # and worker; none by default: the C path rounds differently (~1e-13 per evaluation) and whether a
+    # start ends on a tolerance or on max_evaluations is sensitive to that (README "Compiled kernels")
     shared = (problem, _options(objective), int(max_evaluations), bool(closed_form_noise), optimizer)
     bar = Progress(len(todo), enabled=progress, what="fit", unit="starts") if progress else None
     # groups of starts run in lockstep (one batch integration per round of evaluations); with an

@@ -51,6 +51,7 @@ from ..experiments.readouts import READOUT_KINDS
 from ..experiments.reststate import HORIZONS, TOLERANCE, RestStates
 from ..experiments.runner import check_readouts, readout_unit
 from ..model.network import Network
+from ..solvers.batch import run_kernels
 from ..solvers.solve import as_network, dose_nM, hours, make_condition
 from ..model.units import parse_quantity
 from ..validate import check_mapping, check_size, check_tolerances
@@ -189,16 +190,18 @@ def _label(bg: Sequence[str]) -> str:
 
 # ----------------------------------------------------------------------------- integration
 def _run(network: Network, conditions: Sequence[Mapping], rd: Readout, run_h: float, engine: str, rtol: float,
-         atol: float, rest_states: RestStates | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+         atol: float, rest_states: RestStates | None = None, kernels=None) -> tuple[dict, np.ndarray, np.ndarray]:
     """Run ``conditions`` ({"drugs", "parameters"}) through :func:`her2sim.experiments.run_conditions`.
 
     Returns ({"readout"} or, for GR, {"cells", "cells_t0"}; plus "drift" for steady readouts),
     screen status labels (C,) and messages (C,). Never raises for a failing member.
-    ``rest_states`` keeps rest states between calls (the refinement of single-agent metrics).
+    ``rest_states`` keeps rest states between calls (the refinement of single-agent metrics);
+    ``kernels``: the run's :class:`~her2sim.solvers.ckernels.KernelCache` or None.
     """
     conds = tuple(make_condition(network, c.get("drugs"), c.get("parameters")) for c in conditions)
     batch = ConditionBatch(conds, preequilibrate=network.spec.preequilibrate)
-    ds = run_conditions(network, batch, [rd], engine=engine, time=run_h, rtol=rtol, atol=atol, rest_states=rest_states)
+    ds = run_conditions(network, batch, [rd], engine=engine, time=run_h, rtol=rtol, atol=atol, rest_states=rest_states,
+                        kernels=kernels)
     value = ds.value.values[:, 0]
     data = {"cells": value, "cells_t0": ds.initial.values[:, 0]} if rd.kind == "gr" else {"readout": value}
     if rd.kind == "steady":
@@ -326,7 +329,8 @@ def _screen(model, drugs, grids, readout, variants, backgrounds, time, parameter
                    "chunk by chunk")
         grid = list(itertools.product(*axes))
         conditions = [{"drugs": dict(zip(drugs, combo)), "parameters": params} for combo in grid]
-        measured, codes_b, messages_b = _run(network, conditions, rd, run_h, engine, rtol, atol)
+        kernels = run_kernels([network], len(conditions), rtol) if engine == "batch" else None  # owned by this run
+        measured, codes_b, messages_b = _run(network, conditions, rd, run_h, engine, rtol, atol, kernels=kernels)
         for key, values in measured.items():
             columns.setdefault(key, []).append(values.reshape([a.size for a in axes]))
         codes_bg.append(codes_b)

@@ -207,11 +207,12 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         (:mod:`her2sim.solvers.backend`); other than "numpy" it runs :mod:`her2sim.solvers.batch_xp` (no
         breakpoints, model events, fixed_step or workers there). Results are NumPy arrays.
     slab : members integrated together on a non-NumPy backend (default :data:`DEVICE_SLAB`).
-    fused : run the right-hand side, Jacobian, LU factor and LU solve as compiled code, one call
-        each per step. NumPy backend: C built with the system compiler (:mod:`her2sim.solvers.ckernels`,
-        checked against NumPy before use; a warning line and the NumPy path if that fails).
-        ``"auto"`` (default): build them when B >= :data:`AUTO_FUSED_MEMBERS` (below that the
-        compile time, ~2.5 CPU-s, outweighs the gain) and a compiler exists; True: build them for any
+    fused : run the right-hand side, Jacobian, LU factor and LU solve (and, on the NumPy backend,
+        the error norm and dense output) as compiled code, one call each per step. NumPy backend: C
+        built with the system compiler (:mod:`her2sim.solvers.ckernels`, checked against NumPy before
+        use; a warning line and the NumPy path if that fails).
+        ``"auto"`` (default): build them when B >= :func:`auto_fused_members` (10,000 at rtol <= 1e-6,
+        else 20,000; below that the compile time, ~3.7 CPU-s, outweighs the gain); True: build them for any
         B; False: NumPy operations; a :class:`~her2sim.solvers.ckernels.CpuKernels` (built once by
         :func:`~her2sim.solvers.ckernels.cpu_kernels`) or a :class:`~her2sim.solvers.ckernels.KernelCache`: use or
         build-and-keep those (for many calls on one network). ``backend="cupy"``: True/"auto" run
@@ -303,8 +304,8 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     tab = TABLEAUS[method]
     plan = lu_plan(network, ordering)
 
-    # NaN-filled by each worker for its own rows (the first touch of a large array costs page faults:
-    # done in parallel, not before the workers start)
+    # written by the integrator (each worker its own rows; outputs a failed member never reached are
+    # set to NaN when it leaves the active set): no up-front fill, whose first touch cost page faults
     states = shared_empty((B, len(grid), n)) if workers > 1 and B > 1 else np.empty((B, len(grid), n))
     p_traj = None
     if network.spec.events:
@@ -315,7 +316,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
     rejected = np.zeros(B, dtype=np.int64)
     messages = [""] * B
     clock = _time.perf_counter()
-    kernels, compile_s = _cpu_kernels(network, plan, fused, B, ordering) if bk.is_numpy else (None, 0.0)
+    kernels, compile_s = _cpu_kernels(network, plan, fused, B, ordering, rtol) if bk.is_numpy else (None, 0.0)
     job = _Job(network, plan, tab, X0, P, schedule, t0, t_end, grid, rtol, atol, int(max_steps), progress, states,
                p_traj,
                None if fixed_step is None else float(fixed_step), kernels)
@@ -336,8 +337,10 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         _run_parallel(job, int(workers), status, steps, rejected, messages)
     else:
         with np.errstate(all="ignore"):
-            for lo, hi in slab_ranges(B, 1, kernels is not None):
-                for i, msg in _integrate(job, lo, hi, status, steps, rejected).items():
+            slabs = slab_ranges(B, 1, kernels is not None)
+            work = work_arrays(job, max(hi - lo for lo, hi in slabs))  # one set for every slab
+            for lo, hi in slabs:
+                for i, msg in _integrate(job, lo, hi, status, steps, rejected, work=work).items():
                     messages[i] = msg
     attrs = {"method": method, "backend": bk.name, "rtol": rtol, "atol": atol, "ordering": ordering,
              "workers": int(workers),
@@ -368,13 +371,35 @@ DEVICE_SLAB = 262144
 #: (~900 rows) then stay in the L2/L3 cache; a slab of a power of two would put every row of a
 #: member in the same few L1 sets, so this is not one
 C_SLAB = 1000
-#: ``fused="auto"`` builds the C kernels from this many members on: one build costs ~2.5 CPU-s of
-#: compiler time (HER2 model); measured savings per member (CPU time, B = 1e4, Rodas4): ~0.09 ms at
-#: rtol 1e-4, ~0.3 ms at 1e-6, so the build pays from ~8,000 (1e-6) to ~28,000 (1e-4) members
+#: ``fused="auto"`` builds the C kernels from this many members on (half as many at rtol <= 1e-6):
+#: one build costs ~3.7 CPU-s of compiler time (HER2 model, loaded 2-core machine); measured savings
+#: per member (CPU time, B = 2000, 2026-11-27): 0.17-0.18 ms at rtol 1e-4, 0.33-0.40 ms at 1e-6
+#: (Rodas4, Rodas5P), so the build pays from ~22,000 (1e-4) and ~10,000 (1e-6) members
 AUTO_FUSED_MEMBERS = 20000
 
 
-def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str):
+def auto_fused_members(rtol: float) -> int:
+    """Members from which ``fused="auto"`` (and :func:`run_kernels`) builds the C kernels at ``rtol``."""
+    return AUTO_FUSED_MEMBERS if rtol > 1e-6 else max(1, AUTO_FUSED_MEMBERS // 2)
+
+
+def run_kernels(networks: Sequence[Network], members: int, rtol: float,
+                ordering: str = "markowitz") -> KernelCache | None:
+    """The compiled C kernels of a run (a sweep, screen, trial or fit) of about ``members`` member
+    integrations of ``networks`` at ``rtol``: a :class:`KernelCache` with them built now, once, if
+    that many members pay for a build (:func:`auto_fused_members`), else None (then each
+    ``simulate_batch`` call decides by its own size). The run owns the cache and passes it down
+    (``kernels=`` of :func:`her2sim.experiments.run_conditions`); its workers re-open the built
+    libraries (it pickles)."""
+    if members < auto_fused_members(rtol):
+        return None
+    cache = KernelCache()
+    for net in networks:
+        cache.get(net, lu_plan(net, ordering), ordering)
+    return cache
+
+
+def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str, rtol: float):
     """(the C kernels ``fused`` asks for (see :func:`simulate_batch`) or None, seconds spent building them now)."""
     if isinstance(fused, CpuKernels):
         return fused, 0.0
@@ -383,7 +408,7 @@ def _cpu_kernels(network: Network, plan: SparseLU, fused, B: int, ordering: str)
             return fused.get(network, plan, ordering), 0.0
         build = True
     else:
-        build = bool(fused) if isinstance(fused, (bool, np.bool_)) else B >= AUTO_FUSED_MEMBERS  # "auto"
+        build = bool(fused) if isinstance(fused, (bool, np.bool_)) else B >= auto_fused_members(rtol)  # "auto"
     if not build:
         return None, 0.0
     clock = _time.perf_counter()
@@ -445,9 +470,19 @@ class _Job:
     kernels: object = None  # her2sim.solvers.ckernels.CpuKernels, or None for the NumPy operations
 
 
-def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int = 0) -> dict:
+def work_arrays(job: _Job, capacity: int) -> Work:
+    """The work arrays of :func:`_integrate` for up to ``capacity`` members of the job."""
+    net, plan, kern, tab = job.network, job.plan, job.kernels, job.tab
+    n = net.n_species
+    return Work(capacity, n, tab.stages, len(net.jac_rows), plan.nnz if kern is None else 0,
+                2 * n + plan.max_terms if kern is None else 0, len(tab.dense),
+                plan.gather_rows if kern is None else kern.factor_rows, net.n_params)
+
+
+def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int = 0, work: Work | None = None) -> dict:
     """Integrate members lo..hi-1 of the job, writing job.states rows; fills status/steps/rejected
-    (indexed from ``offset``) and returns {member: message} for failures."""
+    (indexed from ``offset``) and returns {member: message} for failures. ``work``: arrays to reuse
+    (:func:`work_arrays`), else allocated here."""
     net, plan, tab = job.network, job.plan, job.tab
     n = net.n_species
     grid, T = job.grid, len(job.grid)
@@ -462,8 +497,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
     dense_coef = np.asarray(tab.dense, dtype=float)
     stage_coef = [np.array([tab.a[i][:i], tab.c[i][:i]], dtype=float) for i in range(tab.stages)]
     messages: dict[int, str] = {}
-    out = job.states
-    out[lo:hi].fill(np.nan)
+    out = job.states  # written where a member's output exists; the rest set to NaN when it leaves (no up-front fill)
+    grid = np.ascontiguousarray(grid)
     span = t_end - job.t0
     eps16 = 16 * np.finfo(float).eps
     h_floor = eps16 * span  # plus 16 eps |t| below: the spacing of floats near t
@@ -479,14 +514,15 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         return jac_into(y, P)
 
     # --- active-set arrays (species-major: (n, Ba)); the (n, Ba)-sized work arrays are views of
-    # buffers allocated once for the whole slab (no large temporaries inside the loop) ---
-    work = Work(hi - lo, n, s_count, len(net.jac_rows), plan.nnz if kern is None else 0,
-                2 * n + plan.max_terms if kern is None else 0, len(tab.dense),
-                plan.gather_rows if kern is None else kern.factor_rows)
+    # buffers allocated once for the slab, or passed in for all the slabs of a process (fresh pages
+    # cost the kernel's zeroing on first touch; no large temporaries inside the loop) ---
+    if work is None or work.capacity < hi - lo:
+        work = work_arrays(job, hi - lo)
     idx = np.arange(lo, hi)
     y = work.y(hi - lo)
     y[...] = job.X0[lo:hi].T
-    P = np.array(job.P[lo:hi].T, order="C")
+    P = work.view("P", net.n_params, hi - lo)
+    P[...] = job.P[lo:hi].T
     Ba = hi - lo
     t = np.full(Ba, job.t0)
     nbp = np.zeros(Ba, dtype=np.intp)
@@ -566,14 +602,19 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         else:
             err_vec = work.view("err", n, Ba)
             np.dot(np.asarray(tab.e, dtype=float), U2, out=err_vec.reshape(-1))
-        w, abs_y1 = work.view("w", n, Ba), work.view("w2", n, Ba)
-        np.abs(y, out=w)
-        np.abs(y1, out=abs_y1)
-        np.maximum(w, abs_y1, out=w)
-        w *= rtol
-        w += atol
-        np.divide(err_vec, w, out=w)
-        err = rms0(w, inplace=True)
+        if kern is None:
+            w, abs_y1 = work.view("w", n, Ba), work.view("w2", n, Ba)
+            np.abs(y, out=w)
+            np.abs(y1, out=abs_y1)
+            np.maximum(w, abs_y1, out=w)
+            w *= rtol
+            w += atol
+            np.divide(err_vec, w, out=w)
+            err = rms0(w, inplace=True)
+            ymax = ymin = None
+        else:  # the same norm in one pass, with the blow-up test's max |y1| and min y1
+            err, ymax, ymin = np.empty(Ba), np.empty(Ba), np.empty(Ba)
+            kern.error(y, y1, err_vec, rtol, atol, err, ymax, ymin)
         err[~np.isfinite(err)] = np.inf
         if job.fixed_step is not None:
             err[np.isfinite(err)] = 0.0
@@ -581,7 +622,7 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         accept = err <= 1.0
         nstep += ~done
         nrej += ~accept & ~done
-        if accept.any():  # blow-up test on the new values (= y after the update, for accepted members)
+        if accept.any() and ymax is None:  # blow-up test on the new values (= y after the update, for accepted members)
             ymax = np.max(abs_y1, axis=0)
             ymin = np.min(y1, axis=0)
 
@@ -606,6 +647,9 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         if pend.any():  # the dense-output vectors of every member in one pass over the stages
             D = work.view("dense", len(tab.dense), n, Ba)
             np.dot(dense_coef, U2, out=D.reshape(len(tab.dense), -1))
+            if kern is not None and job.params_out is None:  # in C, straight into the output rows
+                kern.dense(D, y, y1, np.nonzero(pend)[0], t, hh, t_new, grid, nout, idx, out)
+                pend[:] = False
         while pend.any():
             sel = np.nonzero(pend)[0]
             theta = (grid[nout[sel]] - t[sel]) / hh[sel]
@@ -692,6 +736,8 @@ def _integrate(job: _Job, lo: int, hi: int, status, steps, rejected, offset: int
         if n_done and (n_done >= COMPACT_FRACTION * Ba or n_done == Ba):
             keep = ~done
             rows = idx[done]
+            for k in np.nonzero(done & (nout < T))[0]:  # outputs never reached (a failure): NaN
+                out[idx[k], nout[k]:] = np.nan
             steps[rows - offset] = nstep[done]
             rejected[rows - offset] = nrej[done]
             y_kept = y[:, keep]

@@ -21,6 +21,7 @@ import numpy as np
 
 from .batch import TABLEAUS, simulate_batch
 from .certify import CertifyOptions
+from .ckernels import KernelCache
 from ..errors import InvalidArgument
 from ..experiments.condition import Condition
 from ..model.network import Network
@@ -44,7 +45,9 @@ class SolverOptions:
     rtol, atol : tolerances (atol in nM).  max_steps : batch: steps per member; scipy: right-hand
     sides per segment (None: :data:`DEFAULT_STEPS`).  block : scipy only: one block-diagonal solve
     (None: when there are several members).  certify : batch only: the accuracy certificate
-    (:func:`her2sim.solvers.batch.simulate_batch`).
+    (:func:`her2sim.solvers.batch.simulate_batch`).  kernels : batch only: a
+    :class:`~her2sim.solvers.ckernels.KernelCache` owned by the run (the compiled C kernels, built once
+    for all its calls), or None (``simulate_batch``'s ``fused="auto"``: C from a large batch on).
     """
 
     engine: str = "batch"
@@ -54,6 +57,7 @@ class SolverOptions:
     max_steps: int | None = None
     block: bool | None = None
     certify: object = field(default=CertifyOptions(), compare=False)
+    kernels: KernelCache | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         engine = check_choice(self.engine, "engine", ENGINES)
@@ -66,6 +70,9 @@ class SolverOptions:
         if self.max_steps is not None:
             object.__setattr__(self, "max_steps", check_count(self.max_steps, "max_steps",
                                                               fix="e.g. 100000"))
+        if self.kernels is not None and not isinstance(self.kernels, KernelCache):
+            raise InvalidArgument(f"kernels must be a her2sim.solvers.ckernels.KernelCache or None, got "
+                                  f"{type(self.kernels).__name__}")
         if self.block is not None and not isinstance(self.block, (bool, np.bool_)):
             raise InvalidArgument(f"block must be True, False or None, got {self.block!r}")
 
@@ -170,7 +177,8 @@ def integrate(network: Network, X0: np.ndarray, P: np.ndarray, t_eval, breakpoin
 def _integrate_batch(network, X0, P, grid, breakpoints, options: SolverOptions) -> EngineRun:
     res = simulate_batch(network, X0, P, t_eval=grid, t_span=(0.0, float(grid[-1])), breakpoints=breakpoints or None,
                          method=options.method or "rodas4", rtol=options.rtol, atol=options.atol,
-                         max_steps=options.max_steps or DEFAULT_STEPS["batch"], certify=options.certify)
+                         max_steps=options.max_steps or DEFAULT_STEPS["batch"], certify=options.certify,
+                         fused="auto" if options.kernels is None else options.kernels)
     states = res.states  # the result's own array: written in place (one chunk in memory)
     if network.time_index is not None:  # model time is the output time, not its integrated copy
         states[:, :, network.time_index] = grid

@@ -71,13 +71,15 @@ class Work:
     """Work arrays of one NumPy integration, allocated once for ``capacity`` members: ``view(name,
     *shape)`` is a C-contiguous view of the first prod(shape) elements of buffer ``name`` (the
     active set only shrinks). ``y``/``y1`` are two state buffers that swap roles when every member
-    accepts its step. ``factor_rows``: rows of the factorisation the solves read."""
+    accepts its step. ``factor_rows``: rows of the factorisation the solves read; ``params``: rows of
+    the parameter buffer ``P``."""
 
     def __init__(self, capacity: int, n: int, stages: int, njac: int, nnz: int, solve_rows: int, dense_rows: int,
-                 factor_rows: int):
-        self.n, self.njac, self.ngather = n, njac, factor_rows
+                 factor_rows: int, params: int = 0):
+        self.n, self.njac, self.ngather, self.capacity = n, njac, factor_rows, capacity
         rows = {"f0": n, "jv": njac, "V": nnz, "G": factor_rows, "U": stages * n, "ac": 2 * n, "f": n,
-                "solve": solve_rows, "err": n, "w": n, "w2": n, "ya": n, "yb": n, "dense": dense_rows * n}
+                "solve": solve_rows, "err": n, "w": n, "w2": n, "ya": n, "yb": n, "dense": dense_rows * n,
+                "P": params}
         self._buf = {k: np.empty(r * capacity) for k, r in rows.items()}
         self._cur, self._next = "ya", "yb"
 

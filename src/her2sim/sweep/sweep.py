@@ -43,6 +43,8 @@ from ..experiments import Condition, ConditionBatch
 from ..experiments.runner import run_condition_arrays
 from ..experiments.reststate import HORIZONS, TOLERANCE, RestStates
 from ..model.network import compile_network
+from ..solvers.batch import run_kernels
+from ..solvers.ckernels import KernelCache
 from .load import load_sweep_spec
 from .spec import SweepSpec
 from .store import (CHUNK_FAILED, MANIFEST, NO_STEADY_STATE, NOT_RUN, OK, PREEQUILIBRATION,  # noqa: F401
@@ -62,12 +64,14 @@ FAULTS_ENV = "HER2SIM_SWEEP_FAULTS"
 # ----------------------------------------------------------------------------- chunk computation
 @dataclass(frozen=True, eq=False)
 class _Context:
-    """What every worker needs, shipped once: the spec, one compiled network per variant set and
-    the rest-state service (each worker keeps its own cache)."""
+    """What every worker needs, shipped once: the spec, one compiled network per variant set,
+    the rest-state service (each worker keeps its own cache) and the run's compiled C kernels
+    (a :class:`~her2sim.solvers.ckernels.KernelCache` built once by :func:`run_sweep`, or None)."""
 
     spec: SweepSpec
     networks: tuple
     rest_states: RestStates = field(default_factory=RestStates)
+    kernels: KernelCache | None = None
 
 
 @dataclass(eq=False)
@@ -128,7 +132,8 @@ def _run_members(ctx: _Context, v: int, block, sel: np.ndarray, values, status, 
     run = run_condition_arrays(net, ConditionBatch(conds, preequilibrate=solver.preequilibrate), spec.readouts,
                                engine="batch", method=solver.method, rtol=solver.rtol, atol=solver.atol,
                                max_steps=solver.max_steps, output_step=solver.output_step,
-                               rest_engine="batch" if spec.varies_rest_state else "scipy", rest_states=ctx.rest_states)
+                               rest_engine="batch" if spec.varies_rest_state else "scipy", rest_states=ctx.rest_states,
+                               kernels=ctx.kernels)
     values[sel] = run.value
     status[sel] = run.code
     for k in np.nonzero(run.code != OK)[0]:
@@ -273,7 +278,7 @@ def run_sweep(spec: str | Path | Mapping | SweepSpec, out_dir: str | Path, *, re
         raise SweepDirectoryError(f"{out} holds a different sweep (the spec or the model files changed since it "
                                   f"started).{hint} Use a new output directory to run the changed spec.")
     networks = _networks(spec)
-    ctx = _Context(spec, networks)
+    ctx = _Context(spec, networks, kernels=run_kernels(networks, spec.n_conditions, spec.solver.rtol))  # built once, for every chunk
     executor = open_executor(scheduler, _compute_chunk, ctx, who="her2sim sweep")  # fails fast, before any write
     try:
         done_status, damaged = verify_chunks(out, spec, finished_chunks(out)) if resume else ({}, {})
