@@ -1,5 +1,6 @@
 """Lines of therapy (issue 15): prior therapies select resistance backgrounds (her2sim.trial.lines)."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -112,7 +113,22 @@ def tdm1_rates():
         coh = sample_population(pop, 60, 7)
         plan = plan_arm(arm, coh, tumour=spec.tumour, population=pop, cache=cache)
         out[name] = exposure(plan, coh, plan.sample_pk(coh.n, np.random.default_rng(1)), 84 * 24.0)
+    # the same patients pre-treated on a target T-DM1 does not act on (same table, from the cache)
+    pop = replace(load_population("her2_mbc_pretreated"), prior_targets=("aromatase",))
+    plan = plan_arm(arm, coh, tumour=spec.tumour, population=pop, cache=cache)
+    out["other_target"] = exposure(plan, coh, plan.sample_pk(coh.n, np.random.default_rng(1)), 84 * 24.0)
     return spec.tumour, out
+
+
+def test_an_arm_with_no_drug_on_a_prior_target_is_not_scaled(tdm1_rates):
+    """Cross-resistance scales only drugs acting on a target of the prior therapy: an arm none of whose
+    drugs does keeps the network's response (before issue 15 such an arm was scaled as a whole)."""
+    _tp, rates = tdm1_rates
+    assert rates["her2_mbc_pretreated"].xS is None        # every drug cross-resistant: all of it is scaled
+    other = rates["other_target"]
+    assert other.xS is not None and not other.xS.any() and not other.xR.any()
+    np.testing.assert_array_equal(other.signalling(0.5)[0], other.dS.astype(float))
+    assert np.abs(other.dS[..., 0]).max() > 0
 
 
 def test_more_prior_her2_therapy_lowers_the_antibody_response(tdm1_rates):

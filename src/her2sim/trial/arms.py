@@ -170,6 +170,9 @@ class ArmPlan:
     #: ((cohort feature, columns), ...): in patients with the feature, the signalling channel is read
     #: with those drugs' concentrations at zero (:mod:`her2sim.trial.lines`: p95HER2, ESR1)
     inert: tuple = ()
+    #: population progressed on prior therapy: with no cross-resistant column the arm's signalling
+    #: change is kept whole (``xS`` = 0), not scaled as if every drug were cross-resistant
+    pretreated: bool = False
 
     def sample_pk(self, n: int, rng: np.random.Generator) -> list:
         """Per-regimen individual PK parameters of ``n`` patients (in regimen order, as one rng stream)."""
@@ -278,7 +281,8 @@ def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, sch
         col.append(drugs.index(pk.network_drug))
     return ArmPlan(tuple(pairs), tuple(drugs), tab, tuple(col), tuple(body), tuple(brain),
                    tuple(her2_antibodies(drugs, model)), float(tumour.antibody_saturation),
-                   cross_columns(drugs, population, model), inert_columns(drugs, population, model))
+                   cross_columns(drugs, population, model), inert_columns(drugs, population, model),
+                   bool(population is not None and population.pretreated))
 
 
 def inert_columns(drugs, population: PopulationSpec | None, model="default") -> tuple:
@@ -387,7 +391,10 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
     fraction :func:`reached_fraction` of a lesion's cells (binding-site barrier); the other cells
     see the remaining drugs only, and the lesion's rate is the cell-weighted mean of the two table
     reads. When only some of the drugs are cross-resistant (``plan.cross``), the signalling change
-    of those drugs alone is read too (``xS``, ``xR``). Every patient's rates depend only on that
+    of those drugs alone is read too (``xS``, ``xR``); when none is and the population is
+    pre-treated, ``xS`` = ``xR`` = 0 (nothing is scaled). In patients carrying a background that
+    makes a drug inert (``plan.inert``: p95HER2, ESR1) the signalling channel is read with that
+    drug at zero. Every patient's rates depend only on that
     patient's row, so any split of a cohort into blocks gives the same numbers.
     """
     if int(window_h) < 1 or 24 % int(window_h):
@@ -409,8 +416,9 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
     by = np.zeros((N, days, 2), dtype=np.float32)
     others = [k for k in range(D) if k not in plan.cross]
     partial = bool(plan.cross) and bool(others)
-    xS = np.zeros((N, days, 2), dtype=np.float32) if partial else None
-    xR = np.zeros((N, days, 2), dtype=np.float32) if partial else None
+    none_cross = plan.pretreated and not plan.cross   # no drug on a prior target: nothing is scaled
+    xS = np.zeros((N, days, 2), dtype=np.float32) if partial or none_cross else None
+    xR = np.zeros((N, days, 2), dtype=np.float32) if partial or none_cross else None
     brain_needed = np.flatnonzero(cohort["brain_mets"] | cohort["occult_brain"])
     per_day = 24 // w
     mask = inert_mask(plan, cohort)
@@ -462,7 +470,8 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
     HER2-binding antibodies reach only the fraction :func:`reached_fraction` of a lesion's cells
     (binding-site barrier); the other cells see the remaining drugs only, and the lesion's rate is
     the cell-weighted mean of the two table reads. When only some of the drugs are cross-resistant
-    (``plan.cross``), the signalling change of those drugs alone is read too (``xS``, ``xR``).
+    (``plan.cross``), the signalling change of those drugs alone is read too (``xS``, ``xR``); when
+    none is and the population is pre-treated, ``xS`` = ``xR`` = 0 (nothing is scaled).
     Every patient's rates depend only on that patient's row, so any split of a cohort into blocks
     gives the same numbers.
     """
@@ -497,8 +506,9 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
     by = np.zeros((N, days, 2), dtype=np.float32)
     others = [k for k in range(len(drugs)) if k not in plan.cross]
     partial = bool(plan.cross) and bool(others)
-    xS = np.zeros((N, days, 2), dtype=np.float32) if partial else None
-    xR = np.zeros((N, days, 2), dtype=np.float32) if partial else None
+    none_cross = plan.pretreated and not plan.cross   # no drug on a prior target: nothing is scaled
+    xS = np.zeros((N, days, 2), dtype=np.float32) if partial or none_cross else None
+    xR = np.zeros((N, days, 2), dtype=np.float32) if partial or none_cross else None
 
     def read(table, pid, c):
         """Table values at concentrations c (rows of patients pid), binding-site barrier included."""
