@@ -226,8 +226,9 @@ def test_trial_arm_that_is_not_a_table(tmp_path):
     start = text.index("[[trial.arm]]")
     end = text.index("[[trial.observed]]")
     p = tmp_path / "t.toml"
-    p.write_text(text[:start].replace('population = "her2_mbc_pretreated"',
-                                      'population = "her2_mbc_pretreated"\narm = ["T-DM1", "lapatinib"]'))
+    # the arm key goes after the role line (the population line changed with issue 15's lines of therapy)
+    assert 'role = "calibration"' in text[:start]
+    p.write_text(text[:start].replace('role = "calibration"', 'role = "calibration"\narm = ["T-DM1", "lapatinib"]'))
     with pytest.raises(ModelFileError, match=r"trial.arm\[0\].*must be a table"):
         load_trial(p)
     assert end > start

@@ -18,7 +18,7 @@ timings and the measured error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -167,10 +167,92 @@ class ArmPlan:
     antibodies: tuple
     saturation_nM: float
     cross: tuple = ()
+    #: ((cohort feature, columns), ...): in patients with the feature, the signalling channel is read
+    #: with those drugs' concentrations at zero (:mod:`her2sim.trial.lines`: p95HER2, ESR1)
+    inert: tuple = ()
+    #: population progressed on prior therapy: with no cross-resistant column the arm's signalling
+    #: change is kept whole (``xS`` = 0), not scaled as if every drug were cross-resistant
+    pretreated: bool = False
 
     def sample_pk(self, n: int, rng: np.random.Generator) -> list:
         """Per-regimen individual PK parameters of ``n`` patients (in regimen order, as one rng stream)."""
         return [pk.individual(n, rng) for _reg, pk in self.pairs]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a physician's-choice arm: its regimens and its share of the arm's patients."""
+
+    name: str
+    regimens: tuple
+    share: float
+    source: str = ""
+
+
+def assign_choices(shares, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) option index per patient: counts ``floor(n share)`` with the remainder going to the
+    largest fractional parts, in a random order from ``rng`` (so the shares are met exactly)."""
+    w = np.asarray(shares, float) / float(np.sum(shares))
+    counts = np.floor(n * w).astype(int)
+    order = np.argsort(-(n * w - counts), kind="stable")
+    counts[order[: n - counts.sum()]] += 1
+    return rng.permutation(np.repeat(np.arange(len(w)), counts))
+
+
+@dataclass(frozen=True)
+class MixPlan:
+    """A physician's-choice arm: an :class:`ArmPlan` per option, the options' shares and names.
+
+    Every patient of the arm gets one option (:func:`assign_choices`); :meth:`sample_pk` returns
+    ``[{"choice": (n,) option index}, *PK of option 0's regimens, *PK of option 1's, ...]`` so
+    that slicing the list by patients (as :mod:`her2sim.trial.scaleout` does for blocks) keeps
+    each patient's option and PK together, and :func:`exposure` gives each patient the rates of
+    their own option.
+    """
+
+    plans: tuple
+    shares: tuple
+    names: tuple
+
+    @property
+    def table(self) -> ExposureTable:
+        """The first option's table, its wall time the sum over the options' tables."""
+        return replace(self.plans[0].table, wall_time_s=float(sum(p.table.wall_time_s for p in self.plans)))
+
+    def sample_pk(self, n: int, rng: np.random.Generator) -> list:
+        out = [{"choice": assign_choices(self.shares, n, rng)}]
+        for p in self.plans:
+            out.extend(p.sample_pk(n, rng))
+        return out
+
+
+def mix_exposure(plan: MixPlan, cohort: Cohort, pk_params: list, follow_up_h: float, fn, **kw) -> DailyRates:
+    """Daily rates of a physician's-choice arm: each option's patients through ``fn``
+    (:func:`exposure` or :func:`exposure_stepped`) with that option's plan, gathered in cohort order.
+    Where one option carries the cross-resistant signalling change (``xS``) and another does not,
+    the latter's is its whole signalling change (what ``None`` means in :class:`DailyRates`)."""
+    choice = np.asarray(pk_params[0]["choice"])
+    parts, k0 = [], 1
+    for j, p in enumerate(plan.plans):
+        pk_j = pk_params[k0:k0 + len(p.pairs)]
+        k0 += len(p.pairs)
+        idx = np.flatnonzero(choice == j)
+        if len(idx):
+            parts.append((idx, fn(p, cohort.subset(idx), [{k: v[idx] for k, v in d.items()} for d in pk_j],
+                                  follow_up_h, **kw)))
+    N, days = cohort.n, int(np.ceil(follow_up_h / 24.0))
+    dS = np.zeros((N, days, 2, 3), dtype=np.float32)
+    dR = np.zeros((N, days, 2, 3), dtype=np.float32)
+    by = np.zeros((N, days, 2), dtype=np.float32)
+    with_x = any(r.xS is not None for _i, r in parts)
+    xS = np.zeros((N, days, 2), dtype=np.float32) if with_x else None
+    xR = np.zeros((N, days, 2), dtype=np.float32) if with_x else None
+    for idx, r in parts:
+        dS[idx], dR[idx], by[idx] = r.dS, r.dR, r.byst
+        if with_x:
+            xS[idx] = r.dS[..., 0] if r.xS is None else r.xS
+            xR[idx] = r.dR[..., 0] if r.xR is None else r.xR
+    return DailyRates(dS, dR, by, xS, xR)
 
 
 def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, scheduler=None,
@@ -183,6 +265,10 @@ def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, sch
     scheduler = scheduler_for(workers, scheduler)
     tumour = tumour or load_tumour()
     cache = TableCache() if cache is None else cache
+    if getattr(arm, "choices", ()):  # physician's choice: one plan per option
+        return MixPlan(tuple(plan_arm(c, cohort, tumour=tumour, scheduler=scheduler, population=population,
+                                      cache=cache, model=model) for c in arm.choices),
+                       tuple(c.share for c in arm.choices), tuple(c.name for c in arm.choices))
     hooks = load_hooks(model)
     pairs, drugs, ref = arm_drugs(arm)
     S, R = clone_backgrounds(cohort, hooks)
@@ -195,7 +281,35 @@ def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, sch
         col.append(drugs.index(pk.network_drug))
     return ArmPlan(tuple(pairs), tuple(drugs), tab, tuple(col), tuple(body), tuple(brain),
                    tuple(her2_antibodies(drugs, model)), float(tumour.antibody_saturation),
-                   cross_columns(drugs, population, model))
+                   cross_columns(drugs, population, model), inert_columns(drugs, population, model),
+                   bool(population is not None and population.pretreated))
+
+
+def inert_columns(drugs, population: PopulationSpec | None, model="default") -> tuple:
+    """((background, columns), ...): the drugs (indices into ``drugs``) whose signalling effect a
+    background selected by prior therapy removes (:meth:`her2sim.trial.lines.PriorLines.inert`)."""
+    if population is None or population.lines is None:
+        return ()
+    from .population import cross_resistant
+
+    targets = {d.dose_parameter: d.targets for d in model_drugs(model)}
+    out = []
+    for feature, inert in population.lines.inert():
+        cols = tuple(k for k, d in enumerate(drugs) if cross_resistant(targets.get(d, ()), inert))
+        if cols:
+            out.append((feature, cols))
+    return tuple(out)
+
+
+def inert_mask(plan: ArmPlan, cohort: Cohort) -> np.ndarray | None:
+    """(N, D) bool: drug columns whose signalling effect is absent in each patient (None: none)."""
+    if not plan.inert:
+        return None
+    mask = np.zeros((cohort.n, len(plan.drugs)), dtype=bool)
+    for feature, cols in plan.inert:
+        if feature in cohort.features:
+            mask[np.ix_(np.asarray(cohort[feature], bool), list(cols))] = True
+    return mask if mask.any() else None
 
 
 def cross_columns(drugs, population: PopulationSpec | None, model="default") -> tuple:
@@ -277,11 +391,16 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
     fraction :func:`reached_fraction` of a lesion's cells (binding-site barrier); the other cells
     see the remaining drugs only, and the lesion's rate is the cell-weighted mean of the two table
     reads. When only some of the drugs are cross-resistant (``plan.cross``), the signalling change
-    of those drugs alone is read too (``xS``, ``xR``). Every patient's rates depend only on that
+    of those drugs alone is read too (``xS``, ``xR``); when none is and the population is
+    pre-treated, ``xS`` = ``xR`` = 0 (nothing is scaled). In patients carrying a background that
+    makes a drug inert (``plan.inert``: p95HER2, ESR1) the signalling channel is read with that
+    drug at zero. Every patient's rates depend only on that
     patient's row, so any split of a cohort into blocks gives the same numbers.
     """
     if int(window_h) < 1 or 24 % int(window_h):
         raise InvalidArgument(f"window_h must divide 24, got {window_h!r}")
+    if isinstance(plan, MixPlan):
+        return mix_exposure(plan, cohort, pk_params, follow_up_h, exposure, block_days=block_days, window_h=window_h)
     w = int(window_h)
     drugs = plan.drugs
     N, D = cohort.n, len(drugs)
@@ -297,10 +416,12 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
     by = np.zeros((N, days, 2), dtype=np.float32)
     others = [k for k in range(D) if k not in plan.cross]
     partial = bool(plan.cross) and bool(others)
-    xS = np.zeros((N, days, 2), dtype=np.float32) if partial else None
-    xR = np.zeros((N, days, 2), dtype=np.float32) if partial else None
+    none_cross = plan.pretreated and not plan.cross   # no drug on a prior target: nothing is scaled
+    xS = np.zeros((N, days, 2), dtype=np.float32) if partial or none_cross else None
+    xR = np.zeros((N, days, 2), dtype=np.float32) if partial or none_cross else None
     brain_needed = np.flatnonzero(cohort["brain_mets"] | cohort["occult_brain"])
     per_day = 24 // w
+    mask = inert_mask(plan, cohort)
     for d0 in range(0, days, block_days):
         nd = min(block_days, days - d0)
         nw = nd * per_day
@@ -316,9 +437,15 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
             n = len(who)
             cw = conc[who].reshape(-1, D)
             pid = np.repeat(who, nw)
-            v = rd.read(rd.both, pid, cw).reshape(n, nd, per_day, 8).mean(axis=2)
+            v = rd.read(rd.both, pid, cw)
+            mrow = None if mask is None else mask[pid]
+            if mrow is not None:  # signalling of the inert drugs removed in those patients
+                on = np.flatnonzero(mrow.any(axis=1))
+                if len(on):
+                    v[on[:, None], [0, 4]] = rd.read(rd.signal, pid[on], np.where(mrow[on], 0.0, cw[on]))
+            v = v.reshape(n, nd, per_day, 8).mean(axis=2)
             if partial:
-                cx = cw.copy()
+                cx = cw.copy() if mrow is None else np.where(mrow, 0.0, cw)
                 cx[:, others] = 0.0
                 x = rd.read(rd.signal, pid, cx).reshape(n, nd, per_day, 2).mean(axis=2)
                 xS[who, d0:d0 + nd, site] = x[:, :, 0] - rd.base[who, None, 0]
@@ -343,12 +470,16 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
     HER2-binding antibodies reach only the fraction :func:`reached_fraction` of a lesion's cells
     (binding-site barrier); the other cells see the remaining drugs only, and the lesion's rate is
     the cell-weighted mean of the two table reads. When only some of the drugs are cross-resistant
-    (``plan.cross``), the signalling change of those drugs alone is read too (``xS``, ``xR``).
+    (``plan.cross``), the signalling change of those drugs alone is read too (``xS``, ``xR``); when
+    none is and the population is pre-treated, ``xS`` = ``xR`` = 0 (nothing is scaled).
     Every patient's rates depend only on that patient's row, so any split of a cohort into blocks
     gives the same numbers.
     """
     if 24 % int(window_h):
         raise InvalidArgument(f"window_h must divide 24, got {window_h!r}")
+    if isinstance(plan, MixPlan):
+        return mix_exposure(plan, cohort, pk_params, follow_up_h, exposure_stepped, block_days=block_days,
+                            window_h=window_h)
     tab, drugs = plan.table, plan.drugs
     S, R = clone_backgrounds(cohort, tab.hooks)
     N = cohort.n
@@ -375,8 +506,9 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
     by = np.zeros((N, days, 2), dtype=np.float32)
     others = [k for k in range(len(drugs)) if k not in plan.cross]
     partial = bool(plan.cross) and bool(others)
-    xS = np.zeros((N, days, 2), dtype=np.float32) if partial else None
-    xR = np.zeros((N, days, 2), dtype=np.float32) if partial else None
+    none_cross = plan.pretreated and not plan.cross   # no drug on a prior target: nothing is scaled
+    xS = np.zeros((N, days, 2), dtype=np.float32) if partial or none_cross else None
+    xR = np.zeros((N, days, 2), dtype=np.float32) if partial or none_cross else None
 
     def read(table, pid, c):
         """Table values at concentrations c (rows of patients pid), binding-site barrier included."""
@@ -389,6 +521,7 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
         return v
 
     brain_needed = np.flatnonzero(cohort["brain_mets"] | cohort["occult_brain"])
+    mask = inert_mask(plan, cohort)
     w = window_h
     hour = 0
     for d0 in range(0, days, block_days):
@@ -410,8 +543,14 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
             cw = conc[who].reshape(n, nd * 24 // w, w, len(drugs)).mean(axis=2).reshape(-1, len(drugs))
             pid = np.repeat(who, nd * 24 // w)
             vS, vR = read(tS, pid, cw), read(tR, pid, cw)
+            mrow = None if mask is None else mask[pid]
+            if mrow is not None:
+                on = np.flatnonzero(mrow.any(axis=1))
+                if len(on):
+                    c0 = np.where(mrow[on], 0.0, cw[on])
+                    vS[on, 0], vR[on, 0] = read(tS, pid[on], c0)[:, 0], read(tR, pid[on], c0)[:, 0]
             if partial:
-                cx = cw.copy()
+                cx = cw.copy() if mrow is None else np.where(mrow, 0.0, cw)
                 cx[:, others] = 0.0
                 for x, table, base in ((xS, tS, base_S), (xR, tR, base_R)):
                     v = read(table, pid, cx)[:, 0].reshape(n, nd, 24 // w).mean(axis=2)

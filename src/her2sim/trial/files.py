@@ -16,7 +16,7 @@ from ..model.units import parse_quantity, ureg
 
 #: sub-folders of ``models/`` holding each kind of trial file
 FOLDERS = {"regimen": "regimens", "pk": "pk", "population": "populations", "tumour": "populations",
-           "trial": "trials"}
+           "lines": "populations", "trial": "trials"}
 
 
 def trial_models_dir() -> Path:

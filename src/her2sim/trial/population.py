@@ -31,6 +31,11 @@ Optional ``[population.immunity.tils]`` (median % of stroma, cv, source): stroma
 draw for :mod:`her2sim.trial.brain`), drawn from a child stream of the sampling generator.
 PIK3CA mutation and PTEN loss are sampled independently; a patient with both gets the PIK3CA
 background (one PI3K-pathway background per patient in the network).
+Lines of therapy (issue 15): ``base = "other_population"`` inherits every table of that file (this
+file's entries replace the base's, feature by feature), and ``[population.lines]`` with
+``prior = ["trastuzumab", "taxane"]`` (or ``{trastuzumab = 3}``: lines per patient) and a source
+lists the therapies the patients progressed on; the resistance backgrounds those select
+(p95HER2, PI3K pathway, HER2 heterogeneity, ESR1) are drawn as in :mod:`her2sim.trial.lines`.
 A trial's eligibility replaces prevalences (``{feature = p}``; 1 = required, 0 = excluded).
 ``pretreated`` (default false) marks populations that progressed on prior therapy: the signalling
 response to drugs that act on a target of that therapy (``prior_therapy.targets``, matched against
@@ -71,6 +76,7 @@ class PopulationSpec:
     source: str = ""
     sources: dict = field(default_factory=dict)
     path: str = ""
+    lines: object = None       # her2sim.trial.lines.PriorLines of [population.lines], or None
     tils: tuple | None = None  # (median %, cv) of stromal TILs (her2sim.trial.immunity); None: no TILs
 
     def with_eligibility(self, overrides: dict) -> PopulationSpec:
@@ -127,7 +133,8 @@ def load_population(name_or_path: str | Path) -> PopulationSpec:
     """Read and validate a population file (bundled name or path)."""
     path, head, _data = read("population", name_or_path)
     check_keys(head, {"name", "description", "source", "tumour", "pretreated", "prior_therapy", "features",
-                      "continuous", "immunity"}, path, "population")
+                      "continuous", "immunity", "base", "lines"}, path, "population")
+    head = _with_base(head, path)
     name = require(head, "name", path, "population")
     source = require_source(head, path, "population")
     feats = head.get("features", {})
@@ -181,9 +188,49 @@ def load_population(name_or_path: str | Path) -> PopulationSpec:
         raise ModelFileError(f"pretreated must be true or false, got {pretreated!r}", path=str(path),
                              entry="population.pretreated")
     prior = _prior_targets(head.get("prior_therapy"), pretreated, path)
+    bern, lines = _lines(head.get("lines"), bern, path)
     return PopulationSpec(name, bern, cat, cn, head.get("tumour", "tumour"), pretreated, prior,
-                          head.get("description", ""), source, sources, str(path),
+                          head.get("description", ""), source, sources, str(path), lines,
                           tils=load_tils(head.get("immunity"), path))
+
+
+def _with_base(head: dict, path: Path, depth: int = 0) -> dict:
+    """``head`` merged over the population file named by its ``base`` key (tables merged one level
+    deep: a feature given here replaces the base's feature); ``lines`` is not inherited."""
+    base = head.get("base")
+    if base is None:
+        return head
+    if not isinstance(base, str) or not base.strip() or depth > 4:
+        raise ModelFileError(f"base must name another population file (no cycles), got {base!r}", path=str(path),
+                             entry="population.base")
+    bpath, bhead, _ = read("population", base if Path(base).suffix != ".toml" else path.parent / base)
+    bhead = _with_base(bhead, bpath, depth + 1)
+    out = {k: v for k, v in bhead.items() if k not in ("lines", "base")}
+    for k, v in head.items():
+        if k in ("features", "continuous") and isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **v}
+        elif k != "base":
+            out[k] = v
+    return out
+
+
+def _lines(table, bern: dict, path: Path):
+    """(prevalences, PriorLines or None) of ``[population.lines]``."""
+    if table is None:
+        return bern, None
+    entry = "population.lines"
+    if not isinstance(table, dict):
+        raise ModelFileError("lines must be a table with prior = [...] and source", path=str(path), entry=entry)
+    check_keys(table, {"prior", "source", "description", "catalogue"}, path, entry)
+    src = require_source(table, path, entry)
+    from .lines import apply_lines, load_catalogue, parse_prior
+
+    cat = load_catalogue(table.get("catalogue", "lines"))
+    if "prior" not in table:
+        raise ModelFileError(f"missing prior = [...]; allowed therapy classes: {sorted(cat.therapies)}",
+                             path=str(path), entry=entry)
+    prior = parse_prior(table["prior"], cat, path, entry + ".prior")
+    return apply_lines(prior, bern, cat, src)
 
 
 def _prior_targets(table, pretreated: bool, path) -> tuple:
@@ -245,6 +292,8 @@ def sample_population(spec: PopulationSpec, n: int, seed: int | np.random.Genera
     extra = rng.spawn(1)[0]
     out["tils"] = sample_tils(spec.tils, n, extra)
     out["brain_threshold"] = extra.exponential(size=n)   # Exp(1): her2sim.trial.brain.new_lesion_day
+    if spec.lines is not None:  # drawn last: cohorts of populations without lines are unchanged
+        out.update(spec.lines.sample(out, rng, n))
     return Cohort(out, seed if isinstance(seed, int) else None)
 
 

@@ -71,10 +71,14 @@ SUBGROUPS = ("hr_positive", "pik3ca", "pten_loss", "cd16a", "brain_mets", "pdl1_
 
 @dataclass(frozen=True)
 class Arm:
+    """A trial arm: its regimens, or for a physician's-choice arm ``choices`` (each patient gets one
+    :class:`~her2sim.trial.arms.Choice` by its share; ``regimens`` is then empty)."""
+
     name: str
     regimens: tuple
     control: bool = False
     ratio: float = 1.0
+    choices: tuple = ()
     #: a checkpoint inhibitor is among the regimens (her2sim.trial.immunity); None: look it up when needed
     checkpoint: bool | None = None
 
@@ -135,6 +139,18 @@ def trial_model(head: dict, path: Path) -> str:
     return model
 
 
+
+def _arm_has_checkpoint(arm: Arm, drugs, path) -> bool:
+    """Whether the arm's patients get a checkpoint inhibitor; a physician's-choice arm must give one in all
+    of its options or in none (the T-cell channel is per arm, not per option)."""
+    if not arm.choices:
+        return is_checkpoint_arm(arm.regimens, drugs)
+    flags = {is_checkpoint_arm(c.regimens, drugs) for c in arm.choices}
+    if len(flags) > 1:
+        raise ModelFileError(f"arm {arm.name!r}: a checkpoint inhibitor in only some physician's-choice options is "
+                             "not supported; give it in every option or in none", path=str(path), entry="trial.arm")
+    return flags.pop()
+
 def load_trial(name_or_path: str | Path) -> TrialSpec:
     """Read and validate a trial spec (bundled name such as ``"emilia_like"`` or a path)."""
     path, head, _data = read("trial", name_or_path)
@@ -181,26 +197,21 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         if not isinstance(a, dict):
             raise ModelFileError(f"each arm must be a table [[trial.arm]] with name and regimens, got {a!r}",
                                  path=str(path), entry=entry)
-        check_keys(a, {"name", "regimens", "control", "ratio", "description"}, path, entry)
-        regs = require(a, "regimens", path, entry, kind=list)
-        if not regs:
-            raise ModelFileError("an arm needs at least one regimen", path=str(path), entry=entry)
-        try:
-            regimens = tuple(load_regimen(r) for r in regs)
-        except (ModelFileError, KeyError) as exc:
-            raise ModelFileError(f"regimen problem: {exc}", path=str(path), entry=entry) from None
+        check_keys(a, {"name", "regimens", "control", "ratio", "description", "choice"}, path, entry)
+        regimens, choices = arm_regimens(a, path, entry)
         ratio = a.get("ratio", 1.0)
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1e6:
             raise ModelFileError(f"ratio must be a finite number > 0 (e.g. 2 for 2:1 randomisation), got {ratio!r}",
                                  path=str(path), entry=entry)
-        arms.append(Arm(require(a, "name", path, entry), regimens, bool(a.get("control", False)), float(ratio)))
+        arms.append(Arm(require(a, "name", path, entry), regimens, bool(a.get("control", False)), float(ratio),
+                        choices))
     if len(arms) > 1 and sum(a.control for a in arms) != 1:
         raise ModelFileError("exactly one arm must have control = true", path=str(path), entry="trial.arm")
     if len(arms) == 1:
-        arms[0] = Arm(arms[0].name, arms[0].regimens, True, arms[0].ratio)
+        arms[0] = Arm(arms[0].name, arms[0].regimens, True, arms[0].ratio, arms[0].choices)
     model = trial_model(head, path)
     drugs = model_drugs(model)
-    arms = [replace(a, checkpoint=is_checkpoint_arm(a.regimens, drugs)) for a in arms]
+    arms = [replace(a, checkpoint=_arm_has_checkpoint(a, drugs, path)) for a in arms]
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ModelFileError(f"arm names must be unique, got {names}", path=str(path), entry="trial.arm")
@@ -231,6 +242,50 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
     return TrialSpec(name, role, pop, tumour, tuple(arms), follow, assess_h, subgroups, tuple(targets),
                      head.get("description", ""), source, str(path), model,
                      cns_response_decrease(head.get("cns_response"), path))
+
+
+def arm_regimens(a: dict, path: Path, entry: str) -> tuple[tuple, tuple]:
+    """(regimens, choices) of an arm table: ``regimens = [...]``, or for a physician's-choice arm
+    ``[[trial.arm.choice]]`` tables with ``regimens``, ``share`` (> 0; normalised over the
+    options) and ``source`` (the trial's published shares)."""
+    def load(regs, where):
+        if not isinstance(regs, list) or not regs:
+            raise ModelFileError("needs regimens = [...] with at least one regimen", path=str(path), entry=where)
+        try:
+            return tuple(load_regimen(r) for r in regs)
+        except (ModelFileError, KeyError) as exc:
+            raise ModelFileError(f"regimen problem: {exc}", path=str(path), entry=where) from None
+
+    if "choice" not in a:
+        if "regimens" not in a:
+            raise ModelFileError("an arm needs regimens = [...] or [[trial.arm.choice]] options", path=str(path),
+                                 entry=entry)
+        return load(a["regimens"], entry), ()
+    if "regimens" in a:
+        raise ModelFileError("give either regimens or [[trial.arm.choice]] options, not both", path=str(path),
+                             entry=entry)
+    opts = a["choice"]
+    if not isinstance(opts, list) or len(opts) < 2:
+        raise ModelFileError("a physician's-choice arm needs at least two [[trial.arm.choice]] options",
+                             path=str(path), entry=entry)
+    from .arms import Choice
+
+    choices = []
+    for j, c in enumerate(opts):
+        where = f"{entry}.choice[{j}]"
+        if not isinstance(c, dict):
+            raise ModelFileError("each option must be a table with regimens, share and source", path=str(path),
+                                 entry=where)
+        check_keys(c, {"name", "regimens", "share", "source", "description"}, path, where)
+        src = require_source(c, path, where)
+        share = c.get("share")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1e6:
+            raise ModelFileError(f"share must be a number > 0 (the option's share of the arm), got {share!r}",
+                                 path=str(path), entry=where)
+        regs = load(c.get("regimens"), where)
+        choices.append(Choice(str(c.get("name", " + ".join(r.name for r in regs))), regs, float(share), src))
+    total = sum(c.share for c in choices)
+    return (), tuple(Choice(c.name, c.regimens, c.share / total, c.source) for c in choices)
 
 
 # ----------------------------------------------------------------------------- stage 2: exposure (arms.py)
@@ -403,6 +458,8 @@ def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resis
     N = cohort.n
     g = g_med * np.exp(np.sqrt(np.log1p(g_cv ** 2)) * z_growth)
     f = np.minimum(f_med * np.exp(np.sqrt(np.log1p(f_cv ** 2)) * z_resistant), 0.5)
+    if "resistant_floor" in cohort.features:  # HER2-heterogeneous tumours selected by prior therapy (trial.lines)
+        f = np.maximum(f, cohort["resistant_floor"])
     nb = tp.body_lesions
     fr = np.column_stack([split, 1 - split] + [np.full(N, 0.5)] * max(nb - 2, 0))[:, :nb]
     fr = fr / fr.sum(axis=1, keepdims=True)
