@@ -389,17 +389,26 @@ def format_calibration(res: CalibrationResult) -> str:
     lines = [f"calibration: {len(res.trials)} trials, {len(res.residuals)} read-outs, {res.evaluations} evaluations, "
              f"{res.patients} patients per trial, seed {res.seed}", "parameters:"]
     lines += [f"  {k:<34} {v:.5g}" for k, v in res.parameters.items()]
+    shares = (f"; mean |difference| of the response/CNS shares {100 * res.mean_abs_proportion:.0f} points"
+              if np.isfinite(res.mean_abs_proportion) else "")
     lines.append(f"objective {res.objective:.4f} (read-out terms {res.objective - res.prior_penalty:.4f}, prior "
-                 f"penalty {res.prior_penalty:.4f}); RMS log residual {res.rms_log_residual:.3f}; mean |difference| "
-                 f"of the response/CNS shares {100 * res.mean_abs_proportion:.0f} points")
+                 f"penalty {res.prior_penalty:.4f}); RMS log residual {res.rms_log_residual:.3f}{shares}")
     lines += format_residuals(res.residuals)
     if res.profile:
-        lines.append("identifiability: objective along each log parameter (others fixed), at log steps "
-                     + ", ".join(f"{h:+g}" for h, _ in next(iter(res.profile.values()))) + f" (optimum {res.objective:.3f})")
+        steps = [h for h, _ in next(iter(res.profile.values()))]
+        lines.append("identifiability: objective along each log parameter (others fixed) at log steps "
+                     + ", ".join(f"{h:+g}" for h in steps) + f" (optimum {res.objective:.3f}); SE: sqrt(2 / curvature) "
+                     "from the +-0.2 points, in log units")
         for name, row in res.profile.items():
-            rise = min(v for _, v in row) - res.objective
-            lines.append(f"  {name:<28} " + "  ".join(f"{v:8.3f}" for _, v in row)
-                         + ("   FLAT (rise < 0.05)" if rise < 0.05 else ""))
+            v = dict(row)
+            note = ""
+            if min(v.values()) < res.objective - 1e-9:
+                note = "   lower than the optimum: not a minimum along this axis"
+            elif min(v.get(-0.2, np.inf), v.get(0.2, np.inf)) - res.objective < 0.05:
+                note = "   FLAT (rise < 0.05 at +-0.2)"
+            curv = (v.get(-0.2, np.nan) + v.get(0.2, np.nan) - 2 * res.objective) / 0.04
+            se = f"SE {np.sqrt(2 / curv):.2f}" if curv > 0 else "SE -"
+            lines.append(f"  {name:<28} " + "  ".join(f"{x:8.3f}" for _, x in row) + f"   {se}{note}")
     return "\n".join(lines)
 
 
@@ -411,6 +420,16 @@ def result_dict(res: CalibrationResult) -> dict:
     d["start"] = list(res.start)
     d["profile"] = {k: [list(p) for p in v] for k, v in res.profile.items()}
     return d
+
+
+def result_from_dict(d: dict) -> CalibrationResult:
+    """Inverse of :func:`result_dict` (a fit.json read back)."""
+    d = dict(d)
+    d.pop("wall_s", None)
+    d["residuals"] = [Residual(**r) for r in d["residuals"]]
+    d["trials"], d["start"] = tuple(d["trials"]), tuple(d["start"])
+    d["profile"] = {k: [tuple(p) for p in v] for k, v in d["profile"].items()}
+    return CalibrationResult(**d)
 
 
 def seed_spread(parameters: dict, trials=None, *, seeds=(2024, 2025, 2026), patients: int = 300,
