@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from her2sim.trial.calibrate import fit, format_leave_one_out, leave_one_trial_out, prepare_calibration
-from her2sim.trial.trial import METRICS, Target, target_value
+from her2sim.trial.calibrate import (NEUTRAL_START, current_values, evaluate_stacked, fit, knobs, prepare_calibration,
+                                     stack_arms)
+from her2sim.trial.loto import format_leave_one_out, leave_one_trial_out   # moved from calibrate in version 5
+from her2sim.trial.trial import METRICS, Target, evaluate, target_value
 
 
 def _result():
@@ -44,15 +46,20 @@ def test_leave_one_trial_out_fits_without_the_trial_it_predicts():
     assert set(loo) == set(trials)
     for name, d in loo.items():
         assert d["residuals"] and {r[0] for r in d["residuals"]} == {name}   # predicts only the left-out trial
-    # the parameters used for EMILIA come from a fit on DESTINY-Breast03 alone (and vice versa)
+    # the parameters used for EMILIA come from a fit on DESTINY-Breast03 alone (and vice versa), from the
+    # folds' common NEUTRAL_START (version 5: the shipped values were fitted with every trial, so starting
+    # there would leak the left-out trial into its fold)
     preps = prepare_calibration(trials, patients=24, seed=5)
-    alone = fit([preps[1]], max_evaluations=20, restarts=0)
-    start = fit([preps[1]], max_evaluations=1, restarts=0).parameters
+    alone = fit([preps[1]], max_evaluations=20, restarts=0, start=NEUTRAL_START)
+    start = fit([preps[1]], max_evaluations=1, restarts=0, start=NEUTRAL_START).parameters
     assert alone.parameters != pytest.approx(start, rel=1e-6)            # the fit moved from the start
     assert loo["emilia_like"]["parameters"] == pytest.approx(alone.parameters, rel=1e-12)
     both = fit(preps, max_evaluations=20, restarts=0)
     assert both.parameters != pytest.approx(alone.parameters, rel=1e-6)
     assert "emilia_like" in format_leave_one_out(loo)
+    # the calibration's tumour stage (all arms of a trial in one call) gives evaluate()'s patients exactly
+    kn = knobs(dict(zip(alone.parameters, current_values([preps[0].spec]))))
+    assert evaluate_stacked(stack_arms(preps[0]), **kn).patients.equals(evaluate(preps[0], **kn).patients)
 
 
 def test_leave_one_trial_out_refuses_held_out_trials():

@@ -1,4 +1,5 @@
-"""``her2sim trial SPEC.toml --patients N --seed S --out DIR`` (registered through cli.EXTENSIONS)."""
+"""``her2sim trial SPEC.toml --patients N --seed S --out DIR`` and ``her2sim trial calibrate ...``
+(registered through cli.EXTENSIONS)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ def add_parser(subparsers) -> None:
                     "assessments, and report PFS (Kaplan-Meier, median with 95 % CI), ORR/DCR/CBR, hazard ratios "
                     "(Cox, log-rank) and subgroups. OS is not modelled. Bundled specs: models/trials/. The spec's "
                     "model = \"...\" (default: the bundled default model) must declare [virtual_trial].")
-    p.add_argument("spec", nargs="?", help="trial spec: bundled name (e.g. emilia_like) or path to a TOML file")
-    p.add_argument("--patients", type=int, default=400, help="patients in total, split by the arms' ratios (default 400)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (cohort, randomisation, PK variability)")
+    p.add_argument("spec", nargs="?", help="trial spec: bundled name (e.g. emilia_like) or path to a TOML file; "
+                                          "'calibrate' fits the patient-level parameters (see the calibration options)")
+    p.add_argument("--patients", type=int, default=None,
+                   help="patients in total, split by the arms' ratios (default 400; calibrate: per trial, default 300)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed (cohort, randomisation, PK variability; default 0, calibrate 2024)")
     p.add_argument("--out", default=None, metavar="DIR", help="write patients.csv, summary.json, summary.txt, trial.png")
     p.add_argument("--scheduler", default=None, metavar="WHERE",
                    help="where the exposure-response integrations and the patient blocks run: 'local' (default, "
@@ -34,6 +38,22 @@ def add_parser(subparsers) -> None:
                         "report the combination's PFS against each patient's best single drug (benefit beyond "
                         "independent drug action, Palmer & Sorger 2017)")
     p.add_argument("--list", action="store_true", help="list the bundled trial specs with their role")
+    c = p.add_argument_group("calibration options (her2sim trial calibrate; models/calibration.md)")
+    c.add_argument("--trials", default=None, metavar="A,B,...",
+                   help="calibration trials to fit (default: every bundled spec with role = 'calibration')")
+    c.add_argument("--leave-one-out", action="store_true",
+                   help="leave-one-trial-out: fit without each trial from the same start, predict it; one result "
+                        "file per fold in --out (needed), finished folds are skipped on a re-run")
+    c.add_argument("--folds", default=None, metavar="A,B,...", help="with --leave-one-out: run only these folds now")
+    c.add_argument("--start", choices=("shipped", "neutral"), default=None,
+                   help="start values: the shipped (model file) values or NEUTRAL_START (default: shipped for a fit, "
+                        "neutral for --leave-one-out, which never starts from an optimum that saw the left-out trial)")
+    c.add_argument("--max-evaluations", type=int, default=200, help="Nelder-Mead evaluations per round (default 200)")
+    c.add_argument("--restarts", type=int, default=1, help="extra Nelder-Mead rounds from the last point (default 1)")
+    c.add_argument("--fit-workers", type=int, default=1, metavar="N",
+                   help="forked processes for the tumour stage of each evaluation (trials in parallel; same numbers)")
+    c.add_argument("--profile", action="store_true",
+                   help="identifiability check: the objective along each parameter around the optimum")
     p.set_defaults(handler=handle)
 
 
@@ -64,6 +84,17 @@ def handle(args) -> int:
     from .scaleout import run_trial
     from .trial import check_trial_size, load_trial
 
+    if args.spec == "calibrate":
+        from .calibrate_cli import handle_calibrate
+
+        return handle_calibrate(args)
+    for flag in ("trials", "folds", "start", "leave_one_out", "profile"):
+        if getattr(args, flag, None):
+            print(f"her2sim trial: error: --{flag.replace('_', '-')} is a calibration option: use her2sim trial "
+                  "calibrate", file=sys.stderr)
+            return 2
+    args.patients = 400 if args.patients is None else args.patients
+    args.seed = 0 if args.seed is None else args.seed
     if args.list or not args.spec:
         from .files import trial_models_dir
 

@@ -97,3 +97,39 @@ def format_independent_action(ida: dict) -> str:
             lines.append(f"    {reg:<40} alone: median PFS {med:5.1f} mo, best single drug for "
                          f"{d['best_single'][reg]:.0%}")
     return "\n".join(lines)
+
+
+def calibration_independent_action(parameters: dict, trials, *, patients: int = 300, seed: int = 2024,
+                                   scheduler=None) -> dict:
+    """:func:`independent_action` for every combination arm of the calibration ``trials`` at fitted
+    ``parameters`` (keyed by :data:`her2sim.trial.calibrate.PARAMETERS`; the fit's cohorts:
+    ``patients`` per trial, ``seed``); ``{trial: {arm: ...}}``, trials without a combination arm
+    left out. Refuses held-out trials before any work."""
+    from ..errors import InvalidArgument
+    from .calibrate import knobs
+
+    specs = [load_trial(t) for t in trials]
+    held = [s.name for s in specs if s.role != "calibration"]
+    if held:
+        raise InvalidArgument(f"trials: {held} are held-out trials; the calibration report runs calibration trials only")
+    kn = knobs(parameters)
+    cache = TableCache()
+    out = {}
+    for spec in specs:
+        if any(len(a.regimens) > 1 for a in spec.arms):
+            out[spec.name] = independent_action(spec, patients, seed, cache=cache, scheduler=scheduler, **kn)
+    return out
+
+
+def format_calibration_independent_action(ida: dict) -> str:
+    """Markdown table of :func:`calibration_independent_action` (months; benefit = combination
+    median minus the median of each patient's best single regimen)."""
+    lines = ["| trial | combination arm | median PFS | independent action | benefit beyond IDA | longer than best "
+             "single | monotherapy medians |", "|---|---|---|---|---|---|---|"]
+    for trial, arms in ida.items():
+        for arm, d in arms.items():
+            mono = "; ".join(f"{r} {m:.1f}" for r, m in d["monotherapy_median_pfs"].items())
+            lines.append(f"| {trial} | {arm} | {d['median_pfs']:.1f} | {d['median_pfs_independent']:.1f} | "
+                         f"{d['median_pfs'] - d['median_pfs_independent']:+.1f} | "
+                         f"{d['share_longer_than_independent']:.0%} | {mono} |")
+    return "\n".join(lines)
