@@ -42,11 +42,13 @@ def test_objective_scores_orr_and_every_calibration_trial(monkeypatch):
     rs = cal.residuals(theta, cts)
     assert {r.trial for r in rs} == {s.name for s in specs}
     assert len(rs) == sum(len(s.targets) for s in specs)
-    orr = [r for r in rs if r.metric == "orr"]
-    assert orr and all(r.kind == "proportion" for r in orr)
-    for r in orr:
+    orr = [(r, t) for r, t in zip(rs, [t for s in specs for t in s.targets]) if r.metric == "orr"]
+    assert orr and all(r.kind == "proportion" and r.arm == t.arm for r, t in orr)
+    for r, t in orr:
+        # the binomial SE uses the read-out's published n where the spec gives one (objective change of
+        # 2026-11-28, models/calibration.md "Objective: arm sizes"), else the reference size
         p = min(max(r.observed, 0.02), 0.98)
-        s = np.sqrt(p * (1 - p) / cal.PROPORTION_N_REF) / cal.LOG_SE_REF
+        s = np.sqrt(p * (1 - p) / (t.n or cal.PROPORTION_N_REF)) / cal.LOG_SE_REF
         assert r.term == pytest.approx(r.weight * ((0.35 - r.observed) / s) ** 2)
     logs = [r for r in rs if r.kind == "log"]
     assert all(r.residual == pytest.approx(np.log(1.1)) for r in logs)

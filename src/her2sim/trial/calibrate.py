@@ -29,8 +29,10 @@ Objective (version 5, models/calibration.md "Objective v5"): the sum over read-o
   by 1.5 x the follow-up;
 - a share of patients ("proportion": ORR, CNS ORR, CNS-first progression) has
   ``term = ((p_sim - p_obs) / s)^2`` with ``s = se(p_obs) / LOG_SE_REF``: its binomial standard
-  error ``se = sqrt(p(1 - p) / PROPORTION_N_REF)`` in units of the sampling error of a log-ratio
-  read-out (:data:`LOG_SE_REF`), so that both kinds count one sampling error alike;
+  error ``se = sqrt(p(1 - p) / n)`` (:func:`proportion_se`; ``n`` the read-out's published
+  denominator, ``n = ...`` in the spec, else :data:`PROPORTION_N_REF`) in units of the sampling
+  error of a log-ratio read-out (:data:`LOG_SE_REF`), so that both kinds count one sampling error
+  alike and a small arm's share counts less than a large arm's;
 - ``weight`` (:func:`verification_weight`) is 1 for a number read in its publication, 1/2 for one
   read in a secondary summary and 1/4 for a recalled (unverified) one: the variance of the number
   is taken as 2x and 4x.
@@ -76,8 +78,8 @@ READOUT_KINDS = {"median_pfs": "log", "hazard_ratio": "log", "pfs_rate": "log", 
 #: sampling standard error of a log median PFS or log hazard ratio of a typical calibration arm
 #: (~150 events per arm: 1/sqrt(150) = 0.08 for a log median, 2/sqrt(300) = 0.12 for a log HR)
 LOG_SE_REF = 0.1
-#: patients per arm behind the binomial standard error of a response read-out (the specs carry no
-#: arm sizes; the calibration arms have 37-406 patients, most 150-400)
+#: patients behind the binomial standard error of a share read-out that gives no ``n`` (the
+#: calibration arms have 37-406 patients, most 150-400); a read-out with ``n`` uses its own
 PROPORTION_N_REF = 200
 #: weights of unverified numbers (a variance 2x / 4x that of a number read in its publication)
 WEIGHT_SECONDARY, WEIGHT_UNVERIFIED = 0.5, 0.25
@@ -221,6 +223,13 @@ def evaluate_stacked(ct: CalibrationTrial, **overrides) -> TrialResult:
     return TrialResult(spec, df, {}, {}, {}, dict(prep.timings))
 
 
+def proportion_se(p_obs: float, n: int | None = None) -> float:
+    """Binomial standard error of an observed share ``p_obs`` (clipped to 0.02-0.98) of ``n``
+    patients (None: :data:`PROPORTION_N_REF`)."""
+    p = min(max(float(p_obs), 0.02), 0.98)
+    return float(np.sqrt(p * (1 - p) / (PROPORTION_N_REF if n is None else n)))
+
+
 def _score(spec, target, sim: float) -> Residual:
     kind = READOUT_KINDS[target.metric]
     w = verification_weight(target.source)
@@ -233,8 +242,7 @@ def _score(spec, target, sim: float) -> Residual:
         term = w * r * r
     else:
         sim = 0.0 if not np.isfinite(sim) else sim   # no patient to score counts as no response
-        p = min(max(target.value, 0.02), 0.98)
-        s = np.sqrt(p * (1 - p) / PROPORTION_N_REF) / LOG_SE_REF
+        s = proportion_se(target.value, getattr(target, "n", None)) / LOG_SE_REF
         r = float(sim - target.value)
         term = w * (r / s) ** 2
     return Residual(spec.name, target.metric, target.arm, sub, float(target.value), float(sim), r, kind, w,

@@ -93,6 +93,9 @@ class Target:
     at_months: float | None = None
     subgroup: dict = field(default_factory=dict)
     source: str = ""
+    #: patients behind the published number (the denominator of a share, the arm of a median, both arms
+    #: of a hazard ratio); None: not given (the calibration then uses a reference arm size)
+    n: int | None = None
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,7 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         if role != "calibration":
             raise ModelFileError("observed read-outs are only allowed in calibration trials (held-out trials are "
                                  "never tuned to)", path=str(path), entry=entry)
-        check_keys(o, {"metric", "arm", "value", "at", "subgroup", "source"}, path, entry)
+        check_keys(o, {"metric", "arm", "value", "at", "subgroup", "source", "n"}, path, entry)
         src = require_source(o, path, entry)
         metric = require(o, "metric", path, entry)
         if metric not in METRICS:
@@ -238,10 +241,22 @@ def load_trial(name_or_path: str | Path) -> TrialSpec:
         else:
             val = float(require(o, "value", path, entry, kind=float))
         at = quantity(o["at"], "h", path, entry) / HOURS_PER_MONTH if "at" in o else None
-        targets.append(Target(metric, arm, val, at, dict(o.get("subgroup", {})), src))
+        targets.append(Target(metric, arm, val, at, dict(o.get("subgroup", {})), src, observed_n(o, path, entry)))
     return TrialSpec(name, role, pop, tumour, tuple(arms), follow, assess_h, subgroups, tuple(targets),
                      head.get("description", ""), source, str(path), model,
                      cns_response_decrease(head.get("cns_response"), path))
+
+
+def observed_n(o: dict, path: Path, entry: str) -> int | None:
+    """The optional ``n`` of a ``[[trial.observed]]`` table: patients behind the read-out, a whole
+    number 1-1,000,000 (ModelFileError naming the entry otherwise); None if absent."""
+    if "n" not in o:
+        return None
+    n = o["n"]
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1_000_000:
+        raise ModelFileError(f"n must be the number of patients behind the read-out, a whole number 1-1000000 "
+                             f"(e.g. n = 397), got {n!r}", path=str(path), entry=entry)
+    return int(n)
 
 
 def arm_regimens(a: dict, path: Path, entry: str) -> tuple[tuple, tuple]:
