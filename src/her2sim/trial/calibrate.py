@@ -249,6 +249,12 @@ def _score(spec, target, sim: float) -> Residual:
                     float(term))
 
 
+def score(spec, target, simulated: float) -> Residual:
+    """:class:`Residual` of one read-out ``target`` of ``spec`` at its ``simulated`` value (what the
+    objective scores; used to check a run against a fit record)."""
+    return _score(spec, target, simulated)
+
+
 def trial_residuals(ct, theta) -> list:
     """:class:`Residual` of every read-out of one trial (a :class:`CalibrationTrial` or a
     :class:`~her2sim.trial.trial.PreparedTrial`) at log parameters ``theta``."""
