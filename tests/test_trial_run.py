@@ -8,23 +8,31 @@ import numpy as np
 import pytest
 
 from her2sim.trial import load_trial, run_trial
+from her2sim.trial.arms import TableCache
 from her2sim.trial.cli import add_parser, handle
 
 
-def test_same_seed_same_trial_and_different_seed_differs():
-    a = run_trial("destiny_breast03_like", patients=40, seed=5)
-    b = run_trial("destiny_breast03_like", patients=40, seed=5)
-    c = run_trial("destiny_breast03_like", patients=40, seed=6)
+@pytest.fixture(scope="module")
+def db03_tables():
+    """Exposure-response tables of destiny_breast03_like, built once for the tests below (they are
+    content-keyed and independent of the seed; the first run of the determinism test builds its own)."""
+    return TableCache()
+
+
+def test_same_seed_same_trial_and_different_seed_differs(db03_tables):
+    a = run_trial("destiny_breast03_like", patients=40, seed=5)                    # its own tables
+    b = run_trial("destiny_breast03_like", patients=40, seed=5, cache=db03_tables)
+    c = run_trial("destiny_breast03_like", patients=40, seed=6, cache=db03_tables)
     assert a.patients.equals(b.patients)
     assert not a.patients.pfs_months.equals(c.patients.pfs_months)
     assert set(a.patients.arm) == {"T-DXd", "T-DM1"}
 
 
-def test_different_seeds_give_statistically_consistent_trials():
+def test_different_seeds_give_statistically_consistent_trials(db03_tables):
     """Two seeds (different cohorts, randomisation, PK variability): each arm's median PFS lies in the
     other run's 95% CI, and the log hazard ratios differ by less than 3 standard errors."""
-    a = run_trial("destiny_breast03_like", patients=160, seed=11)
-    b = run_trial("destiny_breast03_like", patients=160, seed=12)
+    a = run_trial("destiny_breast03_like", patients=160, seed=11, cache=db03_tables)
+    b = run_trial("destiny_breast03_like", patients=160, seed=12, cache=db03_tables)
     assert not a.patients.pfs_months.equals(b.patients.pfs_months)
     for arm in ("T-DXd", "T-DM1"):
         ma, mb = a.summary["arms"][arm], b.summary["arms"][arm]
