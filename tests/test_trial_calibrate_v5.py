@@ -46,7 +46,7 @@ def test_objective_scores_orr_and_every_calibration_trial(monkeypatch):
     assert orr and all(r.kind == "proportion" and r.arm == t.arm for r, t in orr)
     for r, t in orr:
         # the binomial SE uses the read-out's published n where the spec gives one (objective change of
-        # 2026-11-28, models/calibration.md "Objective: arm sizes"), else the reference size
+        # 2026-11-28, models/calibration.md "Objective change: arm sizes"), else the reference size
         p = min(max(r.observed, 0.02), 0.98)
         s = np.sqrt(p * (1 - p) / (t.n or cal.PROPORTION_N_REF)) / cal.LOG_SE_REF
         assert r.term == pytest.approx(r.weight * ((0.35 - r.observed) / s) ** 2)
