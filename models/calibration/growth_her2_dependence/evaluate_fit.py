@@ -54,8 +54,16 @@ def main(parameters_tsv: str) -> None:
     # Wald intervals (training problem)
     problem = read_problem(HERE / "problem.yaml")
     obj = Objective(problem, rtol=1e-6, atol=1e-9)
+    bounds = (np.array([problem.parameter(p).lower for p in problem.free]),
+              np.array([problem.parameter(p).upper for p in problem.free]))
     x = np.array([np.log10(fitted[p]) for p in problem.free])
-    active = [i for i, p in enumerate(problem.free) if not p.startswith("sigma_")]
+    lower, upper = np.log10(bounds[0]), np.log10(bounds[1])
+    # parameters on a bound are held there (a Wald interval assumes an interior optimum)
+    active = [i for i, p in enumerate(problem.free)
+              if not p.startswith("sigma_") and lower[i] + 1e-6 < x[i] < upper[i] - 1e-6]
+    for i, p in enumerate(problem.free):
+        if i not in active and not p.startswith("sigma_"):
+            print(f"{p:<22} {fitted[p]:.4g}  on its bound (held)")
     r, J, nllh = obj.residuals_and_jacobian(x, active=active)
     JtJ = J.T @ J
     cov = np.linalg.pinv(JtJ)
