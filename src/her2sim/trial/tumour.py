@@ -190,6 +190,57 @@ def grow(rates: DailyRates, tp: TumourParameters, g: np.ndarray, f_res: np.ndarr
     a = np.asarray(tp.scales if scales is None else scales, float)
     lam = tp.resistance_rate if resistance_rate is None else resistance_rate
     N, days = rates.dS.shape[:2]
+    site = np.asarray(site, dtype=np.intp)
+    # in-vivo effects of each clone per (patient, day, site): contractions over the channels
+    eS, pS, eR, pR = (x[:, :, site] for x in in_vivo_effects(rates, a, pretreated_signal_factor))
+    by = a[1] * rates.byst[:, :, site].astype(float)
+    decay = effect_decay(lam, days)[None, :, None]
+    gd = 24.0 * g[:, None]
+    if tcell is not None:
+        gd = gd - 24.0 * np.asarray(tcell, float)[:, None]
+    gd = gd[:, None, :]                                     # (N, 1, 1)
+    # log cell numbers (N, days+1, J): the S clone and an uncoupled R clone are cumulative sums of
+    # the daily increments (the same additions, in the same order, as a day-by-day loop)
+    lnS = np.empty((N, days + 1, d0.shape[1]))
+    lnS[:, 0] = np.log1p(-f_res)[:, None]
+    lnS[:, 1:] = gd + 24.0 * (decay * eS + pS)
+    np.cumsum(lnS, axis=1, out=lnS)
+    aR = decay * eR + pR
+    lnR = np.empty_like(lnS)
+    lnR[:, 0] = np.log(f_res)[:, None]
+    coupled = (by != 0.0).any(axis=(1, 2))                  # patients with bystander kill of R
+    free = ~coupled
+    lnR[free, 1:] = gd[free] + 24.0 * aR[free]
+    lnR[free] = np.cumsum(lnR[free], axis=1)
+    if coupled.any():
+        # bystander kill depends on the S share of the day: a recurrence, one day at a time
+        idx = np.flatnonzero(coupled)
+        lS, aRc, byc, gdc = lnS[idx], aR[idx], by[idx], gd[idx, 0]
+        cur = lnR[idx, 0]
+        out = np.empty((len(idx), days + 1, d0.shape[1]))
+        out[:, 0] = cur
+        for k in range(days):
+            phiS = 1.0 / (1.0 + np.exp(cur - lS[:, k]))
+            cur = cur + (gdc + 24.0 * (aRc[:, k] - byc[:, k] * phiS))
+            out[:, k + 1] = cur
+        lnR[idx] = out
+    total = np.logaddexp(lnS, lnR)
+    diam = d0[:, None, :] * np.exp(total / 3.0)
+    diam[:, 0] = d0
+    share = np.exp(lnR - total)
+    share[:, 0] = f_res[:, None]
+    return diam, share
+
+
+def grow_reference(rates: DailyRates, tp: TumourParameters, g: np.ndarray, f_res: np.ndarray, d0: np.ndarray,
+                   site: np.ndarray, *, scales: tuple | None = None, resistance_rate: float | None = None,
+                   pretreated_signal_factor: float = 1.0,
+                   tcell: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`grow` as a plain day-by-day loop over both clones (the version-5 implementation): the
+    reference the vectorised :func:`grow` is tested against (same arguments and returns)."""
+    a = np.asarray(tp.scales if scales is None else scales, float)
+    lam = tp.resistance_rate if resistance_rate is None else resistance_rate
+    N, days = rates.dS.shape[:2]
     J = d0.shape[1]
     lnS = np.tile(np.log1p(-f_res)[:, None], (1, J))
     lnR = np.tile(np.log(f_res)[:, None], (1, J))
