@@ -42,3 +42,4 @@ def test_grow_matches_the_daily_loop(bystander, tcell, rho):
     np.testing.assert_allclose(s_new, s_ref, rtol=1e-12, atol=1e-300)
     # the case is not trivial: lesions both shrink and grow, and bystander kill moves the R share
     assert np.nanmin(d_new[:, -1] / d0) < 0.7 and np.nanmax(d_new[:, -1] / d0) > 1.3
+

@@ -54,7 +54,7 @@ from .arms import TableCache
 from .exposure import scheduler_for
 from .tumour import DailyRates
 from .trial import (HOURS_PER_MONTH, PreparedTrial, TrialResult, arm_outcomes, load_trial, merge_outcomes,
-                    patient_table, prepare_trial, target_value, tumour_inputs)
+                    patient_table, prepare_trial, target_value_columns, tumour_inputs)
 
 #: the five trials of calibration versions 1-4 (version 5 fits every calibration trial: :func:`calibration_trials`)
 CALIBRATION_TRIALS = ("cleopatra_like", "emilia_like", "destiny_breast03_like", "destiny_breast04_like",
@@ -257,6 +257,20 @@ def evaluate_stacked(ct: CalibrationTrial, **overrides) -> TrialResult:
     return TrialResult(spec, df, {}, {}, {}, dict(prep.timings))
 
 
+def stacked_columns(ct: CalibrationTrial, **overrides) -> dict:
+    """The patient table of :func:`evaluate_stacked` as ``{column: (N,) array}`` (cohort features,
+    arm, outcomes), without building a DataFrame: what
+    :func:`~her2sim.trial.trial.target_value_columns` reads."""
+    prep, spec = ct.prep, ct.spec
+    coh = prep.cohort
+    inputs = tumour_inputs(spec, coh, prep.z_growth, prep.z_resistant, prep.split, **overrides)
+    o = arm_outcomes(spec, ct.rates, inputs, ct.rows, coh["brain_mets"][ct.rows], prep.dropout_u[ct.rows])
+    cols = {k: np.asarray(v) for k, v in coh.features.items()}
+    cols["arm"] = np.array([a.name for a in spec.arms], dtype=object)[prep.arm_index]
+    cols.update(merge_outcomes([(ct.rows, o)], coh.n))
+    return cols
+
+
 def _score(spec, target, sim: float) -> Residual:
     kind = READOUT_KINDS[target.metric]
     w = verification_weight(target.source)
@@ -282,8 +296,8 @@ def trial_residuals(ct, theta) -> list:
     :class:`~her2sim.trial.trial.PreparedTrial`) at log parameters ``theta``."""
     if isinstance(ct, PreparedTrial):
         ct = stack_arms(ct)
-    res = evaluate_stacked(ct, **_knobs(np.asarray(theta, float)))
-    return [_score(ct.spec, t, target_value(res, t)) for t in ct.spec.targets]
+    cols = stacked_columns(ct, **_knobs(np.asarray(theta, float)))
+    return [_score(ct.spec, t, target_value_columns(ct.spec, cols, t)) for t in ct.spec.targets]
 
 
 def _trial_task(shared, item):

@@ -700,26 +700,35 @@ def cns_response_rate(b, decrease: float) -> float:
 def target_value(result: TrialResult, target: Target) -> float:
     """The simulated value of an observed read-out (same metric, arm, subgroup)."""
     df = result.patients
+    return target_value_columns(result.spec, {k: df[k].to_numpy() for k in df.columns}, target)
+
+
+def target_value_columns(spec: TrialSpec, cols: dict, target: Target) -> float:
+    """:func:`target_value` on the patient table as ``{column: (N,) array}`` (no DataFrame needed)."""
+    keep = np.ones(len(cols["arm"]), bool)
     for k, v in target.subgroup.items():
-        df = df[df[k].astype(str) == str(v)]
-    spec = result.spec
+        keep &= np.asarray(cols[k]).astype(str) == str(v)
+    arm = np.asarray(cols["arm"])
     if target.metric == "hazard_ratio":
-        d = df[df.arm.isin([target.arm, spec.control.name])]
-        return _compare(d.pfs_months.values, d.progressed.values, (d.arm == target.arm).values.astype(float))[
+        d = keep & ((arm == target.arm) | (arm == spec.control.name))
+        return _compare(cols["pfs_months"][d], cols["progressed"][d], (arm[d] == target.arm).astype(float))[
             "hazard_ratio"]
-    d = df[df.arm == target.arm]
+    d = keep & (arm == target.arm)
     if target.metric == "orr":
-        return rates(d.best_response.values)["ORR"]
+        return rates(cols["best_response"][d])["ORR"]
     if target.metric == "cns_orr":
         decrease = getattr(spec, "cns_response_decrease", RANO_BM_DECREASE)   # duck-typed specs: RANO-BM
-        return cns_response_rate(d[d.brain_mets.astype(bool)], decrease)
+        b = d & np.asarray(cols["brain_mets"]).astype(bool)
+        return float(np.mean(cols["cns_best_change_pct"][b] <= -100.0 * decrease)) if b.any() else float("nan")
     if target.metric == "cns_first_progression":
-        first = cns_first(d.cns_progressed.values, d.cns_pfs_months.values, d.progressed.values, d.pfs_months.values)
-        return float(np.mean(first)) if len(d) else np.nan
+        first = cns_first(cols["cns_progressed"][d], cols["cns_pfs_months"][d], cols["progressed"][d],
+                          cols["pfs_months"][d])
+        return float(np.mean(first)) if d.any() else np.nan
     if target.metric == "median_cns_pfs":
-        b = d[d.brain_mets.astype(bool)]
-        return median_survival(kaplan_meier(b.cns_pfs_months.values, b.cns_progressed.values))[0] if len(b) else np.nan
-    km = kaplan_meier(d.pfs_months.values, d.progressed.values)
+        b = d & np.asarray(cols["brain_mets"]).astype(bool)
+        return (median_survival(kaplan_meier(cols["cns_pfs_months"][b], cols["cns_progressed"][b]))[0] if b.any()
+                else np.nan)
+    km = kaplan_meier(cols["pfs_months"][d], cols["progressed"][d])
     if target.metric == "pfs_rate":
         return km.at(target.at_months)
     return median_survival(km)[0]
