@@ -57,9 +57,10 @@ def main():
     ap.add_argument("--calibration", action="store_true", help="only the calibration-objective timing")
     ap.add_argument("--before", default=None, help="git revision to time the calibration objective against")
     ap.add_argument("--repeats", type=int, default=3, help="calibration objective evaluations per tree (min taken)")
+    ap.add_argument("--prepared", default=None, help="pickle of prepare_calibration(patients=300, seed=2024) to reuse")
     args = ap.parse_args()
     if args.calibration:
-        calibration_objective(args.before, args.repeats)
+        calibration_objective(args.before, args.repeats, args.prepared)
         return
     import scipy
 
@@ -178,7 +179,7 @@ print(json.dumps({"objective": out[0][0], "cpu_s": min(t for _, t in out)}))
 """
 
 
-def calibration_objective(before: str | None, repeats: int) -> None:
+def calibration_objective(before: str | None, repeats: int, prepared: str | None = None) -> None:
     """One calibration-objective evaluation, this tree vs git revision ``before`` (module docstring)."""
     import json
     import pickle
@@ -194,8 +195,12 @@ def calibration_objective(before: str | None, repeats: int) -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}, "
           f"numpy {np.__version__}; load average {os.getloadavg()[0]:.1f}")
     c = _clock()
-    cts = [stack_arms(p) for p in prepare_calibration(patients=300, seed=2024)]
-    print(f"prepared {len(cts)} calibration trials x 300 patients: {_since(c)[1]:.0f} s cpu")
+    if prepared:
+        preps = pickle.loads(Path(prepared).read_bytes())
+    else:
+        preps = prepare_calibration(patients=300, seed=2024)
+        print(f"prepared {len(preps)} calibration trials x 300 patients: {_since(c)[1]:.0f} s cpu")
+    cts = [stack_arms(p) for p in preps]
     with tempfile.TemporaryDirectory() as tmp:
         pk = Path(tmp) / "cts.pkl"
         pk.write_bytes(pickle.dumps(cts))
