@@ -19,6 +19,11 @@ Fitted (models/calibration.md lists the values, data, method and residuals):
   responses of the patients of one arm spread; the response rates (ORR) and the shape of the PFS
   curves (PFS rate vs median) identify it; weak log-normal prior at the assumed 0.8 (sd log 2).
 
+Version 6 (:data:`PARAMETERS_V6`, chosen by giving 9 start values; ``her2sim trial calibrate
+--structure 6``): the same objective, the tumour structure of :mod:`her2sim.trial.tumour` version 6
+(cell-loss factor fixed at :data:`CELL_LOSS_FACTOR_V6`) and one more knob,
+``chemo_resistance_rate_per_week`` (the chemotherapy loss of effect, prior :data:`PRIOR_CHEMO_RESISTANCE`).
+
 Data: the observed read-outs of every trial spec with ``role = "calibration"``
 (:func:`calibration_trials` discovers them; a held-out trial is refused before any work).
 Objective (version 5, models/calibration.md "Objective v5"): the sum over read-outs of

@@ -45,6 +45,14 @@ bystander kill of R fades with it.
 ``g``, ``a_*``, ``lambda``, the pretreated factor and the resistant fraction are calibrated
 (models/calibration.md).
 
+Version 6 (opt-in: ``cell_loss_factor`` and ``chemo_resistance_rate`` given to :func:`grow`, or in
+the tumour file; models/calibration.md "Version 6"): the chemotherapy term wanes with its own
+``D_chem(t) = exp(-lambda_chem t)``, and the signalling term ``a_sig dsig`` becomes
+``-(c / b) g / (1 - phi) + a_sig (dsig + c)``: in vivo the net rate ``g`` is proliferation minus
+cell loss (cell-loss factor ``phi``), and the cytostatic part ``c`` of the in-vitro change (growth
+removed down to zero, at most the background's drug-free in-vitro rate ``b``) removes the same
+fraction of in-vivo proliferation (:func:`in_vivo_effects`), so stopping proliferation shrinks.
+
 Lesion diameter ``d = d0 * (N_S + N_R)^(1/3)`` (spherical lesion, volume proportional to cells).
 Body lesions see the body tumour free concentration, brain lesions the brain concentration, and
 HER2-binding antibodies reach only part of a lesion's cells (binding-site barrier,
