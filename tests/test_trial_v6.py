@@ -72,3 +72,26 @@ def test_separate_chemotherapy_loss_of_effect():
     sig = _rates(signal=-0.003)
     np.testing.assert_array_equal(_grow(sig, resistance_rate=0.0003, chemo_resistance_rate=0.001),
                                   _grow(sig, resistance_rate=0.0003))
+
+
+def test_structure_6_start_and_knobs():
+    from types import SimpleNamespace
+
+    from her2sim.trial.calibrate import (CELL_LOSS_FACTOR_V6, NEUTRAL_START_V6, PARAMETERS_V6, knobs,
+                                         parameter_names, prior_penalty)
+    from her2sim.trial.calibrate_cli import check_calibrate_args
+
+    args = SimpleNamespace(patients=None, seed=None, max_evaluations=10, restarts=0, fit_workers=1, trials=None,
+                           leave_one_out=False, out=None, folds=None, start="neutral", structure=6)
+    assert check_calibrate_args(args)["start"] == NEUTRAL_START_V6 and len(NEUTRAL_START_V6) == len(PARAMETERS_V6)
+    args.start = "shipped"                  # the chemotherapy loss of effect starts at the signalling one
+    shipped = check_calibrate_args(args)["start"]
+    assert len(shipped) == 9 and shipped[8] == shipped[4]
+    kn = knobs(dict(zip(PARAMETERS_V6, NEUTRAL_START_V6)))
+    assert kn["cell_loss_factor"] == CELL_LOSS_FACTOR_V6
+    assert kn["chemo_resistance_rate"] == pytest.approx(0.053 / 168)
+    # the new knob has its prior: moving it away from Claret's value costs
+    x = np.log(NEUTRAL_START_V6)
+    assert prior_penalty(x + np.eye(9)[8]) > prior_penalty(x)
+    with pytest.raises(InvalidArgument, match="version 6"):
+        parameter_names(7)
