@@ -19,6 +19,14 @@ LocalCluster (``scheduler="processes"``), on ``--scale`` patients, checked equal
 with patients/s, the ratio and peak resident memory of the driver and the workers.
 
     python benchmarks/bench_trial.py [--patients 1000] [--spec her2climb_like] [--window 4] [--scale 0]
+
+``--calibration``: CPU seconds of one evaluation of the calibration objective (every calibration
+trial, 300 patients each, at the version-5 draft parameters; the trials prepared once, as in a
+fit) for this tree and, with ``--before REV``, for the source of git revision REV on the same
+prepared trials in the same run (objectives printed side by side: they must agree), and the CPU
+time of a leave-one-trial-out fold it implies (400 evaluations: 200 per round, 2 rounds).
+
+    python benchmarks/bench_trial.py --calibration --before 727ea98
 """
 
 import argparse
@@ -46,7 +54,14 @@ def main():
     ap.add_argument("--window", type=int, default=None, help="table-read window of the new path (h)")
     ap.add_argument("--scale", type=int, default=0, help="patients for the scale-out comparison (0: skip)")
     ap.add_argument("--scale-only", action="store_true", help="only the scale-out comparison")
+    ap.add_argument("--calibration", action="store_true", help="only the calibration-objective timing")
+    ap.add_argument("--before", default=None, help="git revision to time the calibration objective against")
+    ap.add_argument("--repeats", type=int, default=3, help="calibration objective evaluations per tree (min taken)")
+    ap.add_argument("--prepared", default=None, help="pickle of prepare_calibration(patients=300, seed=2024) to reuse")
     args = ap.parse_args()
+    if args.calibration:
+        calibration_objective(args.before, args.repeats, args.prepared)
+        return
     import scipy
 
     from her2sim.trial.arms import WINDOW_H, TableCache, exposure, exposure_stepped, plan_arm
@@ -146,6 +161,63 @@ def scale_out(spec, patients: int) -> None:
         print(f"| {label} | {wall:.1f} | {patients / wall:.0f} | {rows[0][1] / wall:.2f}x |")
     print(f"peak RSS: driver {_peak_rss_mb():.0f} MB (before the scale-out runs {base_mb:.0f} MB), "
           f"dask workers {', '.join(f'{m:.0f}' for m in workers_mb)} MB (block {DEFAULT_BLOCK} patients)")
+
+
+_EVAL_CHILD = """
+import json, pickle, sys, time
+import numpy as np
+from her2sim.trial.calibrate import PARAMETERS, objective_value, residuals
+cts = pickle.load(open(sys.argv[1], "rb"))
+d = json.load(open(sys.argv[2]))
+x = np.log([d["parameters"][p] for p in PARAMETERS])
+out = []
+for _ in range(int(sys.argv[3])):
+    c = time.process_time()
+    v = objective_value(residuals(x, cts), x)
+    out.append((v, time.process_time() - c))
+print(json.dumps({"objective": out[0][0], "cpu_s": min(t for _, t in out)}))
+"""
+
+
+def calibration_objective(before: str | None, repeats: int, prepared: str | None = None) -> None:
+    """One calibration-objective evaluation, this tree vs git revision ``before`` (module docstring)."""
+    import json
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from her2sim.trial.calibrate import prepare_calibration, stack_arms
+
+    root = Path(__file__).resolve().parents[1]
+    fit_json = root / "models/calibration/v5_merged_draft/fit.json"
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}, "
+          f"numpy {np.__version__}; load average {os.getloadavg()[0]:.1f}")
+    c = _clock()
+    if prepared:
+        preps = pickle.loads(Path(prepared).read_bytes())
+    else:
+        preps = prepare_calibration(patients=300, seed=2024)
+        print(f"prepared {len(preps)} calibration trials x 300 patients: {_since(c)[1]:.0f} s cpu")
+    cts = [stack_arms(p) for p in preps]
+    with tempfile.TemporaryDirectory() as tmp:
+        pk = Path(tmp) / "cts.pkl"
+        pk.write_bytes(pickle.dumps(cts))
+        trees = [("this tree", root / "src")]
+        if before:
+            old = Path(tmp) / "before"
+            old.mkdir()
+            arch = subprocess.run(["git", "-C", str(root), "archive", before, "src"], check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(old)], input=arch.stdout, check=True)
+            trees.insert(0, (f"before ({before})", old / "src"))
+        for name, src in trees:
+            env = dict(os.environ, PYTHONPATH=str(src))
+            r = subprocess.run([sys.executable, "-c", _EVAL_CHILD, str(pk), str(fit_json), str(repeats)], env=env,
+                               check=True, capture_output=True, text=True)
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            print(f"  {name:<22} objective {res['objective']:.10f}   one evaluation {res['cpu_s']:.3f} s cpu "
+                  f"(min of {repeats})   a 400-evaluation LOTO fold ~{400 * res['cpu_s'] / 60:.1f} min cpu")
 
 
 if __name__ == "__main__":

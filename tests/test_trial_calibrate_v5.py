@@ -34,8 +34,10 @@ def test_objective_scores_orr_and_every_calibration_trial(monkeypatch):
     """Every read-out of every calibration trial is one term; ORR terms follow the declared formula."""
     specs = [load_trial(t) for t in cal.calibration_trials()]
     sims = {"log": 1.1, "proportion": 0.35}
-    monkeypatch.setattr(cal, "evaluate_stacked", lambda ct, **kw: None)
-    monkeypatch.setattr(cal, "target_value", lambda res, t: sims[cal.READOUT_KINDS[t.metric]] *
+    # the objective reads the patient columns (stacked_columns, target_value_columns: no DataFrame since
+    # the trialcal speed-up); the simulated read-outs are replaced at that point
+    monkeypatch.setattr(cal, "stacked_columns", lambda ct, **kw: None)
+    monkeypatch.setattr(cal, "target_value_columns", lambda spec, cols, t: sims[cal.READOUT_KINDS[t.metric]] *
                         (t.value if cal.READOUT_KINDS[t.metric] == "log" else 1.0))
     cts = [cal.CalibrationTrial(SimpleNamespace(spec=s), np.arange(0), None) for s in specs]
     theta = np.log(cal.NEUTRAL_START)

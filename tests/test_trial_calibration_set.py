@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from her2sim.trial.calibrate import (NEUTRAL_START, current_values, evaluate_stacked, fit, knobs, prepare_calibration,
-                                     stack_arms)
+                                     stack_arms, stacked_columns)
 from her2sim.trial.loto import format_leave_one_out, leave_one_trial_out   # moved from calibrate in version 5
-from her2sim.trial.trial import METRICS, Target, evaluate, target_value
+from her2sim.trial.trial import METRICS, Target, evaluate, target_value, target_value_columns
 
 
 def _result():
@@ -60,6 +60,17 @@ def test_leave_one_trial_out_fits_without_the_trial_it_predicts():
     # the calibration's tumour stage (all arms of a trial in one call) gives evaluate()'s patients exactly
     kn = knobs(dict(zip(alone.parameters, current_values([preps[0].spec]))))
     assert evaluate_stacked(stack_arms(preps[0]), **kn).patients.equals(evaluate(preps[0], **kn).patients)
+    # the objective reads the patient columns without a DataFrame (stacked_columns, target_value_columns):
+    # the same numbers as target_value on evaluate_stacked's table, for every read-out kind
+    ct = stack_arms(preps[0])
+    res, cols = evaluate_stacked(ct, **kn), stacked_columns(ct, **kn)
+    arm = ct.spec.arms[0].name
+    targets = list(ct.spec.targets) + [Target(m, arm, 0.5) for m in ("orr", "cns_orr", "median_cns_pfs",
+                                                                     "cns_first_progression")]
+    targets.append(Target("median_pfs", arm, 5.0, subgroup={"brain_mets": True}))
+    for t in targets:
+        a, b = target_value(res, t), target_value_columns(ct.spec, cols, t)
+        assert (np.isnan(a) and np.isnan(b)) or a == b, (t, a, b)
 
 
 def test_leave_one_trial_out_refuses_held_out_trials():

@@ -245,14 +245,18 @@ def mix_exposure(plan: MixPlan, cohort: Cohort, pk_params: list, follow_up_h: fl
     dR = np.zeros((N, days, 2, 3), dtype=np.float32)
     by = np.zeros((N, days, 2), dtype=np.float32)
     with_x = any(r.xS is not None for _i, r in parts)
+    with_base = all(r.base is not None for _i, r in parts)
+    base = np.zeros((N, 2)) if with_base else None
     xS = np.zeros((N, days, 2), dtype=np.float32) if with_x else None
     xR = np.zeros((N, days, 2), dtype=np.float32) if with_x else None
     for idx, r in parts:
         dS[idx], dR[idx], by[idx] = r.dS, r.dR, r.byst
+        if with_base:
+            base[idx] = r.base
         if with_x:
             xS[idx] = r.dS[..., 0] if r.xS is None else r.xS
             xR[idx] = r.dR[..., 0] if r.xR is None else r.xR
-    return DailyRates(dS, dR, by, xS, xR)
+    return DailyRates(dS, dR, by, xS, xR, base)
 
 
 def plan_arm(arm, cohort: Cohort, *, tumour: TumourParameters | None = None, scheduler=None,
@@ -455,7 +459,7 @@ def exposure(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float,
             dS[who, d0:d0 + nd, site] = v[:, :, 0:3]
             dR[who, d0:d0 + nd, site] = v[:, :, 4:7]
             by[who, d0:d0 + nd, site] = v[:, :, 3]
-    return DailyRates(dS, dR, by, xS, xR)
+    return DailyRates(dS, dR, by, xS, xR, np.asarray(rd.base, float))
 
 
 def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h: float, *, block_days: int = 7,
@@ -562,4 +566,4 @@ def exposure_stepped(plan: ArmPlan, cohort: Cohort, pk_params: list, follow_up_h
             dS[who, d0:d0 + nd, site] = vS[:, :, :3]
             dR[who, d0:d0 + nd, site] = vR[:, :, :3]
             by[who, d0:d0 + nd, site] = vS[:, :, 3]
-    return DailyRates(dS, dR, by, xS, xR)
+    return DailyRates(dS, dR, by, xS, xR, np.column_stack([base_S, base_R]).astype(float))

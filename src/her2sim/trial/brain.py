@@ -61,15 +61,21 @@ def cns_response_decrease(table, path="", entry: str = "trial.cns_response") -> 
 
 def micromet_speed(rates: DailyRates, g: np.ndarray, f_res: np.ndarray, g_ref: float, *, scales,
                    resistance_rate: float, pretreated_signal_factor: float = 1.0,
-                   tcell: np.ndarray | None = None) -> np.ndarray:
+                   tcell: np.ndarray | None = None, chemo_resistance_rate: float | None = None,
+                   cell_loss_factor: float | None = None, rows: np.ndarray | None = None) -> np.ndarray:
     """(n, days) relative speed m_i(t) at which brain micrometastases cross the detection size
     (module docstring); ``rates`` of the same n patients (site 1 = brain), ``g`` (n,) untreated growth
-    1/h, ``f_res`` (n,) HER2-lower share, ``g_ref`` 1/h, ``tcell`` (n,) T-cell kill 1/h or None."""
-    eS, pS, eR, pR = (x[:, :, 1] for x in in_vivo_effects(rates, scales, pretreated_signal_factor))
-    decay = effect_decay(resistance_rate, eS.shape[1])[None, :]
+    1/h, ``f_res`` (n,) HER2-lower share, ``g_ref`` 1/h, ``tcell`` (n,) T-cell kill 1/h or None;
+    ``chemo_resistance_rate`` and ``cell_loss_factor`` as in :func:`her2sim.trial.tumour.grow`;
+    ``rows``: only these patients (indices into ``rates``; ``g``, ``f_res``, ``tcell`` are theirs)."""
+    e = in_vivo_effects(rates, scales, pretreated_signal_factor, sites=1, rows=rows, g=g,
+                        cell_loss_factor=cell_loss_factor)
+    days = e.sigS.shape[1]
+    decay = effect_decay(resistance_rate, days)[None, :]
+    dec_c = decay if chemo_resistance_rate is None else effect_decay(chemo_resistance_rate, days)[None, :]
     base = g[:, None] - (0.0 if tcell is None else np.asarray(tcell, float)[:, None])
-    rS = base + decay * eS + pS
-    rR = base + decay * eR + pR
+    rS = base + decay * e.sigS + dec_c * e.chemS + e.payS
+    rR = base + decay * e.sigR + dec_c * e.chemR + e.payR
     f = f_res[:, None]
     return ((1.0 - f) * np.maximum(rS, 0.0) + f * np.maximum(rR, 0.0)) / g_ref
 

@@ -19,6 +19,11 @@ Fitted (models/calibration.md lists the values, data, method and residuals):
   responses of the patients of one arm spread; the response rates (ORR) and the shape of the PFS
   curves (PFS rate vs median) identify it; weak log-normal prior at the assumed 0.8 (sd log 2).
 
+Version 6 (:data:`PARAMETERS_V6`, chosen by giving 9 start values; ``her2sim trial calibrate
+--structure 6``): the same objective, the tumour structure of :mod:`her2sim.trial.tumour` version 6
+(cell-loss factor fixed at :data:`CELL_LOSS_FACTOR_V6`) and one more knob,
+``chemo_resistance_rate_per_week`` (the chemotherapy loss of effect, prior :data:`PRIOR_CHEMO_RESISTANCE`).
+
 Data: the observed read-outs of every trial spec with ``role = "calibration"``
 (:func:`calibration_trials` discovers them; a held-out trial is refused before any work).
 Objective (version 5, models/calibration.md "Objective v5"): the sum over read-outs of
@@ -56,7 +61,7 @@ from .arms import TableCache
 from .exposure import scheduler_for
 from .tumour import DailyRates
 from .trial import (HOURS_PER_MONTH, PreparedTrial, TrialResult, arm_outcomes, load_trial, merge_outcomes,
-                    patient_table, prepare_trial, target_value, tumour_inputs)
+                    patient_table, prepare_trial, target_value_columns, tumour_inputs)
 
 #: the five trials of calibration versions 1-4 (version 5 fits every calibration trial: :func:`calibration_trials`)
 CALIBRATION_TRIALS = ("cleopatra_like", "emilia_like", "destiny_breast03_like", "destiny_breast04_like",
@@ -71,6 +76,18 @@ PRIORS = {"growth_rate_per_day": (3 * 0.021 / 7, np.log(2.0)), "resistance_rate_
 #: growth and lambda, the assumed growth CV, and one-significant-digit orders of magnitude for the rest
 #: (the same for every fold, so no fold starts from an optimum that saw its left-out trial)
 NEUTRAL_START = (0.009, 0.1, 0.01, 0.5, 0.053, 0.5, 0.1, 0.8)
+#: version 6 (models/calibration.md "Version 6"): the version-5 knobs plus the loss of the
+#: chemotherapy effect, separate from the signalling one, and a fixed cell-loss factor
+#: (:func:`~her2sim.trial.tumour.in_vivo_effects`); the structure is chosen by the number of values
+PARAMETERS_V6 = PARAMETERS + ("chemo_resistance_rate_per_week",)
+NEUTRAL_START_V6 = NEUTRAL_START + (0.053,)
+#: cell-loss factor of version 6, not fitted. Assumed: human carcinomas lose most of the cells they
+#: make (cell-loss factor 1 - T_pot / T_d, typically 0.7-0.9: Steel GG 1977, Growth Kinetics of
+#: Tumours, Clarendon Press; Tubiana M 1989 Acta Oncol 28:113; recalled, not re-read); 0.8 is mid-range
+CELL_LOSS_FACTOR_V6 = 0.8
+#: the prior of the version-6 chemotherapy loss of effect: Claret et al. 2009's lambda, which was
+#: estimated on capecitabine (colorectal cancer), sd log 3 like the signalling one
+PRIOR_CHEMO_RESISTANCE = (0.053, np.log(3.0))
 #: residual kind of each read-out metric: "log" (log ratio) or "proportion" (difference of shares);
 #: a metric of :data:`~her2sim.trial.trial.METRICS` missing here is refused by :func:`check_readouts`
 READOUT_KINDS = {"median_pfs": "log", "hazard_ratio": "log", "pfs_rate": "log", "median_cns_pfs": "log",
@@ -149,33 +166,55 @@ def check_readouts(specs) -> None:
                     f"(a share of patients); known: {sorted(READOUT_KINDS)}")
 
 
+def parameter_names(n: int) -> tuple:
+    """:data:`PARAMETERS` (version 5) for 8 values, :data:`PARAMETERS_V6` for 9."""
+    for names in (PARAMETERS, PARAMETERS_V6):
+        if n == len(names):
+            return names
+    raise InvalidArgument(f"start: give {len(PARAMETERS)} values (version 5: {PARAMETERS}) or {len(PARAMETERS_V6)} "
+                          f"(version 6: {PARAMETERS_V6}), got {n}")
+
+
 def _knobs(theta: np.ndarray) -> dict:
-    g, a_sig, a_pay, a_chem, lam, rho, f, cv = np.exp(theta)
-    return {"growth_rate": g / 24.0, "signal_scale": a_sig, "payload_scale": a_pay, "chemo_scale": a_chem,
-            "resistance_rate": lam / (7 * 24.0), "pretreated_signal_factor": rho, "resistant_fraction": min(f, 0.5),
-            "growth_cv": cv}
+    g, a_sig, a_pay, a_chem, lam, rho, f, cv = np.exp(theta[:8])
+    out = {"growth_rate": g / 24.0, "signal_scale": a_sig, "payload_scale": a_pay, "chemo_scale": a_chem,
+           "resistance_rate": lam / (7 * 24.0), "pretreated_signal_factor": rho, "resistant_fraction": min(f, 0.5),
+           "growth_cv": cv}
+    if len(theta) == len(PARAMETERS_V6):
+        out["chemo_resistance_rate"] = float(np.exp(theta[8])) / (7 * 24.0)
+        out["cell_loss_factor"] = CELL_LOSS_FACTOR_V6
+    return out
 
 
 def knobs(parameters: dict) -> dict:
     """:func:`~her2sim.trial.trial.tumour_inputs` overrides (internal units) from a parameter dict
     keyed by :data:`PARAMETERS` (user units: per day, per week)."""
-    return _knobs(np.log([parameters[name] for name in PARAMETERS]))
+    names = PARAMETERS_V6 if PARAMETERS_V6[-1] in parameters else PARAMETERS
+    return _knobs(np.log([parameters[name] for name in names]))
 
 
 def prior_penalty(theta: np.ndarray) -> float:
     """Sum of the squared standardised log deviations from :data:`PRIORS`."""
+    names = parameter_names(len(theta))
+    priors = dict(PRIORS, chemo_resistance_rate_per_week=PRIOR_CHEMO_RESISTANCE)
     out = 0.0
-    for name, (med, sd) in PRIORS.items():
-        out += ((theta[PARAMETERS.index(name)] - np.log(med)) / sd) ** 2
+    for name, (med, sd) in priors.items():
+        if name in names:
+            out += ((theta[names.index(name)] - np.log(med)) / sd) ** 2
     return float(out)
 
 
-def current_values(specs) -> tuple:
-    """The shipped values in the order of :data:`PARAMETERS` (the tumour file and the populations)."""
+def current_values(specs, version: int = 5) -> tuple:
+    """The shipped values in the order of :data:`PARAMETERS` (version 6: :data:`PARAMETERS_V6`, the
+    chemotherapy loss of effect equal to the signalling one where the tumour file has none)."""
     tp = specs[0].tumour
     f = specs[0].population.continuous["resistant_fraction"][0]
-    return (tp.growth_rate * 24, tp.signal_scale, tp.payload_scale, tp.chemo_scale, tp.resistance_rate * 24 * 7,
-            tp.pretreated_signal_factor, f, tp.growth_cv)
+    out = (tp.growth_rate * 24, tp.signal_scale, tp.payload_scale, tp.chemo_scale, tp.resistance_rate * 24 * 7,
+           tp.pretreated_signal_factor, f, tp.growth_cv)
+    if version == 6:
+        lam_c = getattr(tp, "chemo_resistance_rate", None)
+        out += ((tp.resistance_rate if lam_c is None else lam_c) * 24 * 7,)
+    return out
 
 
 # ----------------------------------------------------------------------------- the tumour stage, all arms at once
@@ -208,7 +247,9 @@ def stack_arms(prep: PreparedTrial) -> CalibrationTrial:
     rates = DailyRates(np.concatenate([r.dS for r in rs]), np.concatenate([r.dR for r in rs]),
                        np.concatenate([r.byst for r in rs]),
                        np.concatenate([cross(r, "S") for r in rs]) if any_x else None,
-                       np.concatenate([cross(r, "R") for r in rs]) if any_x else None)
+                       np.concatenate([cross(r, "R") for r in rs]) if any_x else None,
+                       np.concatenate([r.base for r in rs]) if all(getattr(r, "base", None) is not None for r in rs)
+                       else None)
     return CalibrationTrial(prep, np.concatenate(rows), rates)
 
 
@@ -228,6 +269,20 @@ def proportion_se(p_obs: float, n: int | None = None) -> float:
     patients (None: :data:`PROPORTION_N_REF`)."""
     p = min(max(float(p_obs), 0.02), 0.98)
     return float(np.sqrt(p * (1 - p) / (PROPORTION_N_REF if n is None else n)))
+
+
+def stacked_columns(ct: CalibrationTrial, **overrides) -> dict:
+    """The patient table of :func:`evaluate_stacked` as ``{column: (N,) array}`` (cohort features,
+    arm, outcomes), without building a DataFrame: what
+    :func:`~her2sim.trial.trial.target_value_columns` reads."""
+    prep, spec = ct.prep, ct.spec
+    coh = prep.cohort
+    inputs = tumour_inputs(spec, coh, prep.z_growth, prep.z_resistant, prep.split, **overrides)
+    o = arm_outcomes(spec, ct.rates, inputs, ct.rows, coh["brain_mets"][ct.rows], prep.dropout_u[ct.rows])
+    cols = {k: np.asarray(v) for k, v in coh.features.items()}
+    cols["arm"] = np.array([a.name for a in spec.arms], dtype=object)[prep.arm_index]
+    cols.update(merge_outcomes([(ct.rows, o)], coh.n))
+    return cols
 
 
 def _score(spec, target, sim: float) -> Residual:
@@ -260,8 +315,8 @@ def trial_residuals(ct, theta) -> list:
     :class:`~her2sim.trial.trial.PreparedTrial`) at log parameters ``theta``."""
     if isinstance(ct, PreparedTrial):
         ct = stack_arms(ct)
-    res = evaluate_stacked(ct, **_knobs(np.asarray(theta, float)))
-    return [_score(ct.spec, t, target_value(res, t)) for t in ct.spec.targets]
+    cols = stacked_columns(ct, **_knobs(np.asarray(theta, float)))
+    return [_score(ct.spec, t, target_value_columns(ct.spec, cols, t)) for t in ct.spec.targets]
 
 
 def _trial_task(shared, item):
@@ -312,7 +367,7 @@ def profile(x, trials, steps=(-0.5, -0.2, 0.2, 0.5), *, workers: int = 1) -> dic
     """Identifiability check: the objective along each log parameter at ``x`` + ``steps``, the others
     fixed; ``{parameter: [(step, objective)]}`` (a flat profile: the read-outs do not pin it)."""
     out = {}
-    for i, name in enumerate(PARAMETERS):
+    for i, name in enumerate(parameter_names(len(x))):
         row = []
         for h in steps:
             y = np.array(x, float)
@@ -331,7 +386,7 @@ def summarise_fit(x, trials, evaluations: int, *, start=(), settings=None, do_pr
     props = [abs(v.residual) for v in r if v.kind == "proportion"]
     prep0 = cts[0].prep if cts else None
     return CalibrationResult(
-        dict(zip(PARAMETERS, map(float, np.exp(x)))), float(np.sqrt(np.mean(np.square(logs)))) if logs else np.nan,
+        dict(zip(parameter_names(len(x)), map(float, np.exp(x)))), float(np.sqrt(np.mean(np.square(logs)))) if logs else np.nan,
         r, int(evaluations), prep0.cohort.n if prep0 else 0, prep0.seed if prep0 else 0, prior_penalty(x),
         objective_value(r, x), tuple(ct.spec.name for ct in cts),
         profile(x, cts, workers=workers) if do_profile else {}, float(np.mean(props)) if props else np.nan,
@@ -347,9 +402,9 @@ def fit(preps, *, start=None, max_evaluations: int = 250, restarts: int = 2, pro
     cts = [p if isinstance(p, CalibrationTrial) else stack_arms(p) for p in preps]
     if start is None:
         start = current_values([c.spec for c in cts])
-    if len(start) != len(PARAMETERS) or not all(np.isfinite(v) and v > 0 for v in start):
-        raise InvalidArgument(f"start: give {len(PARAMETERS)} positive values in the order {PARAMETERS}, "
-                              f"got {tuple(start)}")
+    names = parameter_names(len(start))
+    if not all(np.isfinite(v) and v > 0 for v in start):
+        raise InvalidArgument(f"start: give {len(names)} positive values in the order {names}, got {tuple(start)}")
     x = np.log(np.asarray(start, float))
     count = [0]
 
@@ -451,7 +506,7 @@ def seed_spread(parameters: dict, trials=None, *, seeds=(2024, 2025, 2026), pati
     """Monte-Carlo error of every read-out at ``parameters``: its simulated value on cohorts of
     ``patients`` drawn with each seed; ``{"trial|metric|arm|subgroup": {"values", "sd"}}`` (the
     seed-to-seed SD of the residual: log ratio or difference of shares)."""
-    theta = np.log([parameters[p] for p in PARAMETERS])
+    theta = np.log([parameters[p] for p in (PARAMETERS_V6 if PARAMETERS_V6[-1] in parameters else PARAMETERS)])
     runs = []
     for s in seeds:
         preps = prepare_calibration(trials, patients=patients, seed=s, progress=progress)

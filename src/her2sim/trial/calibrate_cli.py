@@ -22,7 +22,7 @@ def check_calibrate_args(args) -> dict:
     """Every option of ``her2sim trial calibrate`` checked before any work; the keyword arguments."""
     from ..errors import InvalidArgument
     from ..validate import check_count, check_int, check_output_dir, check_seed
-    from .calibrate import NEUTRAL_START, calibration_trials, check_readouts
+    from .calibrate import NEUTRAL_START, NEUTRAL_START_V6, calibration_trials, check_readouts, current_values
     from .trial import load_trial
 
     patients = 300 if args.patients is None else check_count(args.patients, "--patients", fix="patients per trial, "
@@ -47,8 +47,12 @@ def check_calibrate_args(args) -> dict:
         raise InvalidArgument(f"--folds: {sorted(set(folds) - set(trials))} are not among the trials {list(trials)}")
     out = check_output_dir(args.out, "--out") if args.out else None
     start = args.start or ("neutral" if args.leave_one_out else "shipped")
-    return {"trials": trials, "patients": patients, "seed": seed, "out": out, "folds": folds,
-            "start": NEUTRAL_START if start == "neutral" else None}
+    v6 = getattr(args, "structure", 5) == 6
+    if start == "neutral":
+        start = NEUTRAL_START_V6 if v6 else NEUTRAL_START
+    else:   # the shipped values (version 6: the chemotherapy loss of effect starts at the signalling one)
+        start = current_values(specs, 6) if v6 else None
+    return {"trials": trials, "patients": patients, "seed": seed, "out": out, "folds": folds, "start": start}
 
 
 def handle_calibrate(args) -> int:

@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
     c.add_argument("--start", choices=("shipped", "neutral"), default=None,
                    help="start values: the shipped (model file) values or NEUTRAL_START (default: shipped for a fit, "
                         "neutral for --leave-one-out, which never starts from an optimum that saw the left-out trial)")
+    c.add_argument("--structure", type=int, choices=(5, 6), default=5,
+                   help="tumour-model version to fit: 5 (default) or 6 (cell loss, separate chemotherapy loss of "
+                        "effect; models/calibration.md 'Version 6')")
     c.add_argument("--max-evaluations", type=int, default=200, help="Nelder-Mead evaluations per round (default 200)")
     c.add_argument("--restarts", type=int, default=1, help="extra Nelder-Mead rounds from the last point (default 1)")
     c.add_argument("--fit-workers", type=int, default=1, metavar="N",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidArgument
-from .calibrate import (NEUTRAL_START, PARAMETERS, Residual, calibration_trials, fit, prepare_calibration,
+from .calibrate import (NEUTRAL_START, Residual, calibration_trials, fit, parameter_names, prepare_calibration,
                         stack_arms, trial_residuals)
 
 #: what a fold file must match to be reused
@@ -32,7 +32,7 @@ def fold_path(out: Path, trial: str) -> Path:
 
 def _settings(trials, patients, seed, start, max_evaluations, restarts) -> dict:
     return {"trials": list(trials), "patients": int(patients), "seed": int(seed), "start": [float(v) for v in start],
-            "max_evaluations": int(max_evaluations), "restarts": int(restarts), "parameter_names": list(PARAMETERS)}
+            "max_evaluations": int(max_evaluations), "restarts": int(restarts), "parameter_names": list(parameter_names(len(start)))}
 
 
 def read_fold(path: Path, settings: dict) -> dict | None:
@@ -79,7 +79,7 @@ def run_folds(trials=None, *, out=None, only=None, patients: int = 300, seed: in
                 print(f"fold {name}: fitting on {len(train)} trials", flush=True)
             res = fit(train, start=start, max_evaluations=max_evaluations, restarts=restarts, progress=progress,
                       workers=fit_workers)
-            theta = np.log([res.parameters[p] for p in PARAMETERS])
+            theta = np.log([res.parameters[p] for p in parameter_names(len(start))])
             pred = trial_residuals(cts[name], theta)
             logs = [r.residual for r in pred if r.kind == "log"]
             fold = {"trial": name, "fitted_on": list(res.trials), "parameters": res.parameters,

@@ -450,6 +450,10 @@ class TumourInputs:
     tcell: np.ndarray | None = None
     #: (N,) Exp(1) thresholds of the new-brain-lesion hazard (her2sim.trial.brain); None: no new lesions
     brain_threshold: np.ndarray | None = None
+    #: 1/h, loss of the chemotherapy effect (version 6); None: the signalling ``resistance_rate``
+    chemo_resistance_rate: float | None = None
+    #: cell-loss factor phi of :func:`her2sim.trial.tumour.in_vivo_effects` (version 6); None: no cell loss
+    cell_loss_factor: float | None = None
 
 
 def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resistant: np.ndarray,
@@ -457,9 +461,12 @@ def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resis
                   signal_scale: float | None = None, payload_scale: float | None = None,
                   chemo_scale: float | None = None, resistance_rate: float | None = None,
                   pretreated_signal_factor: float | None = None,
-                  resistant_fraction: float | None = None) -> TumourInputs:
+                  resistant_fraction: float | None = None, chemo_resistance_rate: float | None = None,
+                  cell_loss_factor: float | None = None) -> TumourInputs:
     """Patient-level tumour parameters from the trial's random numbers; keyword overrides are the
-    calibration knobs (growth_rate and resistance_rate in 1/h; resistant_fraction = population median)."""
+    calibration knobs (growth_rate, resistance_rate and chemo_resistance_rate in 1/h;
+    resistant_fraction = population median; cell_loss_factor: version 6, see
+    :func:`her2sim.trial.tumour.in_vivo_effects`)."""
     tp = spec.tumour
     g_med = tp.growth_rate if growth_rate is None else growth_rate
     g_cv = tp.growth_cv if growth_cv is None else growth_cv
@@ -484,7 +491,9 @@ def tumour_inputs(spec: TrialSpec, cohort: Cohort, z_growth: np.ndarray, z_resis
     feats = cohort.features
     tcell = (tcell_kill(feats["pdl1_positive"], feats["tils"], tp.tcell_kill_rate) if "tils" in feats else None)
     return TumourInputs(g, f, np.column_stack([d_body, d_brain]), tuple(scales), resistance_rate, float(rho),
-                        tcell, feats.get("brain_threshold"))
+                        tcell, feats.get("brain_threshold"),
+                        tp.chemo_resistance_rate if chemo_resistance_rate is None else chemo_resistance_rate,
+                        tp.cell_loss_factor if cell_loss_factor is None else cell_loss_factor)
 
 
 def assessment_times_h(spec: TrialSpec) -> np.ndarray:
@@ -514,9 +523,14 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     if arm is not None and inputs.tcell is not None and (
             arm.checkpoint if arm.checkpoint is not None else is_checkpoint_arm(arm.regimens, model_drugs(spec.model))):
         tcell = inputs.tcell[rows]
-    diam, share = grow(rates, tp, g, f, d0, site, scales=inputs.scales, resistance_rate=inputs.resistance_rate,
-                       pretreated_signal_factor=inputs.pretreated_factor, tcell=tcell)
-    dA = diam[:, np.minimum(assess_day, diam.shape[1] - 1)]          # (n, A, J)
+    last = rates.dS.shape[1]
+    # only the scans and the last day are read: grow returns those (A + 1 columns)
+    out_days = np.append(np.minimum(assess_day, last), last)
+    dOut, sOut = grow(rates, tp, g, f, d0, site, scales=inputs.scales, resistance_rate=inputs.resistance_rate,
+                      pretreated_signal_factor=inputs.pretreated_factor, tcell=tcell,
+                      chemo_resistance_rate=inputs.chemo_resistance_rate, cell_loss_factor=inputs.cell_loss_factor,
+                      days_out=out_days)
+    dA = dOut[:, :-1]                                                # (n, A, J)
     target = np.isfinite(d0)
     target[:, -1] &= brain_target
     visible = np.where(dA >= tp.detection_limit, dA, 0.0)
@@ -525,9 +539,15 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     all_gone = (np.where(target[:, None, :], visible, 0.0) == 0).all(axis=2)
     if inputs.brain_threshold is not None:   # new brain lesions by the hazard of her2sim.trial.brain
         lam = tp.resistance_rate if inputs.resistance_rate is None else inputs.resistance_rate
-        speed = micromet_speed(rates, g, f, tp.growth_rate, scales=inputs.scales, resistance_rate=lam,
-                               pretreated_signal_factor=inputs.pretreated_factor, tcell=tcell)
-        new_day = new_lesion_day(speed, tp.new_brain_lesion_hazard, inputs.brain_threshold[rows], np.isfinite(d0[:, -1]))
+        risk = np.flatnonzero(np.isfinite(d0[:, -1]))   # occult or known brain disease: the others never
+        speed = micromet_speed(rates, g[risk], f[risk], tp.growth_rate, scales=inputs.scales, resistance_rate=lam,
+                               pretreated_signal_factor=inputs.pretreated_factor,
+                               tcell=None if tcell is None else tcell[risk],
+                               chemo_resistance_rate=inputs.chemo_resistance_rate,
+                               cell_loss_factor=inputs.cell_loss_factor, rows=risk)
+        new_day = np.full(n, np.inf)
+        new_day[risk] = new_lesion_day(speed, tp.new_brain_lesion_hazard, inputs.brain_threshold[rows][risk],
+                                       np.ones(len(risk), bool))
     else:
         new_day = np.full(n, np.inf)
     new = new_lesion_calls(new_day, assess_day)
@@ -538,8 +558,8 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     last_before_drop = assess_h[np.maximum(np.searchsorted(assess_h, t_drop, side="right") - 1, 0)]
     cens = np.minimum(assess_h[-1], last_before_drop)
     event = t_pd <= cens
-    last = diam.shape[1] - 1
-    at = np.minimum(np.where(k > 0, assess_day[np.maximum(k, 0)], last), last)
+    # share at the scan of progression, or on the last day
+    at = np.where(k > 0, np.maximum(k, 0), len(assess_day))
     cns_t, cns_event = cns_progression(dA[:, :, -1], brain_target, new, assess_h, cens)
     # best change of a measured brain lesion before CNS progression or censoring (NaN: none measured)
     db = np.where(assess_h[None, :] < cns_t[:, None], dA[:, :, -1], np.nan)[:, 1:] / d0[:, -1:] - 1.0
@@ -548,7 +568,7 @@ def arm_outcomes(spec: TrialSpec, rates: DailyRates, inputs: TumourInputs, rows:
     return {"pfs_months": np.where(event, t_pd, cens) / HOURS_PER_MONTH, "progressed": event,
             "cns_pfs_months": cns_t / HOURS_PER_MONTH, "cns_progressed": cns_event, "cns_best_change_pct": cns_best,
             "best_response": np.asarray(r["best"]).astype(str), "best_change_pct": np.asarray(r["best_change"], float),
-            "resistant_share": share[np.arange(n), at, 0],
+            "resistant_share": sOut[np.arange(n), at, 0],
             "pd_new_brain": event & new[np.arange(n), np.maximum(k, 0)],
             "new_brain_lesion_months": new_day * 24.0 / HOURS_PER_MONTH, "sld": sld}
 
@@ -695,26 +715,35 @@ def cns_response_rate(b, decrease: float) -> float:
 def target_value(result: TrialResult, target: Target) -> float:
     """The simulated value of an observed read-out (same metric, arm, subgroup)."""
     df = result.patients
+    return target_value_columns(result.spec, {k: df[k].to_numpy() for k in df.columns}, target)
+
+
+def target_value_columns(spec: TrialSpec, cols: dict, target: Target) -> float:
+    """:func:`target_value` on the patient table as ``{column: (N,) array}`` (no DataFrame needed)."""
+    keep = np.ones(len(cols["arm"]), bool)
     for k, v in target.subgroup.items():
-        df = df[df[k].astype(str) == str(v)]
-    spec = result.spec
+        keep &= np.asarray(cols[k]).astype(str) == str(v)
+    arm = np.asarray(cols["arm"])
     if target.metric == "hazard_ratio":
-        d = df[df.arm.isin([target.arm, spec.control.name])]
-        return _compare(d.pfs_months.values, d.progressed.values, (d.arm == target.arm).values.astype(float))[
+        d = keep & ((arm == target.arm) | (arm == spec.control.name))
+        return _compare(cols["pfs_months"][d], cols["progressed"][d], (arm[d] == target.arm).astype(float))[
             "hazard_ratio"]
-    d = df[df.arm == target.arm]
+    d = keep & (arm == target.arm)
     if target.metric == "orr":
-        return rates(d.best_response.values)["ORR"]
+        return rates(cols["best_response"][d])["ORR"]
     if target.metric == "cns_orr":
         decrease = getattr(spec, "cns_response_decrease", RANO_BM_DECREASE)   # duck-typed specs: RANO-BM
-        return cns_response_rate(d[d.brain_mets.astype(bool)], decrease)
+        b = d & np.asarray(cols["brain_mets"]).astype(bool)
+        return float(np.mean(cols["cns_best_change_pct"][b] <= -100.0 * decrease)) if b.any() else float("nan")
     if target.metric == "cns_first_progression":
-        first = cns_first(d.cns_progressed.values, d.cns_pfs_months.values, d.progressed.values, d.pfs_months.values)
-        return float(np.mean(first)) if len(d) else np.nan
+        first = cns_first(cols["cns_progressed"][d], cols["cns_pfs_months"][d], cols["progressed"][d],
+                          cols["pfs_months"][d])
+        return float(np.mean(first)) if d.any() else np.nan
     if target.metric == "median_cns_pfs":
-        b = d[d.brain_mets.astype(bool)]
-        return median_survival(kaplan_meier(b.cns_pfs_months.values, b.cns_progressed.values))[0] if len(b) else np.nan
-    km = kaplan_meier(d.pfs_months.values, d.progressed.values)
+        b = d & np.asarray(cols["brain_mets"]).astype(bool)
+        return (median_survival(kaplan_meier(cols["cns_pfs_months"][b], cols["cns_progressed"][b]))[0] if b.any()
+                else np.nan)
+    km = kaplan_meier(cols["pfs_months"][d], cols["progressed"][d])
     if target.metric == "pfs_rate":
         return km.at(target.at_months)
     return median_survival(km)[0]
