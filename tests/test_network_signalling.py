@@ -131,6 +131,50 @@ def test_heregulin_raises_pAKT_and_pERK_with_headroom():
     assert o["pAKT"].max() > 1.3 * o["pAKT"][0]
 
 
+def _stimulate_line(line: str, ligand: str, hours=2.0):
+    """pAKT/pERK of the signalling-calibration model after 10 nM ligand, cells of ``line`` (its
+    conditions.tsv receptor numbers), t = 0, 5, 10, ..., 120 min."""
+    import csv
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[1] / "models" / "calibration" / "signalling_timecourses"
+    with open(here / "conditions.tsv") as fh:
+        row = next(r for r in csv.DictReader(fh, delimiter="\t") if r["conditionId"] == f"{line}_unstimulated")
+    base = {k: float(v) for k, v in row.items() if k != "conditionId"}
+    net = compile_network(load_model(here / "model.toml"))
+    p = net.parameters_with(base)
+    x0 = steady_state(net, net.initial_state(p), p)
+    q = net.parameters_with({**base, ligand: 10.0})
+    t = np.linspace(0.0, hours, 25)
+    sol = solve_ivp(lambda _t, x: net.rhs(x, q), (0.0, hours), x0, method="BDF", t_eval=t,
+                    rtol=1e-8, atol=1e-10, jac=lambda _t, x: net.jacobian(x, q))
+    obs = np.array([net.observables(sol.y[:, i], q) for i in range(t.size)])
+    return t * 60.0, {name: obs[:, net.observable_index(name)] for name in ("pAKT", "pERK")}
+
+
+@pytest.mark.parametrize("line", ["BT474", "SKBR3"])
+def test_egf_raises_pakt_in_her2_amplified_cells_within_15_min(line):
+    """EGF reaches PI3K without HER3 through Gab1 on ligand-bound EGFR dimers (Rodrigues 2000 Mol Cell
+    Biol 20:1448; Mattoon 2004 BMC Biol 2:24): in BT-474 and SK-BR-3 pAKT peaks 5-15 min after EGF
+    (Imoto 2020 Cancers 12:2878). Without the Gab1 route (w_PI3K_Gab1 = 0, version 2) it barely moves."""
+    minutes, o = _stimulate_line(line, "EGF")
+    early = minutes <= 15.0
+    assert o["pAKT"][early].max() > 1.15 * o["pAKT"][0]
+
+
+def test_egf_perk_peak_is_early_and_transient():
+    """pERK peaks 5-15 min after EGF and falls again by 2 h (Imoto 2020 Cancers 12:2878 in BT-474,
+    SK-BR-3 and MCF-7): fast RAS/RAF activation and the ERK -> SOS1 feedback (Kholodenko 2000 Eur J
+    Biochem 267:1583; Waters 1995 J Biol Chem 270:20883). Version 2 peaked at 21-87 min and stayed up."""
+    minutes, o = _stimulate_line("SKBR3", "EGF")
+    perk = o["pERK"]
+    peak = int(np.argmax(perk))
+    assert minutes[peak] < 30.0
+    rise = perk[peak] - perk[0]
+    assert rise > 0.5 * perk[0]                       # a real peak, not noise
+    assert perk[-1] - perk[0] < 0.5 * rise            # at 120 min more than half of the rise is gone
+
+
 def test_her3_is_phosphorylated_without_her2():
     """Ligand-bound HER3 pairs with EGFR and HER4 too (Chen 2009 Mol Syst Biol dimer set): with no
     HER2 at all, heregulin (+ EGF) still phosphorylates HER3, more with more HER4."""
