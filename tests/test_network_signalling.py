@@ -4,6 +4,9 @@ Every test compares the model with itself under two conditions (treated vs untre
 wild type, mechanism on vs off), so it checks a direction and a minimum size, not fitted numbers.
 """
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -21,9 +24,10 @@ def _final(conditions, variants=(), hours=72.0, params=None, names=("viable_cell
     return {k: r.values(k)[:, -1] for k in names}
 
 
-def _stimulate(stim: dict, hours=2.0, variants=(), base=None):
-    """Observables after adding ``stim`` (internal units) to cells at their unstimulated steady state."""
-    net = compile_network(load_model("default", variants=list(variants)))
+def _stimulate(stim: dict, hours=2.0, variants=(), base=None, net=None):
+    """Observables after adding ``stim`` (internal units) to cells at their unstimulated steady state
+    (``net``: the compiled default model with ``variants``, compiled here if not given)."""
+    net = net or compile_network(load_model("default", variants=list(variants)))
     p = net.parameters_with(base or {})
     x0 = steady_state(net, net.initial_state(p), p)
     q = net.parameters_with({**(base or {}), **stim})
@@ -132,12 +136,72 @@ def test_heregulin_raises_pAKT_and_pERK_with_headroom():
     assert o["pAKT"].max() > 1.3 * o["pAKT"][0]
 
 
-def test_her3_is_phosphorylated_without_her2():
+_CALIBRATION = Path(__file__).resolve().parents[1] / "models" / "calibration" / "signalling_timecourses"
+
+
+@pytest.fixture(scope="module")
+def calibration_net():
+    """The compiled model of the signalling-calibration problem (receptors, IGF-1R, PI3K, MAPK)."""
+    return compile_network(load_model(_CALIBRATION / "model.toml"))
+
+
+def _stimulate_line(net, line: str, ligand: str, hours=2.0, params=None):
+    """pAKT/pERK of the signalling-calibration model ``net`` after 10 nM ligand, cells of ``line`` (its
+    conditions.tsv receptor numbers; ``params`` overrides, internal units), t = 0, 5, 10, ..., 120 min."""
+    with open(_CALIBRATION / "conditions.tsv") as fh:
+        row = next(r for r in csv.DictReader(fh, delimiter="\t") if r["conditionId"] == f"{line}_unstimulated")
+    base = {**{k: float(v) for k, v in row.items() if k != "conditionId"}, **(params or {})}
+    p = net.parameters_with(base)
+    x0 = steady_state(net, net.initial_state(p), p)
+    q = net.parameters_with({**base, ligand: 10.0})
+    t = np.linspace(0.0, hours, 25)
+    sol = solve_ivp(lambda _t, x: net.rhs(x, q), (0.0, hours), x0, method="BDF", t_eval=t,
+                    rtol=1e-8, atol=1e-10, jac=lambda _t, x: net.jacobian(x, q))
+    obs = np.array([net.observables(sol.y[:, i], q) for i in range(t.size)])
+    return t * 60.0, {name: obs[:, net.observable_index(name)] for name in ("pAKT", "pERK")}
+
+
+@pytest.mark.parametrize("line", ["BT474", "SKBR3"])
+def test_egf_raises_pakt_in_her2_amplified_cells_within_15_min(calibration_net, line):
+    """EGF reaches PI3K without HER3 through Gab1 on ligand-bound EGFR dimers (Rodrigues 2000 Mol Cell
+    Biol 20:1448; Mattoon 2004 BMC Biol 2:24): in BT-474 and SK-BR-3 pAKT peaks 5-15 min after EGF
+    (Imoto 2020 Cancers 12:2878). Without the Gab1 route (w_PI3K_Gab1 = 0, version 2) it barely moves."""
+    minutes, o = _stimulate_line(calibration_net, line, "EGF")
+    early = minutes <= 15.0
+    assert o["pAKT"][early].max() > 1.15 * o["pAKT"][0]
+
+
+def test_egf_perk_peak_is_early_and_transient(calibration_net):
+    """pERK peaks 5-15 min after EGF and falls again by 2 h (Imoto 2020 Cancers 12:2878 in BT-474,
+    SK-BR-3 and MCF-7): fast RAS/RAF activation, EGFR downregulation and the ERK -> SOS1 feedback
+    (Kholodenko 2000 Eur J Biochem 267:1583; Waters 1995 J Biol Chem 270:20883). Version 2 peaked at
+    20-30 min here (21-87 min across lines) and stayed up. Without the phospho-SOS1 feedback
+    (f_SOS_fb = 0) less of the peak is lost by 60 min."""
+    minutes, o = _stimulate_line(calibration_net, "SKBR3", "EGF")
+    perk = o["pERK"]
+    peak = int(np.argmax(perk))
+    assert minutes[peak] <= 15.0
+    rise = perk[peak] - perk[0]
+    assert rise > 0.5 * perk[0]                       # a real peak, not noise
+    assert perk[-1] - perk[0] < 0.5 * rise            # at 120 min more than half of the rise is gone
+    _, off = _stimulate_line(calibration_net, "SKBR3", "EGF", params={"f_SOS_fb": 0.0})
+    at60 = int(np.argmin(np.abs(minutes - 60.0)))
+
+    def lost(p):
+        return (p.max() - p[at60]) / (p.max() - p[0])
+
+    assert lost(perk) > lost(off["pERK"])
+
+
+def test_her3_is_phosphorylated_without_her2(calibration_net):
     """Ligand-bound HER3 pairs with EGFR and HER4 too (Chen 2009 Mol Syst Biol dimer set): with no
-    HER2 at all, heregulin (+ EGF) still phosphorylates HER3, more with more HER4."""
-    base = {"NK_activity": 0.0, "HER2_expression": 0.0}
-    lo = _stimulate({"HRG": 10.0, "EGF": 10.0}, base=base)
-    hi = _stimulate({"HRG": 10.0, "EGF": 10.0}, base={**base, "HER4_expression": 40.0})
+    HER2 at all, heregulin (+ EGF) still phosphorylates HER3, more with more HER4. Run on the
+    signalling-calibration model (the same receptor module without ER, cell cycle, immune, ADC: ~2x
+    cheaper; nothing there acts on receptors within 2 h)."""
+    base = {"HER2_expression": 0.0}
+    net = calibration_net
+    lo = _stimulate({"HRG": 10.0, "EGF": 10.0}, base=base, net=net)
+    hi = _stimulate({"HRG": 10.0, "EGF": 10.0}, base={**base, "HER4_expression": 40.0}, net=net)
     assert lo["pHER3"][-1] > 0.01
     assert hi["pHER3"][-1] > 2 * lo["pHER3"][-1]
 
