@@ -50,6 +50,7 @@ import her2sim
 import her2sim.solvers.certify
 from her2sim.solvers.batch import lu_plan, simulate_batch
 from her2sim.solvers.ckernels import cpu_kernels
+from her2sim.solvers.tableaus import auto_method
 
 ROOT = Path(__file__).resolve().parents[1]
 T_EVAL = np.linspace(0.0, 72.0, 73)
@@ -354,6 +355,7 @@ def main() -> None:
         say("|---|---|---|---|---|---|---|---|---|---|---|")
         le, lv = np.log([r[1] for r in rr_curve]), np.log([r[2] for r in rr_curve])
         lvc = np.log([r[3] for r in rr_curve])
+        chosen = []
         for method, rtol, B, workers, err, speed, cpu_speed in batch_rows:
             if B != sizes[-1] and B != 10000:
                 continue
@@ -363,6 +365,13 @@ def main() -> None:
             cpu_cols = (f"{cpu_speed:.0f} | {rr_cpu:.0f} | {cpu_speed / rr_cpu:.1f}x" if workers == 1 else " | | ")
             say(f"| {method} | {rtol:g} | {B} | {workers} | {err:.1e} | {speed:.0f} | {rr_speed:.0f}"
                 f"{'' if inside else ' (outside its curve: its end value)'} | {speed / rr_speed:.1f}x | {cpu_cols} |")
+            if workers == 1 and method.split()[0] == auto_method(rtol):
+                chosen.append(f"{method} at rtol {rtol:g} (error {err:.1e}): {speed / rr_speed:.1f}x wall, "
+                              f"{cpu_speed / rr_cpu:.1f}x per CPU-s")
+        if chosen:
+            say()
+            say("The methods `method=\"auto\"` chooses (her2sim.solvers.tableaus.auto_method), one worker, at equal "
+                "error vs libRoadRunner: " + "; ".join(chosen) + ".")
     if args.no_profile:
         return
     say()
