@@ -308,7 +308,7 @@ def _run(shared, batch: ConditionBatch) -> dict:
                 horizon = rds[j].time_h
                 engine = opts.steady_engine or opts.engine
                 found = rest_states.solve(network, X0[live], P0, engine=engine, max_time_h=horizon,
-                                                kernels=opts.kernels, **batch_kwargs)
+                                          kernels=opts.kernels, **batch_kwargs)
                 ss = _Series(network, found.states[:, None, :], P0[:, None, :], targets)
                 value[live, j] = np.where(found.ok, ss.at(rds[j].name, 0), np.nan)
                 initial[live, j] = _Series(network, X0[live][:, None, :], P0[:, None, :], targets).at(rds[j].name, 0)
