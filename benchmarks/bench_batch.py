@@ -14,7 +14,11 @@ this process, with BLAS pinned to one thread. --full adds B = 1e5. --write repla
 results section of benchmarks/README.md. The cProfile of one B = 1e4 run is printed at the end.
 Batch rows run with the NumPy operations ("numpy") and/or the compiled C kernels ("C",
 her2sim.solvers.ckernels, built once before the timings: the build time is printed on its own line and
-is not in any cond/s); --fused picks numpy, c or both.
+is not in any cond/s); --fused picks numpy, c or both. --reuse-output adds C rows (one worker) timing
+a call that writes into an earlier call's output array (``simulate_batch(out=...)``), as a run's
+later calls of one size do: the operating system's zeroing of a fresh B x T x n output (system time,
+10-40 % of a C-path run here, depending on the machine's load) is then not paid; libRoadRunner's
+loop, whose per-condition results are small, recycles its memory the same way.
 
 Worker scaling only (about a minute on a quiet 2-core machine; nothing else runs):
     python benchmarks/bench_batch.py --scaling 100000 [--rtols 1e-4] [--methods rodas4] [--repeats 2]
@@ -50,6 +54,7 @@ import her2sim
 import her2sim.solvers.certify
 from her2sim.solvers.batch import lu_plan, simulate_batch
 from her2sim.solvers.ckernels import cpu_kernels
+from her2sim.solvers.tableaus import auto_method
 
 ROOT = Path(__file__).resolve().parents[1]
 T_EVAL = np.linspace(0.0, 72.0, 73)
@@ -121,11 +126,16 @@ def _cpu_with_children() -> float:
                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-def _child(conn, net, P, rtol, workers, x_rest, method, certify, fused):
+def _child(conn, net, P, rtol, workers, x_rest, method, certify, fused, reuse=False):
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = None
+    if reuse:  # as a run's later calls of one size: the output array of an earlier call (untimed), its pages touched
+        out = np.empty((len(P), len(T_EVAL), net.n_species))
+        simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, method=method, certify=None,
+                       fused=fused, out=out)
     t0, c0, call = time.perf_counter(), time.process_time(), _cpu_with_children()
     res = simulate_batch(net, X0=x_rest, P=P, t_eval=T_EVAL, rtol=rtol, atol=ATOL, workers=workers, method=method,
-                         certify=certify, fused=fused)
+                         certify=certify, fused=fused, out=out)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0  # cpu: this process only (workers=1)
     cpu_all = _cpu_with_children() - call  # with the forked workers' CPU (workers > 1)
     if certify is not None:  # report the certificate and its share of the wall time
@@ -139,13 +149,14 @@ def _child(conn, net, P, rtol, workers, x_rest, method, certify, fused):
     conn.close()
 
 
-def batch_path(net, P, rtol, workers, x_rest, method="rodas4", certify=None, fused=False):
+def batch_path(net, P, rtol, workers, x_rest, method="rodas4", certify=None, fused=False, reuse=False):
     """Run in a forked child so peak memory is measured per configuration (without the accuracy
     certificate unless ``certify`` is given: its cost is reported separately). ``fused``: False
-    (NumPy operations) or built CpuKernels (inherited by the fork)."""
+    (NumPy operations) or built CpuKernels (inherited by the fork). ``reuse``: time a second call
+    writing into the first one's output array (``out=``)."""
     parent, child = mp.get_context("fork").Pipe()
     proc = mp.get_context("fork").Process(target=_child, args=(child, net, P, rtol, workers, x_rest, method,
-                                                               certify, fused))
+                                                               certify, fused, reuse))
     proc.start()
     out = parent.recv()
     proc.join()
@@ -233,6 +244,9 @@ def main() -> None:
                     help="batch rows with the NumPy operations, the compiled C kernels, or both")
     ap.add_argument("--rtols", default="1e-6,1e-4", help="tolerances, comma-separated")
     ap.add_argument("--no-certificate", action="store_true", help="skip the accuracy-certificate runs")
+    ap.add_argument("--reuse-output", action="store_true",
+                    help="also time C rows (one worker) whose call writes into an earlier call's output array "
+                         "(simulate_batch(out=...), as a run's later calls of one size: no fresh pages to zero)")
     ap.add_argument("--workers", default="1,2", help="worker counts of the batch rows (B >= 1000), comma-separated")
     ap.add_argument("--scaling", type=int, default=0, metavar="B",
                     help="only the worker-scaling table at this batch size (see the module docstring)")
@@ -317,6 +331,14 @@ def main() -> None:
                         say(f"| batch {method} {label}, workers={workers} | {rtol:g} | {B} | {B / dt:.0f} | "
                             f"{B / dt / base[rtol]:.1f} | {err:.1e} | {steps:.0f} (+{rej:.1f} rej.) | {mem:.0f} |"
                             + ("" if n_ok == B else f" {B - n_ok} failed"))
+                for B in (sizes if label == "C" and args.reuse_output else ()):  # one worker
+                    dt, Y, steps, rej, n_ok, mem, cpu, _ = batch_path(net, P_all[:B], rtol, 1, x_rest, method,
+                                                                      fused=fused, reuse=True)
+                    err = max_err(Y[:args.refs], ref)
+                    batch_rows.append((f"{method} C, out= reused", rtol, B, 1, err, B / dt, B / cpu))
+                    say(f"| batch {method} C, output array reused (out=), workers=1 | {rtol:g} | {B} | {B / dt:.0f} | "
+                        f"{B / dt / base[rtol]:.1f} | {err:.1e} | {steps:.0f} (+{rej:.1f} rej.) | {mem:.0f} |"
+                        + ("" if n_ok == B else f" {B - n_ok} failed"))
             if args.no_certificate:
                 continue
             B = sizes[-1]
@@ -354,6 +376,7 @@ def main() -> None:
         say("|---|---|---|---|---|---|---|---|---|---|---|")
         le, lv = np.log([r[1] for r in rr_curve]), np.log([r[2] for r in rr_curve])
         lvc = np.log([r[3] for r in rr_curve])
+        chosen = []
         for method, rtol, B, workers, err, speed, cpu_speed in batch_rows:
             if B != sizes[-1] and B != 10000:
                 continue
@@ -363,6 +386,13 @@ def main() -> None:
             cpu_cols = (f"{cpu_speed:.0f} | {rr_cpu:.0f} | {cpu_speed / rr_cpu:.1f}x" if workers == 1 else " | | ")
             say(f"| {method} | {rtol:g} | {B} | {workers} | {err:.1e} | {speed:.0f} | {rr_speed:.0f}"
                 f"{'' if inside else ' (outside its curve: its end value)'} | {speed / rr_speed:.1f}x | {cpu_cols} |")
+            if workers == 1 and method.split()[0] == auto_method(rtol):
+                chosen.append(f"{method} at rtol {rtol:g} (error {err:.1e}): {speed / rr_speed:.1f}x wall, "
+                              f"{cpu_speed / rr_cpu:.1f}x per CPU-s")
+        if chosen:
+            say()
+            say("The methods `method=\"auto\"` chooses (her2sim.solvers.tableaus.auto_method), one worker, at equal "
+                "error vs libRoadRunner: " + "; ".join(chosen) + ".")
     if args.no_profile:
         return
     say()

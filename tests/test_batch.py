@@ -15,6 +15,7 @@ from scipy.integrate import solve_ivp
 
 from her2sim import Her2simError, compile_network, load_model
 from her2sim.solvers.batch import STATUS_CODES, TABLEAUS, BatchResult, breakpoints_from_conditions, simulate_batch
+from her2sim.executors import shared_empty
 from her2sim.model.load import models_dir
 from her2sim.solvers.solve import Condition
 
@@ -221,7 +222,8 @@ def test_washout_breakpoints_match_the_scipy_path_with_events():
         Condition({"drug": 300.0}, {}, ((36.0, {"drug": 0.0}),)),
     ]
     P, bps = breakpoints_from_conditions(net, conds)
-    res = simulate_batch(net, P=P, t_eval=t, breakpoints=bps, rtol=1e-6)
+    # no accuracy certificate: it is checked against the reference here, and with breakpoints in test_certify
+    res = simulate_batch(net, P=P, t_eval=t, breakpoints=bps, rtol=1e-6, certify=None)
     assert res.ok.all()
     for b, c in enumerate(conds):
         ref = radau_with_events(net, c, t)
@@ -250,8 +252,18 @@ def test_workers_give_the_same_answer_as_one_process():
     P[2, 0] = np.nan
     t = np.linspace(0, 12, 13)
     one = simulate_batch(net, P=P, t_eval=t)
-    two = simulate_batch(net, P=P, t_eval=t, workers=2)
+    # into a caller-owned output (shared memory for forked workers), every stale value overwritten
+    shared = shared_empty(one.states.shape)
+    shared.fill(7.0)
+    two = simulate_batch(net, P=P, t_eval=t, workers=2, out=shared)
+    assert two.states is shared
     np.testing.assert_array_equal(one.states, two.states)
+    with pytest.raises(Her2simError, match="shared memory"):
+        simulate_batch(net, P=P, t_eval=t, workers=2, out=np.empty(one.states.shape))
+    private = np.full(one.states.shape, -3.0)
+    again = simulate_batch(net, P=P, t_eval=t, out=private, certify=None)
+    assert again.states is private
+    np.testing.assert_array_equal(one.states, again.states)
     np.testing.assert_array_equal(one.status_code, two.status_code)
     np.testing.assert_array_equal(one.steps, two.steps)
     assert one.messages == two.messages
@@ -310,6 +322,8 @@ def test_to_result_adds_observables_and_labels():
     ({"breakpoints": [(1.0, {})]}, "non-empty mapping"),
     ({"breakpoints": [(1.0, {"kon": np.ones(5)})]}, "values must be a scalar"),
     ({"breakpoints": [(1.0, {"nope": 1.0})]}, "unknown parameter"),
+    ({"out": np.empty((1, 2, 3))}, "out must be a writable C-contiguous float64 array of shape"),
+    ({"out": np.empty((1, 2, 4), dtype=np.float32)}, "out must be a writable"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_invalid_arguments_are_named(kwargs, match):
     net = net_of(MODELS / "binding.toml")

@@ -163,6 +163,27 @@ def test_auto_builds_only_for_large_batches_and_a_cache_builds_once(monkeypatch)
     second = simulate_batch(net, t_eval=[1.0], certify=None, fused=cache)
     assert first.attrs["fused"] and second.attrs["fused"] and len(cache) == 1
     assert second.attrs["kernels_compile_s"] == 0.0
+    # the rest-state search gets the run's cache like the time course: used once it holds the held
+    # network's kernels (binding.toml holds no species: the same source, no new build) or the
+    # search is large enough to pay for a build; otherwise simulate_batch decides ("auto")
+    from her2sim.experiments import reststate
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["fused"])
+        return simulate_batch(*args, **kwargs)
+    monkeypatch.setattr(reststate, "simulate_batch", spy)
+    X = np.tile(net.x0, (2, 1))
+    P = np.tile(net.p0, (2, 1)) * np.array([[1.0], [1.5]])
+    monkeypatch.setattr(batch_module, "AUTO_FUSED_MEMBERS", 10**6)
+    empty = ckernels.KernelCache()
+    fresh = reststate.RestStates().solve(net, X, P, engine="batch", kernels=empty)
+    assert seen and all(f == "auto" for f in seen) and len(empty) == 0
+    seen.clear()
+    monkeypatch.setattr(batch_module, "AUTO_FUSED_MEMBERS", 2)
+    found = reststate.RestStates().solve(net, X, P, engine="batch", kernels=cache)
+    assert seen and all(f is cache for f in seen) and len(cache) == 1 and found.ok.all()
+    np.testing.assert_allclose(found.states, fresh.states, rtol=1e-8, atol=1e-12)
 
 
 @needs_cc

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..solvers.batch import simulate_batch
+from ..solvers.batch import auto_fused_members, simulate_batch
 from ..errors import IntegrationError, InvalidArgument
 from ..model.network import Network, compile_network
 from ..solvers.scipy_engine import relative_drift, steady_state
@@ -88,11 +88,16 @@ class RestStates:
         return self._held[key]
 
     def solve(self, network: Network, X0, P, *, engine: str = "scipy", method: str = "rodas4", rtol: float = 1e-6,
-              atol: float = 1e-9, max_steps: int = 100_000, max_time_h: float | None = None) -> RestResult:
+              atol: float = 1e-9, max_steps: int = 100_000, max_time_h: float | None = None,
+              kernels=None) -> RestResult:
         """Steady states of the rows of X0 (m, n) with parameters P (m, n_params) as given (set the
         doses to 0 for the drug-free rest state). Each distinct row is solved once. ``method``,
         ``rtol`` (at most 1e-6), ``atol`` and ``max_steps`` are the batch engine's;
-        ``max_time_h`` caps the search (default 1e6 h)."""
+        ``max_time_h`` caps the search (default 1e6 h). ``kernels``: the run's
+        :class:`~her2sim.solvers.ckernels.KernelCache` (as for the time course): the batch engine uses
+        the held network's compiled kernels from it, building them into it when the search has
+        enough rows to pay for a build (:func:`~her2sim.solvers.batch.auto_fused_members`) or they
+        are there already; None: ``simulate_batch``'s ``fused="auto"``."""
         if engine not in ENGINES:
             raise InvalidArgument(f"engine must be one of {ENGINES}, got {engine!r}")
         X0, P = np.atleast_2d(np.asarray(X0, dtype=float)), np.atleast_2d(np.asarray(P, dtype=float))
@@ -119,7 +124,7 @@ class RestStates:
             if engine == "scipy":
                 bad = self._scipy(network, Xu, Pu, todo, max_time_h)
             else:
-                bad = self._batch(network, Xu, Pu, todo, method, rtol, atol, max_steps, max_time_h)
+                bad = self._batch(network, Xu, Pu, todo, method, rtol, atol, max_steps, max_time_h, kernels)
             for u in todo:
                 if int(u) not in bad:
                     self.cache.put(keys[u], Xu[u])
@@ -144,8 +149,12 @@ class RestStates:
                 bad[int(u)] = str(exc)
         return bad
 
-    def _batch(self, network, Xu, Pu, todo, method, rtol, atol, max_steps, max_time_h) -> dict:
+    def _batch(self, network, Xu, Pu, todo, method, rtol, atol, max_steps, max_time_h, kernels=None) -> dict:
         held = self.held(network)
+        rtol = min(rtol, 1e-6)
+        fused = "auto"
+        if kernels is not None and (len(todo) >= auto_fused_members(rtol) or kernels.has(held, "markowitz")):
+            fused = kernels
         horizons = self.horizons if max_time_h is None else \
             tuple(h for h in self.horizons if h < max_time_h) + (float(max_time_h),)
         bad: dict[int, str] = {}
@@ -153,7 +162,7 @@ class RestStates:
         drift = np.zeros(len(Xu))
         for horizon in horizons:
             res = simulate_batch(held, Xu[pending], Pu[pending], t_eval=np.array([horizon]), method=method,
-                                 rtol=min(rtol, 1e-6), atol=atol, max_steps=max_steps,
+                                 rtol=rtol, atol=atol, max_steps=max_steps, fused=fused,
                                  certify=None)  # a steady-state search: its drift test is the check
             for k in np.nonzero(~res.ok)[0]:
                 bad[int(pending[k])] = f"{Status(int(res.status_code[k])).label}: {res.messages[k]}"

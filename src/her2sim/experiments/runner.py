@@ -270,7 +270,7 @@ def _run(shared, batch: ConditionBatch) -> dict:
             rows = len(np.unique(np.hstack([X0, P_rest]), axis=0))
             engine = opts.rest_engine if opts.rest_engine != "auto" else (
                 "scipy" if opts.engine == "scipy" or rows <= REST_SCIPY_MAX_ROWS else "batch")
-            rest = rest_states.solve(network, X0, P_rest, engine=engine, **batch_kwargs)
+            rest = rest_states.solve(network, X0, P_rest, engine=engine, kernels=opts.kernels, **batch_kwargs)
             X0 = rest.states
             for k, why in rest.messages.items():
                 rest_code[k] = code[k] = Status.PREEQUILIBRATION
@@ -307,7 +307,8 @@ def _run(shared, batch: ConditionBatch) -> dict:
             for j in steady:  # one search per horizon (usually all None: one search)
                 horizon = rds[j].time_h
                 engine = opts.steady_engine or opts.engine
-                found = rest_states.solve(network, X0[live], P0, engine=engine, max_time_h=horizon, **batch_kwargs)
+                found = rest_states.solve(network, X0[live], P0, engine=engine, max_time_h=horizon,
+                                          kernels=opts.kernels, **batch_kwargs)
                 ss = _Series(network, found.states[:, None, :], P0[:, None, :], targets)
                 value[live, j] = np.where(found.ok, ss.at(rds[j].name, 0), np.nan)
                 initial[live, j] = _Series(network, X0[live][:, None, :], P0[:, None, :], targets).at(rds[j].name, 0)

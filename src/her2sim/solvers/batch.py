@@ -56,7 +56,8 @@ from .result import Result, status_message as Status  # Status(code, message) ->
 from ..experiments.condition import Condition, dosed, doses_at
 from .sparse_lu import SparseLU, symbolic_lu
 from .stepping import (BLOWUP, COMPACT_FRACTION, DIVERGED, FAC_DOWN, FAC_UP, MAX_STEPS, NOT_FINITE, OK, SAFE, UNDERFLOW,
-                       Schedule, Work, apply_breakpoints, as_schedule, dense, initial_step, next_stop, rms0)
+                       Schedule, Work, apply_breakpoints, as_schedule, check_output_buffer, dense, initial_step,
+                       next_stop, rms0)
 from .tableaus import RODAS4, RODAS5P, TABLEAUS, RosenbrockTableau, auto_method  # noqa: F401 (re-exported)
 from ..validate import MAX_OUTPUT_BYTES, check_count, check_real, check_size, check_tolerances
 
@@ -172,7 +173,7 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
                    workers: int = 1, progress: bool = False, ordering: str = "markowitz",
                    fixed_step: float | None = None,
                    certify: float | CertifyOptions | None = CertifyOptions(), backend="numpy",
-                   slab: int | None = None, fused="auto") -> BatchResult:
+                   slab: int | None = None, fused="auto", out: np.ndarray | None = None) -> BatchResult:
     """Integrate B conditions of one network together with a stiff Rosenbrock method.
 
     Parameters
@@ -207,6 +208,9 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
         (:mod:`her2sim.solvers.backend`); other than "numpy" it runs :mod:`her2sim.solvers.batch_xp` (no
         breakpoints, model events, fixed_step or workers there). Results are NumPy arrays.
     slab : members integrated together on a non-NumPy backend (default :data:`DEVICE_SLAB`).
+    out : a caller-owned float64 C-contiguous (B, T, n_species) array for the states (all overwritten;
+        ``result.states`` is it), reused across calls of one size so the system does not zero fresh
+        output pages again (see README); with ``workers > 1``: :func:`her2sim.executors.shared_empty`.
     fused : run the right-hand side, Jacobian, LU factor and LU solve (and, on the NumPy backend,
         the error norm and dense output) as compiled code, one call each per step. NumPy backend: C
         built with the system compiler (:mod:`her2sim.solvers.ckernels`, checked against NumPy before
@@ -306,7 +310,11 @@ def simulate_batch(network: Network, X0=None, P=None, *, t_eval, t_span=None, me
 
     # written by the integrator (each worker its own rows; outputs a failed member never reached are
     # set to NaN when it leaves the active set): no up-front fill, whose first touch cost page faults
-    states = shared_empty((B, len(grid), n)) if workers > 1 and B > 1 else np.empty((B, len(grid), n))
+    if out is not None:
+        check_output_buffer(out, (B, len(grid), n), workers > 1 and B > 1 and bk.is_numpy)
+        states = out
+    else:
+        states = shared_empty((B, len(grid), n)) if workers > 1 and B > 1 else np.empty((B, len(grid), n))
     p_traj = None
     if network.spec.events:
         p_traj = shared_empty((B, len(grid), p)) if workers > 1 and B > 1 else np.empty((B, len(grid), p))

@@ -10,6 +10,7 @@ IV.8, eq. 8.21) with the constants of rodas.f, and the starting step of Hairer, 
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -99,6 +100,22 @@ class Work:
         """Make y1 the current state; returns it."""
         self._cur, self._next = self._next, self._cur
         return self.y(B)
+
+
+def check_output_buffer(out, shape: tuple, shared: bool) -> None:
+    """Refuse an ``out=`` array of :func:`simulate_batch` that is not a writable C-contiguous float64
+    array of ``shape``, or (``shared``: forked workers write it) not in shared memory."""
+    if not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == shape
+            and out.flags.c_contiguous and out.flags.writeable):
+        what = (f"{out.dtype} array of shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__)
+        raise InvalidArgument(f"out must be a writable C-contiguous float64 array of shape {shape} (members, times, "
+                              f"species), got a {what}; e.g. np.empty({shape})")
+    base = out
+    while shared and base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    if shared and base is None:
+        raise InvalidArgument("out: with workers > 1 the output must be shared memory that forked workers can write "
+                              "(her2sim.executors.shared_empty(shape)); or use workers=1")
 
 
 # ----------------------------------------------------------------------------- breakpoints (NumPy path)

@@ -113,5 +113,19 @@ def auto_method(rtol: float) -> str:
     """The tableau ``method="auto"`` uses at this rtol. On the default HER2 model (B = 2000, same
     run, benchmarks/README.md) Rodas5P took 0.6-0.9x Rodas4's stage evaluations for rtol 1e-3..1e-7
     and had 1.3-3.7x smaller errors, so it is cheaper at equal error over that whole range; above
-    rtol 1e-3 (not measured) Rodas4 is kept."""
+    rtol 1e-3 (not measured) Rodas4 is kept. Measured again with the C kernels (B = 1e4, one
+    process, 2026-11-28, same run; cond per CPU-s, load 4-5; error against Radau 1e-10): rtol 1e-4:
+    Rodas4 error 1.0e-4 at 11,071, Rodas5P 1.9e-5 at 11,655; rtol 2e-4: Rodas4 1.05e-4 at 12,809;
+    rtol 1e-3: Rodas4 4.8e-4 at 15,884, Rodas5P 1.3e-4 at 13,274. At a given rtol Rodas5P costs about
+    the same and is 3-5x more accurate; at equal error near 1e-4 the two are within the noise
+    (12,809 vs 13,274), so Rodas5P stays the choice at rtol <= 1e-3.
+
+    No lower-order method is offered for loose tolerances: on the HER2 time courses the accepted
+    steps grow by a steady 1.3-1.5x per step from ~0.03 h to ~20 h (Rodas4, rtol 1e-4: 21 steps;
+    Rodas5P: 16), i.e. the step count is set by the decades of time scales of the relaxation, each
+    costing more steps the lower the order. The step is set by the embedded estimate (error ~ h^(q+1),
+    q its order: 3 for Rodas4, 2 for an order-3 method), so at equal error constants an order-3 method
+    of 4 stages needs about (1e4)^(1/3) / (1e4)^(1/4) = 2.2x Rodas4's steps at rtol 1e-4, for 4/6 of
+    its stages per step: ~1.4x the work; the two tried (ROS3P, RODAS3; benchmarks/README.md) took
+    2-3x the steps."""
     return "rodas5p" if rtol <= 1e-3 else "rodas4"
