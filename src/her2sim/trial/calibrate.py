@@ -253,15 +253,21 @@ def stack_arms(prep: PreparedTrial) -> CalibrationTrial:
     return CalibrationTrial(prep, np.concatenate(rows), rates)
 
 
+def _stacked_outcomes(ct: CalibrationTrial, overrides: dict) -> tuple:
+    """(tumour inputs, per-patient outcomes) of every arm of ``ct`` at the knobs ``overrides``."""
+    prep, spec = ct.prep, ct.spec
+    inputs = tumour_inputs(spec, prep.cohort, prep.z_growth, prep.z_resistant, prep.split, **overrides)
+    o = arm_outcomes(spec, ct.rates, inputs, ct.rows, prep.cohort["brain_mets"][ct.rows], prep.dropout_u[ct.rows])
+    return inputs, merge_outcomes([(ct.rows, o)], prep.cohort.n)
+
+
 def evaluate_stacked(ct: CalibrationTrial, **overrides) -> TrialResult:
     """The trial's per-patient outcomes at the knobs ``overrides`` (:func:`tumour_inputs`), without
     the summary statistics (``summary`` empty): what :func:`~her2sim.trial.trial.target_value` reads."""
-    prep, spec = ct.prep, ct.spec
-    coh = prep.cohort
-    inputs = tumour_inputs(spec, coh, prep.z_growth, prep.z_resistant, prep.split, **overrides)
-    o = arm_outcomes(spec, ct.rates, inputs, ct.rows, coh["brain_mets"][ct.rows], prep.dropout_u[ct.rows])
-    df = patient_table(spec, coh, prep.arm_index, inputs, merge_outcomes([(ct.rows, o)], coh.n))
-    return TrialResult(spec, df, {}, {}, {}, dict(prep.timings))
+    prep = ct.prep
+    inputs, outcomes = _stacked_outcomes(ct, overrides)
+    df = patient_table(ct.spec, prep.cohort, prep.arm_index, inputs, outcomes)
+    return TrialResult(ct.spec, df, {}, {}, {}, dict(prep.timings))
 
 
 def proportion_se(p_obs: float, n: int | None = None) -> float:
@@ -275,17 +281,17 @@ def stacked_columns(ct: CalibrationTrial, **overrides) -> dict:
     """The patient table of :func:`evaluate_stacked` as ``{column: (N,) array}`` (cohort features,
     arm, outcomes), without building a DataFrame: what
     :func:`~her2sim.trial.trial.target_value_columns` reads."""
-    prep, spec = ct.prep, ct.spec
-    coh = prep.cohort
-    inputs = tumour_inputs(spec, coh, prep.z_growth, prep.z_resistant, prep.split, **overrides)
-    o = arm_outcomes(spec, ct.rates, inputs, ct.rows, coh["brain_mets"][ct.rows], prep.dropout_u[ct.rows])
-    cols = {k: np.asarray(v) for k, v in coh.features.items()}
-    cols["arm"] = np.array([a.name for a in spec.arms], dtype=object)[prep.arm_index]
-    cols.update(merge_outcomes([(ct.rows, o)], coh.n))
+    prep = ct.prep
+    _inputs, outcomes = _stacked_outcomes(ct, overrides)
+    cols = {k: np.asarray(v) for k, v in prep.cohort.features.items()}
+    cols["arm"] = np.array([a.name for a in ct.spec.arms], dtype=object)[prep.arm_index]
+    cols.update(outcomes)
     return cols
 
 
-def _score(spec, target, sim: float) -> Residual:
+def score(spec, target, sim: float) -> Residual:
+    """:class:`Residual` of one read-out ``target`` of ``spec`` at its ``sim`` value (what the
+    objective scores; used to check a run against a fit record)."""
     kind = READOUT_KINDS[target.metric]
     w = verification_weight(target.source)
     sub = ",".join(f"{k}={v}" for k, v in target.subgroup.items())
@@ -304,19 +310,13 @@ def _score(spec, target, sim: float) -> Residual:
                     float(term))
 
 
-def score(spec, target, simulated: float) -> Residual:
-    """:class:`Residual` of one read-out ``target`` of ``spec`` at its ``simulated`` value (what the
-    objective scores; used to check a run against a fit record)."""
-    return _score(spec, target, simulated)
-
-
 def trial_residuals(ct, theta) -> list:
     """:class:`Residual` of every read-out of one trial (a :class:`CalibrationTrial` or a
     :class:`~her2sim.trial.trial.PreparedTrial`) at log parameters ``theta``."""
     if isinstance(ct, PreparedTrial):
         ct = stack_arms(ct)
     cols = stacked_columns(ct, **_knobs(np.asarray(theta, float)))
-    return [_score(ct.spec, t, target_value_columns(ct.spec, cols, t)) for t in ct.spec.targets]
+    return [score(ct.spec, t, target_value_columns(ct.spec, cols, t)) for t in ct.spec.targets]
 
 
 def _trial_task(shared, item):

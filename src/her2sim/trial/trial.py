@@ -706,10 +706,16 @@ def _compare(t, e, x) -> dict:
                 "logrank_chi2": float("nan"), "logrank_p": float("nan"), "note": str(exc)}
 
 
+def cns_response_share(best_change_pct: np.ndarray, decrease: float) -> float:
+    """Share of the brain lesions whose best change ``best_change_pct`` (%, one per patient with a
+    measured brain lesion) is a shrinkage by at least ``decrease`` (fraction of the diameter); NaN for none."""
+    return float(np.mean(best_change_pct <= -100.0 * decrease)) if len(best_change_pct) else float("nan")
+
+
 def cns_response_rate(b, decrease: float) -> float:
     """Share of the patients ``b`` (rows with a measured brain lesion) whose brain lesion shrank by at
     least ``decrease`` (fraction of its diameter) before CNS progression; NaN for none."""
-    return float(np.mean(b.cns_best_change_pct.values <= -100.0 * decrease)) if len(b) else float("nan")
+    return cns_response_share(b.cns_best_change_pct.values, decrease)
 
 
 def target_value(result: TrialResult, target: Target) -> float:
@@ -734,7 +740,7 @@ def target_value_columns(spec: TrialSpec, cols: dict, target: Target) -> float:
     if target.metric == "cns_orr":
         decrease = getattr(spec, "cns_response_decrease", RANO_BM_DECREASE)   # duck-typed specs: RANO-BM
         b = d & np.asarray(cols["brain_mets"]).astype(bool)
-        return float(np.mean(cols["cns_best_change_pct"][b] <= -100.0 * decrease)) if b.any() else float("nan")
+        return cns_response_share(cols["cns_best_change_pct"][b], decrease)
     if target.metric == "cns_first_progression":
         first = cns_first(cols["cns_progressed"][d], cols["cns_pfs_months"][d], cols["progressed"][d],
                           cols["pfs_months"][d])
